@@ -1,0 +1,621 @@
+"""Sessions and channels: protocol events in, domain calls out.
+
+Theory of operation: one :class:`Session` per client connection owns the
+protocol object (:class:`~warrenmq.protocol.connection.ServerConnection`) and a
+:class:`Channel` per open channel.  ``handle_events`` dispatches each event to a
+handler named after its AMQP method (``on_basic_publish``), looked up once per
+method class in a table.  Handlers raise :class:`SoftError` (the channel is
+closed with that code and text) or :class:`HardError` (the connection is
+closed); an unexpected exception closes only that connection with
+INTERNAL_ERROR and is logged, so one bad connection never takes the broker down.
+
+A channel owns its delivery-tag counter, the unacked map (tag -> queue entry),
+its consumers, QoS settings, and confirm/tx mode.  Publisher confirms are
+coalesced: every publish in a batch of received frames is acked with one
+``basic.ack(multiple=True)`` at the end of the batch (``end_of_batch``).
+"""
+from __future__ import annotations
+
+import logging
+import struct
+
+from ..protocol import spec
+from ..protocol.codec import encode_shortstr
+from ..protocol.connection import CLOSING, parse_credentials
+from ..protocol.errors import AMQPError, HardError, SoftError
+from ..protocol.spec import (
+    ACCESS_REFUSED, CHANNEL_ERROR, COMMAND_INVALID, INTERNAL_ERROR, NOT_ALLOWED, NOT_FOUND,
+    NOT_IMPLEMENTED, NO_ROUTE, PRECONDITION_FAILED, REPLY_SUCCESS,
+)
+from .message import Message
+from .queue import Consumer
+from .vhost import generated_name
+
+log = logging.getLogger("warrenmq.session")
+
+_QB = struct.Struct(">QB").pack
+_I = struct.Struct(">I").pack
+_GET_OK_HEAD = struct.Struct(">HHQB").pack
+_DELIVER_HEAD = struct.pack(">HH", spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
+_RETURN_HEAD = struct.pack(">HH", spec.BasicReturn.CLASS_ID, spec.BasicReturn.METHOD_ID)
+_H = struct.Struct(">H").pack
+_CHANNEL_OPEN = spec.ChannelOpen.INDEX
+
+
+class Channel:
+    __slots__ = ("session", "number", "proto", "consumers", "unacked", "next_tag", "prefetch_count",
+                 "global_prefetch", "unacked_count", "paused", "confirm", "publish_seq", "confirm_acked",
+                 "tx", "last_queue", "closed")
+
+    def __init__(self, session: "Session", number: int):
+        self.session = session
+        self.number = number
+        self.proto = session.proto
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: dict = {}
+        self.next_tag = 1
+        self.prefetch_count = 0
+        self.global_prefetch = 0
+        self.unacked_count = 0
+        self.paused = session.paused
+        self.confirm = False
+        self.publish_seq = 0  # last publish sequence number in confirm mode
+        self.confirm_acked = 0  # last sequence number confirmed to the client
+        self.tx = None  # list of pending operations in tx mode
+        self.last_queue = None
+        self.closed = False
+
+    # ------------------------------------------------------------ deliveries
+    def deliver(self, consumer: Consumer, entry) -> None:
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        entry.delivery_count += 1
+        if consumer.no_ack:
+            entry.queue.stats_acked += 1
+        else:
+            entry.consumer = consumer
+            self.unacked[tag] = entry
+            consumer.unacked += 1
+            self.unacked_count += 1
+            entry.queue.unacked += 1
+        msg = entry.message
+        self.proto.send_content(self.number, consumer.prefix + _QB(tag, entry.redelivered) + msg.ex_rk,
+                                msg.header, msg.body)
+
+    def consumer_cancelled_by_broker(self, consumer: Consumer) -> None:
+        """The queue went away: drop the consumer and tell the client if it listens."""
+        if self.consumers.pop(consumer.tag, None) is None:
+            return
+        if self.session.proto.capabilities.get("consumer_cancel_notify") and not self.closed:
+            self.proto.send_method(self.number, spec.BasicCancel(consumer.tag, True))
+
+    # ------------------------------------------------------------- settling
+    def _take(self, tag: int, multiple: bool) -> list:
+        unacked = self.unacked
+        if multiple:
+            if tag == 0:
+                taken = list(unacked.values())
+                unacked.clear()
+                return taken
+            keys = []
+            for k in unacked:
+                if k > tag:
+                    break
+                keys.append(k)
+            if not keys and tag not in unacked:
+                raise SoftError(PRECONDITION_FAILED, f"unknown delivery tag {tag}")
+            return [unacked.pop(k) for k in keys]
+        entry = unacked.pop(tag, None)
+        if entry is None:
+            raise SoftError(PRECONDITION_FAILED, f"unknown delivery tag {tag}")
+        return [entry]
+
+    def _release(self, entries: list) -> set:
+        """Account for settled entries; return the queues that may dispatch again."""
+        queues = set()
+        for e in entries:
+            c = e.consumer
+            if c is not None:
+                c.unacked -= 1
+                e.consumer = None
+            self.unacked_count -= 1
+            q = e.queue
+            q.unacked -= 1
+            queues.add(q)
+        if self.global_prefetch:
+            for c in self.consumers.values():
+                queues.add(c.queue)
+        return queues
+
+    def ack(self, tag: int, multiple: bool) -> None:
+        entries = self._take(tag, multiple)
+        if len(entries) == 1 and not self.global_prefetch:
+            e = entries[0]
+            c = e.consumer
+            if c is not None:
+                c.unacked -= 1
+                e.consumer = None
+            self.unacked_count -= 1
+            q = e.queue
+            q.unacked -= 1
+            q.stats_acked += 1
+            if q.messages and q.consumers:
+                q.dispatch()
+            return
+        for q in self._release(entries):
+            if q.messages and q.consumers:
+                q.dispatch()
+        for e in entries:
+            e.queue.stats_acked += 1
+
+    def reject(self, tag: int, multiple: bool, requeue: bool) -> None:
+        entries = self._take(tag, multiple)
+        queues = self._release(entries)
+        if requeue:
+            by_queue: dict = {}
+            for e in entries:
+                by_queue.setdefault(e.queue, []).append(e)
+            for q, es in by_queue.items():
+                q.requeue(es)
+        else:
+            self.session.broker.discard(entries)
+        for q in queues:
+            if q.messages and q.consumers:
+                q.dispatch()
+
+    def requeue_all(self) -> None:
+        if not self.unacked:
+            return
+        entries = list(self.unacked.values())
+        self.unacked.clear()
+        queues = self._release(entries)
+        by_queue: dict = {}
+        for e in entries:
+            by_queue.setdefault(e.queue, []).append(e)
+        for q, es in by_queue.items():
+            q.requeue(es)
+        for q in queues:
+            if q.messages and q.consumers:
+                q.dispatch()
+
+    # --------------------------------------------------------------- confirms
+    def confirm_nack(self, seq: int) -> None:
+        self.flush_confirms(seq - 1)
+        self.proto.send_method(self.number, spec.BasicNack(seq, False, False))
+        self.confirm_acked = seq
+
+    def flush_confirms(self, upto: int) -> None:
+        done = self.confirm_acked
+        if upto > done:
+            self.proto.send_method(self.number, spec.BasicAck(upto, upto - done > 1))
+            self.confirm_acked = upto
+
+    # ---------------------------------------------------------------- closing
+    def cleanup(self) -> None:
+        """Release everything the channel holds (on channel or connection close)."""
+        if self.closed:
+            return
+        self.closed = True
+        session = self.session
+        for c in list(self.consumers.values()):
+            session.remove_consumer(c)
+        self.consumers.clear()
+        self.tx = None
+        self.requeue_all()
+
+
+class Session:
+    """One client connection's broker-side state."""
+
+    def __init__(self, broker, proto, peer=None):
+        self.broker = broker
+        self.proto = proto
+        self.peer = peer
+        self.vhost = None
+        self.user = None
+        self.channels: dict[int, Channel] = {}
+        self.exclusive_queues: list = []
+        self.paused = False
+        self.blocked = False
+        self.published = False
+        self.closed = False
+        self._confirming: set = set()
+        self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
+
+    # ---------------------------------------------------------------- events
+    def handle_events(self, events: list) -> None:
+        handlers = HANDLERS
+        channels = self.channels
+        for ch, method, header, body in events:
+            try:
+                if ch:
+                    channel = channels.get(ch)
+                    if channel is None:
+                        # channel.open, or leftovers of a channel closed earlier in this batch
+                        if method.INDEX == _CHANNEL_OPEN:
+                            self.open_channel(ch)
+                        continue
+                    handler = handlers.get(method.INDEX)
+                    if handler is None:
+                        raise HardError(COMMAND_INVALID, f"{method.NAME} is not a client method")
+                    if header is None:
+                        handler(self, channel, method)
+                    else:
+                        handler(self, channel, method, header, body)
+                else:
+                    handler = CONNECTION_HANDLERS.get(method.INDEX)
+                    if handler is not None:
+                        handler(self, method)
+            except SoftError as e:
+                self.channel_error(ch, e, method)
+            except HardError as e:
+                self.proto.close(e.code, e.reply_text, e.class_id or method.CLASS_ID,
+                                 e.method_id or method.METHOD_ID)
+                break
+            except Exception:
+                log.exception("internal error on connection %s handling %s", self.name, method.NAME)
+                self.proto.close(INTERNAL_ERROR, "INTERNAL_ERROR", method.CLASS_ID, method.METHOD_ID)
+                break
+        self.end_of_batch()
+        if self.proto.state >= CLOSING:
+            self.connection_lost()
+
+    def end_of_batch(self) -> None:
+        if self._confirming:
+            for channel in self._confirming:
+                if not channel.closed:
+                    channel.flush_confirms(channel.publish_seq)
+            self._confirming.clear()
+
+    def channel_error(self, ch: int, e: AMQPError, method) -> None:
+        channel = self.channels.pop(ch, None)
+        if channel is not None:
+            channel.cleanup()
+        self.proto.close_channel(ch, e.code, e.reply_text, e.class_id or method.CLASS_ID,
+                                 e.method_id or method.METHOD_ID)
+
+    # ---------------------------------------------------------------- lifecycle
+    def connection_lost(self) -> None:
+        """The connection is gone (socket closed or close handshake done): release everything."""
+        if self.closed:
+            return
+        self.closed = True
+        for channel in list(self.channels.values()):
+            channel.cleanup()
+        self.channels.clear()
+        vhost = self.vhost
+        for q in self.exclusive_queues:
+            if not q.deleted:
+                vhost.delete_queue(q)
+        self.exclusive_queues.clear()
+        self.broker.session_closed(self)
+
+    def set_paused(self, paused: bool) -> None:
+        """Write back-pressure from the transport: stop or resume deliveries to this connection."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        for channel in self.channels.values():
+            channel.paused = paused
+        if not paused:
+            for channel in list(self.channels.values()):
+                for c in list(channel.consumers.values()):
+                    q = c.queue
+                    if q.messages:
+                        q.dispatch()
+
+    def remove_consumer(self, c: Consumer) -> None:
+        q = c.queue
+        q.remove_consumer(c)
+        if q.auto_delete and not q.consumers and q.had_consumer and not q.deleted:
+            q.vhost.delete_queue(q)
+
+    # ---------------------------------------------------------------- connection class
+    def on_connection_start_ok(self, m) -> None:
+        creds = parse_credentials(m.mechanism, m.response)
+        user = self.broker.authenticate(creds, self.peer)
+        if user is None:
+            if self.proto.capabilities.get("authentication_failure_close"):
+                self.proto.close(ACCESS_REFUSED, f"ACCESS_REFUSED - Login was refused using authentication "
+                                 f"mechanism {m.mechanism}. For details see the broker logfile.")
+            else:
+                self.proto.abort()
+            log.warning("login refused for %r from %s", creds[0] if creds else None, self.name)
+            return
+        self.user = user
+        self.proto.send_tune()
+
+    def on_connection_tune_ok(self, m) -> None:
+        pass
+
+    def on_connection_open(self, m) -> None:
+        vhost = self.broker.vhosts.get(m.virtual_host)
+        if vhost is None:
+            raise HardError(NOT_ALLOWED, f"vhost {m.virtual_host} not found")
+        if not self.broker.user_can_access(self.user, m.virtual_host):
+            raise HardError(NOT_ALLOWED, f"access to vhost '{m.virtual_host}' refused for user '{self.user.name}'")
+        self.vhost = vhost
+        self.proto.send_open_ok()
+        self.broker.session_opened(self)
+
+    def on_connection_close(self, m) -> None:
+        self.connection_lost()
+
+    def on_connection_update_secret(self, m) -> None:
+        self.proto.send_method(0, spec.ConnectionUpdateSecretOk())
+
+    # ---------------------------------------------------------------- channel class
+    def open_channel(self, number: int) -> None:
+        self.channels[number] = Channel(self, number)
+        self.proto.send_method(number, spec.ChannelOpenOk(b""))
+
+    def on_channel_close(self, channel, m) -> None:
+        self.channels.pop(channel.number, None)
+        channel.cleanup()
+
+    def on_channel_close_ok(self, channel, m) -> None:
+        pass
+
+    def on_channel_flow(self, channel, m) -> None:
+        if not m.active:
+            raise HardError(NOT_IMPLEMENTED, "active=false")
+        self.proto.send_method(channel.number, spec.ChannelFlowOk(True))
+
+    def on_channel_flow_ok(self, channel, m) -> None:
+        pass
+
+    # ---------------------------------------------------------------- exchange class
+    def on_exchange_declare(self, channel, m) -> None:
+        self.vhost.declare_exchange(m.exchange, m.type, m.passive, m.durable, m.auto_delete, m.internal,
+                                    m.arguments)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.ExchangeDeclareOk())
+
+    def on_exchange_delete(self, channel, m) -> None:
+        self.vhost.delete_exchange(m.exchange, m.if_unused)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.ExchangeDeleteOk())
+
+    def on_exchange_bind(self, channel, m) -> None:
+        self.vhost.bind_exchange(m.destination, m.source, m.routing_key, m.arguments)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.ExchangeBindOk())
+
+    def on_exchange_unbind(self, channel, m) -> None:
+        self.vhost.unbind_exchange(m.destination, m.source, m.routing_key, m.arguments)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.ExchangeUnbindOk())
+
+    # ---------------------------------------------------------------- queue class
+    def _queue_name(self, channel: Channel, name: str) -> str:
+        if name == "":
+            if channel.last_queue is None:
+                raise SoftError(NOT_FOUND, "no previously declared queue")
+            return channel.last_queue
+        return name
+
+    def on_queue_declare(self, channel, m) -> None:
+        name = m.queue
+        if m.passive and name == "":
+            name = self._queue_name(channel, name)
+        q, created = self.vhost.declare_queue(name, self, m.passive, m.durable, m.exclusive, m.auto_delete,
+                                              m.arguments)
+        if created and q.exclusive:
+            self.exclusive_queues.append(q)
+        channel.last_queue = q.name
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.QueueDeclareOk(q.name, len(q.messages), len(q.consumers)))
+
+    def on_queue_bind(self, channel, m) -> None:
+        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        self.vhost.bind_queue(q, m.exchange, m.routing_key, m.arguments)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.QueueBindOk())
+
+    def on_queue_unbind(self, channel, m) -> None:
+        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        self.vhost.unbind_queue(q, m.exchange, m.routing_key, m.arguments)
+        self.proto.send_method(channel.number, spec.QueueUnbindOk())
+
+    def on_queue_purge(self, channel, m) -> None:
+        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        n = q.purge()
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.QueuePurgeOk(n))
+
+    def on_queue_delete(self, channel, m) -> None:
+        name = self._queue_name(channel, m.queue)
+        vhost = self.vhost
+        q = vhost.queues.get(name)
+        if q is None:
+            # RabbitMQ: deleting a missing queue succeeds with a count of zero
+            if not m.nowait:
+                self.proto.send_method(channel.number, spec.QueueDeleteOk(0))
+            return
+        vhost.check_exclusive(q, self)
+        if m.if_unused and q.consumers:
+            raise SoftError(PRECONDITION_FAILED, f"queue '{name}' in vhost '{vhost.name}' in use")
+        if m.if_empty and q.messages:
+            raise SoftError(PRECONDITION_FAILED, f"queue '{name}' in vhost '{vhost.name}' not empty")
+        n = vhost.delete_queue(q)
+        if q in self.exclusive_queues:
+            self.exclusive_queues.remove(q)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.QueueDeleteOk(n))
+
+    # ---------------------------------------------------------------- basic class
+    def on_basic_qos(self, channel, m) -> None:
+        if m.prefetch_size:
+            raise HardError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({m.prefetch_size})")
+        if m.global_:
+            channel.global_prefetch = m.prefetch_count
+            for c in list(channel.consumers.values()):
+                if c.queue.messages:
+                    c.queue.dispatch()
+        else:
+            channel.prefetch_count = m.prefetch_count
+        self.proto.send_method(channel.number, spec.BasicQosOk())
+
+    def on_basic_consume(self, channel, m) -> None:
+        vhost = self.vhost
+        q = vhost.get_queue(self._queue_name(channel, m.queue), self)
+        tag = m.consumer_tag or generated_name("amq.ctag-")
+        if tag in channel.consumers:
+            raise HardError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'")
+        if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
+            raise SoftError(ACCESS_REFUSED, f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
+        c = Consumer(tag, q, channel, m.no_ack, m.exclusive, channel.prefetch_count, m.arguments)
+        c.prefix = _DELIVER_HEAD + encode_shortstr(tag)
+        channel.consumers[tag] = c
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.BasicConsumeOk(tag))
+        q.add_consumer(c)
+
+    def on_basic_cancel(self, channel, m) -> None:
+        c = channel.consumers.pop(m.consumer_tag, None)
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.BasicCancelOk(m.consumer_tag))
+        if c is not None:
+            self.remove_consumer(c)
+
+    def on_basic_publish(self, channel, m, header, body) -> None:
+        vhost = self.vhost
+        ex = vhost.exchanges.get(m.exchange)
+        if ex is None:
+            raise vhost.not_found_exchange(m.exchange)
+        if ex.internal:
+            raise SoftError(ACCESS_REFUSED, f"cannot publish to internal exchange '{m.exchange}' in vhost "
+                            f"'{vhost.name}'")
+        self.published = True
+        msg = Message(m.exchange, m.routing_key, header, body)
+        if channel.confirm:
+            channel.publish_seq += 1
+            self._confirming.add(channel)
+        if channel.tx is not None:
+            channel.tx.append((0, ex, msg, m.mandatory))
+            return
+        self.route_and_enqueue(channel, ex, msg, m.mandatory)
+
+    def route_and_enqueue(self, channel, ex, msg, mandatory) -> None:
+        queues = self.vhost.route(ex, msg)
+        if queues:
+            for q in queues:
+                q.publish(msg)
+            self.broker.messages_published += 1
+        elif mandatory:
+            self.proto.send_content(channel.number, _RETURN_HEAD + _H(NO_ROUTE) + encode_shortstr("NO_ROUTE")
+                                    + msg.ex_rk, msg.header, msg.body)
+
+    def on_basic_get(self, channel, m) -> None:
+        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        entry = q.get()
+        if entry is None:
+            self.proto.send_method(channel.number, spec.BasicGetEmpty(""))
+            return
+        tag = channel.next_tag
+        channel.next_tag = tag + 1
+        entry.delivery_count += 1
+        if m.no_ack:
+            q.stats_acked += 1
+        else:
+            channel.unacked[tag] = entry
+            channel.unacked_count += 1
+            q.unacked += 1
+        msg = entry.message
+        self.proto.send_content(channel.number, _GET_OK_HEAD(spec.CLASS_BASIC, spec.BasicGetOk.METHOD_ID, tag,
+                                                             entry.redelivered) + msg.ex_rk + _I(len(q.messages)),
+                                msg.header, msg.body)
+
+    def on_basic_ack(self, channel, m) -> None:
+        if channel.tx is not None:
+            self._tx_check_tag(channel, m.delivery_tag, m.multiple)
+            channel.tx.append((1, m.delivery_tag, m.multiple, False))
+            return
+        channel.ack(m.delivery_tag, m.multiple)
+
+    def on_basic_reject(self, channel, m) -> None:
+        if channel.tx is not None:
+            self._tx_check_tag(channel, m.delivery_tag, False)
+            channel.tx.append((2, m.delivery_tag, False, m.requeue))
+            return
+        channel.reject(m.delivery_tag, False, m.requeue)
+
+    def on_basic_nack(self, channel, m) -> None:
+        if channel.tx is not None:
+            self._tx_check_tag(channel, m.delivery_tag, m.multiple)
+            channel.tx.append((2, m.delivery_tag, m.multiple, m.requeue))
+            return
+        channel.reject(m.delivery_tag, m.multiple, m.requeue)
+
+    def on_basic_recover(self, channel, m) -> None:
+        self._recover(channel, m)
+        self.proto.send_method(channel.number, spec.BasicRecoverOk())
+
+    def on_basic_recover_async(self, channel, m) -> None:
+        self._recover(channel, m)
+
+    def _recover(self, channel, m) -> None:
+        if not m.requeue:
+            raise HardError(NOT_IMPLEMENTED, "requeue=false")
+        channel.requeue_all()
+
+    # ---------------------------------------------------------------- confirm and tx
+    def on_confirm_select(self, channel, m) -> None:
+        if channel.tx is not None:
+            raise SoftError(PRECONDITION_FAILED, "cannot switch from tx to confirm mode")
+        channel.confirm = True
+        if not m.nowait:
+            self.proto.send_method(channel.number, spec.ConfirmSelectOk())
+
+    def on_tx_select(self, channel, m) -> None:
+        if channel.confirm:
+            raise SoftError(PRECONDITION_FAILED, "cannot switch from confirm to tx mode")
+        if channel.tx is None:
+            channel.tx = []
+        self.proto.send_method(channel.number, spec.TxSelectOk())
+
+    def _tx_check_tag(self, channel, tag, multiple) -> None:
+        if tag not in channel.unacked and not (multiple and (tag == 0 or any(k <= tag for k in channel.unacked))):
+            raise SoftError(PRECONDITION_FAILED, f"unknown delivery tag {tag}")
+
+    def on_tx_commit(self, channel, m) -> None:
+        if channel.tx is None:
+            raise SoftError(PRECONDITION_FAILED, "channel is not transactional")
+        ops, channel.tx = channel.tx, []
+        for op in ops:
+            if op[0] == 0:
+                _, ex, msg, mandatory = op
+                self.route_and_enqueue(channel, ex, msg, mandatory)
+            elif op[0] == 1:
+                channel.ack(op[1], op[2])
+            else:
+                channel.reject(op[1], op[2], op[3])
+        self.proto.send_method(channel.number, spec.TxCommitOk())
+
+    def on_tx_rollback(self, channel, m) -> None:
+        if channel.tx is None:
+            raise SoftError(PRECONDITION_FAILED, "channel is not transactional")
+        channel.tx = []
+        self.proto.send_method(channel.number, spec.TxRollbackOk())
+
+
+def _camel_to_handler(cls) -> str:
+    return "on_" + cls.NAME.replace(".", "_").replace("-", "_")
+
+
+def _build_tables():
+    handlers, conn = {}, {}
+    for index, cls in spec.METHODS.items():
+        fn = getattr(Session, _camel_to_handler(cls), None)
+        if fn is None:
+            continue
+        if cls.CLASS_ID == spec.CLASS_CONNECTION:
+            conn[index] = fn
+        else:
+            handlers[index] = fn
+    return handlers, conn
+
+
+HANDLERS, CONNECTION_HANDLERS = _build_tables()
+
+__all__ = ["Session", "Channel", "HANDLERS", "CONNECTION_HANDLERS", "REPLY_SUCCESS", "CHANNEL_ERROR"]

@@ -1,0 +1,284 @@
+"""A virtual host: its exchanges, queues and bindings, and the routing between them.
+
+Theory of operation: every topology operation (declare, delete, bind, unbind)
+is a method here that validates as RabbitMQ validates and raises
+:class:`SoftError`/:class:`HardError` with RabbitMQ's reply codes and texts.
+``route`` resolves exchange-to-exchange bindings breadth first (each exchange
+visited once, each queue returned once); with no exchange-to-exchange bindings
+it is a single lookup in the first exchange's table.
+
+Deleting a queue removes its bindings, which may auto-delete exchanges whose
+last binding went, which may cascade through exchange-to-exchange bindings.
+"""
+from __future__ import annotations
+
+import secrets
+
+from ..protocol.errors import HardError, SoftError
+from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
+from .exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key
+from .queue import Queue
+
+_GEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def generated_name(prefix: str) -> str:
+    """A RabbitMQ-style server-generated name, e.g. ``amq.gen-JzTY20BRgKO-HjmUJj0wLg``."""
+    return prefix + "".join(secrets.choice(_GEN_ALPHABET) for _ in range(22))
+
+
+def fmt_bool(b: bool) -> str:
+    return "true" if b else "false"
+
+
+def _value_type(v) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "long" if not -0x80000000 <= v <= 0x7FFFFFFF else "signedint"
+    if isinstance(v, str):
+        return "longstr"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, dict):
+        return "table"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, bytes):
+        return "binary"
+    return "void" if v is None else type(v).__name__
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, bool):
+        return fmt_bool(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+class VHost:
+    def __init__(self, name: str):
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        default = DefaultExchange(self)
+        self.exchanges[""] = default
+        for name_, type_ in (("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
+                             ("amq.headers", "headers"), ("amq.match", "headers")):
+            self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, self, durable=True)
+
+    # -------------------------------------------------------------- messages
+    def route(self, exchange: Exchange, msg):
+        """The queues ``msg`` goes to when published to ``exchange`` (each once)."""
+        dests = exchange.route(msg)
+        if not exchange.e2e_bindings:
+            return dests
+        queues: list = []
+        seen_q: set = set()
+        seen_x = {exchange}
+        todo = list(dests)
+        while todo:
+            d = todo.pop(0)
+            if d.kind == KIND_EXCHANGE:
+                if d in seen_x:
+                    continue
+                seen_x.add(d)
+                todo.extend(d.route(msg))
+            elif d not in seen_q:
+                seen_q.add(d)
+                queues.append(d)
+        return queues
+
+    # ------------------------------------------------------------- exchanges
+    def not_found_exchange(self, name: str) -> SoftError:
+        return SoftError(NOT_FOUND, f"no exchange '{name}' in vhost '{self.name}'")
+
+    def not_found_queue(self, name: str) -> SoftError:
+        return SoftError(NOT_FOUND, f"no queue '{name}' in vhost '{self.name}'")
+
+    def get_exchange(self, name: str) -> Exchange:
+        ex = self.exchanges.get(name)
+        if ex is None:
+            raise self.not_found_exchange(name)
+        return ex
+
+    def declare_exchange(self, name: str, type_: str, passive=False, durable=False, auto_delete=False,
+                         internal=False, arguments=None) -> Exchange:
+        if passive:
+            ex = self.exchanges.get(name)
+            if ex is None:
+                raise self.not_found_exchange(name)
+            return ex
+        if name.startswith("amq."):
+            raise SoftError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        if name == "":
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        cls = EXCHANGE_TYPES.get(type_)
+        if cls is None:
+            raise HardError(COMMAND_INVALID, f"unknown exchange type '{type_}'")
+        ex = self.exchanges.get(name)
+        if ex is not None:
+            self._check_equivalent_exchange(ex, type_, durable, auto_delete, internal, arguments or {})
+            return ex
+        ex = cls(name, self, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments)
+        self.exchanges[name] = ex
+        return ex
+
+    def _check_equivalent_exchange(self, ex, type_, durable, auto_delete, internal, arguments) -> None:
+        def fail(arg, received, current):
+            raise SoftError(PRECONDITION_FAILED, f"inequivalent arg '{arg}' for exchange '{ex.name}' in vhost "
+                            f"'{self.name}': received '{received}' but current is '{current}'")
+        if ex.type != type_:
+            fail("type", type_, ex.type)
+        if ex.durable != durable:
+            fail("durable", fmt_bool(durable), fmt_bool(ex.durable))
+        if ex.auto_delete != auto_delete:
+            fail("auto_delete", fmt_bool(auto_delete), fmt_bool(ex.auto_delete))
+        if ex.internal != internal:
+            fail("internal", fmt_bool(internal), fmt_bool(ex.internal))
+        self._check_equivalent_args("exchange", ex.name, ex.arguments, arguments, ("alternate-exchange",))
+
+    def _check_equivalent_args(self, kind, name, current, received, keys) -> None:
+        for k in keys:
+            a, b = received.get(k), current.get(k)
+            if a == b and type(a) is type(b):
+                continue
+            if a is None:
+                rec = "none"
+            else:
+                rec = f"the value '{_fmt_value(a)}' of type '{_value_type(a)}'"
+            cur = "none" if b is None else f"the value '{_fmt_value(b)}' of type '{_value_type(b)}'"
+            raise SoftError(PRECONDITION_FAILED, f"inequivalent arg '{k}' for {kind} '{name}' in vhost "
+                            f"'{self.name}': received {rec} but current is {cur}")
+
+    def delete_exchange(self, name: str, if_unused=False) -> None:
+        if name.startswith("amq.") or name == "":
+            raise SoftError(ACCESS_REFUSED, f"operation not permitted on the default exchange" if name == ""
+                            else f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        ex = self.exchanges.get(name)
+        if ex is None:
+            return  # RabbitMQ: deleting a missing exchange succeeds
+        if if_unused and (ex.bindings or self._bound_as_destination(ex)):
+            raise SoftError(PRECONDITION_FAILED, f"exchange '{name}' in vhost '{self.name}' in use")
+        self._remove_exchange(ex)
+
+    def _bound_as_destination(self, ex) -> bool:
+        return any(b[0] is ex for src in self.exchanges.values() for b in src.bindings)
+
+    def _remove_exchange(self, ex) -> None:
+        if self.exchanges.get(ex.name) is not ex:
+            return
+        del self.exchanges[ex.name]
+        # bindings where it is the source
+        for dest, key, ak in list(ex.bindings):
+            if dest.kind != KIND_EXCHANGE:
+                dest.bindings.discard((ex, key, ak))
+        ex.bindings.clear()
+        # bindings where it is the destination
+        for src in list(self.exchanges.values()):
+            if src.e2e_bindings and src.unbind_destination(ex):
+                self._maybe_auto_delete(src)
+
+    def _maybe_auto_delete(self, ex) -> None:
+        if ex.auto_delete and not ex.bindings and self.exchanges.get(ex.name) is ex:
+            self._remove_exchange(ex)
+
+    # ---------------------------------------------------------------- queues
+    def declare_queue(self, name: str, owner, passive=False, durable=False, exclusive=False,
+                      auto_delete=False, arguments=None) -> tuple[Queue, bool]:
+        """Return (queue, created)."""
+        if passive:
+            q = self.queues.get(name)
+            if q is None:
+                raise self.not_found_queue(name)
+            self.check_exclusive(q, owner)
+            return q, False
+        if name == "":
+            name = generated_name("amq.gen-")
+        elif name.startswith("amq."):
+            raise SoftError(ACCESS_REFUSED, f"queue name '{name}' contains reserved prefix 'amq.*'")
+        q = self.queues.get(name)
+        arguments = arguments or {}
+        if q is not None:
+            self.check_exclusive(q, owner)
+            if q.durable != durable:
+                self._inequivalent_queue(q, "durable", fmt_bool(durable), fmt_bool(q.durable))
+            if q.auto_delete != auto_delete:
+                self._inequivalent_queue(q, "auto_delete", fmt_bool(auto_delete), fmt_bool(q.auto_delete))
+            if q.exclusive != exclusive:
+                self._inequivalent_queue(q, "exclusive", fmt_bool(exclusive), fmt_bool(q.exclusive))
+            keys = set(arguments) | set(q.arguments)
+            self._check_equivalent_args("queue", q.name, q.arguments, arguments, sorted(keys))
+            return q, False
+        q = Queue(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
+                  auto_delete=auto_delete, arguments=arguments)
+        self.queues[name] = q
+        return q, True
+
+    def _inequivalent_queue(self, q, arg, received, current):
+        raise SoftError(PRECONDITION_FAILED, f"inequivalent arg '{arg}' for queue '{q.name}' in vhost "
+                        f"'{self.name}': received '{received}' but current is '{current}'")
+
+    def check_exclusive(self, q: Queue, owner) -> None:
+        if q.exclusive_owner is not None and q.exclusive_owner is not owner:
+            raise SoftError(RESOURCE_LOCKED, f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
+                            f"'{self.name}'. It could be originally declared on another connection or the "
+                            "exclusive property value does not match that of the original declaration.")
+
+    def get_queue(self, name: str, owner) -> Queue:
+        q = self.queues.get(name)
+        if q is None:
+            raise self.not_found_queue(name)
+        self.check_exclusive(q, owner)
+        return q
+
+    def delete_queue(self, q: Queue) -> int:
+        """Delete ``q``: cancel its consumers, drop its bindings; return its ready message count."""
+        if q.deleted:
+            return 0
+        q.deleted = True
+        if self.queues.get(q.name) is q:
+            del self.queues[q.name]
+        n = len(q.messages)
+        q.messages.clear()
+        for c in list(q.consumers):
+            q.remove_consumer(c)
+            c.channel.consumer_cancelled_by_broker(c)
+        for ex, key, ak in list(q.bindings):
+            ex.bindings.discard((q, key, ak))
+            ex._remove(q, key, dict(_thaw(ak)))
+            self._maybe_auto_delete(ex)
+        q.bindings.clear()
+        return n
+
+    # -------------------------------------------------------------- bindings
+    def bind_queue(self, q: Queue, exchange_name: str, key: str, arguments) -> None:
+        if exchange_name == "":
+            raise SoftError(ACCESS_REFUSED, f"operation not permitted on the default exchange")
+        ex = self.get_exchange(exchange_name)
+        if ex.bind(q, key, arguments):
+            q.bindings.add((ex, key, args_key(arguments)))
+
+    def unbind_queue(self, q: Queue, exchange_name: str, key: str, arguments) -> None:
+        if exchange_name == "":
+            raise SoftError(ACCESS_REFUSED, f"operation not permitted on the default exchange")
+        ex = self.get_exchange(exchange_name)
+        if ex.unbind(q, key, arguments):
+            q.bindings.discard((ex, key, args_key(arguments)))
+            self._maybe_auto_delete(ex)
+
+    def bind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
+        if destination == "" or source == "":
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        dest = self.get_exchange(destination)
+        src = self.get_exchange(source)
+        src.bind(dest, key, arguments)
+
+    def unbind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
+        if destination == "" or source == "":
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        dest = self.get_exchange(destination)
+        src = self.get_exchange(source)
+        if src.unbind(dest, key, arguments):
+            self._maybe_auto_delete(src)

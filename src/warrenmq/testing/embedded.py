@@ -1,0 +1,129 @@
+"""A real WarrenMQ broker inside the test process.
+
+Theory of operation: :class:`EmbeddedBroker` runs a :class:`~warrenmq.app.BrokerApp`
+on its own event loop in a daemon thread, listening on 127.0.0.1 and an
+ephemeral port, for synchronous code (pika's BlockingConnection, kombu, Celery):
+``with EmbeddedBroker() as b: pika.URLParameters(b.url)``.
+:class:`AsyncEmbeddedBroker` runs on the caller's running loop for asyncio code:
+``async with AsyncEmbeddedBroker() as b: await aio_pika.connect(b.url)``.
+Either can be started many times in one process; each has its own broker.
+``broker`` is the live domain object, for assertions (read it from the broker's
+own thread or after stopping when using the threaded variant).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+from ..app import BrokerApp
+from ..config import BrokerConfig
+
+
+def _config(config: BrokerConfig | None, overrides: dict) -> BrokerConfig:
+    if config is None:
+        overrides.setdefault("host", "127.0.0.1")
+        overrides.setdefault("port", 0)
+        config = BrokerConfig(**overrides)
+    return config
+
+
+class _URLMixin:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """An ``amqp://`` URL for the default user and vhost."""
+        return f"amqp://guest:guest@{self.host}:{self.port}/%2F"
+
+
+class EmbeddedBroker(_URLMixin):
+    """A broker on a background thread; use as a context manager or call start()/stop()."""
+
+    def __init__(self, config: BrokerConfig | None = None, **overrides):
+        self.config = _config(config, overrides)
+        self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+        self.port = 0
+        self.app: BrokerApp | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def broker(self):
+        return self.app.broker
+
+    def start(self) -> "EmbeddedBroker":
+        started: concurrent.futures.Future = concurrent.futures.Future()
+
+        def target():
+            loop = asyncio.new_event_loop()
+            self.loop = loop
+            asyncio.set_event_loop(loop)
+            self.app = BrokerApp(self.config)
+            try:
+                loop.run_until_complete(self.app.start())
+            except BaseException as e:  # report bind errors to the caller
+                started.set_exception(e)
+                loop.close()
+                return
+            started.set_result(self.app.port)
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=target, name="warrenmq-embedded", daemon=True)
+        self._thread.start()
+        self.port = started.result(timeout=10)
+        return self
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the broker's loop and return its result (for inspection)."""
+        async def wrapper():
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=10)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        if self.loop is None or self._thread is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.app.stop(timeout), self.loop)
+        try:
+            fut.result(timeout=timeout + 5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class AsyncEmbeddedBroker(_URLMixin):
+    """A broker on the running event loop; ``async with AsyncEmbeddedBroker() as b``."""
+
+    def __init__(self, config: BrokerConfig | None = None, **overrides):
+        self.config = _config(config, overrides)
+        self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+        self.port = 0
+        self.app = BrokerApp(self.config)
+
+    @property
+    def broker(self):
+        return self.app.broker
+
+    async def start(self) -> "AsyncEmbeddedBroker":
+        await self.app.start()
+        self.port = self.app.port
+        return self
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        await self.app.stop(timeout)
+
+    async def __aenter__(self) -> "AsyncEmbeddedBroker":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()

@@ -1,0 +1,185 @@
+"""The asyncio adapter: sockets in, protocol objects and sessions behind them.
+
+Theory of operation: each accepted socket gets an :class:`AMQPProtocol` (an
+``asyncio.Protocol``, not a stream, for speed).  ``data_received`` feeds the
+bytes to the sans-I/O :class:`~warrenmq.protocol.connection.ServerConnection`
+and hands the resulting events to the broker session in one batch.  Output is
+never written inline: when the protocol object first gets pending output it
+calls ``_schedule_flush``, which queues one ``_flush`` for the end of this loop
+turn, so everything produced for a connection in a turn (replies, confirms,
+deliveries caused by other connections' publishes) leaves in one ``write``.
+
+Back-pressure: when a socket's write buffer passes the high mark asyncio calls
+``pause_writing`` and the session stops dispatching to that connection's
+consumers until ``resume_writing``.  Heartbeats: after tune-ok, a timer sends a
+heartbeat frame when nothing was sent for half an interval and drops a peer
+that sent nothing for two intervals.  ``Server.stop`` closes every connection
+with CONNECTION_FORCED and waits briefly for the clients' close-ok.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from ..protocol.connection import CLOSING, OPEN
+from ..protocol.spec import CONNECTION_FORCED
+
+log = logging.getLogger("warrenmq.transport")
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class AMQPProtocol(asyncio.Protocol):
+    def __init__(self, server: "Server"):
+        self.server = server
+        self.broker = server.broker
+        self.loop = server.loop
+        self.proto = self.broker.new_protocol()
+        self.proto.on_output = self._schedule_flush
+        self.session = None
+        self.transport = None
+        self._flush_scheduled = False
+        self._hb_handle = None
+        self._handshake_handle = None
+        self.last_recv = self.last_sent = 0.0
+        self.closed = False
+        self._handshaking = True
+
+    # ------------------------------------------------------------ asyncio API
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        cfg = self.broker.config
+        transport.set_write_buffer_limits(high=cfg.write_buffer_high, low=cfg.write_buffer_low)
+        peer = transport.get_extra_info("peername")
+        self.session = self.broker.new_session(self.proto, peer[:2] if peer else None)
+        self.server.connections.add(self)
+        self.last_recv = self.last_sent = self.loop.time()
+        self._handshake_handle = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_recv = self.loop.time()
+        proto = self.proto
+        events = proto.receive_data(data)
+        if events:
+            self.session.handle_events(events)
+            if self._handshaking and proto.state == OPEN:
+                self._handshake_done()
+        if proto.state >= CLOSING:
+            self.session.connection_lost()
+        if proto.should_close:
+            self._flush()
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        for h in (self._hb_handle, self._handshake_handle):
+            if h is not None:
+                h.cancel()
+        self._hb_handle = self._handshake_handle = None
+        if self.session is not None:
+            self.session.connection_lost()
+
+    def pause_writing(self) -> None:
+        self.session.set_paused(True)
+
+    def resume_writing(self) -> None:
+        self.session.set_paused(False)
+
+    # ------------------------------------------------------------------ output
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.closed:
+            return
+        data = self.proto.data_to_send()
+        if data:
+            self.transport.write(data)
+            self.last_sent = self.loop.time()
+        if self.proto.should_close:
+            self.closed = True
+            self.transport.close()
+
+    # ------------------------------------------------------------- timers
+    def _handshake_timeout(self) -> None:
+        self._handshake_handle = None
+        if self.proto.state < OPEN and not self.closed:
+            log.warning("closing %s: handshake not completed within %ss", self.session.name, HANDSHAKE_TIMEOUT)
+            self.transport.close()
+
+    def _handshake_done(self) -> None:
+        self._handshaking = False
+        if self._handshake_handle is not None:
+            self._handshake_handle.cancel()
+            self._handshake_handle = None
+        if self.proto.heartbeat:
+            self._hb_handle = self.loop.call_later(self.proto.heartbeat / 2.0, self._heartbeat_tick)
+
+    def _heartbeat_tick(self) -> None:
+        if self.closed:
+            return
+        hb = self.proto.heartbeat
+        now = self.loop.time()
+        if now - self.last_recv > 2 * hb:
+            log.warning("closing %s: missed heartbeats from client, timeout: %ss", self.session.name, hb)
+            self.closed = True
+            self.transport.abort()
+            return
+        if now - self.last_sent >= hb / 2.0 - 0.05 and not self.proto.has_output:
+            self.proto.send_heartbeat()
+        self._hb_handle = self.loop.call_later(hb / 2.0, self._heartbeat_tick)
+
+    def force_close(self, text: str) -> None:
+        self.proto.close(CONNECTION_FORCED, text)
+        self._flush()
+
+
+class Server:
+    """Listens for AMQP connections for one :class:`~warrenmq.broker.broker.Broker`."""
+
+    def __init__(self, broker, host: str = "0.0.0.0", port: int = 5672):
+        self.broker = broker
+        self.host = host
+        self.port = port
+        self.loop = None
+        self.connections: set[AMQPProtocol] = set()
+        self._server = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._server = await self.loop.create_server(lambda: AMQPProtocol(self), self.host, self.port,
+                                                     reuse_address=True, backlog=1024)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Stop listening; close every connection with CONNECTION_FORCED (as RabbitMQ on shutdown)."""
+        if self._server is not None:
+            self._server.close()
+        conns = list(self.connections)
+        for c in conns:
+            if c.proto.state == OPEN:
+                c.force_close("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+            else:
+                c.transport.close()
+        deadline = self.loop.time() + timeout
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for c in list(self.connections):
+            c.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
