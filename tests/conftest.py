@@ -1,5 +1,11 @@
 """Shared fixtures: every test talks to a real WarrenMQ over a real socket."""
+import sys
+from pathlib import Path
+
 import pytest
+
+# test helper packages (tests/support) importable as ``support.*``
+sys.path.insert(0, str(Path(__file__).parent))
 
 from warrenmq.testing import EmbeddedBroker
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..config import BrokerConfig, physical_memory
 from ..protocol.connection import ServerConnection
+from .flow import MemoryMonitor
 from .session import Session
 from .vhost import VHost
 
@@ -48,16 +49,17 @@ class Broker:
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()
         self.messages_published = 0
+        self.memory = MemoryMonitor(self.config.memory_high_watermark or int(physical_memory() * 0.4))
+        self.memory.listeners.append(self._on_memory_alarm)
         self.add_vhost(self.config.default_vhost)
         self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
                       vhosts={self.config.default_vhost})
-        self.memory_high_watermark = self.config.memory_high_watermark or int(physical_memory() * 0.4)
 
     # ------------------------------------------------------------ definitions
     def add_vhost(self, name: str) -> VHost:
         vh = self.vhosts.get(name)
         if vh is None:
-            vh = self.vhosts[name] = VHost(name)
+            vh = self.vhosts[name] = VHost(name, self.memory)
         return vh
 
     def add_user(self, name: str, password: str, tags=None, vhosts=None) -> User:
@@ -91,6 +93,10 @@ class Broker:
     def session_closed(self, session: Session) -> None:
         self.sessions.discard(session)
 
+    def _on_memory_alarm(self, alarm: bool) -> None:
+        for s in list(self.sessions):
+            s.set_blocked(alarm)
+
     def authenticate(self, creds, peer):
         """The :class:`User` for ``(username, password)``, or ``None``."""
         if creds is None:
@@ -108,6 +114,8 @@ class Broker:
 
     def discard(self, entries) -> None:
         """Messages rejected without requeue (dead lettering hooks in here)."""
+        for e in entries:
+            e.queue.memory.release(len(e.message.body))
 
     # ----------------------------------------------------------------- stats
     def queued_bytes(self) -> int:

@@ -53,7 +53,7 @@ class Queue:
     kind = KIND_QUEUE
     __slots__ = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "messages",
                  "consumers", "next_seq", "unacked", "had_consumer", "bindings", "deleted", "exclusive_consumer",
-                 "_dispatching", "stats_published", "stats_delivered", "stats_acked")
+                 "_dispatching", "stats_published", "stats_delivered", "stats_acked", "memory")
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
         self.name = name
@@ -74,6 +74,7 @@ class Queue:
         self.stats_published = 0
         self.stats_delivered = 0
         self.stats_acked = 0
+        self.memory = vhost.memory
 
     @property
     def exclusive(self) -> bool:
@@ -91,6 +92,10 @@ class Queue:
         seq = self.next_seq
         self.next_seq = seq + 1
         self.stats_published += 1
+        mem = self.memory
+        mem.used += len(msg.body)
+        if mem.used > mem.high and not mem.alarm:
+            mem.add(0)
         self.messages.append(QueueEntry(msg, seq, self))
         if self.consumers:
             self.dispatch()
@@ -146,8 +151,12 @@ class Queue:
             self.dispatch()
 
     def purge(self) -> int:
-        n = len(self.messages)
-        self.messages.clear()
+        """Drop every ready message; return how many went."""
+        msgs = self.messages
+        n = len(msgs)
+        if n:
+            self.memory.release(sum(len(e.message.body) for e in msgs))
+            msgs.clear()
         return n
 
     # ----------------------------------------------------------------- consumers

@@ -71,7 +71,9 @@ class Channel:
         self.next_tag = tag + 1
         entry.delivery_count += 1
         if consumer.no_ack:
-            entry.queue.stats_acked += 1
+            q = entry.queue
+            q.stats_acked += 1
+            q.memory.release(len(entry.message.body))
         else:
             entry.consumer = consumer
             self.unacked[tag] = entry
@@ -139,6 +141,7 @@ class Channel:
             q = e.queue
             q.unacked -= 1
             q.stats_acked += 1
+            q.memory.release(len(e.message.body))
             if q.messages and q.consumers:
                 q.dispatch()
             return
@@ -146,7 +149,9 @@ class Channel:
             if q.messages and q.consumers:
                 q.dispatch()
         for e in entries:
-            e.queue.stats_acked += 1
+            q = e.queue
+            q.stats_acked += 1
+            q.memory.release(len(e.message.body))
 
     def reject(self, tag: int, multiple: bool, requeue: bool) -> None:
         entries = self._take(tag, multiple)
@@ -216,8 +221,10 @@ class Session:
         self.channels: dict[int, Channel] = {}
         self.exclusive_queues: list = []
         self.paused = False
-        self.blocked = False
+        self.blocked = False  # the memory alarm is on (connection.blocked was sent)
         self.published = False
+        self.reader = None  # the transport: pause_reading()/resume_reading() while blocked
+        self.reading_paused = False
         self.closed = False
         self._confirming: set = set()
         self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
@@ -304,6 +311,27 @@ class Session:
                     if q.messages:
                         q.dispatch()
 
+    def set_blocked(self, blocked: bool) -> None:
+        """Memory alarm raised or cleared: tell the client, stop or resume reading from publishers."""
+        if blocked == self.blocked or self.closed:
+            return
+        self.blocked = blocked
+        if self.proto.capabilities.get("connection.blocked"):
+            self.proto.send_method(0, spec.ConnectionBlocked("low on memory") if blocked
+                                   else spec.ConnectionUnblocked())
+        if blocked:
+            if self.published:
+                self._pause_reading()
+        elif self.reading_paused:
+            self.reading_paused = False
+            if self.reader is not None:
+                self.reader.resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.reader is not None:
+            self.reading_paused = True
+            self.reader.pause_reading()
+
     def remove_consumer(self, c: Consumer) -> None:
         q = c.queue
         q.remove_consumer(c)
@@ -337,6 +365,8 @@ class Session:
         self.vhost = vhost
         self.proto.send_open_ok()
         self.broker.session_opened(self)
+        if self.broker.memory.alarm:
+            self.set_blocked(True)
 
     def on_connection_close(self, m) -> None:
         self.connection_lost()
@@ -487,6 +517,8 @@ class Session:
             raise SoftError(ACCESS_REFUSED, f"cannot publish to internal exchange '{m.exchange}' in vhost "
                             f"'{vhost.name}'")
         self.published = True
+        if self.blocked:
+            self._pause_reading()
         msg = Message(m.exchange, m.routing_key, header, body)
         if channel.confirm:
             channel.publish_seq += 1
@@ -517,6 +549,7 @@ class Session:
         entry.delivery_count += 1
         if m.no_ack:
             q.stats_acked += 1
+            q.memory.release(len(entry.message.body))
         else:
             channel.unacked[tag] = entry
             channel.unacked_count += 1

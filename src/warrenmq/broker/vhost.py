@@ -17,6 +17,7 @@ import secrets
 from ..protocol.errors import HardError, SoftError
 from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
 from .exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key
+from .flow import MemoryMonitor
 from .queue import Queue
 
 _GEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -58,8 +59,9 @@ def _fmt_value(v) -> str:
 
 
 class VHost:
-    def __init__(self, name: str):
+    def __init__(self, name: str, memory: MemoryMonitor | None = None):
         self.name = name
+        self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         default = DefaultExchange(self)
@@ -240,8 +242,7 @@ class VHost:
         q.deleted = True
         if self.queues.get(q.name) is q:
             del self.queues[q.name]
-        n = len(q.messages)
-        q.messages.clear()
+        n = q.purge()
         for c in list(q.consumers):
             q.remove_consumer(c)
             c.channel.consumer_cancelled_by_broker(c)

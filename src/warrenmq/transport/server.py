@@ -59,6 +59,7 @@ class AMQPProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=cfg.write_buffer_high, low=cfg.write_buffer_low)
         peer = transport.get_extra_info("peername")
         self.session = self.broker.new_session(self.proto, peer[:2] if peer else None)
+        self.session.reader = transport
         self.server.connections.add(self)
         self.last_recv = self.last_sent = self.loop.time()
         self._handshake_handle = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)

@@ -1,0 +1,141 @@
+"""The transport over real sockets: heartbeats, shutdown, flow control, isolation."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pika
+import pytest
+
+from support.raw import RawClient
+from warrenmq.protocol import spec
+from warrenmq.testing import EmbeddedBroker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_silent_peer_is_dropped_after_two_heartbeat_intervals(broker):
+    c = RawClient(broker.port)
+    c.handshake(heartbeat=1)
+    start = time.monotonic()
+    # read frames but never send: the broker's heartbeats arrive, then it drops us
+    heartbeats = 0
+    while True:
+        frame = c.read_frame()
+        if frame is None:
+            break
+        if frame[0] == spec.FRAME_HEARTBEAT:
+            heartbeats += 1
+        assert time.monotonic() - start < 6, "silent peer was not disconnected"
+    elapsed = time.monotonic() - start
+    assert heartbeats >= 1
+    assert 1.9 <= elapsed < 4.5
+
+
+def test_heartbeating_client_stays_connected(broker):
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url + "?heartbeat=1"))
+    try:
+        ch = conn.channel()
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.2)
+        ch.queue_declare("still-alive")
+        assert conn.is_open
+    finally:
+        conn.close()
+
+
+def test_sigterm_closes_clients_with_connection_forced():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+                break
+            except pika.exceptions.AMQPConnectionError:
+                assert time.monotonic() < deadline, "broker did not start"
+                time.sleep(0.05)
+        ch = conn.channel()
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
+            ch.queue_declare("q")
+            conn.process_data_events(time_limit=3)
+        assert info.value.reply_code == 320
+        assert info.value.reply_text == "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_malformed_connection_does_not_affect_others(broker):
+    good = pika.BlockingConnection(pika.URLParameters(broker.url))
+    ch = good.channel()
+    ch.queue_declare("survivor")
+    bad = RawClient(broker.port)
+    bad.handshake()
+    bad.open_channel(1)
+    bad.send(b"\x01\x00\x01\x00\x00\x00\x05garbage-without-frame-end")
+    ch_, close = bad.read_method()
+    assert isinstance(close, spec.ConnectionClose)
+    assert close.reply_code == spec.FRAME_ERROR
+    bad.close()
+    ch.basic_publish("", "survivor", b"ok")
+    assert ch.basic_get("survivor", auto_ack=True)[2] == b"ok"
+    good.close()
+
+
+def test_memory_alarm_blocks_and_unblocks_publishers():
+    with EmbeddedBroker(memory_high_watermark=200_000) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        events = []
+        conn.add_on_connection_blocked_callback(lambda c, m: events.append("blocked"))
+        conn.add_on_connection_unblocked_callback(lambda c, m: events.append("unblocked"))
+        ch = conn.channel()
+        ch.queue_declare("big")
+        for _ in range(30):
+            ch.basic_publish("", "big", b"x" * 10_000)
+        conn.process_data_events(time_limit=0.3)
+        assert events == ["blocked"]
+        # drain from another connection: the alarm clears
+        other = pika.BlockingConnection(pika.URLParameters(b.url))
+        och = other.channel()
+        och.queue_purge("big")
+        other.close()
+        conn.process_data_events(time_limit=0.3)
+        assert events == ["blocked", "unblocked"]
+        conn.close()
+
+
+def test_deliveries_pause_for_a_consumer_that_does_not_read(broker):
+    """A consumer whose socket is full stops receiving; the rest stays queued in the broker."""
+    c = RawClient(broker.port)
+    c.handshake()
+    c.open_channel(1)
+    c.send_method(1, spec.QueueDeclare(queue="slow"))
+    assert isinstance(c.read_method()[1], spec.QueueDeclareOk)
+    c.send_method(1, spec.BasicConsume(queue="slow", consumer_tag="t", no_ack=True))
+    assert isinstance(c.read_method()[1], spec.BasicConsumeOk)
+    # shrink our receive buffer so the broker's socket fills quickly; never read again
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    pub = pika.BlockingConnection(pika.URLParameters(broker.url))
+    pch = pub.channel()
+    body = b"y" * 65536
+    for _ in range(300):  # ~20 MB
+        pch.basic_publish("", "slow", body)
+    pub.process_data_events(time_limit=0.5)
+    queued = broker.call(lambda: len(broker.broker.vhosts["/"].queues["slow"].messages))
+    assert queued > 100, f"only {queued} of 300 messages held back for a stalled consumer"
+    pub.close()
+    c.close()
