@@ -19,8 +19,13 @@ from ..config import BrokerConfig, physical_memory
 from ..protocol.connection import ServerConnection
 from .flow import MemoryMonitor
 from .session import Session
+from .timers import Timers
 from .vhost import VHost
 
+#: the RabbitMQ release whose behaviour WarrenMQ reproduces (and reports as ``version``)
+RABBITMQ_COMPAT_VERSION = "3.10.8"
+
+#: only what works is advertised
 CAPABILITIES = {
     "publisher_confirms": True,
     "exchange_exchange_bindings": True,
@@ -29,8 +34,6 @@ CAPABILITIES = {
     "connection.blocked": True,
     "authentication_failure_close": True,
     "per_consumer_qos": True,
-    "direct_reply_to": False,
-    "consumer_priorities": False,
 }
 
 
@@ -51,6 +54,7 @@ class Broker:
         self.messages_published = 0
         self.memory = MemoryMonitor(self.config.memory_high_watermark or int(physical_memory() * 0.4))
         self.memory.listeners.append(self._on_memory_alarm)
+        self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
         self.add_vhost(self.config.default_vhost)
         self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
                       vhosts={self.config.default_vhost})
@@ -60,6 +64,7 @@ class Broker:
         vh = self.vhosts.get(name)
         if vh is None:
             vh = self.vhosts[name] = VHost(name, self.memory)
+            vh.timers = self.timers
         return vh
 
     def add_user(self, name: str, password: str, tags=None, vhosts=None) -> User:
@@ -69,11 +74,15 @@ class Broker:
 
     def server_properties(self) -> dict:
         return {
-            "product": "WarrenMQ",
-            "version": __version__,
-            "platform": f"Python {platform.python_version()}",
+            # Clients switch behaviour on product/version (kombu and Celery choose their prefetch
+            # semantics this way), so WarrenMQ presents itself as the RabbitMQ version it emulates
+            # and names itself in platform/information. See docs/compatibility.md.
+            "product": "RabbitMQ",
+            "version": RABBITMQ_COMPAT_VERSION,
+            "platform": f"WarrenMQ {__version__} on Python {platform.python_version()}",
             "copyright": "Copyright (c) the WarrenMQ developers",
-            "information": "Licensed under the MIT License. See https://github.com/warrenmq/warrenmq",
+            "information": f"WarrenMQ {__version__}, an AMQP 0-9-1 broker in Python compatible with RabbitMQ "
+                           f"{RABBITMQ_COMPAT_VERSION}. Licensed under the MIT License.",
             "cluster_name": f"warrenmq@{platform.node()}",
             "capabilities": dict(CAPABILITIES),
         }

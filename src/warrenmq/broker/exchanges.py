@@ -17,6 +17,8 @@ equality is RabbitMQ's: source, destination, key and arguments).
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 KIND_QUEUE = 0
 KIND_EXCHANGE = 1
 
@@ -203,7 +205,7 @@ class TopicExchange(Exchange):
 
     def _add(self, dest, key, args):
         node = self.root
-        for word in key.split("."):
+        for word in _words(key):
             nxt = node.children.get(word)
             if nxt is None:
                 nxt = node.children[word] = _TrieNode()
@@ -213,7 +215,7 @@ class TopicExchange(Exchange):
 
     def _remove(self, dest, key, args):
         path = [self.root]
-        words = key.split(".")
+        words = _words(key)
         for word in words:
             nxt = path[-1].children.get(word)
             if nxt is None:
@@ -239,13 +241,18 @@ class TopicExchange(Exchange):
         if hit is not None:
             return hit
         found: dict = {}
-        _match(self.root, key.split("."), 0, found)
+        _match(self.root, _words(key), 0, found)
         result = tuple(found)
         cache = self.cache
         if len(cache) >= self.CACHE_MAX:
             cache.clear()
         cache[key] = result
         return result
+
+
+def _words(key: str) -> list:
+    """The words of a routing key or binding pattern; as in RabbitMQ, "" has none (so '*' misses it)."""
+    return key.split(".") if key else []
 
 
 def _match(node: _TrieNode, words: list, i: int, found: dict) -> None:
@@ -303,18 +310,29 @@ class HeadersExchange(Exchange):
             if match_all:
                 ok = True
                 for k, v in pairs:
-                    if k not in headers or (v is not None and headers[k] != v):
+                    if k not in headers or (v is not None and not _header_eq(headers[k], v)):
                         ok = False
                         break
             else:
                 ok = False
                 for k, v in pairs:
-                    if k in headers and (v is None or headers[k] == v):
+                    if k in headers and (v is None or _header_eq(headers[k], v)):
                         ok = True
                         break
             if ok:
                 out.append(dest)
         return out
+
+
+def _header_eq(a, b) -> bool:
+    """Header value equality as RabbitMQ's (Erlang ``==``): numbers compare across int and float widths,
+    but a bool is no number and a decimal equals only a decimal of the same scale and digits."""
+    if a != b:
+        return False
+    ca, cb = a.__class__, b.__class__
+    if ca is cb or (ca is not bool and cb is not bool and ca is not Decimal and cb is not Decimal):
+        return ca is not Decimal or a.as_tuple() == b.as_tuple()
+    return False
 
 
 EXCHANGE_TYPES = {

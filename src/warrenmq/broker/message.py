@@ -17,8 +17,10 @@ from __future__ import annotations
 from ..protocol.codec import encode_shortstr
 from ..protocol.spec import BasicProperties
 
-# bit of the property flags that says delivery-mode is present, and its offset
+# bits of the property flags that say delivery-mode, priority and expiration are present
 _FLAG_DELIVERY_MODE = 0x1000
+_FLAG_PRIORITY = 0x0800
+_FLAG_EXPIRATION = 0x0100
 
 
 class Message:
@@ -51,12 +53,63 @@ class Message:
             return False
         return self.properties.delivery_mode == 2
 
+    @property
+    def priority(self) -> int:
+        """The ``priority`` property, 0 when absent (as RabbitMQ treats it)."""
+        header = self.header
+        if not ((header[12] << 8) | header[13]) & _FLAG_PRIORITY:
+            return 0
+        return self.properties.priority or 0
+
+    @property
+    def expiration(self):
+        """The raw ``expiration`` property (a string), or ``None`` when absent."""
+        header = self.header
+        if not ((header[12] << 8) | header[13]) & _FLAG_EXPIRATION:
+            return None
+        return self.properties.expiration
+
+    @property
+    def ttl(self):
+        """The per-message TTL in milliseconds from ``expiration``, or ``None``."""
+        exp = self.expiration
+        if exp is None:
+            return None
+        try:
+            return parse_expiration(exp)
+        except ValueError:  # validated at publish; treat anything else as no TTL
+            return None
+
     def __repr__(self) -> str:
         return f"Message({self.exchange!r}, {self.routing_key!r}, {len(self.body)} bytes)"
 
 
+def parse_expiration(value) -> int:
+    """The TTL in ms of an ``expiration`` property, as RabbitMQ parses it.
+
+    Raises ``ValueError`` whose text is RabbitMQ's reason term (``no_integer``,
+    ``{leftover_string,"x"}``, ``{value_negative,-5}``), for the
+    ``invalid expiration '...': <reason>`` channel error.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    # Erlang's string:to_integer/1: optional sign, then digits; the rest is left over
+    i = 1 if value[:1] in ("+", "-") else 0
+    j = i
+    while j < len(value) and "0" <= value[j] <= "9":
+        j += 1
+    if j == i:
+        raise ValueError("no_integer")
+    n = int(value[:j])
+    if j < len(value):
+        raise ValueError('{leftover_string,"%s"}' % value[j:].replace("\\", "\\\\").replace('"', '\\"'))
+    if n < 0:
+        raise ValueError(f"{{value_negative,{n}}}")
+    return n
+
+
 class QueueEntry:
-    __slots__ = ("message", "seq", "redelivered", "queue", "consumer", "delivery_count")
+    __slots__ = ("message", "seq", "redelivered", "queue", "consumer", "delivery_count", "expires")
 
     def __init__(self, message: Message, seq: int, queue):
         self.message = message
@@ -65,3 +118,4 @@ class QueueEntry:
         self.redelivered = False
         self.consumer = None
         self.delivery_count = 0
+        self.expires = 0.0  # time.monotonic() deadline while ready in a queue with a TTL; 0.0 = never

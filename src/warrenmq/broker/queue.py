@@ -9,6 +9,20 @@ Unacked entries live in their channel's map until the channel acks, rejects or
 closes; requeued entries go back to their original position (by sequence
 number, as RabbitMQ does) marked redelivered.
 
+Priority queues (``x-max-priority``) keep one deque per priority level in a
+:class:`PriorityMessages` (same interface as the deque) and serve the highest
+level first, FIFO within a level; a missing priority is 0 and one above the
+maximum counts as the maximum, as in RabbitMQ.
+
+TTL (``x-message-ttl`` and the ``expiration`` property, the lower one wins):
+an entry gets a deadline when it is enqueued, unless a consumer takes it at
+once (so a TTL of 0 still reaches a waiting consumer).  As in RabbitMQ only the
+head of the queue expires: expired entries are dropped when they reach the head
+(before a delivery or a get), and a timer (the broker's
+:class:`~.timers.Timers`) fires at the head's deadline so counts drop without
+traffic.  Delivered (unacked) entries never expire; requeued ones keep their
+deadline.
+
 Nothing here knows about frames: delivering means calling
 ``channel.deliver(consumer, entry)``, which the session implements.
 """
@@ -16,8 +30,35 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import merge
+from time import monotonic
 
+from ..protocol.codec import field_type_name
+from ..protocol.errors import SoftError
+from ..protocol.spec import PRECONDITION_FAILED
 from .message import QueueEntry
+
+#: the highest ``x-max-priority`` RabbitMQ accepts
+MAX_SUPPORTED_PRIORITY = 255
+#: queue arguments RabbitMQ requires to be non-negative integers -> their maximum (or None)
+_INT_ARGS = {"x-max-priority": MAX_SUPPORTED_PRIORITY, "x-message-ttl": None}
+
+
+def check_queue_arguments(name: str, vhost_name: str, arguments: dict) -> None:
+    """Validate the queue arguments implemented here, with RabbitMQ's PRECONDITION_FAILED texts."""
+    for key, maximum in _INT_ARGS.items():
+        if key not in arguments:
+            continue
+        v = arguments[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            reason = f'"expected integer, got {field_type_name(v)}"'
+        elif v < 0:
+            reason = f"{{value_negative,{v}}}"
+        elif maximum is not None and v > maximum:
+            reason = f"{{max_value_exceeded,{v}}}"
+        else:
+            continue
+        raise SoftError(PRECONDITION_FAILED, f"invalid arg '{key}' for queue '{name}' in vhost "
+                        f"'{vhost_name}': {reason}")
 
 KIND_QUEUE = 0
 
@@ -49,11 +90,83 @@ class Consumer:
         return not gp or ch.unacked_count < gp
 
 
+def _merge_sorted(msgs: deque, entries: list) -> None:
+    """Put ``entries`` (sorted by seq) back into ``msgs`` at their original places."""
+    if not msgs or entries[-1].seq < msgs[0].seq:
+        msgs.extendleft(reversed(entries))
+    else:
+        head = []
+        last = entries[-1].seq
+        while msgs and msgs[0].seq < last:
+            head.append(msgs.popleft())
+        msgs.extendleft(reversed(list(merge(head, entries, key=_seq))))
+
+
+class PriorityMessages:
+    """The ready entries of a priority queue: a deque per level, highest level first.
+
+    Offers the part of the deque interface that queues and sessions use.
+    """
+    __slots__ = ("levels", "max_priority", "count")
+
+    def __init__(self, max_priority: int):
+        self.max_priority = max_priority
+        self.levels = [deque() for _ in range(max_priority + 1)]
+        self.count = 0
+
+    def level(self, entry) -> int:
+        p = entry.message.priority
+        return p if p <= self.max_priority else self.max_priority
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __iter__(self):
+        for level in reversed(self.levels):
+            yield from level
+
+    def __getitem__(self, i: int):
+        if i == 0 and self.count:
+            for level in reversed(self.levels):
+                if level:
+                    return level[0]
+        raise IndexError(i)
+
+    def append(self, entry) -> None:
+        self.levels[self.level(entry)].append(entry)
+        self.count += 1
+
+    def popleft(self):
+        for level in reversed(self.levels):
+            if level:
+                self.count -= 1
+                return level.popleft()
+        raise IndexError("pop from an empty queue")
+
+    def clear(self) -> None:
+        for level in self.levels:
+            level.clear()
+        self.count = 0
+
+    def requeue(self, entries: list) -> None:
+        """Put ``entries`` (sorted by seq) back at their original places in their levels."""
+        by_level: dict = {}
+        for e in entries:
+            by_level.setdefault(self.level(e), []).append(e)
+        for lvl, es in by_level.items():
+            _merge_sorted(self.levels[lvl], es)
+        self.count += len(entries)
+
+
 class Queue:
     kind = KIND_QUEUE
     __slots__ = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "messages",
                  "consumers", "next_seq", "unacked", "had_consumer", "bindings", "deleted", "exclusive_consumer",
-                 "_dispatching", "stats_published", "stats_delivered", "stats_acked", "memory")
+                 "_dispatching", "stats_published", "stats_delivered", "stats_acked", "memory", "message_ttl",
+                 "has_ttl", "_expiry_timer", "_expiry_at")
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
         self.name = name
@@ -61,8 +174,17 @@ class Queue:
         self.durable = durable
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
-        self.arguments = arguments or {}
-        self.messages: deque[QueueEntry] = deque()
+        self.arguments = arguments = arguments or {}
+        max_priority = arguments.get("x-max-priority")
+        if isinstance(max_priority, int) and not isinstance(max_priority, bool) and max_priority > 0:
+            self.messages = PriorityMessages(min(max_priority, MAX_SUPPORTED_PRIORITY))
+        else:
+            self.messages: deque[QueueEntry] = deque()
+        ttl = arguments.get("x-message-ttl")
+        self.message_ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0 else None
+        self.has_ttl = self.message_ttl is not None  # entries may carry deadlines
+        self._expiry_timer = None
+        self._expiry_at = 0.0
         self.consumers: deque[Consumer] = deque()
         self.next_seq = 0
         self.unacked = 0
@@ -96,9 +218,25 @@ class Queue:
         mem.used += len(msg.body)
         if mem.used > mem.high and not mem.alarm:
             mem.add(0)
-        self.messages.append(QueueEntry(msg, seq, self))
+        entry = QueueEntry(msg, seq, self)
+        self.messages.append(entry)
+        ttl = self.message_ttl
+        if msg.header[12] & 0x01:  # the expiration property is present
+            mttl = msg.ttl
+            if mttl is not None and (ttl is None or mttl < ttl):
+                ttl = mttl
+        if ttl is None:
+            if self.consumers:
+                self.dispatch()
+            return
+        self.has_ttl = True
+        deadline = monotonic() + ttl / 1000.0
         if self.consumers:
             self.dispatch()
+            if entry.delivery_count:  # a consumer took it at once: it never expires
+                return
+        entry.expires = deadline
+        self._schedule_expiry()
 
     def dispatch(self) -> None:
         """Hand ready messages to consumers with credit, round robin."""
@@ -107,8 +245,11 @@ class Queue:
         messages = self.messages
         consumers = self.consumers
         self._dispatching = True
+        has_ttl = self.has_ttl
         try:
             while messages and consumers:
+                if has_ttl and messages[0].expires and not self._drop_expired():
+                    return
                 # find the next consumer (in round-robin order) that may take a message
                 for _ in range(len(consumers)):
                     c = consumers[0]
@@ -122,9 +263,19 @@ class Queue:
                 c.channel.deliver(c, entry)
         finally:
             self._dispatching = False
+            if has_ttl:
+                self._schedule_expiry()
 
     def get(self):
         """Pop the head entry for basic.get, or ``None``."""
+        if self.has_ttl:
+            self._drop_expired()
+            if self.messages:
+                self.stats_delivered += 1
+                entry = self.messages.popleft()
+                self._schedule_expiry()
+                return entry
+            return None
         if self.messages:
             self.stats_delivered += 1
             return self.messages.popleft()
@@ -139,16 +290,14 @@ class Queue:
             e.consumer = None
         entries.sort(key=_seq)
         msgs = self.messages
-        if not msgs or entries[-1].seq < msgs[0].seq:
-            msgs.extendleft(reversed(entries))
+        if isinstance(msgs, PriorityMessages):
+            msgs.requeue(entries)
         else:
-            head = []
-            last = entries[-1].seq
-            while msgs and msgs[0].seq < last:
-                head.append(msgs.popleft())
-            msgs.extendleft(reversed(list(merge(head, entries, key=_seq))))
+            _merge_sorted(msgs, entries)
         if self.consumers:
             self.dispatch()
+        elif self.has_ttl:
+            self._schedule_expiry()
 
     def purge(self) -> int:
         """Drop every ready message; return how many went."""
@@ -158,6 +307,51 @@ class Queue:
             self.memory.release(sum(len(e.message.body) for e in msgs))
             msgs.clear()
         return n
+
+    # ---------------------------------------------------------------- expiry
+    def _drop_expired(self) -> int:
+        """Drop the expired entries at the head; return how many entries are left."""
+        messages = self.messages
+        now = monotonic()
+        dropped = []
+        while messages:
+            at = messages[0].expires
+            if not at or at > now:
+                break
+            dropped.append(messages.popleft())
+        if dropped:
+            self.expired(dropped)
+        return len(messages)
+
+    def expired(self, entries: list) -> None:
+        """Entries whose TTL ran out at the head of the queue (dead lettering hooks in here)."""
+        self.memory.release(sum(len(e.message.body) for e in entries))
+
+    def _schedule_expiry(self) -> None:
+        """Arm the timer for the head entry's deadline, if it has one."""
+        messages = self.messages
+        if not messages or self.deleted:
+            return
+        at = messages[0].expires
+        if not at:
+            return
+        timer = self._expiry_timer
+        if timer is not None:
+            if self._expiry_at <= at:
+                return
+            timer.cancel()
+        self._expiry_timer = self.vhost.timers.call_later(max(0.0, at - monotonic()), self._on_expiry_timer)
+        self._expiry_at = at
+
+    def _on_expiry_timer(self) -> None:
+        self._expiry_timer = None
+        if self.deleted:
+            return
+        self._drop_expired()
+        if self.consumers and self.messages:
+            self.dispatch()
+        else:
+            self._schedule_expiry()
 
     # ----------------------------------------------------------------- consumers
     def add_consumer(self, consumer: Consumer) -> None:

@@ -27,7 +27,7 @@ from ..protocol.spec import (
     ACCESS_REFUSED, CHANNEL_ERROR, COMMAND_INVALID, INTERNAL_ERROR, NOT_ALLOWED, NOT_FOUND,
     NOT_IMPLEMENTED, NO_ROUTE, PRECONDITION_FAILED, REPLY_SUCCESS,
 )
-from .message import Message
+from .message import Message, parse_expiration
 from .queue import Consumer
 from .vhost import generated_name
 
@@ -244,7 +244,7 @@ class Session:
                         continue
                     handler = handlers.get(method.INDEX)
                     if handler is None:
-                        raise HardError(COMMAND_INVALID, f"{method.NAME} is not a client method")
+                        raise HardError(COMMAND_INVALID, "unimplemented method")
                     if header is None:
                         handler(self, channel, method)
                     else:
@@ -425,10 +425,7 @@ class Session:
         return name
 
     def on_queue_declare(self, channel, m) -> None:
-        name = m.queue
-        if m.passive and name == "":
-            name = self._queue_name(channel, name)
-        q, created = self.vhost.declare_queue(name, self, m.passive, m.durable, m.exclusive, m.auto_delete,
+        q, created = self.vhost.declare_queue(m.queue, self, m.passive, m.durable, m.exclusive, m.auto_delete,
                                               m.arguments)
         if created and q.exclusive:
             self.exclusive_queues.append(q)
@@ -438,13 +435,15 @@ class Session:
 
     def on_queue_bind(self, channel, m) -> None:
         q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
-        self.vhost.bind_queue(q, m.exchange, m.routing_key, m.arguments)
+        key = m.routing_key
+        if not m.queue and not key:  # RabbitMQ: both empty binds with the queue's name as the key
+            key = q.name
+        self.vhost.bind_queue(q, m.exchange, key, m.arguments)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.QueueBindOk())
 
     def on_queue_unbind(self, channel, m) -> None:
-        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
-        self.vhost.unbind_queue(q, m.exchange, m.routing_key, m.arguments)
+        self.vhost.unbind_queue(self._queue_name(channel, m.queue), self, m.exchange, m.routing_key, m.arguments)
         self.proto.send_method(channel.number, spec.QueueUnbindOk())
 
     def on_queue_purge(self, channel, m) -> None:
@@ -467,11 +466,19 @@ class Session:
             raise SoftError(PRECONDITION_FAILED, f"queue '{name}' in vhost '{vhost.name}' in use")
         if m.if_empty and q.messages:
             raise SoftError(PRECONDITION_FAILED, f"queue '{name}' in vhost '{vhost.name}' not empty")
+        # RabbitMQ cancels the deleting channel's own consumers after its queue.delete-ok
+        # (kombu raises ConsumerCancelled if the basic.cancel comes first)
+        own = [c for c in q.consumers if c.channel is channel]
+        for c in own:
+            channel.consumers.pop(c.tag, None)
         n = vhost.delete_queue(q)
         if q in self.exclusive_queues:
             self.exclusive_queues.remove(q)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.QueueDeleteOk(n))
+        if own and self.proto.capabilities.get("consumer_cancel_notify"):
+            for c in own:
+                self.proto.send_method(channel.number, spec.BasicCancel(c.tag, True))
 
     # ---------------------------------------------------------------- basic class
     def on_basic_qos(self, channel, m) -> None:
@@ -483,7 +490,14 @@ class Session:
                 if c.queue.messages:
                     c.queue.dispatch()
         else:
+            # RabbitMQ 3.x: a per-consumer qos also lifts any channel-wide limit
             channel.prefetch_count = m.prefetch_count
+            lifted = channel.global_prefetch
+            channel.global_prefetch = 0
+            if lifted:
+                for c in list(channel.consumers.values()):
+                    if c.queue.messages:
+                        c.queue.dispatch()
         self.proto.send_method(channel.number, spec.BasicQosOk())
 
     def on_basic_consume(self, channel, m) -> None:
@@ -509,6 +523,8 @@ class Session:
             self.remove_consumer(c)
 
     def on_basic_publish(self, channel, m, header, body) -> None:
+        if m.immediate:  # RabbitMQ 3 dropped immediate: a connection error, checked first
+            raise HardError(NOT_IMPLEMENTED, "immediate=true")
         vhost = self.vhost
         ex = vhost.exchanges.get(m.exchange)
         if ex is None:
@@ -516,10 +532,17 @@ class Session:
         if ex.internal:
             raise SoftError(ACCESS_REFUSED, f"cannot publish to internal exchange '{m.exchange}' in vhost "
                             f"'{vhost.name}'")
+        msg = Message(m.exchange, m.routing_key, header, body)
+        if header[12] & 0x01:  # the expiration property is present: RabbitMQ validates it
+            exp = msg.expiration
+            if exp is not None:
+                try:
+                    parse_expiration(exp)
+                except ValueError as e:
+                    raise SoftError(PRECONDITION_FAILED, f"invalid expiration '{exp}': {e}") from None
         self.published = True
         if self.blocked:
             self._pause_reading()
-        msg = Message(m.exchange, m.routing_key, header, body)
         if channel.confirm:
             channel.publish_seq += 1
             self._confirming.add(channel)
@@ -581,13 +604,13 @@ class Session:
         channel.reject(m.delivery_tag, m.multiple, m.requeue)
 
     def on_basic_recover(self, channel, m) -> None:
-        self._recover(channel, m)
+        if not m.requeue:
+            raise HardError(NOT_IMPLEMENTED, "requeue=false")
+        # as RabbitMQ: recover-ok first, then the redeliveries
         self.proto.send_method(channel.number, spec.BasicRecoverOk())
+        channel.requeue_all()
 
     def on_basic_recover_async(self, channel, m) -> None:
-        self._recover(channel, m)
-
-    def _recover(self, channel, m) -> None:
         if not m.requeue:
             raise HardError(NOT_IMPLEMENTED, "requeue=false")
         channel.requeue_all()

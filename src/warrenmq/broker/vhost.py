@@ -12,42 +12,51 @@ last binding went, which may cascade through exchange-to-exchange bindings.
 """
 from __future__ import annotations
 
+import base64
 import secrets
 
+from ..protocol.codec import field_type_name
 from ..protocol.errors import HardError, SoftError
 from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
 from .exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key
 from .flow import MemoryMonitor
-from .queue import Queue
+from .queue import Queue, check_queue_arguments
+from .timers import Timers
 
-_GEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def generated_name(prefix: str) -> str:
-    """A RabbitMQ-style server-generated name, e.g. ``amq.gen-JzTY20BRgKO-HjmUJj0wLg``."""
-    return prefix + "".join(secrets.choice(_GEN_ALPHABET) for _ in range(22))
+    """A RabbitMQ-style server-generated name, e.g. ``amq.gen-JzTY20BRgKO-HjmUJj0wLg``:
+    16 random bytes in URL-safe base64 without padding."""
+    return prefix + base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+
+
+# the queue arguments RabbitMQ 3.x compares on redeclare of a classic queue, in its order (others are ignored)
+QUEUE_EQUIVALENCE_ARGS = ("x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+                          "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+                          "x-single-active-consumer", "x-queue-type", "x-queue-master-locator")
+
+
+# RabbitMQ 3.10 says "invalid exchange type" when the type name is already an Erlang atom in the broker
+# and "unknown exchange type" otherwise (typos, wrong case, x- plugin types that are not enabled).  These
+# names were checked against RabbitMQ 3.10.8 without plugins; any other name gets "unknown".
+_ATOM_TYPE_NAMES = frozenset(
+    [""] + [c for c in "abcdefghijklmnpqrstuvwxyz"]
+    + "foo bar test true false ok error undefined none nil null queue exchange random local hash match all any "
+      "amqp bad badarg badtype basic classic default delay dummy durable event events federation header info "
+      "internal invalid invalid_type log name new old other priority quorum rpc sample simple stream string "
+      "type unknown unknown_type work".split())
 
 
 def fmt_bool(b: bool) -> str:
     return "true" if b else "false"
 
 
-def _value_type(v) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "long" if not -0x80000000 <= v <= 0x7FFFFFFF else "signedint"
-    if isinstance(v, str):
-        return "longstr"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, dict):
-        return "table"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, bytes):
-        return "binary"
-    return "void" if v is None else type(v).__name__
+def _type_class(v) -> type:
+    """RabbitMQ's type_class for argument equivalence: every integer width is one class (a bool is not)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return int
+    return type(v)
 
 
 def _fmt_value(v) -> str:
@@ -62,6 +71,7 @@ class VHost:
     def __init__(self, name: str, memory: MemoryMonitor | None = None):
         self.name = name
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
+        self.timers = Timers()  # the broker shares its own (with the event loop plugged in)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         default = DefaultExchange(self)
@@ -112,17 +122,18 @@ class VHost:
             if ex is None:
                 raise self.not_found_exchange(name)
             return ex
-        if name.startswith("amq."):
-            raise SoftError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
         if name == "":
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         cls = EXCHANGE_TYPES.get(type_)
         if cls is None:
-            raise HardError(COMMAND_INVALID, f"unknown exchange type '{type_}'")
+            adjective = "invalid" if type_ in _ATOM_TYPE_NAMES else "unknown"
+            raise HardError(COMMAND_INVALID, f"{adjective} exchange type '{type_}'")
         ex = self.exchanges.get(name)
         if ex is not None:
             self._check_equivalent_exchange(ex, type_, durable, auto_delete, internal, arguments or {})
             return ex
+        if name.startswith("amq."):
+            raise SoftError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
         ex = cls(name, self, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments)
         self.exchanges[name] = ex
         return ex
@@ -144,29 +155,33 @@ class VHost:
     def _check_equivalent_args(self, kind, name, current, received, keys) -> None:
         for k in keys:
             a, b = received.get(k), current.get(k)
-            if a == b and type(a) is type(b):
+            if k == "x-queue-type":  # RabbitMQ: a classic queue's type is equivalent to none given
+                a, b = (None if v == "classic" else v for v in (a, b))
+            if a == b and _type_class(a) is _type_class(b):
                 continue
+            if a is not None and b is not None:  # RabbitMQ prints both values bare then
+                raise SoftError(PRECONDITION_FAILED, f"inequivalent arg '{k}' for {kind} '{name}' in vhost "
+                                f"'{self.name}': received '{_fmt_value(a)}' but current is '{_fmt_value(b)}'")
             if a is None:
                 rec = "none"
             else:
-                rec = f"the value '{_fmt_value(a)}' of type '{_value_type(a)}'"
-            cur = "none" if b is None else f"the value '{_fmt_value(b)}' of type '{_value_type(b)}'"
+                rec = f"the value '{_fmt_value(a)}' of type '{field_type_name(a)}'"
+            cur = "none" if b is None else f"the value '{_fmt_value(b)}' of type '{field_type_name(b)}'"
             raise SoftError(PRECONDITION_FAILED, f"inequivalent arg '{k}' for {kind} '{name}' in vhost "
                             f"'{self.name}': received {rec} but current is {cur}")
 
     def delete_exchange(self, name: str, if_unused=False) -> None:
-        if name.startswith("amq.") or name == "":
-            raise SoftError(ACCESS_REFUSED, f"operation not permitted on the default exchange" if name == ""
-                            else f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        if name == "":
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         ex = self.exchanges.get(name)
         if ex is None:
             return  # RabbitMQ: deleting a missing exchange succeeds
-        if if_unused and (ex.bindings or self._bound_as_destination(ex)):
+        if name.startswith("amq."):
+            raise SoftError(ACCESS_REFUSED, f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed")
+        # "in use" means: the source of a binding (being only a destination does not count)
+        if if_unused and ex.bindings:
             raise SoftError(PRECONDITION_FAILED, f"exchange '{name}' in vhost '{self.name}' in use")
         self._remove_exchange(ex)
-
-    def _bound_as_destination(self, ex) -> bool:
-        return any(b[0] is ex for src in self.exchanges.values() for b in src.bindings)
 
     def _remove_exchange(self, ex) -> None:
         if self.exchanges.get(ex.name) is not ex:
@@ -209,10 +224,10 @@ class VHost:
             if q.auto_delete != auto_delete:
                 self._inequivalent_queue(q, "auto_delete", fmt_bool(auto_delete), fmt_bool(q.auto_delete))
             if q.exclusive != exclusive:
-                self._inequivalent_queue(q, "exclusive", fmt_bool(exclusive), fmt_bool(q.exclusive))
-            keys = set(arguments) | set(q.arguments)
-            self._check_equivalent_args("queue", q.name, q.arguments, arguments, sorted(keys))
+                raise self._locked(q)
+            self._check_equivalent_args("queue", q.name, q.arguments, arguments, QUEUE_EQUIVALENCE_ARGS)
             return q, False
+        check_queue_arguments(name, self.name, arguments)
         q = Queue(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
                   auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = q
@@ -224,7 +239,10 @@ class VHost:
 
     def check_exclusive(self, q: Queue, owner) -> None:
         if q.exclusive_owner is not None and q.exclusive_owner is not owner:
-            raise SoftError(RESOURCE_LOCKED, f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
+            raise self._locked(q)
+
+    def _locked(self, q: Queue) -> SoftError:
+        return SoftError(RESOURCE_LOCKED, f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
                             f"'{self.name}'. It could be originally declared on another connection or the "
                             "exclusive property value does not match that of the original declaration.")
 
@@ -256,15 +274,21 @@ class VHost:
     # -------------------------------------------------------------- bindings
     def bind_queue(self, q: Queue, exchange_name: str, key: str, arguments) -> None:
         if exchange_name == "":
-            raise SoftError(ACCESS_REFUSED, f"operation not permitted on the default exchange")
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         ex = self.get_exchange(exchange_name)
         if ex.bind(q, key, arguments):
             q.bindings.add((ex, key, args_key(arguments)))
 
-    def unbind_queue(self, q: Queue, exchange_name: str, key: str, arguments) -> None:
+    def unbind_queue(self, queue_name: str, owner, exchange_name: str, key: str, arguments) -> None:
+        """Remove a binding; as in RabbitMQ a missing queue, exchange or binding is not an error."""
         if exchange_name == "":
-            raise SoftError(ACCESS_REFUSED, f"operation not permitted on the default exchange")
-        ex = self.get_exchange(exchange_name)
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        q = self.queues.get(queue_name)
+        if q is not None:
+            self.check_exclusive(q, owner)
+        ex = self.exchanges.get(exchange_name)
+        if q is None or ex is None:
+            return
         if ex.unbind(q, key, arguments):
             q.bindings.discard((ex, key, args_key(arguments)))
             self._maybe_auto_delete(ex)
@@ -272,14 +296,16 @@ class VHost:
     def bind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
         if destination == "" or source == "":
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
-        dest = self.get_exchange(destination)
         src = self.get_exchange(source)
+        dest = self.get_exchange(destination)
         src.bind(dest, key, arguments)
 
     def unbind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
         if destination == "" or source == "":
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
-        dest = self.get_exchange(destination)
-        src = self.get_exchange(source)
+        src = self.exchanges.get(source)
+        dest = self.exchanges.get(destination)
+        if src is None or dest is None:
+            return
         if src.unbind(dest, key, arguments):
             self._maybe_auto_delete(src)

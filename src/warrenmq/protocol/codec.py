@@ -8,7 +8,9 @@ tags (which differ from the 0-9-1 text for ``s``/``u``/``l``), all of them:
 
 Decoded values are plain Python values (``str`` for ``S`` and short strings,
 ``bytes`` for ``x``, ``int``, ``float``, ``Decimal``, ``datetime`` for ``T``,
-``dict`` for ``F``, ``list`` for ``A``, ``None`` for ``V``).  Strings decode with
+``dict`` for ``F``, ``list`` for ``A``, ``None`` for ``V``).  Integers with a
+tag other than ``I`` decode to ``int`` subclasses (:data:`INT_TYPES`) that
+remember their width, so a table re-encodes to the same bytes.  Strings decode with
 ``surrogateescape`` so that arbitrary bytes survive a decode/encode round trip.
 Encoding picks the narrowest RabbitMQ-compatible tag for a Python value (``I``
 for ints that fit 32 bits, else ``l``; ``d`` for floats).
@@ -26,6 +28,7 @@ from decimal import Decimal
 __all__ = [
     "DecodeError", "decode_shortstr", "decode_longstr", "decode_table", "decode_value",
     "encode_shortstr", "encode_longstr", "encode_table", "encode_value", "decode_array",
+    "INT_TYPES", "field_type_name",
 ]
 
 
@@ -92,6 +95,70 @@ def _fixed(st: struct.Struct):
     def dec(buf, off):
         return unpack(buf, off)[0], off + size
     return dec
+
+
+class _WireInt(int):
+    """Base of the int subclasses that remember a non-default integer width (see ``INT_TYPES``)."""
+    __slots__ = ()
+    TAG = b"I"
+    TYPE_NAME = "signedint"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({int(self)})"
+
+    __str__ = int.__repr__
+
+
+def _wire_int(name: str, tag: str, type_name: str, st: struct.Struct):
+    return type(name, (_WireInt,), {"__slots__": (), "TAG": tag.encode(), "TYPE_NAME": type_name, "STRUCT": st})
+
+
+#: integers decoded from a table with a tag other than ``I`` keep it, so that a table re-encodes to the
+#: same bytes and errors can name the wire type as RabbitMQ does (``of type 'short'``)
+INT_TYPES = {
+    "b": _wire_int("Byte", "b", "byte", _b),
+    "B": _wire_int("UnsignedByte", "B", "unsignedbyte", _B),
+    "s": _wire_int("Short", "s", "short", _h),
+    "u": _wire_int("UnsignedShort", "u", "unsignedshort", _H),
+    "i": _wire_int("UnsignedInt", "i", "unsignedint", _I),
+    "l": _wire_int("Long", "l", "long", _q),
+    "L": _wire_int("UnsignedLong", "L", "unsignedlong", _Q),
+}
+
+
+def _typed(cls):
+    st = cls.STRUCT
+    size = st.size
+    unpack = st.unpack_from
+
+    def dec(buf, off):
+        return cls(unpack(buf, off)[0]), off + size
+    return dec
+
+
+def field_type_name(value) -> str:
+    """RabbitMQ's name for the field type ``value`` has (or would be encoded with)."""
+    if isinstance(value, _WireInt):
+        return value.TYPE_NAME
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -0x80000000 <= value <= 0x7FFFFFFF else "long"
+    if isinstance(value, str):
+        return "longstr"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, Decimal):
+        return "decimal"
+    if isinstance(value, datetime):
+        return "timestamp"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "binary"
+    return "void" if value is None else type(value).__name__
 
 
 def _dec_bool(buf, off):
@@ -183,14 +250,14 @@ def decode_value(buf, off):
 
 _DECODERS = {
     ord("t"): _dec_bool,
-    ord("b"): _fixed(_b),
-    ord("B"): _fixed(_B),
-    ord("s"): _fixed(_h),
-    ord("u"): _fixed(_H),
+    ord("b"): _typed(INT_TYPES["b"]),
+    ord("B"): _typed(INT_TYPES["B"]),
+    ord("s"): _typed(INT_TYPES["s"]),
+    ord("u"): _typed(INT_TYPES["u"]),
     ord("I"): _fixed(_i),
-    ord("i"): _fixed(_I),
-    ord("l"): _fixed(_q),
-    ord("L"): _fixed(_Q),
+    ord("i"): _typed(INT_TYPES["i"]),
+    ord("l"): _typed(INT_TYPES["l"]),
+    ord("L"): _typed(INT_TYPES["L"]),
     ord("f"): _fixed(_f),
     ord("d"): _fixed(_d),
     ord("D"): _dec_decimal,
@@ -238,7 +305,12 @@ def encode_value(value) -> bytes:
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return b"T" + _Q.pack(int(value.timestamp()))
-    if isinstance(value, int):  # int subclasses (e.g. IntEnum)
+    if isinstance(value, _WireInt):
+        try:
+            return value.TAG + value.STRUCT.pack(value)
+        except struct.error:  # out of range for its width: fall back to the default choice
+            return encode_value(int(value))
+    if isinstance(value, int):  # other int subclasses (e.g. IntEnum)
         return encode_value(int(value))
     if isinstance(value, str):
         return encode_value(str(value))

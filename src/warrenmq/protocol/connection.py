@@ -106,9 +106,14 @@ def parse_credentials(mechanism: str, response: bytes):
             if not isinstance(user, str) or not isinstance(password, str):
                 return None
             return user, password
-    except (DecodeError, UnicodeDecodeError, struct.error, IndexError, ValueError):
+    except (DecodeError, UnicodeDecodeError, struct.error, IndexError, ValueError, RecursionError):
         return None
     return None
+
+
+def _reply_text(text: str) -> str:
+    """``text`` cut to the 255 bytes a shortstr reply text can hold (at a character boundary)."""
+    return text.encode("utf-8", "surrogateescape")[:255].decode("utf-8", "ignore")
 
 
 class ServerConnection:
@@ -192,6 +197,7 @@ class ServerConnection:
             self.state = CLOSED
             self.should_close = True
             return
+        text = _reply_text(text)
         self.close_reason = (code, text)
         self.state = CLOSING
         self.send_method(0, spec.ConnectionClose(code, text, class_id, method_id))
@@ -207,7 +213,7 @@ class ServerConnection:
             return
         self.channels[channel] = CH_CLOSING
         self._content.pop(channel, None)
-        self.send_method(channel, spec.ChannelClose(code, text, class_id, method_id))
+        self.send_method(channel, spec.ChannelClose(code, _reply_text(text), class_id, method_id))
 
     # ------------------------------------------------------------------- input
     def receive_data(self, data: bytes) -> list:
@@ -255,7 +261,8 @@ class ServerConnection:
     def _parse(self, buf: bytes, events: list) -> None:
         off = 0
         n = len(buf)
-        max_payload = (self.frame_max - 8) if self.frame_max else 0xFFFFFFFF
+        # RabbitMQ accepts payloads up to frame_max (though its error text names frame_max - 8)
+        max_payload = self.frame_max
         channels = self.channels
         content = self._content
         append = events.append
@@ -263,7 +270,7 @@ class ServerConnection:
             ftype, ch, size = _unpack_frame_hdr(buf, off)
             if size > max_payload:
                 raise HardError(FRAME_ERROR, f"type {ftype}, all octets = <<>>: "
-                                f"{{frame_too_large,{size},{max_payload}}}")
+                                f"{{frame_too_large,{size},{max_payload - 8}}}")
             end = off + 7 + size
             if end >= n:
                 break
@@ -284,7 +291,7 @@ class ServerConnection:
                                     index >> 16, index & 0xFFFF)
                 try:
                     method = cls.decode(buf[off + 11:end], 0)
-                except (DecodeError, struct.error, IndexError, UnicodeDecodeError, ValueError) as e:
+                except (DecodeError, struct.error, IndexError, UnicodeDecodeError, ValueError, RecursionError) as e:
                     raise HardError(SYNTAX_ERROR, f"cannot decode {cls.NAME}: {e}",
                                     cls.CLASS_ID, cls.METHOD_ID) from None
                 if ch == 0:
@@ -310,9 +317,10 @@ class ServerConnection:
                             self.send_method(ch, spec.ChannelCloseOk())
                         # anything else on a closing channel is discarded
                     elif index == _CHANNEL_OPEN_INDEX:
-                        if ch > self.channel_max:
-                            raise HardError(CHANNEL_ERROR, f"channel number {ch} exceeds channel_max "
-                                            f"{self.channel_max}", cls.CLASS_ID, cls.METHOD_ID)
+                        if len(channels) >= self.channel_max:  # a limit on open channels, not numbers
+                            raise HardError(spec.NOT_ALLOWED, f"number of channels opened ({len(channels)}) has "
+                                            f"reached the negotiated channel_max ({self.channel_max})",
+                                            cls.CLASS_ID, cls.METHOD_ID)
                         channels[ch] = CH_OPEN
                         append((ch, method, None, None))
                     else:
@@ -336,8 +344,8 @@ class ServerConnection:
                 class_id, = _unpack_H(buf, off + 7)
                 body_size, = _unpack_Q(buf, off + 11)
                 if class_id != pending[0].CLASS_ID:
-                    raise HardError(FRAME_ERROR, f"content header class {class_id} does not match "
-                                    f"method class {pending[0].CLASS_ID}")
+                    raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
+                                    f"{pending[0].CLASS_ID}, got one for class {class_id} instead")
                 header = buf[off + 7:end]
                 if body_size == 0:
                     del content[ch]
@@ -375,9 +383,9 @@ class ServerConnection:
                     pending[4] = got
             elif ftype == FRAME_HEARTBEAT:
                 if ch != 0:
-                    raise HardError(FRAME_ERROR, "heartbeat frame on a non-zero channel")
+                    raise HardError(UNEXPECTED_FRAME, "type 8, all octets = <<>>")
             else:
-                raise HardError(FRAME_ERROR, f"unknown frame type {ftype}")
+                raise HardError(FRAME_ERROR, f"type {ftype}, all octets = <<>>: unknown_frame")
             off = end + 1
             if self.state == CLOSED:
                 return
@@ -410,18 +418,21 @@ class ServerConnection:
                                 cls.CLASS_ID, cls.METHOD_ID)
             events.append((0, method, None, None))
         elif cls is spec.ConnectionTuneOk and state == AWAIT_TUNE_OK:
-            frame_max = method.frame_max or self.offer_frame_max
+            # RabbitMQ's checks and texts; 0 ("no limit") is above any limit the server offered
+            frame_max = method.frame_max
+            if frame_max == 0 or frame_max > self.offer_frame_max:
+                raise HardError(spec.NOT_ALLOWED, f"negotiated frame_max = {frame_max} is higher than the "
+                                f"maximum allowed value ({self.offer_frame_max})", cls.CLASS_ID, cls.METHOD_ID)
             if frame_max < FRAME_MIN_SIZE:
-                raise HardError(spec.NOT_ALLOWED, f"frame_max={frame_max} < {FRAME_MIN_SIZE} min size",
-                                cls.CLASS_ID, cls.METHOD_ID)
-            if frame_max > self.offer_frame_max:
-                raise HardError(spec.NOT_ALLOWED, f"frame_max={frame_max} > {self.offer_frame_max} max size",
-                                cls.CLASS_ID, cls.METHOD_ID)
+                raise HardError(spec.NOT_ALLOWED, f"negotiated frame_max = {frame_max} is lower than the "
+                                f"minimum allowed value ({FRAME_MIN_SIZE})", cls.CLASS_ID, cls.METHOD_ID)
             self.frame_max = frame_max
-            channel_max = method.channel_max or self.offer_channel_max
-            if channel_max > self.offer_channel_max:
-                raise HardError(spec.NOT_ALLOWED, f"channel_max={channel_max} > {self.offer_channel_max} "
-                                "max channels", cls.CLASS_ID, cls.METHOD_ID)
+            channel_max = method.channel_max
+            if channel_max == 0 or channel_max > self.offer_channel_max:
+                no_limit = " (no limit)" if channel_max == 0 else ""
+                raise HardError(spec.NOT_ALLOWED, f"negotiated channel_max = {channel_max}{no_limit} is higher "
+                                f"than the maximum allowed value ({self.offer_channel_max})",
+                                cls.CLASS_ID, cls.METHOD_ID)
             self.channel_max = channel_max
             self.heartbeat = method.heartbeat
             self.state = AWAIT_OPEN
@@ -439,11 +450,12 @@ class ServerConnection:
             pass
         elif cls is spec.ConnectionUpdateSecret and state == OPEN:
             events.append((0, method, None, None))
-        elif cls.CLASS_ID == spec.CLASS_CONNECTION:
-            raise HardError(COMMAND_INVALID, f"{cls.NAME} not expected in this state",
+        elif state == OPEN:
+            raise HardError(CHANNEL_ERROR, "unexpected method in connection state running",
                             cls.CLASS_ID, cls.METHOD_ID)
         else:
-            raise HardError(COMMAND_INVALID, f"{cls.NAME} on channel 0", cls.CLASS_ID, cls.METHOD_ID)
+            raise HardError(COMMAND_INVALID, f"{cls.NAME} not expected during the handshake",
+                            cls.CLASS_ID, cls.METHOD_ID)
 
 
 __all__ = ["ServerConnection", "HEARTBEAT_FRAME", "method_frame", "content_frames", "content_header",
