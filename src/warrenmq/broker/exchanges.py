@@ -326,7 +326,12 @@ class HeadersExchange(Exchange):
 
 def _header_eq(a, b) -> bool:
     """Header value equality as RabbitMQ's (Erlang ``==``): numbers compare across int and float widths,
-    but a bool is no number and a decimal equals only a decimal of the same scale and digits."""
+    but a bool is no number and a decimal equals only a decimal of the same scale and digits.  A longstr
+    and a byte array are both Erlang binaries there, so "pdf" equals b"pdf"."""
+    if a.__class__ is str:
+        a = a.encode()
+    if b.__class__ is str:
+        b = b.encode()
     if a != b:
         return False
     ca, cb = a.__class__, b.__class__
