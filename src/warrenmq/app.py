@@ -2,7 +2,9 @@
 
 Theory of operation: :class:`BrokerApp` couples one
 :class:`~warrenmq.broker.broker.Broker` to its AMQP listener
-(:class:`~warrenmq.transport.server.Server`).  :func:`run` is what the
+(:class:`~warrenmq.transport.server.Server`), plus a second, TLS listener when
+the config names a certificate and key (RabbitMQ's AMQPS listener on 5671), and
+plugs the running event loop into the broker's timers.  :func:`run` is what the
 ``warrenmq`` command calls: it installs uvloop when available, starts the app,
 and on SIGINT/SIGTERM closes every client connection with CONNECTION_FORCED
 before exiting, as RabbitMQ does on shutdown.
@@ -16,6 +18,7 @@ import signal
 from .broker.broker import Broker
 from .config import BrokerConfig
 from .transport.server import Server
+from .transport.storage import DiskMonitor, StoreCommitter
 
 log = logging.getLogger("warrenmq")
 
@@ -25,16 +28,49 @@ class BrokerApp:
         self.config = config or BrokerConfig()
         self.broker = broker or Broker(self.config)
         self.server = Server(self.broker, self.config.host, self.config.port)
+        tls = self.config.tls_context()
+        self.tls_server = Server(self.broker, self.config.host, self.config.tls_port, ssl=tls) if tls else None
+        self.committer: StoreCommitter | None = None
+        self.disk_monitor: DiskMonitor | None = None
 
     @property
     def port(self) -> int:
         return self.server.port
 
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (the bound one once started), or ``None`` without TLS."""
+        return self.tls_server.port if self.tls_server is not None else None
+
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.broker.timers.loop_call_later = loop.call_later
+        if self.broker.store.durable:
+            self.committer = StoreCommitter(self.broker, loop)
+            self.disk_monitor = DiskMonitor(self.broker, self.config.data_dir, self.config.disk_free_limit, loop)
+            self.disk_monitor.start()
+            if self.broker.store.has_pending:  # records written during recovery
+                self.committer.schedule()
         await self.server.start()
+        if self.tls_server is not None:
+            try:
+                await self.tls_server.start()
+            except BaseException:
+                await self.server.stop(0)
+                raise
 
     async def stop(self, timeout: float = 2.0) -> None:
-        await self.server.stop(timeout)
+        if self.tls_server is not None:
+            await asyncio.gather(self.server.stop(timeout), self.tls_server.stop(timeout))
+        else:
+            await self.server.stop(timeout)
+        self.broker.timers.loop_call_later = None
+        if self.committer is not None:
+            self.disk_monitor.stop()
+            await self.committer.drain()
+            self.committer.close()
+            self.committer = None
+        self.broker.close()
 
 
 def install_uvloop() -> bool:
@@ -50,6 +86,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
     app = BrokerApp(config)
     await app.start()
     log.info("WarrenMQ listening on %s:%s", config.host, app.port)
+    if app.tls_server is not None:
+        log.info("WarrenMQ listening for TLS (AMQPS) on %s:%s", config.host, app.tls_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()
@@ -60,7 +98,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
             pass
     await stop.wait()
-    log.info("shutting down: closing %d connections", len(app.server.connections))
+    n = len(app.server.connections) + (len(app.tls_server.connections) if app.tls_server is not None else 0)
+    log.info("shutting down: closing %d connections", n)
     await app.stop()
 
 

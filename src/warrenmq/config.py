@@ -4,11 +4,16 @@ Theory of operation: :class:`BrokerConfig` is a plain dataclass.  Values come,
 in increasing precedence, from the defaults here, a TOML config file
 (``--config`` or ``WARRENMQ_CONFIG``), ``WARRENMQ_*`` environment variables
 (e.g. ``WARRENMQ_PORT=5673``) and command-line flags.
+
+TLS: a second listener (AMQPS, RabbitMQ's ``listeners.ssl``) starts on
+``tls_port`` when ``tls_certfile`` and ``tls_keyfile`` are set;
+:meth:`BrokerConfig.tls_context` builds its :class:`ssl.SSLContext`.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 from dataclasses import dataclass, field
 
 try:  # Python 3.11+
@@ -37,7 +42,58 @@ class BrokerConfig:
     # bytes a connection may have waiting in its socket buffer before deliveries pause
     write_buffer_high: int = 1024 * 1024
     write_buffer_low: int = 256 * 1024
+    # a channel whose delivery stays unacknowledged this long is closed (RabbitMQ's consumer_timeout,
+    # 30 minutes in 3.10); 0 turns the check off
+    consumer_timeout_ms: int = 1_800_000
     use_uvloop: bool = True
+    # durability: where persistent messages and durable definitions live ("" keeps everything in memory)
+    data_dir: str = field(default_factory=lambda: default_data_dir())
+    # fsync every group commit; false is faster and UNSAFE: a crash of the machine loses confirmed messages
+    fsync: bool = True
+    # publishers are blocked while the data directory's disk has less free space than this (RabbitMQ: 50 MB)
+    disk_free_limit: int = 50_000_000
+    # TLS listener (RabbitMQ's listeners.ssl.default and ssl_options): on when certfile and keyfile are set
+    tls_port: int = 5671
+    tls_certfile: str = ""  # the server's certificate chain (PEM)
+    tls_keyfile: str = ""  # its private key (PEM)
+    tls_cafile: str = ""  # CA certificates that client certificates are verified against (PEM)
+    tls_verify_peer: bool = False  # ask clients for a certificate and verify it (ssl_options.verify = verify_peer)
+    tls_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients that present no certificate
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_certfile and self.tls_keyfile)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server-side SSL context of the TLS listener, or ``None`` when TLS is off.
+
+        Raises ``OSError``/``ssl.SSLError`` for unreadable or invalid files and
+        ``ValueError`` for an inconsistent configuration.
+        """
+        if not self.tls_enabled:
+            if self.tls_certfile or self.tls_keyfile:
+                raise ValueError("TLS needs both tls_certfile and tls_keyfile")
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # TLS 1.2+, secure ciphers
+        try:
+            ctx.load_cert_chain(self.tls_certfile, self.tls_keyfile)
+        except OSError as e:  # ssl.SSLError included
+            raise OSError(f"cannot load TLS certificate {self.tls_certfile!r} with key "
+                          f"{self.tls_keyfile!r}: {e.strerror or e}") from e
+        if self.tls_verify_peer:
+            if not self.tls_cafile:
+                raise ValueError("tls_verify_peer needs tls_cafile (the CA that signs client certificates)")
+            try:
+                ctx.load_verify_locations(self.tls_cafile)
+            except OSError as e:
+                raise OSError(f"cannot load TLS CA certificates {self.tls_cafile!r}: "
+                              f"{e.strerror or e}") from e
+            ctx.verify_mode = ssl.CERT_REQUIRED if self.tls_fail_if_no_peer_cert else ssl.CERT_OPTIONAL
+        else:
+            if self.tls_fail_if_no_peer_cert:
+                raise ValueError("tls_fail_if_no_peer_cert needs tls_verify_peer")
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
 
     @classmethod
     def load(cls, path: str | None = None, env: dict | None = None, **overrides) -> "BrokerConfig":
@@ -71,6 +127,12 @@ def _coerce(f, raw: str):
     if t == "list":
         return [x for x in raw.split(",") if x]
     return raw
+
+
+def default_data_dir() -> str:
+    """``$XDG_DATA_HOME/warrenmq`` (``~/.local/share/warrenmq``), the default data directory."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "warrenmq")
 
 
 def physical_memory() -> int:

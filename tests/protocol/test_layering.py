@@ -12,6 +12,8 @@ PKG = Path(warrenmq.__file__).parent
 FORBIDDEN = {
     "protocol": {"asyncio", "socket", "selectors", "ssl", "warrenmq.broker", "warrenmq.transport",
                  "warrenmq.management", "warrenmq.store", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"},
+    "store": {"asyncio", "socket", "selectors", "warrenmq.broker", "warrenmq.transport", "warrenmq.management",
+              "warrenmq.cli", "warrenmq.testing", "warrenmq.app"},
     "broker": {"asyncio", "socket", "selectors", "warrenmq.transport", "warrenmq.management", "warrenmq.cli",
                "warrenmq.testing", "warrenmq.app"},
 }

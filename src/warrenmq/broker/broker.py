@@ -10,17 +10,28 @@ reading from them) until the queues drain.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import hmac
+import logging
+import os
 import platform
 from dataclasses import dataclass, field
 
 from .. import __version__
 from ..config import BrokerConfig, physical_memory
 from ..protocol.connection import ServerConnection
+from ..store.memory import MemoryStore
+from ..store.metadata import Definitions
+from ..store.segments import SegmentStore
+from .direct_reply import DirectReplyTo
 from .flow import MemoryMonitor
+from .message import Message
 from .session import Session
 from .timers import Timers
 from .vhost import VHost
+
+log = logging.getLogger("warrenmq.broker")
 
 #: the RabbitMQ release whose behaviour WarrenMQ reproduces (and reports as ``version``)
 RABBITMQ_COMPAT_VERSION = "3.10.8"
@@ -32,17 +43,29 @@ CAPABILITIES = {
     "basic.nack": True,
     "consumer_cancel_notify": True,
     "connection.blocked": True,
+    "consumer_priorities": True,
     "authentication_failure_close": True,
     "per_consumer_qos": True,
+    "direct_reply_to": True,
 }
+
+
+def hash_password(password: str, salt: bytes | None = None) -> bytes:
+    """RabbitMQ's rabbit_password_hashing_sha256 scheme: a 4-byte salt, then SHA-256(salt + password)."""
+    salt = os.urandom(4) if salt is None else salt
+    return salt + hashlib.sha256(salt + password.encode("utf-8")).digest()
 
 
 @dataclass
 class User:
     name: str
-    password: str
+    password_hash: bytes
     tags: list = field(default_factory=list)
     vhosts: set = field(default_factory=set)
+
+    def check_password(self, password: str) -> bool:
+        h = self.password_hash
+        return len(h) > 4 and hmac.compare_digest(hash_password(password, h[:4]), h)
 
 
 class Broker:
@@ -55,21 +78,120 @@ class Broker:
         self.memory = MemoryMonitor(self.config.memory_high_watermark or int(physical_memory() * 0.4))
         self.memory.listeners.append(self._on_memory_alarm)
         self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
+        self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
+        self.alarms: set = set()  # "memory", "disk": publishers are blocked while any is on
+        self.waiting_channels: set = set()  # channels whose confirms wait for the store
+        self.store, self.defs = self._open_storage()
+        if self.defs is not None and self._recover():
+            return
         self.add_vhost(self.config.default_vhost)
         self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
                       vhosts={self.config.default_vhost})
+
+    # --------------------------------------------------------------- storage
+    def _open_storage(self):
+        data_dir = self.config.data_dir
+        if not data_dir:
+            return MemoryStore(), None
+        os.makedirs(data_dir, exist_ok=True)
+        self._lock = open(os.path.join(data_dir, ".lock"), "a+")
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise RuntimeError(f"data directory {data_dir} is in use by another broker") from None
+        store = SegmentStore(os.path.join(data_dir, "msg_store"), fsync=self.config.fsync)
+        defs = Definitions(os.path.join(data_dir, "definitions.sqlite3"))
+        return store, defs
+
+    def _recover(self) -> bool:
+        """Rebuild durable definitions and persistent messages; False if the data dir was empty."""
+        d = self.defs.load()
+        if not d["vhosts"]:
+            return False
+        defs, self.defs = self.defs, None  # no write-back while rebuilding
+        try:
+            for name in d["vhosts"]:
+                self.add_vhost(name)
+            for name, password_hash, tags in d["users"]:
+                self.users[name] = User(name, password_hash, tags)
+            for user, vhost, *_ in d["permissions"]:
+                if user in self.users:
+                    self.users[user].vhosts.add(vhost)
+            for vhost, name, type_, auto_delete, internal, args in d["exchanges"]:
+                vh = self.vhosts.get(vhost)
+                if vh is not None and name not in vh.exchanges:
+                    vh.declare_exchange(name, type_, durable=True, auto_delete=auto_delete, internal=internal,
+                                        arguments=args)
+            by_id = {}
+            for qid, vhost, name, auto_delete, args in d["queues"]:
+                vh = self.vhosts.get(vhost)
+                if vh is None:
+                    continue
+                q, _ = vh.declare_queue(name, None, durable=True, auto_delete=auto_delete, arguments=args)
+                q.store_id = qid
+                by_id[qid] = q
+            for vhost, source, dest, kind, key, args in d["bindings"]:
+                vh = self.vhosts.get(vhost)
+                if vh is None:
+                    continue
+                if kind == "q" and dest in vh.queues and source in vh.exchanges:
+                    vh.bind_queue(vh.queues[dest], source, key, args)
+                elif kind == "e" and dest in vh.exchanges and source in vh.exchanges:
+                    vh.bind_exchange(dest, source, key, args)
+            self.recovered_policies = d["policies"]
+        finally:
+            self.defs = defs
+            for vh in self.vhosts.values():
+                vh.defs = defs
+        recovered = self.store.recover()
+        count = 0
+        for qid, records in recovered.items():
+            q = by_id.get(qid)
+            if q is None:  # the queue is gone: forget its messages
+                for r in records:
+                    self.store.remove(qid, r.msg_id)
+                continue
+            for r in records:
+                q.restore(Message(r.exchange, r.routing_key, r.header, r.body), r.msg_id, r.delivered)
+                count += 1
+        log.info("recovered %d vhosts, %d durable queues, %d persistent messages from %s",
+                 len(self.vhosts), len(by_id), count, self.config.data_dir)
+        return True
+
+    def store_synced(self, epoch: int) -> None:
+        """The store made ``epoch`` durable: send the confirms that waited for it."""
+        self.store.synced(epoch)
+        waiting = self.waiting_channels
+        if waiting:
+            for ch in list(waiting):
+                if not ch.store_synced(epoch):
+                    waiting.discard(ch)
+
+    def close(self) -> None:
+        """Flush and close storage (after the listeners stopped)."""
+        self.store.close()
+        if self.defs is not None:
+            self.defs.close()
+            self._lock.close()
 
     # ------------------------------------------------------------ definitions
     def add_vhost(self, name: str) -> VHost:
         vh = self.vhosts.get(name)
         if vh is None:
-            vh = self.vhosts[name] = VHost(name, self.memory)
+            vh = self.vhosts[name] = VHost(name, self.memory, self.store, self.defs)
             vh.timers = self.timers
+            if self.defs is not None:
+                self.defs.vhost_added(name)
         return vh
 
     def add_user(self, name: str, password: str, tags=None, vhosts=None) -> User:
-        user = User(name, password, list(tags or []), set(vhosts or ()))
+        user = User(name, hash_password(password), list(tags or []), set(vhosts or ()))
         self.users[name] = user
+        if self.defs is not None:
+            self.defs.user_saved(name, user.password_hash, user.tags)
+            for vh in user.vhosts:
+                self.defs.permission_set(name, vh, ".*", ".*", ".*")
         return user
 
     def server_properties(self) -> dict:
@@ -103,8 +225,18 @@ class Broker:
         self.sessions.discard(session)
 
     def _on_memory_alarm(self, alarm: bool) -> None:
-        for s in list(self.sessions):
-            s.set_blocked(alarm)
+        self.set_alarm("memory", alarm)
+
+    def set_alarm(self, kind: str, on: bool) -> None:
+        """Raise or clear a resource alarm ("memory", "disk"); publishers are blocked while any is on."""
+        before = bool(self.alarms)
+        if on:
+            self.alarms.add(kind)
+        else:
+            self.alarms.discard(kind)
+        if bool(self.alarms) != before:
+            for s in list(self.sessions):
+                s.set_blocked(bool(self.alarms))
 
     def authenticate(self, creds, peer):
         """The :class:`User` for ``(username, password)``, or ``None``."""
@@ -112,7 +244,7 @@ class Broker:
             return None
         name, password = creds
         user = self.users.get(name)
-        if user is None or not hmac.compare_digest(user.password.encode(), password.encode()):
+        if user is None or not user.check_password(password):
             return None
         if name in self.config.loopback_users and peer is not None and not _is_loopback(peer[0]):
             return None
@@ -124,7 +256,7 @@ class Broker:
     def discard(self, entries) -> None:
         """Messages rejected without requeue (dead lettering hooks in here)."""
         for e in entries:
-            e.queue.memory.release(len(e.message.body))
+            e.queue.settle(e)
 
     # ----------------------------------------------------------------- stats
     def queued_bytes(self) -> int:

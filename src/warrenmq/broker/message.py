@@ -24,7 +24,7 @@ _FLAG_EXPIRATION = 0x0100
 
 
 class Message:
-    __slots__ = ("exchange", "routing_key", "header", "body", "ex_rk", "_props")
+    __slots__ = ("exchange", "routing_key", "header", "body", "ex_rk", "_props", "store_id")
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes, ex_rk: bytes | None = None):
         self.exchange = exchange
@@ -33,6 +33,7 @@ class Message:
         self.body = body
         self.ex_rk = ex_rk if ex_rk is not None else encode_shortstr(exchange) + encode_shortstr(routing_key)
         self._props = None
+        self.store_id = 0  # the message store's id once persisted (0: not persisted)
 
     @property
     def properties(self) -> BasicProperties:
@@ -47,11 +48,19 @@ class Message:
 
     @property
     def persistent(self) -> bool:
+        """delivery-mode is 2, read straight from the header bytes (no property decoding)."""
         header = self.header
-        flags = (header[12] << 8) | header[13]
-        if not flags & _FLAG_DELIVERY_MODE:
+        hi = header[12]
+        if not hi & 0x10:  # delivery-mode absent
             return False
-        return self.properties.delivery_mode == 2
+        off = 14
+        if hi & 0x80:  # content-type
+            off += 1 + header[off]
+        if hi & 0x40:  # content-encoding
+            off += 1 + header[off]
+        if hi & 0x20:  # headers
+            off += 4 + int.from_bytes(header[off:off + 4], "big")
+        return header[off] == 2
 
     @property
     def priority(self) -> int:

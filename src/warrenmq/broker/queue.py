@@ -23,6 +23,21 @@ head of the queue expires: expired entries are dropped when they reach the head
 traffic.  Delivered (unacked) entries never expire; requeued ones keep their
 deadline.
 
+Queue expiry (``x-expires``): a queue unused for that many milliseconds is
+deleted.  As in RabbitMQ "unused" means no consumers, and the countdown
+restarts on every declare of the queue (passive too) and every basic.get, and
+starts when the last consumer goes; publishing does not count.
+
+Consumer priorities (``x-priority`` consume argument) and single active
+consumer (``x-single-active-consumer`` queue argument) change only *which*
+consumer ``dispatch`` picks, through ``_pick`` (``None``: the plain round-robin
+loop, the only path while no consumer has a priority and SAC is off).  With
+priorities, consumers sit in levels, highest first; a message goes to the
+highest level that has a consumer with credit, round robin within the level
+(RabbitMQ's priority_queue of consumers).  With SAC, only ``active_consumer``
+receives; when it goes, the remaining consumer with the highest priority, the
+earliest registered among equals, takes over (RabbitMQ 3.10's classic queue).
+
 Nothing here knows about frames: delivering means calling
 ``channel.deliver(consumer, entry)``, which the session implements.
 """
@@ -39,13 +54,18 @@ from .message import QueueEntry
 
 #: the highest ``x-max-priority`` RabbitMQ accepts
 MAX_SUPPORTED_PRIORITY = 255
-#: queue arguments RabbitMQ requires to be non-negative integers -> their maximum (or None)
-_INT_ARGS = {"x-max-priority": MAX_SUPPORTED_PRIORITY, "x-message-ttl": None}
+#: RabbitMQ's ceiling for ``x-expires`` and ``x-message-ttl``: ten years in milliseconds
+MAX_EXPIRY = 315_360_000_000
+#: queue arguments RabbitMQ requires to be non-negative integers, in RabbitMQ's checking order ->
+#: (whether 0 is allowed, maximum, the error's name above it)
+_INT_ARGS = {"x-expires": (False, MAX_EXPIRY, "value_too_large"),
+             "x-message-ttl": (True, MAX_EXPIRY, "value_too_large"),
+             "x-max-priority": (True, MAX_SUPPORTED_PRIORITY, "max_value_exceeded")}
 
 
 def check_queue_arguments(name: str, vhost_name: str, arguments: dict) -> None:
     """Validate the queue arguments implemented here, with RabbitMQ's PRECONDITION_FAILED texts."""
-    for key, maximum in _INT_ARGS.items():
+    for key, (zero_ok, maximum, too_big) in _INT_ARGS.items():
         if key not in arguments:
             continue
         v = arguments[key]
@@ -53,19 +73,34 @@ def check_queue_arguments(name: str, vhost_name: str, arguments: dict) -> None:
             reason = f'"expected integer, got {field_type_name(v)}"'
         elif v < 0:
             reason = f"{{value_negative,{v}}}"
-        elif maximum is not None and v > maximum:
-            reason = f"{{max_value_exceeded,{v}}}"
+        elif v == 0 and not zero_ok:
+            reason = "{value_zero,0}"
+        elif v > maximum:
+            reason = f"{{{too_big},{v}}}"
         else:
             continue
         raise SoftError(PRECONDITION_FAILED, f"invalid arg '{key}' for queue '{name}' in vhost "
                         f"'{vhost_name}': {reason}")
+    sac = arguments.get("x-single-active-consumer", False)
+    if sac is not True and sac is not False:
+        raise SoftError(PRECONDITION_FAILED, f"invalid arg 'x-single-active-consumer' for queue '{name}' in "
+                        f"vhost '{vhost_name}': {{unacceptable_type,{field_type_name(sac)}}}")
+
+
+def check_consumer_priority(queue_name: str, vhost_name: str, arguments) -> int:
+    """The ``x-priority`` of a basic.consume (0 when absent), validated with RabbitMQ's text."""
+    p = arguments.get("x-priority", 0) if arguments else 0
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise SoftError(PRECONDITION_FAILED, f"invalid arg 'x-priority' for queue '{queue_name}' in vhost "
+                        f"'{vhost_name}': \"expected integer, got {field_type_name(p)}\"")
+    return int(p)
 
 KIND_QUEUE = 0
 
 
 class Consumer:
     __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "prefetch", "unacked", "arguments",
-                 "prefix")
+                 "prefix", "priority")
 
     def __init__(self, tag: str, queue, channel, no_ack: bool, exclusive: bool, prefetch: int, arguments):
         self.tag = tag
@@ -77,6 +112,7 @@ class Consumer:
         self.unacked = 0
         self.arguments = arguments or {}
         self.prefix = b""  # set by the session: the encoded head of its basic.deliver frames
+        self.priority = 0  # x-priority (set by the session before add_consumer)
 
     def ready(self) -> bool:
         ch = self.channel
@@ -166,7 +202,8 @@ class Queue:
     __slots__ = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "messages",
                  "consumers", "next_seq", "unacked", "had_consumer", "bindings", "deleted", "exclusive_consumer",
                  "_dispatching", "stats_published", "stats_delivered", "stats_acked", "memory", "message_ttl",
-                 "has_ttl", "_expiry_timer", "_expiry_at")
+                 "has_ttl", "_expiry_timer", "_expiry_at", "expires", "_expires_timer", "store_id", "store",
+                 "_pick", "single_active", "active_consumer", "consumer_levels")
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
         self.name = name
@@ -192,11 +229,24 @@ class Queue:
         self.bindings: set = set()  # (exchange, key, args_key) where this queue is the destination
         self.deleted = False
         self.exclusive_consumer = None
+        # which consumer dispatch picks: None = plain round robin (see the module docstring)
+        self.single_active = arguments.get("x-single-active-consumer") is True
+        self.active_consumer = None
+        self.consumer_levels = None  # [(priority, deque of consumers)], highest first, while priorities are used
+        self._pick = self._pick_single_active if self.single_active else None
         self._dispatching = False
         self.stats_published = 0
         self.stats_delivered = 0
         self.stats_acked = 0
         self.memory = vhost.memory
+        expires = arguments.get("x-expires")  # queue expiry (ms unused), validated on declare
+        self.expires = expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 \
+            else None
+        self._expires_timer = None
+        if self.expires:
+            self.reset_expires()
+        self.store = vhost.store
+        self.store_id = 0  # the message store's queue id when durable and stored (0: not stored)
 
     @property
     def exclusive(self) -> bool:
@@ -246,18 +296,24 @@ class Queue:
         consumers = self.consumers
         self._dispatching = True
         has_ttl = self.has_ttl
+        pick = self._pick
         try:
             while messages and consumers:
                 if has_ttl and messages[0].expires and not self._drop_expired():
                     return
-                # find the next consumer (in round-robin order) that may take a message
-                for _ in range(len(consumers)):
-                    c = consumers[0]
-                    consumers.rotate(-1)
-                    if c.ready():
-                        break
+                if pick is not None:  # consumer priorities or single active consumer
+                    c = pick()
+                    if c is None:
+                        return
                 else:
-                    return
+                    # find the next consumer (in round-robin order) that may take a message
+                    for _ in range(len(consumers)):
+                        c = consumers[0]
+                        consumers.rotate(-1)
+                        if c.ready():
+                            break
+                    else:
+                        return
                 entry = messages.popleft()
                 self.stats_delivered += 1
                 c.channel.deliver(c, entry)
@@ -268,6 +324,8 @@ class Queue:
 
     def get(self):
         """Pop the head entry for basic.get, or ``None``."""
+        if self.expires:
+            self.reset_expires()
         if self.has_ttl:
             self._drop_expired()
             if self.messages:
@@ -284,6 +342,7 @@ class Queue:
     def requeue(self, entries: list) -> None:
         """Put delivered entries back in their original places, marked redelivered."""
         if self.deleted:
+            self.settle_many(entries)
             return
         for e in entries:
             e.redelivered = True
@@ -299,12 +358,40 @@ class Queue:
         elif self.has_ttl:
             self._schedule_expiry()
 
+    def restore(self, msg, store_id: int, delivered: bool) -> None:
+        """Append a message recovered from the store (at start, before any client connects)."""
+        msg.store_id = store_id
+        self.memory.used += len(msg.body)
+        entry = QueueEntry(msg, self.next_seq, self)
+        self.next_seq += 1
+        entry.redelivered = delivered
+        self.messages.append(entry)
+
+    def settle(self, entry) -> None:
+        """``entry`` left this queue for good (acked, auto-acked, dropped): release what it held."""
+        msg = entry.message
+        self.memory.release(len(msg.body))
+        if msg.store_id and self.store_id:
+            self.store.remove(self.store_id, msg.store_id)
+
+    def settle_many(self, entries) -> None:
+        if not entries:
+            return
+        self.memory.release(sum(len(e.message.body) for e in entries))
+        if self.store_id:
+            qid = self.store_id
+            remove = self.store.remove
+            for e in entries:
+                sid = e.message.store_id
+                if sid:
+                    remove(qid, sid)
+
     def purge(self) -> int:
         """Drop every ready message; return how many went."""
         msgs = self.messages
         n = len(msgs)
         if n:
-            self.memory.release(sum(len(e.message.body) for e in msgs))
+            self.settle_many(list(msgs))
             msgs.clear()
         return n
 
@@ -325,7 +412,7 @@ class Queue:
 
     def expired(self, entries: list) -> None:
         """Entries whose TTL ran out at the head of the queue (dead lettering hooks in here)."""
-        self.memory.release(sum(len(e.message.body) for e in entries))
+        self.settle_many(entries)
 
     def _schedule_expiry(self) -> None:
         """Arm the timer for the head entry's deadline, if it has one."""
@@ -355,19 +442,114 @@ class Queue:
 
     # ----------------------------------------------------------------- consumers
     def add_consumer(self, consumer: Consumer) -> None:
+        if self._expires_timer is not None:
+            self.cancel_expires()
         self.consumers.append(consumer)
         self.had_consumer = True
         if consumer.exclusive:
             self.exclusive_consumer = consumer
+        if self.single_active:
+            if self.active_consumer is None:
+                self.active_consumer = consumer
+        elif consumer.priority or self.consumer_levels is not None:
+            self._level_add(consumer)
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
+        """Forget ``consumer``.  Does not dispatch: the session does once the channel's unacked messages
+        are back in the queue (so a new single active consumer gets them first, in order)."""
         try:
             self.consumers.remove(consumer)
         except ValueError:
             return
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None
+        if self.single_active:
+            if self.active_consumer is consumer:
+                self._next_active_consumer()
+        elif self.consumer_levels is not None:
+            self._level_remove(consumer)
+        if self.expires and not self.consumers and not self.deleted:
+            self.reset_expires()
+
+    # ------------------------------------------- consumer priorities, single active consumer
+    def _pick_by_priority(self):
+        """The consumer for the next message: the highest level with a ready consumer, round robin within."""
+        for _, level in self.consumer_levels:
+            for _ in range(len(level)):
+                c = level[0]
+                level.rotate(-1)
+                if c.ready():
+                    return c
+        return None
+
+    def _pick_single_active(self):
+        c = self.active_consumer
+        return c if c is not None and c.ready() else None
+
+    def _next_active_consumer(self) -> None:
+        """The active consumer went: the highest priority remaining one, the earliest registered among
+        equals, takes over (RabbitMQ 3.10 takes the head of its consumer priority queue)."""
+        best = None
+        for c in self.consumers:  # registration order (never rotated with SAC on)
+            if best is None or c.priority > best.priority:
+                best = c
+        self.active_consumer = best
+
+    def _level_add(self, consumer: Consumer) -> None:
+        levels = self.consumer_levels
+        if levels is None:  # the first consumer with a priority: sort every consumer into levels
+            levels = self.consumer_levels = []
+            self._pick = self._pick_by_priority
+            todo = list(self.consumers)
+        else:
+            todo = [consumer]
+        for c in todo:
+            p = c.priority
+            for i, (lp, level) in enumerate(levels):
+                if lp == p:
+                    level.append(c)
+                    break
+                if lp < p:
+                    levels.insert(i, (p, deque([c])))
+                    break
+            else:
+                levels.append((p, deque([c])))
+
+    def _level_remove(self, consumer: Consumer) -> None:
+        levels = self.consumer_levels
+        for i, (lp, level) in enumerate(levels):
+            if lp == consumer.priority:
+                try:
+                    level.remove(consumer)
+                except ValueError:
+                    pass
+                if not level:
+                    del levels[i]
+                break
+        if not levels or (len(levels) == 1 and levels[0][0] == 0):  # no priorities left: plain round robin
+            self.consumer_levels = None
+            self._pick = None
+
+    # ------------------------------------------------------------ queue expiry
+    def reset_expires(self) -> None:
+        """Restart the ``x-expires`` countdown if the queue is unused (no consumers), as RabbitMQ does
+        on declare (also passive), basic.get and the last consumer going; publishes do not count."""
+        if self.consumers or self.deleted:
+            return
+        if self._expires_timer is not None:
+            self._expires_timer.cancel()
+        self._expires_timer = self.vhost.timers.call_later(self.expires / 1000.0, self._on_expires)
+
+    def cancel_expires(self) -> None:
+        if self._expires_timer is not None:
+            self._expires_timer.cancel()
+            self._expires_timer = None
+
+    def _on_expires(self) -> None:
+        self._expires_timer = None
+        if not self.deleted and not self.consumers:
+            self.vhost.delete_queue(self)
 
 
 def _seq(entry: QueueEntry) -> int:

@@ -17,6 +17,7 @@ coalesced: every publish in a batch of received frames is acked with one
 from __future__ import annotations
 
 import logging
+from collections import deque
 import struct
 
 from ..protocol import spec
@@ -27,8 +28,10 @@ from ..protocol.spec import (
     ACCESS_REFUSED, CHANNEL_ERROR, COMMAND_INVALID, INTERNAL_ERROR, NOT_ALLOWED, NOT_FOUND,
     NOT_IMPLEMENTED, NO_ROUTE, PRECONDITION_FAILED, REPLY_SUCCESS,
 )
+from . import acktimeout
+from .direct_reply import REPLY_PREFIX, REPLY_QUEUE, REPLY_QUEUE_SHORTSTR
 from .message import Message, parse_expiration
-from .queue import Consumer
+from .queue import Consumer, check_consumer_priority
 from .vhost import generated_name
 
 log = logging.getLogger("warrenmq.session")
@@ -44,8 +47,8 @@ _CHANNEL_OPEN = spec.ChannelOpen.INDEX
 
 class Channel:
     __slots__ = ("session", "number", "proto", "consumers", "unacked", "next_tag", "prefetch_count",
-                 "global_prefetch", "unacked_count", "paused", "confirm", "publish_seq", "confirm_acked",
-                 "tx", "last_queue", "closed")
+                 "reply_consumer", "global_prefetch", "unacked_count", "paused", "confirm", "publish_seq", "confirm_acked",
+                 "tx", "last_queue", "closed", "waiting", "ack_timer", "ack_marks")
 
     def __init__(self, session: "Session", number: int):
         self.session = session
@@ -63,7 +66,13 @@ class Channel:
         self.confirm_acked = 0  # last sequence number confirmed to the client
         self.tx = None  # list of pending operations in tx mode
         self.last_queue = None
+        self.reply_consumer = None  # direct reply-to (direct_reply.ReplyConsumer)
         self.closed = False
+        # confirms waiting for the store: (seq, epoch, is_nack), in seq order; None until first needed
+        self.waiting = None
+        # consumer timeout (see acktimeout): None = not checking yet, a timer while armed, False = off
+        self.ack_timer = None if session.broker.config.consumer_timeout_ms > 0 else False
+        self.ack_marks = None
 
     # ------------------------------------------------------------ deliveries
     def deliver(self, consumer: Consumer, entry) -> None:
@@ -73,13 +82,18 @@ class Channel:
         if consumer.no_ack:
             q = entry.queue
             q.stats_acked += 1
-            q.memory.release(len(entry.message.body))
+            q.settle(entry)
         else:
             entry.consumer = consumer
             self.unacked[tag] = entry
             consumer.unacked += 1
             self.unacked_count += 1
-            entry.queue.unacked += 1
+            q = entry.queue
+            q.unacked += 1
+            if entry.message.store_id and q.store_id and not entry.redelivered:
+                q.store.delivered(q.store_id, entry.message.store_id)  # redelivered after a crash
+            if self.ack_timer is None:
+                acktimeout.arm(self)
         msg = entry.message
         self.proto.send_content(self.number, consumer.prefix + _QB(tag, entry.redelivered) + msg.ex_rk,
                                 msg.header, msg.body)
@@ -141,7 +155,7 @@ class Channel:
             q = e.queue
             q.unacked -= 1
             q.stats_acked += 1
-            q.memory.release(len(e.message.body))
+            q.settle(e)
             if q.messages and q.consumers:
                 q.dispatch()
             return
@@ -151,7 +165,7 @@ class Channel:
         for e in entries:
             q = e.queue
             q.stats_acked += 1
-            q.memory.release(len(e.message.body))
+            q.settle(e)
 
     def reject(self, tag: int, multiple: bool, requeue: bool) -> None:
         entries = self._take(tag, multiple)
@@ -185,9 +199,41 @@ class Channel:
 
     # --------------------------------------------------------------- confirms
     def confirm_nack(self, seq: int) -> None:
+        w = self.waiting
+        if w:  # confirms go out in order: this nack waits behind messages still being written
+            w.append((seq, w[-1][1], True))
+            return
         self.flush_confirms(seq - 1)
         self.proto.send_method(self.number, spec.BasicNack(seq, False, False))
         self.confirm_acked = seq
+
+    def wait_for_store(self, epoch: int) -> None:
+        """The message just published (``publish_seq``) is confirmed only once ``epoch`` is on disk."""
+        w = self.waiting
+        if w is None:
+            w = self.waiting = deque()
+        w.append((self.publish_seq, epoch, False))
+        self.session.broker.waiting_channels.add(self)
+
+    def confirmable(self) -> int:
+        """The highest publish sequence number that may be confirmed now."""
+        w = self.waiting
+        return w[0][0] - 1 if w else self.publish_seq
+
+    def store_synced(self, epoch: int) -> bool:
+        """Confirm what ``epoch`` made durable; return True while more is still waiting."""
+        w = self.waiting
+        if self.closed:
+            w.clear()
+            return False
+        while w and w[0][1] <= epoch:
+            seq, _, nack = w.popleft()
+            if nack:
+                self.flush_confirms(seq - 1)
+                self.proto.send_method(self.number, spec.BasicNack(seq, False, False))
+                self.confirm_acked = seq
+        self.flush_confirms(self.confirmable())
+        return bool(w)
 
     def flush_confirms(self, upto: int) -> None:
         done = self.confirm_acked
@@ -202,11 +248,20 @@ class Channel:
             return
         self.closed = True
         session = self.session
-        for c in list(self.consumers.values()):
+        if self.ack_timer:
+            acktimeout.disarm(self)
+        if self.reply_consumer is not None:
+            session.broker.direct_reply.cancel(self)
+        consumers = list(self.consumers.values())
+        for c in consumers:
             session.remove_consumer(c)
         self.consumers.clear()
         self.tx = None
         self.requeue_all()
+        for c in consumers:  # a single-active-consumer queue may have a new active consumer
+            q = c.queue
+            if q.single_active and q.messages and q.consumers and not q.deleted:
+                q.dispatch()
 
 
 class Session:
@@ -221,7 +276,7 @@ class Session:
         self.channels: dict[int, Channel] = {}
         self.exclusive_queues: list = []
         self.paused = False
-        self.blocked = False  # the memory alarm is on (connection.blocked was sent)
+        self.blocked = False  # a resource alarm is on (connection.blocked was sent)
         self.published = False
         self.reader = None  # the transport: pause_reading()/resume_reading() while blocked
         self.reading_paused = False
@@ -271,8 +326,19 @@ class Session:
         if self._confirming:
             for channel in self._confirming:
                 if not channel.closed:
-                    channel.flush_confirms(channel.publish_seq)
+                    channel.flush_confirms(channel.confirmable())
             self._confirming.clear()
+
+    def ack_timed_out(self, channel: Channel, timeout_ms: int) -> None:
+        """A delivery waited longer than the consumer timeout: close its channel as RabbitMQ does."""
+        if self.channels.get(channel.number) is not channel or self.closed:
+            return
+        del self.channels[channel.number]
+        log.warning("consumer timeout on connection %s channel %d: no acknowledgement within %d ms",
+                    self.name, channel.number, timeout_ms)
+        channel.cleanup()
+        self.proto.close_channel(channel.number, PRECONDITION_FAILED, "PRECONDITION_FAILED - "
+                                 + acktimeout.timeout_text(channel.number, timeout_ms), 0, 0)
 
     def channel_error(self, ch: int, e: AMQPError, method) -> None:
         channel = self.channels.pop(ch, None)
@@ -365,7 +431,7 @@ class Session:
         self.vhost = vhost
         self.proto.send_open_ok()
         self.broker.session_opened(self)
-        if self.broker.memory.alarm:
+        if self.broker.alarms:
             self.set_blocked(True)
 
     def on_connection_close(self, m) -> None:
@@ -425,6 +491,13 @@ class Session:
         return name
 
     def on_queue_declare(self, channel, m) -> None:
+        if m.queue.startswith(REPLY_QUEUE):  # the direct reply-to pseudo-queue (see direct_reply)
+            if not self.broker.direct_reply.exists(m.queue):
+                raise self.vhost.not_found_queue(m.queue)
+            channel.last_queue = m.queue
+            if not m.nowait:
+                self.proto.send_method(channel.number, spec.QueueDeclareOk(m.queue, 0, 1))
+            return
         q, created = self.vhost.declare_queue(m.queue, self, m.passive, m.durable, m.exclusive, m.auto_delete,
                                               m.arguments)
         if created and q.exclusive:
@@ -501,26 +574,42 @@ class Session:
         self.proto.send_method(channel.number, spec.BasicQosOk())
 
     def on_basic_consume(self, channel, m) -> None:
+        if m.queue == REPLY_QUEUE:
+            tag = self.broker.direct_reply.consume(channel, m)
+            if not m.nowait:
+                self.proto.send_method(channel.number, spec.BasicConsumeOk(tag))
+            return
         vhost = self.vhost
         q = vhost.get_queue(self._queue_name(channel, m.queue), self)
         tag = m.consumer_tag or generated_name("amq.ctag-")
         if tag in channel.consumers:
             raise HardError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'")
-        if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
+        priority = check_consumer_priority(q.name, vhost.name, m.arguments) if m.arguments else 0
+        if q.exclusive_consumer is not None or (m.exclusive and (q.consumers or q.single_active)):
             raise SoftError(ACCESS_REFUSED, f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
         c = Consumer(tag, q, channel, m.no_ack, m.exclusive, channel.prefetch_count, m.arguments)
         c.prefix = _DELIVER_HEAD + encode_shortstr(tag)
+        c.priority = priority
         channel.consumers[tag] = c
         if not m.nowait:
             self.proto.send_method(channel.number, spec.BasicConsumeOk(tag))
         q.add_consumer(c)
 
     def on_basic_cancel(self, channel, m) -> None:
+        rc = channel.reply_consumer
+        if rc is not None and rc.tag == m.consumer_tag:
+            self.broker.direct_reply.cancel(channel)
+            if not m.nowait:
+                self.proto.send_method(channel.number, spec.BasicCancelOk(m.consumer_tag))
+            return
         c = channel.consumers.pop(m.consumer_tag, None)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.BasicCancelOk(m.consumer_tag))
         if c is not None:
             self.remove_consumer(c)
+            q = c.queue
+            if q.single_active and q.messages and q.consumers and not q.deleted:
+                q.dispatch()  # the next consumer took over (RabbitMQ 3.10 waits for the next publish)
 
     def on_basic_publish(self, channel, m, header, body) -> None:
         if m.immediate:  # RabbitMQ 3 dropped immediate: a connection error, checked first
@@ -532,6 +621,8 @@ class Session:
         if ex.internal:
             raise SoftError(ACCESS_REFUSED, f"cannot publish to internal exchange '{m.exchange}' in vhost "
                             f"'{vhost.name}'")
+        if header[12] & 0x02 and REPLY_QUEUE_SHORTSTR in header:  # reply_to may be amq.rabbitmq.reply-to
+            header = self.broker.direct_reply.rewrite_reply_to(channel, header)
         msg = Message(m.exchange, m.routing_key, header, body)
         if header[12] & 0x01:  # the expiration property is present: RabbitMQ validates it
             exp = msg.expiration
@@ -546,14 +637,25 @@ class Session:
         if channel.confirm:
             channel.publish_seq += 1
             self._confirming.add(channel)
+        if not m.exchange and m.routing_key.startswith(REPLY_PREFIX):  # a direct reply: delivered at once
+            self.broker.direct_reply.deliver(m.routing_key, msg)
         if channel.tx is not None:
             channel.tx.append((0, ex, msg, m.mandatory))
             return
         self.route_and_enqueue(channel, ex, msg, m.mandatory)
 
     def route_and_enqueue(self, channel, ex, msg, mandatory) -> None:
-        queues = self.vhost.route(ex, msg)
+        vhost = self.vhost
+        if vhost.recorder is not None:  # warrenmq.testing is recording publishes (unused: this one check)
+            vhost.recorder(ex, msg)
+        queues = vhost.route(ex, msg)
         if queues:
+            if vhost.defs is not None and msg.persistent:
+                qids = [q.store_id for q in queues if q.store_id]
+                if qids:
+                    epoch = vhost.store.persist(msg, qids)
+                    if channel.confirm:
+                        channel.wait_for_store(epoch)
             for q in queues:
                 q.publish(msg)
             self.broker.messages_published += 1
@@ -572,11 +674,15 @@ class Session:
         entry.delivery_count += 1
         if m.no_ack:
             q.stats_acked += 1
-            q.memory.release(len(entry.message.body))
+            q.settle(entry)
         else:
             channel.unacked[tag] = entry
             channel.unacked_count += 1
             q.unacked += 1
+            if entry.message.store_id and q.store_id and not entry.redelivered:
+                q.store.delivered(q.store_id, entry.message.store_id)
+            if channel.ack_timer is None:
+                acktimeout.arm(channel)
         msg = entry.message
         self.proto.send_content(channel.number, _GET_OK_HEAD(spec.CLASS_BASIC, spec.BasicGetOk.METHOD_ID, tag,
                                                              entry.redelivered) + msg.ex_rk + _I(len(q.messages)),

@@ -19,6 +19,7 @@ from ..protocol.codec import field_type_name
 from ..protocol.errors import HardError, SoftError
 from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
 from .exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key
+from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
 from .flow import MemoryMonitor
 from .queue import Queue, check_queue_arguments
 from .timers import Timers
@@ -68,12 +69,15 @@ def _fmt_value(v) -> str:
 
 
 class VHost:
-    def __init__(self, name: str, memory: MemoryMonitor | None = None):
+    def __init__(self, name: str, memory: MemoryMonitor | None = None, store=None, defs=None):
         self.name = name
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
+        self.store = store  # the message store (persistent messages in durable queues)
+        self.defs = defs  # durable definitions (SQLite), or None when nothing is kept
         self.timers = Timers()  # the broker shares its own (with the event loop plugged in)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        self.recorder = None  # warrenmq.testing: called (exchange, message) on every publish while set
         default = DefaultExchange(self)
         self.exchanges[""] = default
         for name_, type_ in (("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
@@ -134,8 +138,13 @@ class VHost:
             return ex
         if name.startswith("amq."):
             raise SoftError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        validate = getattr(cls, "validate", None)
+        if validate is not None:  # the plugin types check their arguments on creation (plugin_exchanges)
+            validate(self, name, arguments or {})
         ex = cls(name, self, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments)
         self.exchanges[name] = ex
+        if durable and self.defs is not None:
+            self.defs.exchange_declared(self.name, ex)
         return ex
 
     def _check_equivalent_exchange(self, ex, type_, durable, auto_delete, internal, arguments) -> None:
@@ -187,6 +196,8 @@ class VHost:
         if self.exchanges.get(ex.name) is not ex:
             return
         del self.exchanges[ex.name]
+        if ex.durable and self.defs is not None:
+            self.defs.exchange_deleted(self.name, ex.name)
         # bindings where it is the source
         for dest, key, ak in list(ex.bindings):
             if dest.kind != KIND_EXCHANGE:
@@ -210,6 +221,8 @@ class VHost:
             if q is None:
                 raise self.not_found_queue(name)
             self.check_exclusive(q, owner)
+            if q.expires:
+                q.reset_expires()
             return q, False
         if name == "":
             name = generated_name("amq.gen-")
@@ -226,11 +239,15 @@ class VHost:
             if q.exclusive != exclusive:
                 raise self._locked(q)
             self._check_equivalent_args("queue", q.name, q.arguments, arguments, QUEUE_EQUIVALENCE_ARGS)
+            if q.expires:
+                q.reset_expires()
             return q, False
         check_queue_arguments(name, self.name, arguments)
         q = Queue(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
                   auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = q
+        if durable and not exclusive and self.defs is not None:
+            q.store_id = self.defs.queue_declared(self.name, q)
         return q, True
 
     def _inequivalent_queue(self, q, arg, received, current):
@@ -258,9 +275,13 @@ class VHost:
         if q.deleted:
             return 0
         q.deleted = True
+        q.cancel_expires()
         if self.queues.get(q.name) is q:
             del self.queues[q.name]
         n = q.purge()
+        if q.store_id and self.defs is not None:
+            self.defs.queue_deleted(self.name, q.name)
+            self.store.drop_queue(q.store_id)
         for c in list(q.consumers):
             q.remove_consumer(c)
             c.channel.consumer_cancelled_by_broker(c)
@@ -278,6 +299,8 @@ class VHost:
         ex = self.get_exchange(exchange_name)
         if ex.bind(q, key, arguments):
             q.bindings.add((ex, key, args_key(arguments)))
+            if q.store_id and ex.durable and self.defs is not None:
+                self.defs.binding_added(self.name, ex.name, q.name, "q", key, arguments)
 
     def unbind_queue(self, queue_name: str, owner, exchange_name: str, key: str, arguments) -> None:
         """Remove a binding; as in RabbitMQ a missing queue, exchange or binding is not an error."""
@@ -291,6 +314,8 @@ class VHost:
             return
         if ex.unbind(q, key, arguments):
             q.bindings.discard((ex, key, args_key(arguments)))
+            if q.store_id and ex.durable and self.defs is not None:
+                self.defs.binding_removed(self.name, ex.name, q.name, "q", key, arguments)
             self._maybe_auto_delete(ex)
 
     def bind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
@@ -298,7 +323,8 @@ class VHost:
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         src = self.get_exchange(source)
         dest = self.get_exchange(destination)
-        src.bind(dest, key, arguments)
+        if src.bind(dest, key, arguments) and src.durable and dest.durable and self.defs is not None:
+            self.defs.binding_added(self.name, src.name, dest.name, "e", key, arguments)
 
     def unbind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
         if destination == "" or source == "":
@@ -308,4 +334,6 @@ class VHost:
         if src is None or dest is None:
             return
         if src.unbind(dest, key, arguments):
+            if src.durable and dest.durable and self.defs is not None:
+                self.defs.binding_removed(self.name, src.name, dest.name, "e", key, arguments)
             self._maybe_auto_delete(src)

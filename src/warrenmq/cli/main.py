@@ -25,20 +25,43 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--port", type=int, help="AMQP port (default 5672)")
         parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
         parser.add_argument("--config", help="TOML config file (also WARRENMQ_CONFIG)")
+        store = parser.add_argument_group("durability")
+        store.add_argument("--data-dir", help="where persistent messages and durable definitions are kept "
+                           "(default $XDG_DATA_HOME/warrenmq, i.e. ~/.local/share/warrenmq)")
+        store.add_argument("--in-memory", action="store_true", help="keep nothing on disk (like --data-dir '')")
+        store.add_argument("--no-fsync", action="store_true",
+                           help="do not fsync group commits: faster, and UNSAFE (a machine crash loses "
+                                "confirmed messages); for CI-style runs only")
+        tls = parser.add_argument_group("TLS (AMQPS) listener, on when --tls-certfile and --tls-keyfile are given")
+        tls.add_argument("--tls-port", type=int, help="AMQPS port (default 5671)")
+        tls.add_argument("--tls-certfile", help="server certificate chain, PEM")
+        tls.add_argument("--tls-keyfile", help="server private key, PEM")
+        tls.add_argument("--tls-cafile", help="CA certificates to verify client certificates with, PEM")
+        tls.add_argument("--tls-verify-peer", action="store_true", default=None,
+                         help="ask clients for a certificate and verify it against --tls-cafile")
+        tls.add_argument("--tls-fail-if-no-peer-cert", action="store_true", default=None,
+                         help="with --tls-verify-peer: refuse clients that present no certificate")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = BrokerConfig.load(args.config, host=args.host, port=args.port, log_level=args.log_level)
-    except (OSError, ValueError) as e:
+        config = BrokerConfig.load(args.config, host=args.host, port=args.port, log_level=args.log_level,
+                                   tls_port=args.tls_port, tls_certfile=args.tls_certfile,
+                                   tls_keyfile=args.tls_keyfile, tls_cafile=args.tls_cafile,
+                                   tls_verify_peer=args.tls_verify_peer,
+                                   tls_fail_if_no_peer_cert=args.tls_fail_if_no_peer_cert,
+                                   data_dir="" if args.in_memory else args.data_dir,
+                                   fsync=False if args.no_fsync else None)
+        config.tls_context()  # report bad TLS files or options before starting
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         print(f"warrenmq: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run(config)
     except OSError as e:
-        print(f"warrenmq: cannot listen on {config.host}:{config.port}: {e}", file=sys.stderr)
+        print(f"warrenmq: cannot listen: {e}", file=sys.stderr)  # e names the address (AMQP or TLS port)
         return 1
     return 0

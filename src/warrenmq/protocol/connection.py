@@ -12,7 +12,11 @@ can be forwarded verbatim) and ``body`` are ``None`` except for content methods.
 Outgoing frames are appended to an internal list by the ``send_*`` calls and
 collected with :meth:`data_to_send`; ``on_output`` (if set) is called when the
 list goes from empty to non-empty so the transport can schedule exactly one
-write per loop turn.
+write per loop turn.  The close-oks this object answers a client's
+``channel.close``/``connection.close`` with are held back until
+:meth:`data_to_send`, so they follow the caller's replies to the methods that
+came before the close in the same batch (a ``basic.cancel`` then a
+``channel.close`` in one read get cancel-ok, then close-ok, as from RabbitMQ).
 
 The handshake (header, start/start-ok, tune/tune-ok, open/open-ok), channel
 bookkeeping (open, closing, closed) and connection close are tracked here.  The
@@ -138,6 +142,7 @@ class ServerConnection:
         self.should_close = False  # transport closes the socket once output is flushed
         self.close_reason = None  # (code, text) of the close that ended the connection
         self._out: list = []
+        self._held: list = []  # close-oks answered during parsing, sent after the caller's replies
         self._pending: list = []
         self._pending_len = 0
         self._need = 0
@@ -159,11 +164,25 @@ class ServerConnection:
                 cb()
         self._out.extend(parts)
 
+    def _hold(self, data) -> None:
+        """Queue ``data`` behind whatever the caller sends for the events parsed so far."""
+        if not self._out and not self._held:
+            cb = self.on_output
+            if cb is not None:
+                cb()
+        self._held.append(data)
+
+    def _release_held(self) -> None:
+        if self._held:
+            self._out.extend(self._held)
+            self._held.clear()
+
     @property
     def has_output(self) -> bool:
-        return bool(self._out)
+        return bool(self._out or self._held)
 
     def data_to_send(self) -> bytes:
+        self._release_held()
         out = self._out
         if not out:
             return b""
@@ -198,6 +217,7 @@ class ServerConnection:
             self.should_close = True
             return
         text = _reply_text(text)
+        self._release_held()
         self.close_reason = (code, text)
         self.state = CLOSING
         self.send_method(0, spec.ConnectionClose(code, text, class_id, method_id))
@@ -236,7 +256,8 @@ class ServerConnection:
                 if len(buf) < 8:
                     self._stash(buf, 8)
                     return events
-                if buf[:8] != PROTOCOL_HEADER:
+                # RabbitMQ also takes AMQP 0-9's header (1, 1, 0, 9) as 0-9-1 (txAMQP sends it)
+                if buf[:8] != PROTOCOL_HEADER and buf[:8] != b"AMQP\x01\x01\x00\x09":
                     return self._bad_header()
                 self.state = AWAIT_START_OK
                 self.send_method(0, spec.ConnectionStart(0, 9, self.server_properties,
@@ -304,7 +325,7 @@ class ServerConnection:
                         else:
                             if index == _CHANNEL_CLOSE_INDEX:
                                 del channels[ch]
-                                self.send_method(ch, spec.ChannelCloseOk())
+                                self._hold(method_frame(ch, spec.ChannelCloseOk()))
                             elif index == _CHANNEL_OPEN_INDEX:
                                 raise HardError(CHANNEL_ERROR, "second 'channel.open' seen",
                                                 cls.CLASS_ID, cls.METHOD_ID)
@@ -442,7 +463,7 @@ class ServerConnection:
         elif cls is spec.ConnectionClose:
             self.close_reason = (method.reply_code, method.reply_text)
             events.append((0, method, None, None))
-            self.send_method(0, spec.ConnectionCloseOk())
+            self._hold(method_frame(0, spec.ConnectionCloseOk()))
             self.state = CLOSED
             self.should_close = True
         elif cls in (spec.ConnectionBlocked, spec.ConnectionUnblocked, spec.ConnectionCloseOk):

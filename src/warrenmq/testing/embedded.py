@@ -9,6 +9,11 @@ ephemeral port, for synchronous code (pika's BlockingConnection, kombu, Celery):
 Either can be started many times in one process; each has its own broker.
 ``broker`` is the live domain object, for assertions (read it from the broker's
 own thread or after stopping when using the threaded variant).
+
+Both carry the back door of :mod:`.backdoor` (``queues``, ``messages``,
+``publish``, ``enqueue``, ``wait_for_messages``, ``wait_until_acked``,
+``record``, ``reset``): assertions and injection without AMQP, run on the
+broker's loop (the threaded variant forwards each call to its thread).
 """
 from __future__ import annotations
 
@@ -18,12 +23,14 @@ import threading
 
 from ..app import BrokerApp
 from ..config import BrokerConfig
+from .backdoor import AsyncBackdoor, SyncBackdoor
 
 
 def _config(config: BrokerConfig | None, overrides: dict) -> BrokerConfig:
     if config is None:
         overrides.setdefault("host", "127.0.0.1")
         overrides.setdefault("port", 0)
+        overrides.setdefault("data_dir", "")  # in memory unless asked otherwise
         config = BrokerConfig(**overrides)
     return config
 
@@ -38,7 +45,7 @@ class _URLMixin:
         return f"amqp://guest:guest@{self.host}:{self.port}/%2F"
 
 
-class EmbeddedBroker(_URLMixin):
+class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """A broker on a background thread; use as a context manager or call start()/stop()."""
 
     def __init__(self, config: BrokerConfig | None = None, **overrides):
@@ -60,10 +67,10 @@ class EmbeddedBroker(_URLMixin):
             loop = asyncio.new_event_loop()
             self.loop = loop
             asyncio.set_event_loop(loop)
-            self.app = BrokerApp(self.config)
             try:
+                self.app = BrokerApp(self.config)
                 loop.run_until_complete(self.app.start())
-            except BaseException as e:  # report bind errors to the caller
+            except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
                 loop.close()
                 return
@@ -101,7 +108,7 @@ class EmbeddedBroker(_URLMixin):
         self.stop()
 
 
-class AsyncEmbeddedBroker(_URLMixin):
+class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
     """A broker on the running event loop; ``async with AsyncEmbeddedBroker() as b``."""
 
     def __init__(self, config: BrokerConfig | None = None, **overrides):

@@ -151,18 +151,20 @@ class AMQPProtocol(asyncio.Protocol):
 class Server:
     """Listens for AMQP connections for one :class:`~warrenmq.broker.broker.Broker`."""
 
-    def __init__(self, broker, host: str = "0.0.0.0", port: int = 5672):
+    def __init__(self, broker, host: str = "0.0.0.0", port: int = 5672, ssl=None):
         self.broker = broker
         self.host = host
         self.port = port
+        self.ssl = ssl  # an ssl.SSLContext makes this a TLS (AMQPS) listener
         self.loop = None
         self.connections: set[AMQPProtocol] = set()
         self._server = None
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        kw = {"ssl": self.ssl, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT} if self.ssl is not None else {}
         self._server = await self.loop.create_server(lambda: AMQPProtocol(self), self.host, self.port,
-                                                     reuse_address=True, backlog=1024)
+                                                     reuse_address=True, backlog=1024, **kw)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 

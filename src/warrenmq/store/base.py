@@ -1,0 +1,83 @@
+"""The message store interface.
+
+Theory of operation: the broker calls the store on the message path only for
+persistent messages in durable queues.  ``persist`` records a message once for
+all the durable queues it was routed to and returns the *epoch* (group-commit
+batch number) whose completion makes it safe to confirm; ``delivered`` and
+``remove`` record what happened to it in one queue.  Records are buffered;
+the application drives the batch cycle: ``write_pending()`` (returns the epoch
+written), ``sync()`` (fsync, may run in a worker thread), ``synced(epoch)``.
+``on_pending`` is called when the buffer goes from empty to non-empty, so the
+application can schedule a cycle (exactly as the protocol layer's
+``on_output``).  ``recover()`` returns, per queue id, the messages still held,
+in publish order, with a flag saying whether they had been delivered.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RecoveredMessage:
+    msg_id: int
+    exchange: str
+    routing_key: str
+    header: bytes
+    body: bytes
+    delivered: bool
+
+
+class MessageStore:
+    """Base class and documentation of the interface; see the module docstring."""
+
+    #: True when ``persist`` actually makes messages survive a restart
+    durable = False
+
+    def __init__(self):
+        self.on_pending = None  # callable() -> None
+        self.epoch = 0  # last epoch written
+        self.synced_epoch = 0  # last epoch known to be on disk
+
+    # message path -------------------------------------------------------
+    def persist(self, msg, queue_ids) -> int:
+        """Record ``msg`` for the durable queues ``queue_ids``; set ``msg.store_id``; return its epoch."""
+        raise NotImplementedError
+
+    def delivered(self, queue_id: int, msg_id: int) -> None:
+        raise NotImplementedError
+
+    def remove(self, queue_id: int, msg_id: int) -> None:
+        raise NotImplementedError
+
+    def drop_queue(self, queue_id: int) -> None:
+        """Forget every message of a deleted queue."""
+        raise NotImplementedError
+
+    # batch cycle ----------------------------------------------------------
+    @property
+    def has_pending(self) -> bool:
+        raise NotImplementedError
+
+    def write_pending(self) -> int:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        raise NotImplementedError
+
+    def synced(self, epoch: int) -> None:
+        if epoch > self.synced_epoch:
+            self.synced_epoch = epoch
+
+    # lifecycle ---------------------------------------------------------------
+    def recover(self) -> dict[int, list[RecoveredMessage]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Write and sync what is pending, release files."""
+        if self.has_pending:
+            epoch = self.write_pending()
+            self.sync()
+            self.synced(epoch)
+
+    def stats(self) -> dict:
+        return {}

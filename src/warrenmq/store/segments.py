@@ -1,0 +1,386 @@
+"""The durable message store: an append-only log of CRC-checked records in segment files.
+
+Theory of operation.  Every change is a record appended to the active segment
+file (``<dir>/<number>.seg``)::
+
+    magic (2) | payload length (4) | crc32 of type+payload (4) | type (1) | payload
+
+* ``MSG``: message id, the durable queue ids it went to, exchange and routing
+  key (as two short strings), the raw content header, the body.  A message
+  routed to several durable queues is stored once.
+* ``DELIVERED``: (queue id, message id) was handed to a consumer, so it comes
+  back redelivered after a crash.
+* ``ACK``: (queue id, message id) left that queue for good.
+* ``DROPQ``: a queue was deleted with everything in it.
+
+Records are buffered in memory and written by ``write_pending`` once per batch;
+``sync`` fsyncs once for the whole batch (group commit) and confirms for the
+batch's persistent messages go out only after it (see ``MessageStore``).
+
+Space: each segment counts the messages it holds that some queue still needs.
+Segments are deleted oldest first once that count is zero (a newer segment may
+hold the ACK records that keep an older one's messages dead, so order matters).
+When the oldest segment is mostly dead, its live messages are copied forward
+into the active segment (compaction) so one long-lived message does not pin
+every later segment.
+
+Recovery scans the segments in order.  A torn record at the end of the last
+segment (a crash mid-write) is truncated away.  A record whose CRC does not
+match elsewhere is reported in the log and skipped: the scanner resynchronises
+on the next magic marker that starts a valid record, so nothing else is lost.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+
+from .base import MessageStore, RecoveredMessage
+
+log = logging.getLogger("warrenmq.store")
+
+MAGIC = b"\xa7W"
+_REC = struct.Struct(">2sIIB")
+REC_SIZE = _REC.size
+T_MSG, T_DELIVERED, T_ACK, T_DROPQ = 1, 2, 3, 4
+_QI = struct.Struct(">IQ")
+_MSG_HEAD = struct.Struct(">QH")
+_I = struct.Struct(">I")
+
+DEFAULT_SEGMENT_SIZE = 64 << 20
+
+
+def _record(rtype: int, payload: bytes) -> bytes:
+    tb = bytes((rtype,))
+    return _REC.pack(MAGIC, len(payload), zlib.crc32(payload, zlib.crc32(tb)), rtype) + payload
+
+
+class _Segment:
+    __slots__ = ("number", "path", "live", "count", "size")
+
+    def __init__(self, number: int, path: str, size: int = 0):
+        self.number = number
+        self.path = path
+        self.live = 0  # messages in this segment some queue still holds
+        self.count = 0  # messages written to this segment
+        self.size = size
+
+
+class SegmentStore(MessageStore):
+    durable = True
+
+    def __init__(self, directory: str, fsync: bool = True, segment_size: int = DEFAULT_SEGMENT_SIZE):
+        super().__init__()
+        self.dir = directory
+        self.fsync = fsync
+        self.segment_size = segment_size
+        os.makedirs(directory, exist_ok=True)
+        self.next_msg_id = 1
+        self.segments: dict[int, _Segment] = {}
+        # msg_id -> [segment number, queues still holding it (an int, or a set when several),
+        #            record offset, record length]
+        self.refs: dict[int, list] = {}
+        self._buf: list = []
+        self._buf_bytes = 0
+        self._fd = -1
+        self._active: _Segment | None = None
+        self._recovered: dict[int, list[RecoveredMessage]] | None = None
+        self.corrupt_records = 0
+        self._scan()
+        self._open_new_segment()
+
+    # ------------------------------------------------------------------ writing
+    def _append(self, rec: bytes) -> None:
+        if not self._buf:
+            self._buf.append(rec)
+            self._buf_bytes = len(rec)
+            cb = self.on_pending
+            if cb is not None:
+                cb()
+            return
+        self._buf.append(rec)
+        self._buf_bytes += len(rec)
+
+    def persist(self, msg, queue_ids) -> int:
+        mid = self.next_msg_id
+        self.next_msg_id = mid + 1
+        msg.store_id = mid
+        n = len(queue_ids)
+        header = msg.header
+        payload = b"".join((_MSG_HEAD.pack(mid, n), struct.pack(f">{n}I", *queue_ids), msg.ex_rk,
+                            _I.pack(len(header)), header, msg.body))
+        rec = _record(T_MSG, payload)
+        seg = self._active
+        # offset of the record once the pending buffer is written
+        self.refs[mid] = [seg.number, queue_ids[0] if n == 1 else set(queue_ids), seg.size + self._buf_bytes,
+                          len(rec)]
+        seg.live += 1
+        seg.count += 1
+        self._append(rec)
+        return self.epoch + 1
+
+    def delivered(self, queue_id: int, msg_id: int) -> None:
+        if msg_id in self.refs:
+            self._append(_record(T_DELIVERED, _QI.pack(queue_id, msg_id)))
+
+    def remove(self, queue_id: int, msg_id: int) -> None:
+        ref = self.refs.get(msg_id)
+        if ref is None:
+            return
+        holders = ref[1]
+        if holders.__class__ is int:
+            if holders != queue_id:
+                return
+            gone = True
+        else:
+            if queue_id not in holders:
+                return
+            holders.discard(queue_id)
+            gone = not holders
+        self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
+        if gone:
+            del self.refs[msg_id]
+            seg = self.segments.get(ref[0])
+            if seg is not None:
+                seg.live -= 1
+
+    def drop_queue(self, queue_id: int) -> None:
+        """Record the deletion; the broker also calls ``remove`` for each message it held."""
+        self._append(_record(T_DROPQ, _I.pack(queue_id)))
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._buf)
+
+    def write_pending(self) -> int:
+        self.epoch += 1
+        if self._buf:
+            data = b"".join(self._buf)
+            self._buf.clear()
+            self._buf_bytes = 0
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self._active.size += len(data)
+        return self.epoch
+
+    def sync(self) -> None:
+        if self.fsync:
+            os.fsync(self._fd)
+
+    def synced(self, epoch: int) -> None:
+        super().synced(epoch)
+        if self._active.size >= self.segment_size and not self._buf:
+            self._open_new_segment()
+        self._collect()
+
+    # ------------------------------------------------------------ segments & gc
+    def _path(self, number: int) -> str:
+        return os.path.join(self.dir, f"{number:010d}.seg")
+
+    def _open_new_segment(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        number = max(self.segments, default=0) + 1
+        seg = _Segment(number, self._path(number))
+        self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.segments[number] = seg
+        self._active = seg
+        if self.fsync:
+            dfd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _collect(self) -> None:
+        """Delete dead segments oldest first; compact the oldest when it is mostly dead."""
+        while len(self.segments) > 1:
+            oldest = self.segments[min(self.segments)]
+            if oldest is self._active:
+                return
+            if oldest.live <= 0:
+                os.unlink(oldest.path)
+                del self.segments[oldest.number]
+                continue
+            if oldest.live * 4 <= oldest.count and not self._buf:
+                self._compact(oldest)
+                continue
+            return
+
+    def _compact(self, seg: _Segment) -> None:
+        """Copy the live messages of ``seg`` forward, then drop ``seg`` once the copy is on disk."""
+        with open(seg.path, "rb") as f:
+            data = f.read()
+        moved = 0
+        for mid, ref in list(self.refs.items()):
+            if ref[0] != seg.number:
+                continue
+            off, length = ref[2], ref[3]
+            parsed = self._parse_at(data, off)
+            if parsed is None or parsed[0] != T_MSG:
+                log.error("compaction: record of message %d not found in %s; segment kept", mid, seg.path)
+                return
+            # the copy keeps the message id (recovery lets it replace the old record) and names only
+            # the queues that still hold the message, since ACKs older than the copy may be gone
+            holders = ref[1]
+            qids = [holders] if holders.__class__ is int else sorted(holders)
+            payload = parsed[1]
+            nq = _MSG_HEAD.unpack_from(payload, 0)[1]
+            rest = payload[_MSG_HEAD.size + 4 * nq:]
+            rec = _record(T_MSG, _MSG_HEAD.pack(mid, len(qids)) + struct.pack(f">{len(qids)}I", *qids) + rest)
+            ref[0] = self._active.number
+            ref[2] = self._active.size + self._buf_bytes
+            ref[3] = len(rec)
+            self._active.live += 1
+            self._active.count += 1
+            self._append(rec)
+            moved += 1
+        epoch = self.write_pending()
+        self.sync()
+        super().synced(epoch)
+        os.unlink(seg.path)
+        del self.segments[seg.number]
+        log.info("compacted %s: moved %d live messages forward", os.path.basename(seg.path), moved)
+
+    # ------------------------------------------------------------------ recovery
+    def _scan(self) -> None:
+        names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg"))
+        msgs: dict[int, list] = {}  # mid -> [ex, rk, header, body, set(qids), set(delivered), seg, off, len]
+        max_id = 0
+        for i, name in enumerate(names):
+            number = int(name[:-4])
+            path = os.path.join(self.dir, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            last = i == len(names) - 1
+            end = self._scan_segment(data, number, path, last, msgs)
+            if end < len(data):
+                log.warning("truncating a torn record at the end of %s (%d bytes)", path, len(data) - end)
+                with open(path, "r+b") as f:
+                    f.truncate(end)
+                data = data[:end]
+            self.segments[number] = _Segment(number, path, len(data))
+            if msgs:
+                max_id = max(max_id, max(msgs))
+        self.next_msg_id = max_id + 1
+        recovered: dict[int, list[RecoveredMessage]] = {}
+        for mid, (ex, rk, header, body, qids, delivered, segno, off, length) in msgs.items():
+            if not qids:
+                continue
+            self.refs[mid] = [segno, next(iter(qids)) if len(qids) == 1 else set(qids), off, length]
+            seg = self.segments[segno]
+            seg.live += 1
+            seg.count += 1
+            for qid in qids:
+                recovered.setdefault(qid, []).append(RecoveredMessage(mid, ex, rk, header, body, qid in delivered))
+        for lst in recovered.values():
+            lst.sort(key=lambda r: r.msg_id)
+        self._recovered = recovered
+
+    def _scan_segment(self, data: bytes, number: int, path: str, last: bool, msgs: dict) -> int:
+        """Apply the records of one segment; return the offset where valid data ends."""
+        off = 0
+        n = len(data)
+        while off < n:
+            rec = self._parse_at(data, off)
+            if rec is None:
+                nxt = self._resync(data, off + 1)
+                if nxt is None:
+                    if last:
+                        return off  # a torn tail: truncate
+                    log.error("corrupted data at %s offset %d to the end of the segment skipped", path, off)
+                    self.corrupt_records += 1
+                    return n
+                log.error("corrupted record at %s offset %d skipped (%d bytes)", path, off, nxt - off)
+                self.corrupt_records += 1
+                off = nxt
+                continue
+            rtype, payload, length = rec
+            try:
+                self._apply(rtype, payload, number, off, length, msgs)
+            except (struct.error, IndexError, UnicodeDecodeError) as e:
+                log.error("undecodable record at %s offset %d skipped: %s", path, off, e)
+                self.corrupt_records += 1
+            off += length
+        return off
+
+    @staticmethod
+    def _parse_at(data: bytes, off: int):
+        if len(data) - off < REC_SIZE:
+            return None
+        magic, size, crc, rtype = _REC.unpack_from(data, off)
+        end = off + REC_SIZE + size
+        if magic != MAGIC or end > len(data):
+            return None
+        payload = data[off + REC_SIZE:end]
+        if zlib.crc32(payload, zlib.crc32(bytes((rtype,)))) != crc:
+            return None
+        return rtype, payload, REC_SIZE + size
+
+    def _resync(self, data: bytes, start: int):
+        pos = data.find(MAGIC, start)
+        while pos != -1:
+            if self._parse_at(data, pos) is not None:
+                return pos
+            pos = data.find(MAGIC, pos + 1)
+        return None
+
+    @staticmethod
+    def _apply(rtype, payload, segno, off, length, msgs) -> None:
+        if rtype == T_MSG:
+            mid, nq = _MSG_HEAD.unpack_from(payload, 0)
+            p = _MSG_HEAD.size
+            qids = set(struct.unpack_from(f">{nq}I", payload, p))
+            p += 4 * nq
+            elen = payload[p]
+            ex = payload[p + 1:p + 1 + elen].decode("utf-8", "surrogateescape")
+            p += 1 + elen
+            rlen = payload[p]
+            rk = payload[p + 1:p + 1 + rlen].decode("utf-8", "surrogateescape")
+            p += 1 + rlen
+            hlen, = _I.unpack_from(payload, p)
+            p += 4
+            header = payload[p:p + hlen]
+            body = payload[p + hlen:]
+            old = msgs.get(mid)
+            if old is not None:  # a compacted copy: keep the queues that still hold it
+                qids &= old[4]
+                delivered = old[5]
+            else:
+                delivered = set()
+            msgs[mid] = [ex, rk, header, body, qids, delivered, segno, off, length]
+        elif rtype == T_ACK:
+            qid, mid = _QI.unpack_from(payload)
+            m = msgs.get(mid)
+            if m is not None:
+                m[4].discard(qid)
+                if not m[4]:
+                    del msgs[mid]
+        elif rtype == T_DELIVERED:
+            qid, mid = _QI.unpack_from(payload)
+            m = msgs.get(mid)
+            if m is not None:
+                m[5].add(qid)
+        elif rtype == T_DROPQ:
+            qid, = _I.unpack_from(payload)
+            for m in msgs.values():
+                m[4].discard(qid)
+        else:
+            raise IndexError(f"unknown record type {rtype}")
+
+    def recover(self) -> dict[int, list[RecoveredMessage]]:
+        rec, self._recovered = self._recovered or {}, {}
+        return rec
+
+    def close(self) -> None:
+        super().close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def stats(self) -> dict:
+        return {"messages": len(self.refs), "segments": len(self.segments), "corrupt_records": self.corrupt_records,
+                "bytes": sum(s.size for s in self.segments.values())}

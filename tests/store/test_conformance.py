@@ -1,0 +1,194 @@
+"""One conformance suite for every message store: memory and segment log.
+
+A "reopen" builds a new store over the same state (the same directory, or the
+same state dict for the memory store), as a broker restart would.
+"""
+import os
+import random
+
+import pytest
+
+from support.store import commit, message
+from warrenmq.store import MemoryStore, SegmentStore
+
+
+class MemoryFactory:
+    def __init__(self, tmp_path):
+        self.state = {"msgs": {}, "next": 1}
+
+    def open(self):
+        return MemoryStore(self.state)
+
+
+class SegmentFactory:
+    def __init__(self, tmp_path, segment_size=1 << 20):
+        self.dir = str(tmp_path / "msgs")
+        self.segment_size = segment_size
+
+    def open(self):
+        return SegmentStore(self.dir, fsync=True, segment_size=self.segment_size)
+
+
+@pytest.fixture(params=["memory", "segments"])
+def factory(request, tmp_path):
+    return {"memory": MemoryFactory, "segments": SegmentFactory}[request.param](tmp_path)
+
+
+def test_persisted_messages_come_back_in_order_with_their_bytes(factory):
+    s = factory.open()
+    msgs = [message(i) for i in range(50)]
+    for m in msgs:
+        s.persist(m, [7])
+    commit(s)
+    s.close()
+    rec = factory.open().recover()
+    assert list(rec) == [7]
+    got = rec[7]
+    assert [r.body for r in got] == [m.body for m in msgs]
+    assert [r.header for r in got] == [m.header for m in msgs]
+    assert [(r.exchange, r.routing_key) for r in got] == [("ex", f"rk.{i}") for i in range(50)]
+    assert [r.msg_id for r in got] == [m.store_id for m in msgs]
+    assert not any(r.delivered for r in got)
+
+
+def test_removed_messages_stay_gone_per_queue(factory):
+    s = factory.open()
+    a, b, c = message(1), message(2), message(3)
+    s.persist(a, [1, 2])  # one message in two queues, stored once
+    s.persist(b, [1])
+    s.persist(c, [2])
+    s.remove(1, a.store_id)
+    s.remove(2, c.store_id)
+    commit(s)
+    s.close()
+    rec = factory.open().recover()
+    assert [r.body for r in rec[1]] == [b.body]
+    assert [r.body for r in rec[2]] == [a.body]
+
+
+def test_delivered_flag_survives(factory):
+    s = factory.open()
+    a, b = message(1), message(2)
+    s.persist(a, [1, 2])
+    s.persist(b, [1])
+    s.delivered(1, a.store_id)
+    commit(s)
+    s.close()
+    rec = factory.open().recover()
+    assert [(r.body, r.delivered) for r in rec[1]] == [(a.body, True), (b.body, False)]
+    assert [(r.body, r.delivered) for r in rec[2]] == [(a.body, False)]
+
+
+def test_drop_queue_forgets_its_messages_only(factory):
+    s = factory.open()
+    a, b = message(1), message(2)
+    s.persist(a, [1, 2])
+    s.persist(b, [1])
+    s.drop_queue(1)
+    s.remove(1, a.store_id)
+    s.remove(1, b.store_id)
+    commit(s)
+    s.close()
+    rec = factory.open().recover()
+    assert 1 not in rec
+    assert [r.body for r in rec[2]] == [a.body]
+
+
+def test_ids_keep_growing_across_reopen(factory):
+    s = factory.open()
+    a = message(1)
+    s.persist(a, [1])
+    commit(s)
+    s.close()
+    s2 = factory.open()
+    s2.recover()
+    b = message(2)
+    s2.persist(b, [1])
+    assert b.store_id > a.store_id
+    commit(s2)
+    s2.close()
+    assert [r.body for r in factory.open().recover()[1]] == [a.body, b.body]
+
+
+def test_epochs_and_pending_notifications(factory):
+    s = factory.open()
+    calls = []
+    s.on_pending = lambda: calls.append(1)
+    m = message(1)
+    epoch = s.persist(m, [1])
+    assert s.has_pending and calls == [1]
+    s.persist(message(2), [1])
+    assert calls == [1], "on_pending fires once per batch"
+    written = s.write_pending()
+    assert written == epoch and not s.has_pending
+    s.sync()
+    s.synced(written)
+    assert s.synced_epoch == epoch
+    assert s.persist(message(3), [1]) == epoch + 1
+    assert calls == [1, 1]
+    s.close()
+
+
+def test_close_writes_what_is_pending(factory):
+    s = factory.open()
+    m = message(1)
+    s.persist(m, [3])
+    s.close()  # no explicit commit
+    assert [r.body for r in factory.open().recover()[3]] == [m.body]
+
+
+def test_random_workload_matches_a_model(factory):
+    rnd = random.Random(1234)
+    s = factory.open()
+    model: dict = {}  # qid -> list of bodies in order
+    live: dict = {}  # (qid, store_id) -> body
+    order: list = []
+    for i in range(600):
+        op = rnd.random()
+        if op < 0.6 or not live:
+            qids = rnd.sample([1, 2, 3], rnd.randint(1, 3))
+            m = message(i, size=rnd.randint(0, 3000))
+            s.persist(m, qids)
+            for q in qids:
+                live[(q, m.store_id)] = m.body
+                order.append((q, m.store_id))
+        else:
+            key = rnd.choice(sorted(live))
+            s.remove(*key)
+            del live[key]
+        if rnd.random() < 0.1:
+            commit(s)
+        if rnd.random() < 0.02:
+            s.close()
+            s = factory.open()
+            s.recover()
+    s.close()
+    for q, sid in order:
+        if (q, sid) in live:
+            model.setdefault(q, []).append(live[(q, sid)])
+    rec = factory.open().recover()
+    assert {q: [r.body for r in rs] for q, rs in rec.items()} == model
+
+
+def test_segment_store_deletes_dead_segments_and_compacts(tmp_path):
+    f = SegmentFactory(tmp_path, segment_size=64 * 1024)
+    s = f.open()
+    keep = message(0, size=100)
+    s.persist(keep, [1])  # one long-lived message in the first segment
+    churn = []
+    for i in range(1, 400):
+        m = message(i, size=1000)
+        s.persist(m, [1])
+        churn.append(m)
+        commit(s)
+    for m in churn:
+        s.remove(1, m.store_id)
+        commit(s)
+    for _ in range(3):
+        commit(s)
+    files = sorted(os.listdir(f.dir))
+    size = sum(os.path.getsize(os.path.join(f.dir, n)) for n in files)
+    assert size < 200 * 1024, f"dead data not reclaimed: {len(files)} segments, {size} bytes"
+    s.close()
+    rec = f.open().recover()
+    assert [r.body for r in rec[1]] == [keep.body]

@@ -1,0 +1,97 @@
+"""The segment store under damage: torn tails are truncated, corrupt records skipped, nothing else lost."""
+import logging
+import os
+
+from warrenmq.store import SegmentStore
+from warrenmq.store.segments import REC_SIZE
+
+from support.store import commit, message
+
+
+def build(tmp_path, n=20, size=200):
+    d = str(tmp_path / "msgs")
+    s = SegmentStore(d)
+    msgs = [message(i, size=size) for i in range(n)]
+    for m in msgs:
+        s.persist(m, [1])
+    commit(s)
+    s.close()
+    (seg,) = [os.path.join(d, f) for f in os.listdir(d) if os.path.getsize(os.path.join(d, f))]
+    return d, seg, msgs
+
+
+def record_offsets(path):
+    data = open(path, "rb").read()
+    offs, off = [], 0
+    while off < len(data):
+        offs.append(off)
+        off += REC_SIZE + int.from_bytes(data[off + 2:off + 6], "big")
+    return offs
+
+
+def test_torn_tail_is_truncated_and_earlier_records_kept(tmp_path, caplog):
+    d, seg, msgs = build(tmp_path)
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
+        f.truncate(size - 37)  # a crash in the middle of writing the last record
+    with caplog.at_level(logging.WARNING, "warrenmq.store"):
+        s = SegmentStore(d)
+    rec = s.recover()
+    assert [r.body for r in rec[1]] == [m.body for m in msgs[:-1]]
+    assert "torn" in caplog.text
+    offs = record_offsets(seg)
+    assert os.path.getsize(seg) == offs[-1] + REC_SIZE + int.from_bytes(open(seg, "rb").read()[offs[-1] + 2:offs[-1] + 6], "big")
+    s.close()
+
+
+def test_flipped_byte_in_the_middle_loses_only_that_record(tmp_path, caplog):
+    d, seg, msgs = build(tmp_path)
+    offs = record_offsets(seg)
+    victim = 7
+    with open(seg, "r+b") as f:
+        f.seek(offs[victim] + REC_SIZE + 30)  # inside the payload
+        b = f.read(1)
+        f.seek(offs[victim] + REC_SIZE + 30)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with caplog.at_level(logging.ERROR, "warrenmq.store"):
+        s = SegmentStore(d)
+    rec = s.recover()
+    assert [r.body for r in rec[1]] == [m.body for i, m in enumerate(msgs) if i != victim]
+    assert "corrupted record" in caplog.text
+    assert s.corrupt_records == 1
+    s.close()
+
+
+def test_corrupted_length_field_resynchronises_on_the_next_record(tmp_path):
+    d, seg, msgs = build(tmp_path)
+    offs = record_offsets(seg)
+    with open(seg, "r+b") as f:
+        f.seek(offs[3] + 2)
+        f.write(b"\x7f\xff\xff\xff")  # an absurd length
+    s = SegmentStore(d)
+    rec = s.recover()
+    assert [r.body for r in rec[1]] == [m.body for i, m in enumerate(msgs) if i != 3]
+    s.close()
+
+
+def test_new_writes_after_recovery_from_damage_are_kept(tmp_path):
+    d, seg, msgs = build(tmp_path)
+    with open(seg, "r+b") as f:
+        f.truncate(os.path.getsize(seg) - 5)
+    s = SegmentStore(d)
+    s.recover()
+    extra = message(99)
+    s.persist(extra, [1])
+    commit(s)
+    s.close()
+    rec = SegmentStore(d).recover()
+    assert [r.body for r in rec[1]] == [m.body for m in msgs[:-1]] + [extra.body]
+
+
+def test_garbage_file_does_not_stop_recovery(tmp_path):
+    d, seg, msgs = build(tmp_path)
+    with open(os.path.join(d, "0000000000.seg"), "wb") as f:  # an older segment full of junk
+        f.write(os.urandom(5000))
+    s = SegmentStore(d)
+    assert [r.body for r in s.recover()[1]] == [m.body for m in msgs]
+    s.close()
