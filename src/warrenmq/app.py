@@ -18,7 +18,7 @@ import signal
 from .broker.broker import Broker
 from .config import BrokerConfig
 from .transport.server import Server
-from .transport.storage import DiskMonitor, StoreCommitter
+from .transport.storage import DiskMonitor, PageFlusher, StoreCommitter
 
 log = logging.getLogger("warrenmq")
 
@@ -49,6 +49,7 @@ class BrokerApp:
             self.committer = StoreCommitter(self.broker, loop)
             self.disk_monitor = DiskMonitor(self.broker, self.config.data_dir, self.config.disk_free_limit, loop)
             self.disk_monitor.start()
+            self.page_flusher = PageFlusher(self.broker.page_store, loop)
             if self.broker.store.has_pending:  # records written during recovery
                 self.committer.schedule()
         await self.server.start()
@@ -70,6 +71,7 @@ class BrokerApp:
             await self.committer.drain()
             self.committer.close()
             self.committer = None
+            self.page_flusher.close()
         self.broker.close()
 
 

@@ -52,6 +52,9 @@ class BrokerConfig:
     fsync: bool = True
     # publishers are blocked while the data directory's disk has less free space than this (RabbitMQ: 50 MB)
     disk_free_limit: int = 50_000_000
+    # paging: a queue keeps at most this many message bodies in memory; the rest wait on disk
+    # (needs data_dir; 0 = no limit)
+    queue_max_in_memory: int = 50_000
     # TLS listener (RabbitMQ's listeners.ssl.default and ssl_options): on when certfile and keyfile are set
     tls_port: int = 5671
     tls_certfile: str = ""  # the server's certificate chain (PEM)

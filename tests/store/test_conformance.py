@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from support.store import commit, message
+from support.store import commit, loaded, message
 from warrenmq.store import MemoryStore, SegmentStore
 
 
@@ -41,7 +41,8 @@ def test_persisted_messages_come_back_in_order_with_their_bytes(factory):
         s.persist(m, [7])
     commit(s)
     s.close()
-    rec = factory.open().recover()
+    s2 = factory.open()
+    rec = loaded(s2)
     assert list(rec) == [7]
     got = rec[7]
     assert [r.body for r in got] == [m.body for m in msgs]
@@ -61,7 +62,8 @@ def test_removed_messages_stay_gone_per_queue(factory):
     s.remove(2, c.store_id)
     commit(s)
     s.close()
-    rec = factory.open().recover()
+    s2 = factory.open()
+    rec = loaded(s2)
     assert [r.body for r in rec[1]] == [b.body]
     assert [r.body for r in rec[2]] == [a.body]
 
@@ -74,7 +76,8 @@ def test_delivered_flag_survives(factory):
     s.delivered(1, a.store_id)
     commit(s)
     s.close()
-    rec = factory.open().recover()
+    s2 = factory.open()
+    rec = loaded(s2)
     assert [(r.body, r.delivered) for r in rec[1]] == [(a.body, True), (b.body, False)]
     assert [(r.body, r.delivered) for r in rec[2]] == [(a.body, False)]
 
@@ -89,7 +92,8 @@ def test_drop_queue_forgets_its_messages_only(factory):
     s.remove(1, b.store_id)
     commit(s)
     s.close()
-    rec = factory.open().recover()
+    s2 = factory.open()
+    rec = loaded(s2)
     assert 1 not in rec
     assert [r.body for r in rec[2]] == [a.body]
 
@@ -107,7 +111,7 @@ def test_ids_keep_growing_across_reopen(factory):
     assert b.store_id > a.store_id
     commit(s2)
     s2.close()
-    assert [r.body for r in factory.open().recover()[1]] == [a.body, b.body]
+    assert [r.body for r in loaded(factory.open())[1]] == [a.body, b.body]
 
 
 def test_epochs_and_pending_notifications(factory):
@@ -134,7 +138,7 @@ def test_close_writes_what_is_pending(factory):
     m = message(1)
     s.persist(m, [3])
     s.close()  # no explicit commit
-    assert [r.body for r in factory.open().recover()[3]] == [m.body]
+    assert [r.body for r in loaded(factory.open())[3]] == [m.body]
 
 
 def test_random_workload_matches_a_model(factory):
@@ -166,7 +170,8 @@ def test_random_workload_matches_a_model(factory):
     for q, sid in order:
         if (q, sid) in live:
             model.setdefault(q, []).append(live[(q, sid)])
-    rec = factory.open().recover()
+    s2 = factory.open()
+    rec = loaded(s2)
     assert {q: [r.body for r in rs] for q, rs in rec.items()} == model
 
 
@@ -190,5 +195,5 @@ def test_segment_store_deletes_dead_segments_and_compacts(tmp_path):
     size = sum(os.path.getsize(os.path.join(f.dir, n)) for n in files)
     assert size < 200 * 1024, f"dead data not reclaimed: {len(files)} segments, {size} bytes"
     s.close()
-    rec = f.open().recover()
+    rec = loaded(f.open())
     assert [r.body for r in rec[1]] == [keep.body]

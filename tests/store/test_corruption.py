@@ -5,7 +5,7 @@ import os
 from warrenmq.store import SegmentStore
 from warrenmq.store.segments import REC_SIZE
 
-from support.store import commit, message
+from support.store import commit, loaded, message
 
 
 def build(tmp_path, n=20, size=200):
@@ -36,7 +36,7 @@ def test_torn_tail_is_truncated_and_earlier_records_kept(tmp_path, caplog):
         f.truncate(size - 37)  # a crash in the middle of writing the last record
     with caplog.at_level(logging.WARNING, "warrenmq.store"):
         s = SegmentStore(d)
-    rec = s.recover()
+    rec = loaded(s)
     assert [r.body for r in rec[1]] == [m.body for m in msgs[:-1]]
     assert "torn" in caplog.text
     offs = record_offsets(seg)
@@ -55,7 +55,7 @@ def test_flipped_byte_in_the_middle_loses_only_that_record(tmp_path, caplog):
         f.write(bytes([b[0] ^ 0xFF]))
     with caplog.at_level(logging.ERROR, "warrenmq.store"):
         s = SegmentStore(d)
-    rec = s.recover()
+    rec = loaded(s)
     assert [r.body for r in rec[1]] == [m.body for i, m in enumerate(msgs) if i != victim]
     assert "corrupted record" in caplog.text
     assert s.corrupt_records == 1
@@ -69,7 +69,7 @@ def test_corrupted_length_field_resynchronises_on_the_next_record(tmp_path):
         f.seek(offs[3] + 2)
         f.write(b"\x7f\xff\xff\xff")  # an absurd length
     s = SegmentStore(d)
-    rec = s.recover()
+    rec = loaded(s)
     assert [r.body for r in rec[1]] == [m.body for i, m in enumerate(msgs) if i != 3]
     s.close()
 
@@ -79,12 +79,12 @@ def test_new_writes_after_recovery_from_damage_are_kept(tmp_path):
     with open(seg, "r+b") as f:
         f.truncate(os.path.getsize(seg) - 5)
     s = SegmentStore(d)
-    s.recover()
+    loaded(s)
     extra = message(99)
     s.persist(extra, [1])
     commit(s)
     s.close()
-    rec = SegmentStore(d).recover()
+    rec = loaded(SegmentStore(d))
     assert [r.body for r in rec[1]] == [m.body for m in msgs[:-1]] + [extra.body]
 
 
@@ -93,5 +93,5 @@ def test_garbage_file_does_not_stop_recovery(tmp_path):
     with open(os.path.join(d, "0000000000.seg"), "wb") as f:  # an older segment full of junk
         f.write(os.urandom(5000))
     s = SegmentStore(d)
-    assert [r.body for r in s.recover()[1]] == [m.body for m in msgs]
+    assert [r.body for r in loaded(s)[1]] == [m.body for m in msgs]
     s.close()

@@ -17,3 +17,13 @@ def commit(store) -> int:
     store.sync()
     store.synced(epoch)
     return epoch
+
+
+def loaded(store) -> dict:
+    """recover(), with every body read (a store may leave bodies on disk until asked)."""
+    rec = store.recover()
+    for rs in rec.values():
+        for r in rs:
+            if r.body is None:
+                r.body = store.read_body(r.msg_id)
+    return rec

@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import platform
+import shutil
 from dataclasses import dataclass, field
 
 from .. import __version__
@@ -81,6 +82,7 @@ class Broker:
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
         self.alarms: set = set()  # "memory", "disk": publishers are blocked while any is on
         self.waiting_channels: set = set()  # channels whose confirms wait for the store
+        self.page_store = None
         self.store, self.defs = self._open_storage()
         if self.defs is not None and self._recover():
             return
@@ -102,6 +104,10 @@ class Broker:
             raise RuntimeError(f"data directory {data_dir} is in use by another broker") from None
         store = SegmentStore(os.path.join(data_dir, "msg_store"), fsync=self.config.fsync)
         defs = Definitions(os.path.join(data_dir, "definitions.sqlite3"))
+        # bodies paged out of memory that are not in the message store: never recovered, wiped at start
+        pages = os.path.join(data_dir, "pages")
+        shutil.rmtree(pages, ignore_errors=True)
+        self.page_store = SegmentStore(pages, fsync=False)
         return store, defs
 
     def _recover(self) -> bool:
@@ -113,6 +119,9 @@ class Broker:
         try:
             for name in d["vhosts"]:
                 self.add_vhost(name)
+            for vhost, name, pattern, apply_to, priority, definition in d["policies"]:
+                if vhost in self.vhosts:  # before the queues, so a max-priority policy applies to them
+                    self.vhosts[vhost].policies.set(name, pattern, definition, priority, apply_to)
             for name, password_hash, tags in d["users"]:
                 self.users[name] = User(name, password_hash, tags)
             for user, vhost, *_ in d["permissions"]:
@@ -171,6 +180,8 @@ class Broker:
     def close(self) -> None:
         """Flush and close storage (after the listeners stopped)."""
         self.store.close()
+        if self.page_store is not None:
+            self.page_store.close()
         if self.defs is not None:
             self.defs.close()
             self._lock.close()
@@ -181,9 +192,34 @@ class Broker:
         if vh is None:
             vh = self.vhosts[name] = VHost(name, self.memory, self.store, self.defs)
             vh.timers = self.timers
+            if self.page_store is not None:
+                vh.page_store = self.page_store
+                vh.page_limit = self.config.queue_max_in_memory
             if self.defs is not None:
                 self.defs.vhost_added(name)
         return vh
+
+    # --------------------------------------------------------------- policies
+    def set_policy(self, vhost: str, name: str, pattern: str, definition: dict, priority: int = 0,
+                   apply_to: str = "all"):
+        """Set (or replace) policy ``name`` in ``vhost``, as ``rabbitmqctl set_policy`` does; it applies
+        at once to existing and future queues/exchanges (see policy.py).  ValueError if invalid."""
+        vh = self.vhosts.get(vhost)
+        if vh is None:
+            raise KeyError(f"vhost '{vhost}' not found")
+        return vh.policies.set(name, pattern, definition, priority, apply_to)
+
+    def clear_policy(self, vhost: str, name: str) -> None:
+        """Remove policy ``name`` from ``vhost``; KeyError if there is none."""
+        vh = self.vhosts.get(vhost)
+        if vh is None:
+            raise KeyError(f"vhost '{vhost}' not found")
+        vh.policies.clear(name)
+
+    def list_policies(self, vhost: str | None = None) -> list:
+        """The policies (as dicts like RabbitMQ's definitions export) of ``vhost``, or of all vhosts."""
+        return [p.as_dict() for name, vh in self.vhosts.items() if vhost is None or name == vhost
+                for p in vh.policies]
 
     def add_user(self, name: str, password: str, tags=None, vhosts=None) -> User:
         user = User(name, hash_password(password), list(tags or []), set(vhosts or ()))
@@ -254,9 +290,13 @@ class Broker:
         return vhost in user.vhosts
 
     def discard(self, entries) -> None:
-        """Messages rejected without requeue (dead lettering hooks in here)."""
+        """Messages rejected without requeue: dead-lettered (reason rejected) if their queue has a
+        dead-letter exchange and still exists, then gone."""
         for e in entries:
-            e.queue.settle(e)
+            q = e.queue
+            if q.dlx is not None and not q.deleted:
+                q.dead_letter([e], "rejected")
+            q.settle(e)
 
     # ----------------------------------------------------------------- stats
     def queued_bytes(self) -> int:

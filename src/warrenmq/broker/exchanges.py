@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .policy import effective as _effective, policy_for
+
 KIND_QUEUE = 0
 KIND_EXCHANGE = 1
 
@@ -41,7 +43,7 @@ def _freeze(v):
 class Exchange:
     TYPE = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments", "bindings",
-                 "e2e_bindings", "is_default", "alternate")
+                 "e2e_bindings", "is_default", "alternate", "policy")
 
     def __init__(self, name: str, vhost, durable=False, auto_delete=False, internal=False, arguments=None):
         self.name = name
@@ -53,7 +55,19 @@ class Exchange:
         self.bindings: set = set()
         self.e2e_bindings = 0
         self.is_default = False
-        self.alternate = None
+        ae = self.arguments.get("alternate-exchange")  # its name (looked up when used), validated on declare
+        self.alternate = ae if ae.__class__ is str else None
+        self.policy = policy_for(vhost, KIND_EXCHANGE, name) if name else None  # see policy.py
+
+    #: routes by routing key, so a message's CC/BCC keys count (direct, topic, default)
+    MULTI_KEY = False
+
+    def effective(self, arg: str):
+        """The value in force for exchange argument ``arg`` (``alternate-exchange``): the argument,
+        else the exchange's policy's value (policy.py)."""
+        if self.policy is None:
+            return self.arguments.get(arg)
+        return _effective(self, arg)
 
     kind = KIND_EXCHANGE
 
@@ -122,6 +136,7 @@ def _thaw_value(tag, v):
 
 class DirectExchange(Exchange):
     TYPE = "direct"
+    MULTI_KEY = True
     __slots__ = ("table",)
 
     def __init__(self, *a, **kw):
@@ -152,6 +167,7 @@ class DirectExchange(Exchange):
 class DefaultExchange(Exchange):
     """The nameless direct exchange every queue is implicitly bound to by its name."""
     TYPE = "direct"
+    MULTI_KEY = True
     __slots__ = ()
 
     def __init__(self, vhost):
@@ -195,6 +211,7 @@ class _TrieNode:
 
 class TopicExchange(Exchange):
     TYPE = "topic"
+    MULTI_KEY = True
     __slots__ = ("root", "cache")
     CACHE_MAX = 4096
 

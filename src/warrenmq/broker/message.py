@@ -24,7 +24,11 @@ _FLAG_EXPIRATION = 0x0100
 
 
 class Message:
-    __slots__ = ("exchange", "routing_key", "header", "body", "ex_rk", "_props", "store_id")
+    __slots__ = ("exchange", "routing_key", "header", "body", "ex_rk", "_props", "store_id", "paged", "page_id",
+                 "pageable")
+    #: the routing keys after the first (CC and BCC headers, see :class:`RoutedMessage`); a class-level
+    #: ``None`` so that a plain message pays nothing for the feature
+    extra_keys = None
 
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes, ex_rk: bytes | None = None):
         self.exchange = exchange
@@ -34,6 +38,11 @@ class Message:
         self.ex_rk = ex_rk if ex_rk is not None else encode_shortstr(exchange) + encode_shortstr(routing_key)
         self._props = None
         self.store_id = 0  # the message store's id once persisted (0: not persisted)
+        # paging: ``paged`` while the body lives on disk only (``body`` is None once written there);
+        # ``page_id`` is its id in the transient page store when it is not in the message store
+        self.paged = False
+        self.page_id = 0
+        self.pageable = False  # set at routing when every queue holding it can page it alone
 
     @property
     def properties(self) -> BasicProperties:
@@ -115,6 +124,18 @@ def parse_expiration(value) -> int:
     if n < 0:
         raise ValueError(f"{{value_negative,{n}}}")
     return n
+
+
+class RoutedMessage(Message):
+    """A message routed by more than one routing key: the ``CC`` and ``BCC`` headers' keys (RabbitMQ's
+    ``routing_keys`` after the first), also kept for dead lettering without a dead-letter routing key."""
+    __slots__ = ("extra_keys",)
+
+
+class CountedMessage(Message):
+    """A quorum queue's copy of a message whose headers carry ``x-delivery-count`` (what consumers get);
+    ``original`` is the message as published (what is dead-lettered)."""
+    __slots__ = ("original",)
 
 
 class QueueEntry:

@@ -50,41 +50,128 @@ from time import monotonic
 from ..protocol.codec import field_type_name
 from ..protocol.errors import SoftError
 from ..protocol.spec import PRECONDITION_FAILED
+from .deadletter import dead_letter
 from .message import QueueEntry
+from .policy import KIND_QUEUE as _POLICY_QUEUE, effective as _effective, policy_for
 
 #: the highest ``x-max-priority`` RabbitMQ accepts
 MAX_SUPPORTED_PRIORITY = 255
 #: RabbitMQ's ceiling for ``x-expires`` and ``x-message-ttl``: ten years in milliseconds
 MAX_EXPIRY = 315_360_000_000
-#: queue arguments RabbitMQ requires to be non-negative integers, in RabbitMQ's checking order ->
-#: (whether 0 is allowed, maximum, the error's name above it)
-_INT_ARGS = {"x-expires": (False, MAX_EXPIRY, "value_too_large"),
-             "x-message-ttl": (True, MAX_EXPIRY, "value_too_large"),
-             "x-max-priority": (True, MAX_SUPPORTED_PRIORITY, "max_value_exceeded")}
-
-
-def check_queue_arguments(name: str, vhost_name: str, arguments: dict) -> None:
-    """Validate the queue arguments implemented here, with RabbitMQ's PRECONDITION_FAILED texts."""
-    for key, (zero_ok, maximum, too_big) in _INT_ARGS.items():
-        if key not in arguments:
-            continue
-        v = arguments[key]
+def _int_arg(zero_ok: bool = True, maximum=None, too_big: str = ""):
+    """A check for an argument RabbitMQ requires to be a non-negative integer (its reason text or None)."""
+    def check(v, arguments):
         if isinstance(v, bool) or not isinstance(v, int):
-            reason = f'"expected integer, got {field_type_name(v)}"'
-        elif v < 0:
-            reason = f"{{value_negative,{v}}}"
-        elif v == 0 and not zero_ok:
-            reason = "{value_zero,0}"
-        elif v > maximum:
-            reason = f"{{{too_big},{v}}}"
-        else:
-            continue
-        raise SoftError(PRECONDITION_FAILED, f"invalid arg '{key}' for queue '{name}' in vhost "
-                        f"'{vhost_name}': {reason}")
-    sac = arguments.get("x-single-active-consumer", False)
-    if sac is not True and sac is not False:
-        raise SoftError(PRECONDITION_FAILED, f"invalid arg 'x-single-active-consumer' for queue '{name}' in "
-                        f"vhost '{vhost_name}': {{unacceptable_type,{field_type_name(sac)}}}")
+            return f'"expected integer, got {field_type_name(v)}"'
+        if v < 0:
+            return f"{{value_negative,{v}}}"
+        if v == 0 and not zero_ok:
+            return "{value_zero,0}"
+        if maximum is not None and v > maximum:
+            return f"{{{too_big},{v}}}"
+        return None
+    return check
+
+
+def _str_arg(values=None, invalid=None):
+    """A check for a longstr argument, optionally one of ``values`` (else ``invalid(v)`` is the reason)."""
+    def check(v, arguments):
+        if v.__class__ is not str:
+            return f"{{unacceptable_type,{field_type_name(v)}}}"
+        if values is not None and v not in values:
+            return invalid(v)
+        return None
+    return check
+
+
+def _dlrk_arg(v, arguments):
+    if v.__class__ is not str:
+        return f"{{unacceptable_type,{field_type_name(v)}}}"
+    return None if "x-dead-letter-exchange" in arguments else "routing_key_but_no_dlx_defined"
+
+
+def _bool_arg(v, arguments):
+    return None if v is True or v is False else f"{{unacceptable_type,{field_type_name(v)}}}"
+
+
+#: the x-overflow values RabbitMQ knows
+OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+
+#: RabbitMQ 3.10's queue argument checks, in its checking order (``rabbit_amqqueue:declare_args``);
+#: a check returns RabbitMQ's reason text or None
+QUEUE_ARG_CHECKS = (
+    ("x-expires", _int_arg(False, MAX_EXPIRY, "value_too_large")),
+    ("x-message-ttl", _int_arg(True, MAX_EXPIRY, "value_too_large")),
+    ("x-dead-letter-exchange", _str_arg()),
+    ("x-dead-letter-routing-key", _dlrk_arg),
+    ("x-dead-letter-strategy", _str_arg(("at-most-once", "at-least-once"), lambda v: "invalid_dlx_strategy")),
+    ("x-max-length", _int_arg()),
+    ("x-max-length-bytes", _int_arg()),
+    ("x-max-in-memory-length", _int_arg()),
+    ("x-max-in-memory-bytes", _int_arg()),
+    ("x-max-priority", _int_arg(True, MAX_SUPPORTED_PRIORITY, "max_value_exceeded")),
+    ("x-overflow", _str_arg(OVERFLOW_MODES, lambda v: "invalid_overflow")),
+    ("x-queue-mode", _str_arg(("default", "lazy"), lambda v: f'"unsupported queue mode \'{v}\'"')),
+    ("x-single-active-consumer", _bool_arg),
+    ("x-quorum-initial-group-size", _int_arg(False)),
+    ("x-queue-leader-locator", _str_arg(("client-local", "balanced", "random", "least-leaders"),
+                                        lambda v: "invalid_queue_locator_arg")),
+)
+
+#: the arguments each queue type takes (RabbitMQ 3.10; another type's argument is an error, an unknown
+#: one is ignored)
+QUEUE_TYPE_ARGS = {
+    "classic": frozenset(("x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+                          "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+                          "x-queue-version", "x-single-active-consumer", "x-queue-type", "x-queue-master-locator")),
+    "quorum": frozenset(("x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+                         "x-dead-letter-strategy", "x-max-length", "x-max-length-bytes", "x-max-in-memory-length",
+                         "x-max-in-memory-bytes", "x-overflow", "x-single-active-consumer", "x-queue-type",
+                         "x-quorum-initial-group-size", "x-delivery-limit", "x-queue-leader-locator")),
+    "stream": frozenset(("x-max-length-bytes", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes",
+                         "x-initial-cluster-size", "x-queue-leader-locator")),
+}
+_KNOWN_QUEUE_ARGS = frozenset().union(*QUEUE_TYPE_ARGS.values())
+#: the queue type's module name, as RabbitMQ's texts show it
+QUEUE_TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue",
+                      "stream": "rabbit_stream_queue"}
+
+
+def queue_type_of(arguments) -> str:
+    """The queue type ``arguments`` ask for (assumed valid): classic, quorum or stream."""
+    t = arguments.get("x-queue-type") if arguments else None
+    return t if t in ("quorum", "stream") else "classic"
+
+
+def check_queue_arguments(name: str, vhost_name: str, arguments: dict) -> str:
+    """Validate a new queue's arguments as RabbitMQ 3.10 does, with its PRECONDITION_FAILED texts; return
+    the queue type.  Order: x-queue-type, then each argument the type takes (``QUEUE_ARG_CHECKS`` order),
+    then arguments of another type (in the order given).  Stream queues are refused (not implemented)."""
+    def invalid(key, reason):
+        return SoftError(PRECONDITION_FAILED, f"invalid arg '{key}' for queue '{name}' in vhost '{vhost_name}': "
+                                              f"{reason}")
+    qtype = "classic"
+    if "x-queue-type" in arguments:
+        t = arguments["x-queue-type"]
+        if t.__class__ is not str:
+            raise invalid("x-queue-type", f"{{unacceptable_type,{field_type_name(t)}}}")
+        if t not in QUEUE_TYPE_ARGS:
+            raise invalid("x-queue-type", f'"unsupported queue type \'{t}\'"')
+        if t == "stream":  # RabbitMQ 3.10 has streams; WarrenMQ does not (docs/compatibility.md)
+            raise invalid("x-queue-type", "\"unsupported queue type 'stream': WarrenMQ does not implement "
+                                          "stream queues\"")
+        qtype = t
+    allowed = QUEUE_TYPE_ARGS[qtype]
+    for key, check in QUEUE_ARG_CHECKS:
+        if key in arguments and key in allowed:
+            reason = check(arguments[key], arguments)
+            if reason is not None:
+                raise invalid(key, reason)
+    for key in arguments:
+        if key in _KNOWN_QUEUE_ARGS and key not in allowed:
+            raise SoftError(PRECONDITION_FAILED, f"invalid arg '{key}' for queue '{name}' in vhost "
+                            f"'{vhost_name}' of queue type {QUEUE_TYPE_MODULES[qtype]}")
+    return qtype
 
 
 def check_consumer_priority(queue_name: str, vhost_name: str, arguments) -> int:
@@ -197,13 +284,77 @@ class PriorityMessages:
         self.count += len(entries)
 
 
+class LengthLimit:
+    """A queue's length limit; ``None`` for an absent maximum."""
+    __slots__ = ("max_length", "max_bytes", "overflow", "rejects")
+
+    def __init__(self, max_length, max_bytes, overflow: str):
+        self.max_length = max_length
+        self.max_bytes = max_bytes
+        self.overflow = overflow
+        self.rejects = overflow != "drop-head"  # reject-publish, reject-publish-dlx
+
+    def __repr__(self) -> str:
+        return f"LengthLimit({self.max_length}, {self.max_bytes}, {self.overflow!r})"
+
+
+class SizedMessages:
+    """The ready entries of a queue with ``x-max-length-bytes``: a deque (or :class:`PriorityMessages`)
+    that also keeps the total size of the ready bodies (RabbitMQ's ``message_bytes_ready``)."""
+    __slots__ = ("inner", "bytes")
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.bytes = sum(_size(e) for e in inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __bool__(self) -> bool:
+        return bool(self.inner)
+
+    def __iter__(self):
+        return iter(self.inner)
+
+    def __getitem__(self, i: int):
+        return self.inner[i]
+
+    def append(self, entry) -> None:
+        self.inner.append(entry)
+        self.bytes += _size(entry)
+
+    def popleft(self):
+        entry = self.inner.popleft()
+        self.bytes -= _size(entry)
+        return entry
+
+    def clear(self) -> None:
+        self.inner.clear()
+        self.bytes = 0
+
+    def requeue(self, entries: list) -> None:
+        inner = self.inner
+        if inner.__class__ is deque:
+            _merge_sorted(inner, entries)
+        else:
+            inner.requeue(entries)
+        self.bytes += sum(_size(e) for e in entries)
+
+
+def _size(entry) -> int:
+    """The body size of a ready entry (from its content header, so a paged-out body counts too)."""
+    return int.from_bytes(entry.message.header[4:12], "big")
+
+
 class Queue:
     kind = KIND_QUEUE
+    queue_type = "classic"
     __slots__ = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "messages",
                  "consumers", "next_seq", "unacked", "had_consumer", "bindings", "deleted", "exclusive_consumer",
                  "_dispatching", "stats_published", "stats_delivered", "stats_acked", "memory", "message_ttl",
                  "has_ttl", "_expiry_timer", "_expiry_at", "expires", "_expires_timer", "store_id", "store",
-                 "_pick", "single_active", "active_consumer", "consumer_levels")
+                 "_pick", "single_active", "active_consumer", "consumer_levels", "page_store", "page_limit",
+                 "dlx", "dlrk", "limit", "policy")
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
         self.name = name
@@ -212,12 +363,14 @@ class Queue:
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments = arguments or {}
-        max_priority = arguments.get("x-max-priority")
+        # the policy in force (policy.py): policy-able settings are read through self.effective(arg)
+        self.policy = policy_for(vhost, _POLICY_QUEUE, name)
+        max_priority = self.effective("x-max-priority")
         if isinstance(max_priority, int) and not isinstance(max_priority, bool) and max_priority > 0:
             self.messages = PriorityMessages(min(max_priority, MAX_SUPPORTED_PRIORITY))
         else:
             self.messages: deque[QueueEntry] = deque()
-        ttl = arguments.get("x-message-ttl")
+        ttl = self.effective("x-message-ttl")
         self.message_ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0 else None
         self.has_ttl = self.message_ttl is not None  # entries may carry deadlines
         self._expiry_timer = None
@@ -239,18 +392,60 @@ class Queue:
         self.stats_delivered = 0
         self.stats_acked = 0
         self.memory = vhost.memory
-        expires = arguments.get("x-expires")  # queue expiry (ms unused), validated on declare
+        expires = self.effective("x-expires")  # queue expiry (ms unused), validated on declare
         self.expires = expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 \
             else None
         self._expires_timer = None
         if self.expires:
             self.reset_expires()
+        dlx = self.effective("x-dead-letter-exchange")  # dead lettering (deadletter.py)
+        self.dlx = dlx if dlx.__class__ is str else None
+        dlrk = self.effective("x-dead-letter-routing-key")
+        self.dlrk = dlrk if dlrk.__class__ is str and self.dlx is not None else None
+        self.limit = None  # length limit (x-max-length, x-max-length-bytes, x-overflow): a LengthLimit or None
+        max_length, max_bytes = self.effective("x-max-length"), self.effective("x-max-length-bytes")
+        if max_length is not None or max_bytes is not None:
+            self.set_length_limit(max_length, max_bytes, self.effective("x-overflow"))
         self.store = vhost.store
+        self.page_store = vhost.page_store
+        self.page_limit = vhost.page_limit if vhost.page_store is not None else 0
         self.store_id = 0  # the message store's queue id when durable and stored (0: not stored)
 
     @property
     def exclusive(self) -> bool:
         return self.exclusive_owner is not None
+
+    # ------------------------------------------------------------------ policies
+    def effective(self, arg: str):
+        """The value in force for queue argument ``arg`` (e.g. ``x-message-ttl``): the argument
+        combined with the queue's policy as RabbitMQ does (policy.py)."""
+        if self.policy is None:
+            return self.arguments.get(arg)
+        return _effective(self, arg)
+
+    def apply_policy(self, policy) -> None:
+        """``policy`` (or None) is now the one in force: re-read every setting a policy can change, as
+        RabbitMQ's queue does on a policy change (x-max-priority is fixed at creation)."""
+        self.policy = policy
+        ttl = self.effective("x-message-ttl")  # for messages enqueued from now on
+        self.message_ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0 else None
+        if self.message_ttl is not None:
+            self.has_ttl = True
+        expires = self.effective("x-expires")
+        expires = expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 else None
+        if expires != self.expires:
+            self.expires = expires
+            if expires:
+                self.reset_expires()  # the countdown restarts with the new value
+            else:
+                self.cancel_expires()
+        dlx = self.effective("x-dead-letter-exchange")
+        self.dlx = dlx if dlx.__class__ is str else None
+        dlrk = self.effective("x-dead-letter-routing-key")
+        self.dlrk = dlrk if dlrk.__class__ is str and self.dlx is not None else None
+        max_length, max_bytes = self.effective("x-max-length"), self.effective("x-max-length-bytes")
+        if max_length is not None or max_bytes is not None or self.limit is not None:
+            self.set_length_limit(max_length, max_bytes, self.effective("x-overflow"))
 
     @property
     def message_count(self) -> int:
@@ -260,7 +455,12 @@ class Queue:
         return f"<Queue {self.name!r} ready={len(self.messages)} unacked={self.unacked}>"
 
     # ----------------------------------------------------------- enqueue/deliver
-    def publish(self, msg) -> None:
+    def publish(self, msg):
+        """Enqueue ``msg`` (and dispatch).  Returns False, and nothing else, when the queue refuses it
+        (a length limit with x-overflow reject-publish*): the publisher's confirm is then a nack."""
+        limit = self.limit
+        if limit is not None and limit.rejects and not self._admit(msg, limit):
+            return False
         seq = self.next_seq
         self.next_seq = seq + 1
         self.stats_published += 1
@@ -270,6 +470,8 @@ class Queue:
             mem.add(0)
         entry = QueueEntry(msg, seq, self)
         self.messages.append(entry)
+        if self.page_limit and len(self.messages) > self.page_limit and msg.pageable:
+            self.page_out(msg)
         ttl = self.message_ttl
         if msg.header[12] & 0x01:  # the expiration property is present
             mttl = msg.ttl
@@ -278,6 +480,8 @@ class Queue:
         if ttl is None:
             if self.consumers:
                 self.dispatch()
+            if limit is not None:
+                self._drop_head()
             return
         self.has_ttl = True
         deadline = monotonic() + ttl / 1000.0
@@ -287,6 +491,8 @@ class Queue:
                 return
         entry.expires = deadline
         self._schedule_expiry()
+        if limit is not None:
+            self._drop_head()
 
     def dispatch(self) -> None:
         """Hand ready messages to consumers with credit, round robin."""
@@ -349,35 +555,92 @@ class Queue:
             e.consumer = None
         entries.sort(key=_seq)
         msgs = self.messages
-        if isinstance(msgs, PriorityMessages):
-            msgs.requeue(entries)
-        else:
+        if msgs.__class__ is deque:
             _merge_sorted(msgs, entries)
+        else:  # PriorityMessages, SizedMessages
+            msgs.requeue(entries)
+        if self.limit is not None:  # as RabbitMQ: requeued messages count, drop-head drops them first
+            self._drop_head()
         if self.consumers:
             self.dispatch()
         elif self.has_ttl:
             self._schedule_expiry()
 
     def restore(self, msg, store_id: int, delivered: bool) -> None:
-        """Append a message recovered from the store (at start, before any client connects)."""
+        """Append a message recovered from the store (at start, before any client connects).
+
+        ``msg.body`` is None when it was left on disk: beyond the paging limit it stays there."""
         msg.store_id = store_id
-        self.memory.used += len(msg.body)
+        msg.pageable = True
+        if msg.body is None:
+            if self.page_limit and len(self.messages) >= self.page_limit:
+                msg.paged = True
+            else:
+                msg.body = self.store.read_body(store_id) or b""
+        if not msg.paged:
+            self.memory.used += len(msg.body)
         entry = QueueEntry(msg, self.next_seq, self)
         self.next_seq += 1
         entry.redelivered = delivered
         self.messages.append(entry)
 
+    # ----------------------------------------------------------------- paging
+    def page_out(self, msg) -> None:
+        """Keep ``msg``'s body on disk only: in the message store if it is there, else the page store."""
+        if msg.paged or msg.body is None:
+            return
+        if msg.store_id and self.store_id:
+            store = self.store
+        else:
+            store = self.page_store
+            if not msg.page_id:
+                msg.page_id = store.stash(msg)
+        msg.paged = True
+        self.memory.release(len(msg.body))
+        store.page_out(msg)
+
+    def page_in(self, msg) -> None:
+        """Bring a paged body back into memory (before a delivery)."""
+        if msg.body is None:
+            if msg.page_id:
+                msg.body = self.page_store.read_body(msg.page_id)
+            else:
+                msg.body = self.store.read_body(msg.store_id)
+            if msg.body is None:  # unreadable: deliver it empty rather than lose the delivery
+                msg.body = b""
+        msg.paged = False
+        if msg.page_id:
+            self.page_store.remove(0, msg.page_id)
+            msg.page_id = 0
+        self.memory.used += len(msg.body)
+
     def settle(self, entry) -> None:
         """``entry`` left this queue for good (acked, auto-acked, dropped): release what it held."""
         msg = entry.message
-        self.memory.release(len(msg.body))
+        if msg.paged:  # dropped (purge, expiry) without ever being read back
+            self._forget_paged(msg)
+        else:
+            self.memory.release(len(msg.body))
         if msg.store_id and self.store_id:
             self.store.remove(self.store_id, msg.store_id)
+
+    def _forget_paged(self, msg) -> None:
+        msg.paged = False
+        if msg.page_id:
+            self.page_store.remove(0, msg.page_id)
+            msg.page_id = 0
 
     def settle_many(self, entries) -> None:
         if not entries:
             return
-        self.memory.release(sum(len(e.message.body) for e in entries))
+        size = 0
+        for e in entries:
+            msg = e.message
+            if msg.paged:
+                self._forget_paged(msg)
+            else:
+                size += len(msg.body)
+        self.memory.release(size)
         if self.store_id:
             qid = self.store_id
             remove = self.store.remove
@@ -411,8 +674,76 @@ class Queue:
         return len(messages)
 
     def expired(self, entries: list) -> None:
-        """Entries whose TTL ran out at the head of the queue (dead lettering hooks in here)."""
+        """Entries whose TTL ran out at the head of the queue: dead-lettered (reason expired), then gone."""
+        if self.dlx is not None:
+            self.dead_letter(entries, "expired")
         self.settle_many(entries)
+
+    def dead_letter(self, entries: list, reason: str) -> None:
+        """Republish the messages of ``entries`` to the dead-letter exchange (before they are settled)."""
+        messages = []
+        for e in entries:
+            msg = e.message
+            if msg.paged:
+                self.page_in(msg)
+            messages.append(msg)
+        dead_letter(self, messages, reason)
+
+    # ---------------------------------------------------------- length limit
+    def set_length_limit(self, max_length, max_length_bytes, overflow) -> None:
+        """Apply x-max-length / x-max-length-bytes / x-overflow (None: absent; invalid values count as
+        absent, validation is the caller's).  Messages over a new limit are dropped at once (drop-head)."""
+        if not (isinstance(max_length, int) and not isinstance(max_length, bool) and max_length >= 0):
+            max_length = None
+        if not (isinstance(max_length_bytes, int) and not isinstance(max_length_bytes, bool)
+                and max_length_bytes >= 0):
+            max_length_bytes = None
+        if overflow not in OVERFLOW_MODES:
+            overflow = "drop-head"
+        msgs = self.messages
+        if max_length_bytes is not None and msgs.__class__ is not SizedMessages:
+            self.messages = SizedMessages(msgs)
+        elif max_length_bytes is None and msgs.__class__ is SizedMessages:
+            self.messages = msgs.inner
+        if max_length is None and max_length_bytes is None:
+            self.limit = None
+            return
+        self.limit = LengthLimit(max_length, max_length_bytes, self.overflow_mode(overflow))
+        self._drop_head()
+
+    def overflow_mode(self, overflow: str) -> str:
+        return overflow
+
+    def _admit(self, msg, limit) -> bool:
+        """x-overflow reject-publish(-dlx): whether ``msg`` fits (RabbitMQ counts ready messages only, and
+        checks before trying consumers).  A refused message is dead-lettered with reject-publish-dlx."""
+        msgs = self.messages
+        if ((limit.max_length is None or len(msgs) < limit.max_length)
+                and (limit.max_bytes is None
+                     or msgs.bytes + int.from_bytes(msg.header[4:12], "big") <= limit.max_bytes)):
+            return True
+        if limit.overflow == "reject-publish-dlx" and self.dlx is not None:
+            dead_letter(self, [msg], "maxlen")
+        if msg.store_id and self.store_id:  # persisted for this queue before routing: forget it here
+            self.store.remove(self.store_id, msg.store_id)
+        return False
+
+    def _drop_head(self) -> None:
+        """x-overflow drop-head: drop (dead-letter, reason maxlen) ready messages from the head while the
+        queue is over its limit."""
+        limit = self.limit
+        if limit is None or limit.rejects:
+            return
+        msgs = self.messages
+        max_length, max_bytes = limit.max_length, limit.max_bytes
+        dropped = []
+        while msgs and ((max_length is not None and len(msgs) > max_length)
+                        or (max_bytes is not None and msgs.bytes > max_bytes)):
+            dropped.append(msgs.popleft())
+        if dropped:
+            if self.dlx is not None:
+                self.dead_letter(dropped, "maxlen")
+            self.settle_many(dropped)
 
     def _schedule_expiry(self) -> None:
         """Arm the timer for the head entry's deadline, if it has one."""

@@ -31,6 +31,7 @@ from ..protocol.spec import (
 from . import acktimeout
 from .direct_reply import REPLY_PREFIX, REPLY_QUEUE, REPLY_QUEUE_SHORTSTR
 from .message import Message, parse_expiration
+from .sender_selected import RAW_KEYS, with_routing_headers
 from .queue import Consumer, check_consumer_priority
 from .vhost import generated_name
 
@@ -48,7 +49,7 @@ _CHANNEL_OPEN = spec.ChannelOpen.INDEX
 class Channel:
     __slots__ = ("session", "number", "proto", "consumers", "unacked", "next_tag", "prefetch_count",
                  "reply_consumer", "global_prefetch", "unacked_count", "paused", "confirm", "publish_seq", "confirm_acked",
-                 "tx", "last_queue", "closed", "waiting", "ack_timer", "ack_marks")
+                 "tx", "last_queue", "closed", "waiting", "ack_timer", "ack_marks", "tx_settled")
 
     def __init__(self, session: "Session", number: int):
         self.session = session
@@ -65,6 +66,7 @@ class Channel:
         self.publish_seq = 0  # last publish sequence number in confirm mode
         self.confirm_acked = 0  # last sequence number confirmed to the client
         self.tx = None  # list of pending operations in tx mode
+        self.tx_settled = None  # delivery tags acked/rejected in the open transaction (RabbitMQ takes them at once)
         self.last_queue = None
         self.reply_consumer = None  # direct reply-to (direct_reply.ReplyConsumer)
         self.closed = False
@@ -79,6 +81,9 @@ class Channel:
         tag = self.next_tag
         self.next_tag = tag + 1
         entry.delivery_count += 1
+        msg = entry.message
+        if msg.paged:
+            entry.queue.page_in(msg)
         if consumer.no_ack:
             q = entry.queue
             q.stats_acked += 1
@@ -118,7 +123,7 @@ class Channel:
                 if k > tag:
                     break
                 keys.append(k)
-            if not keys and tag not in unacked:
+            if tag not in unacked:  # RabbitMQ: the tag itself must be outstanding, even with multiple
                 raise SoftError(PRECONDITION_FAILED, f"unknown delivery tag {tag}")
             return [unacked.pop(k) for k in keys]
         entry = unacked.pop(tag, None)
@@ -204,7 +209,7 @@ class Channel:
             w.append((seq, w[-1][1], True))
             return
         self.flush_confirms(seq - 1)
-        self.proto.send_method(self.number, spec.BasicNack(seq, False, False))
+        self.proto.send_method(self.number, spec.BasicNack(seq, False, True))  # requeue=true, as RabbitMQ
         self.confirm_acked = seq
 
     def wait_for_store(self, epoch: int) -> None:
@@ -230,7 +235,7 @@ class Channel:
             seq, _, nack = w.popleft()
             if nack:
                 self.flush_confirms(seq - 1)
-                self.proto.send_method(self.number, spec.BasicNack(seq, False, False))
+                self.proto.send_method(self.number, spec.BasicNack(seq, False, True))
                 self.confirm_acked = seq
         self.flush_confirms(self.confirmable())
         return bool(w)
@@ -507,7 +512,10 @@ class Session:
             self.proto.send_method(channel.number, spec.QueueDeclareOk(q.name, len(q.messages), len(q.consumers)))
 
     def on_queue_bind(self, channel, m) -> None:
-        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        name = self._queue_name(channel, m.queue)
+        if m.exchange and m.exchange not in self.vhost.exchanges:  # RabbitMQ reports the exchange first
+            raise self.vhost.not_found_exchange(m.exchange)
+        q = self.vhost.get_queue(name, self)
         key = m.routing_key
         if not m.queue and not key:  # RabbitMQ: both empty binds with the queue's name as the key
             key = q.name
@@ -585,6 +593,8 @@ class Session:
         if tag in channel.consumers:
             raise HardError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'")
         priority = check_consumer_priority(q.name, vhost.name, m.arguments) if m.arguments else 0
+        if channel.global_prefetch and q.queue_type == "quorum":
+            raise HardError(NOT_IMPLEMENTED, f"queue '{q.name}' in vhost '{vhost.name}' does not support global qos")
         if q.exclusive_consumer is not None or (m.exclusive and (q.consumers or q.single_active)):
             raise SoftError(ACCESS_REFUSED, f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
         c = Consumer(tag, q, channel, m.no_ack, m.exclusive, channel.prefetch_count, m.arguments)
@@ -606,10 +616,9 @@ class Session:
         if not m.nowait:
             self.proto.send_method(channel.number, spec.BasicCancelOk(m.consumer_tag))
         if c is not None:
+            # a single active consumer's successor gets ready messages at the queue's next dispatch (a
+            # publish, an ack, the old channel's close requeueing its unacked ones first), as in RabbitMQ
             self.remove_consumer(c)
-            q = c.queue
-            if q.single_active and q.messages and q.consumers and not q.deleted:
-                q.dispatch()  # the next consumer took over (RabbitMQ 3.10 waits for the next publish)
 
     def on_basic_publish(self, channel, m, header, body) -> None:
         if m.immediate:  # RabbitMQ 3 dropped immediate: a connection error, checked first
@@ -624,13 +633,8 @@ class Session:
         if header[12] & 0x02 and REPLY_QUEUE_SHORTSTR in header:  # reply_to may be amq.rabbitmq.reply-to
             header = self.broker.direct_reply.rewrite_reply_to(channel, header)
         msg = Message(m.exchange, m.routing_key, header, body)
-        if header[12] & 0x01:  # the expiration property is present: RabbitMQ validates it
-            exp = msg.expiration
-            if exp is not None:
-                try:
-                    parse_expiration(exp)
-                except ValueError as e:
-                    raise SoftError(PRECONDITION_FAILED, f"invalid expiration '{exp}': {e}") from None
+        if header[12] & 0x21 or header[13] & 0x10:  # expiration, headers or user_id: RabbitMQ checks them
+            msg = self._check_properties(msg)
         self.published = True
         if self.blocked:
             self._pause_reading()
@@ -644,20 +648,55 @@ class Session:
             return
         self.route_and_enqueue(channel, ex, msg, m.mandatory)
 
+    def _check_properties(self, msg):
+        """RabbitMQ's checks of a published message's properties, in its order: user_id, expiration, then
+        the CC/BCC headers (which make the message a RoutedMessage without its BCC header)."""
+        header = msg.header
+        if header[13] & 0x10:  # user_id must be the connection's user (unless it is an impersonator)
+            uid = msg.properties.user_id
+            user = self.user
+            if uid != user.name and "impersonator" not in user.tags:
+                raise SoftError(PRECONDITION_FAILED, f"user_id property set to '{uid}' but authenticated user "
+                                f"was '{user.name}'")
+        if header[12] & 0x01:  # expiration
+            exp = msg.expiration
+            if exp is not None:
+                try:
+                    parse_expiration(exp)
+                except ValueError as e:
+                    raise SoftError(PRECONDITION_FAILED, f"invalid expiration '{exp}': {e}") from None
+        if header[12] & 0x20 and (RAW_KEYS[0] in header or RAW_KEYS[1] in header):  # maybe CC or BCC
+            try:
+                msg = with_routing_headers(msg)
+            except ValueError as e:
+                raise SoftError(PRECONDITION_FAILED, f"invalid message: {e}") from None
+        return msg
+
     def route_and_enqueue(self, channel, ex, msg, mandatory) -> None:
         vhost = self.vhost
         if vhost.recorder is not None:  # warrenmq.testing is recording publishes (unused: this one check)
             vhost.recorder(ex, msg)
         queues = vhost.route(ex, msg)
         if queues:
-            if vhost.defs is not None and msg.persistent:
-                qids = [q.store_id for q in queues if q.store_id]
-                if qids:
-                    epoch = vhost.store.persist(msg, qids)
-                    if channel.confirm:
-                        channel.wait_for_store(epoch)
+            if vhost.defs is not None:
+                if msg.persistent:
+                    qids = [q.store_id for q in queues if q.store_id]
+                    if qids:
+                        epoch = vhost.store.persist(msg, qids)
+                        if channel.confirm:
+                            channel.wait_for_store(epoch)
+                        # its body can wait on disk if every queue holding it keeps it in the store
+                        msg.pageable = len(qids) == len(queues)
+                    else:
+                        msg.pageable = len(queues) == 1
+                else:
+                    msg.pageable = len(queues) == 1
+            rejected = False
             for q in queues:
-                q.publish(msg)
+                if q.publish(msg) is False:  # a full queue with x-overflow reject-publish(-dlx)
+                    rejected = True
+            if rejected and channel.confirm:
+                channel.confirm_nack(channel.publish_seq)
             self.broker.messages_published += 1
         elif mandatory:
             self.proto.send_content(channel.number, _RETURN_HEAD + _H(NO_ROUTE) + encode_shortstr("NO_ROUTE")
@@ -672,6 +711,8 @@ class Session:
         tag = channel.next_tag
         channel.next_tag = tag + 1
         entry.delivery_count += 1
+        if entry.message.paged:
+            q.page_in(entry.message)
         if m.no_ack:
             q.stats_acked += 1
             q.settle(entry)
@@ -737,13 +778,26 @@ class Session:
         self.proto.send_method(channel.number, spec.TxSelectOk())
 
     def _tx_check_tag(self, channel, tag, multiple) -> None:
-        if tag not in channel.unacked and not (multiple and (tag == 0 or any(k <= tag for k in channel.unacked))):
+        """As RabbitMQ, an ack/reject in a transaction takes its tags at once (settled at commit, given
+        back at rollback): a tag already taken in this transaction is unknown."""
+        settled = channel.tx_settled
+        if settled is None:
+            settled = channel.tx_settled = set()
+        if multiple and tag == 0:
+            settled.update(channel.unacked)
+            return
+        if tag not in channel.unacked or tag in settled:
             raise SoftError(PRECONDITION_FAILED, f"unknown delivery tag {tag}")
+        if multiple:
+            settled.update(k for k in channel.unacked if k <= tag)
+        else:
+            settled.add(tag)
 
     def on_tx_commit(self, channel, m) -> None:
         if channel.tx is None:
             raise SoftError(PRECONDITION_FAILED, "channel is not transactional")
         ops, channel.tx = channel.tx, []
+        channel.tx_settled = None
         for op in ops:
             if op[0] == 0:
                 _, ex, msg, mandatory = op
@@ -758,6 +812,7 @@ class Session:
         if channel.tx is None:
             raise SoftError(PRECONDITION_FAILED, "channel is not transactional")
         channel.tx = []
+        channel.tx_settled = None
         self.proto.send_method(channel.number, spec.TxRollbackOk())
 
 

@@ -21,7 +21,9 @@ from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDI
 from .exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
 from .flow import MemoryMonitor
-from .queue import Queue, check_queue_arguments
+from .policy import Policies
+from .queue import QUEUE_TYPE_MODULES, Queue, check_queue_arguments, queue_type_of
+from .quorum import QuorumQueue
 from .timers import Timers
 
 
@@ -36,6 +38,12 @@ def generated_name(prefix: str) -> str:
 QUEUE_EQUIVALENCE_ARGS = ("x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
                           "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
                           "x-single-active-consumer", "x-queue-type", "x-queue-master-locator")
+# ... and of a quorum queue (RabbitMQ 3.10's rabbit_quorum_queue capabilities)
+QUORUM_EQUIVALENCE_ARGS = ("x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
+                           "x-expires", "x-max-length", "x-max-length-bytes", "x-max-in-memory-length",
+                           "x-max-in-memory-bytes", "x-overflow", "x-single-active-consumer", "x-queue-type",
+                           "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
+                           "x-queue-leader-locator")
 
 
 # RabbitMQ 3.10 says "invalid exchange type" when the type name is already an Erlang atom in the broker
@@ -74,10 +82,13 @@ class VHost:
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
         self.store = store  # the message store (persistent messages in durable queues)
         self.defs = defs  # durable definitions (SQLite), or None when nothing is kept
+        self.page_store = None  # the transient page store (bodies paged out of memory), with data_dir
+        self.page_limit = 0  # bodies a queue keeps in memory before paging (queue_max_in_memory)
         self.timers = Timers()  # the broker shares its own (with the event loop plugged in)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.recorder = None  # warrenmq.testing: called (exchange, message) on every publish while set
+        self.policies = Policies(self)  # operator policies (policy.py), applied to queues and exchanges
         default = DefaultExchange(self)
         self.exchanges[""] = default
         for name_, type_ in (("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
@@ -88,22 +99,42 @@ class VHost:
     def route(self, exchange: Exchange, msg):
         """The queues ``msg`` goes to when published to ``exchange`` (each once)."""
         dests = exchange.route(msg)
-        if not exchange.e2e_bindings:
-            return dests
+        if (not exchange.e2e_bindings and (dests or (exchange.alternate is None and exchange.policy is None))
+                and msg.extra_keys is None):
+            return dests  # the common case: one lookup, no exchange-to-exchange binding, no AE, no CC/BCC
+        return self.route_all(exchange, msg)
+
+    def route_all(self, exchange: Exchange, msg) -> list:
+        """Routing in full, as RabbitMQ's ``rabbit_exchange:route``: exchange-to-exchange bindings (each
+        exchange visited once), an exchange's alternate exchange when *that exchange* routes the message
+        nowhere (so AEs chain, and loops end), and every routing key of a CC/BCC message for the exchange
+        types that route by key."""
+        keys = msg.extra_keys
         queues: list = []
         seen_q: set = set()
         seen_x = {exchange}
-        todo = list(dests)
+        todo = [exchange]
+        exchanges = self.exchanges
         while todo:
-            d = todo.pop(0)
-            if d.kind == KIND_EXCHANGE:
-                if d in seen_x:
-                    continue
-                seen_x.add(d)
-                todo.extend(d.route(msg))
-            elif d not in seen_q:
-                seen_q.add(d)
-                queues.append(d)
+            x = todo.pop(0)
+            dests = x.route(msg)
+            if keys is not None and x.MULTI_KEY:
+                dests = list(dests)
+                for k in keys:
+                    dests.extend(x.route(_KeyView(k, msg)))
+            if not dests:
+                ae = x.alternate if x.policy is None else x.effective("alternate-exchange")  # arg, else policy
+                if ae is not None:
+                    ae = exchanges.get(ae)  # a missing AE is no error: the message is unroutable
+                    dests = (ae,) if ae is not None else ()
+            for d in dests:
+                if d.kind == KIND_EXCHANGE:
+                    if d not in seen_x:
+                        seen_x.add(d)
+                        todo.append(d)
+                elif d not in seen_q:
+                    seen_q.add(d)
+                    queues.append(d)
         return queues
 
     # ------------------------------------------------------------- exchanges
@@ -121,6 +152,8 @@ class VHost:
 
     def declare_exchange(self, name: str, type_: str, passive=False, durable=False, auto_delete=False,
                          internal=False, arguments=None) -> Exchange:
+        if name == "":  # RabbitMQ refuses even a passive declare of the default exchange
+            raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         if passive:
             ex = self.exchanges.get(name)
             if ex is None:
@@ -138,6 +171,10 @@ class VHost:
             return ex
         if name.startswith("amq."):
             raise SoftError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        ae = arguments.get("alternate-exchange", "") if arguments else ""
+        if ae.__class__ is not str:
+            raise SoftError(PRECONDITION_FAILED, f"invalid type '{field_type_name(ae)}' for arg 'alternate-exchange'"
+                            f" in exchange '{name}' in vhost '{self.name}'")
         validate = getattr(cls, "validate", None)
         if validate is not None:  # the plugin types check their arguments on creation (plugin_exchanges)
             validate(self, name, arguments or {})
@@ -164,8 +201,8 @@ class VHost:
     def _check_equivalent_args(self, kind, name, current, received, keys) -> None:
         for k in keys:
             a, b = received.get(k), current.get(k)
-            if k == "x-queue-type":  # RabbitMQ: a classic queue's type is equivalent to none given
-                a, b = (None if v == "classic" else v for v in (a, b))
+            if k == "x-queue-type" and a in (None, "classic") and b in (None, "classic"):
+                continue  # RabbitMQ: a classic queue's type is equivalent to none given
             if a == b and _type_class(a) is _type_class(b):
                 continue
             if a is not None and b is not None:  # RabbitMQ prints both values bare then
@@ -224,12 +261,16 @@ class VHost:
             if q.expires:
                 q.reset_expires()
             return q, False
+        arguments = arguments or {}
         if name == "":
+            qtype = queue_type_of(arguments)
+            if qtype != "classic":
+                raise SoftError(PRECONDITION_FAILED, "Cannot declare a server-named queue for type "
+                                f"{QUEUE_TYPE_MODULES[qtype]}")
             name = generated_name("amq.gen-")
         elif name.startswith("amq."):
             raise SoftError(ACCESS_REFUSED, f"queue name '{name}' contains reserved prefix 'amq.*'")
         q = self.queues.get(name)
-        arguments = arguments or {}
         if q is not None:
             self.check_exclusive(q, owner)
             if q.durable != durable:
@@ -238,13 +279,27 @@ class VHost:
                 self._inequivalent_queue(q, "auto_delete", fmt_bool(auto_delete), fmt_bool(q.auto_delete))
             if q.exclusive != exclusive:
                 raise self._locked(q)
-            self._check_equivalent_args("queue", q.name, q.arguments, arguments, QUEUE_EQUIVALENCE_ARGS)
+            self._check_equivalent_args("queue", q.name, q.arguments, arguments,
+                                        QUORUM_EQUIVALENCE_ARGS if q.queue_type == "quorum" else QUEUE_EQUIVALENCE_ARGS)
             if q.expires:
                 q.reset_expires()
             return q, False
-        check_queue_arguments(name, self.name, arguments)
-        q = Queue(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
-                  auto_delete=auto_delete, arguments=arguments)
+        dlx = arguments.get("x-dead-letter-exchange", "")
+        if dlx.__class__ is not str:  # checked by RabbitMQ's channel before the other arguments
+            raise SoftError(PRECONDITION_FAILED, f"invalid type '{field_type_name(dlx)}' for arg "
+                            f"'x-dead-letter-exchange' in queue '{name}' in vhost '{self.name}'")
+        qtype = check_queue_arguments(name, self.name, arguments)
+        cls = Queue
+        if qtype == "quorum":
+            # RabbitMQ: exclusive queues are never durable, and the checks run in this order
+            for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"),
+                              (not durable, "non-durable")):
+                if bad:
+                    raise SoftError(PRECONDITION_FAILED, f"invalid property '{prop}' for queue '{name}' in vhost "
+                                    f"'{self.name}'")
+            cls = QuorumQueue
+        q = cls(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
+                auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = q
         if durable and not exclusive and self.defs is not None:
             q.store_id = self.defs.queue_declared(self.name, q)
@@ -307,11 +362,12 @@ class VHost:
         if exchange_name == "":
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         q = self.queues.get(queue_name)
-        if q is not None:
-            self.check_exclusive(q, owner)
         ex = self.exchanges.get(exchange_name)
         if q is None or ex is None:
             return
+        # RabbitMQ checks exclusive access only when the binding exists (unbinding nothing always succeeds)
+        if q.exclusive_owner is not None and (q, key, args_key(arguments)) in ex.bindings:
+            self.check_exclusive(q, owner)
         if ex.unbind(q, key, arguments):
             q.bindings.discard((ex, key, args_key(arguments)))
             if q.store_id and ex.durable and self.defs is not None:
@@ -337,3 +393,15 @@ class VHost:
             if src.durable and dest.durable and self.defs is not None:
                 self.defs.binding_removed(self.name, src.name, dest.name, "e", key, arguments)
             self._maybe_auto_delete(src)
+
+
+class _KeyView:
+    """A message seen through one of its extra routing keys (CC/BCC), for ``Exchange.route``."""
+    __slots__ = ("routing_key", "_msg")
+
+    def __init__(self, routing_key: str, msg):
+        self.routing_key = routing_key
+        self._msg = msg
+
+    def __getattr__(self, name):
+        return getattr(self._msg, name)

@@ -23,7 +23,7 @@ class RecoveredMessage:
     exchange: str
     routing_key: str
     header: bytes
-    body: bytes
+    body: bytes | None  # None: not read during recovery; ``store.read_body(msg_id)`` has it
     delivered: bool
 
 
@@ -52,6 +52,14 @@ class MessageStore:
     def drop_queue(self, queue_id: int) -> None:
         """Forget every message of a deleted queue."""
         raise NotImplementedError
+
+    # paging ---------------------------------------------------------------
+    def read_body(self, msg_id: int):
+        """The body of a stored message, or ``None``."""
+        raise NotImplementedError
+
+    def page_out(self, msg) -> None:
+        """Drop ``msg.body`` from memory once it is safely stored (``msg.paged`` is set)."""
 
     # batch cycle ----------------------------------------------------------
     @property

@@ -54,6 +54,10 @@ class MemoryStore(MessageStore):
         for mid in [m for m, rec in msgs.items() if queue_id in rec[4]]:
             self.remove(queue_id, mid)
 
+    def read_body(self, msg_id: int):
+        rec = self.state["msgs"].get(msg_id)
+        return rec[3] if rec is not None else None
+
     @property
     def has_pending(self) -> bool:
         return self._pending

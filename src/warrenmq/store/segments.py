@@ -51,6 +51,16 @@ _I = struct.Struct(">I")
 DEFAULT_SEGMENT_SIZE = 64 << 20
 
 
+def _msg_body(payload: bytes) -> bytes:
+    """The body inside a MSG record's payload."""
+    nq = _MSG_HEAD.unpack_from(payload, 0)[1]
+    p = _MSG_HEAD.size + 4 * nq
+    p += 1 + payload[p]  # exchange
+    p += 1 + payload[p]  # routing key
+    hlen, = _I.unpack_from(payload, p)
+    return payload[p + 4 + hlen:]
+
+
 def _record(rtype: int, payload: bytes) -> bytes:
     tb = bytes((rtype,))
     return _REC.pack(MAGIC, len(payload), zlib.crc32(payload, zlib.crc32(tb)), rtype) + payload
@@ -86,6 +96,8 @@ class SegmentStore(MessageStore):
         self._fd = -1
         self._active: _Segment | None = None
         self._recovered: dict[int, list[RecoveredMessage]] | None = None
+        self._drop: list = []  # paged-out messages whose body goes once their record is written
+        self._read_fds: dict[int, int] = {}
         self.corrupt_records = 0
         self._scan()
         self._open_new_segment()
@@ -104,8 +116,18 @@ class SegmentStore(MessageStore):
 
     def persist(self, msg, queue_ids) -> int:
         mid = self.next_msg_id
-        self.next_msg_id = mid + 1
         msg.store_id = mid
+        self._write_msg(mid, msg, queue_ids)
+        return self.epoch + 1
+
+    def stash(self, msg) -> int:
+        """Write ``msg``'s body for paging only (no queue, never recovered); return its id."""
+        mid = self.next_msg_id
+        self._write_msg(mid, msg, (0,))
+        return mid
+
+    def _write_msg(self, mid: int, msg, queue_ids) -> None:
+        self.next_msg_id = mid + 1
         n = len(queue_ids)
         header = msg.header
         payload = b"".join((_MSG_HEAD.pack(mid, n), struct.pack(f">{n}I", *queue_ids), msg.ex_rk,
@@ -118,7 +140,6 @@ class SegmentStore(MessageStore):
         seg.live += 1
         seg.count += 1
         self._append(rec)
-        return self.epoch + 1
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
         if msg_id in self.refs:
@@ -149,9 +170,33 @@ class SegmentStore(MessageStore):
         """Record the deletion; the broker also calls ``remove`` for each message it held."""
         self._append(_record(T_DROPQ, _I.pack(queue_id)))
 
+    # ------------------------------------------------------------------ paging
+    def page_out(self, msg) -> None:
+        """Drop ``msg.body`` from memory once its record is written (the caller set ``msg.paged``)."""
+        self._drop.append(msg)
+        if not self._buf and self.on_pending is not None:
+            self.on_pending()
+
+    def read_body(self, mid: int):
+        """The body of message ``mid`` read back from its segment, or ``None`` if it is not on disk."""
+        ref = self.refs.get(mid)
+        if ref is None:
+            return None
+        seg = self.segments.get(ref[0])
+        if seg is None or ref[2] + ref[3] > seg.size:
+            return None
+        fd = self._read_fds.get(seg.number)
+        if fd is None:
+            fd = self._read_fds[seg.number] = os.open(seg.path, os.O_RDONLY)
+        parsed = self._parse_at(os.pread(fd, ref[3], ref[2]), 0)
+        if parsed is None or parsed[0] != T_MSG:
+            log.error("message %d: record unreadable in %s", mid, seg.path)
+            return None
+        return _msg_body(parsed[1])
+
     @property
     def has_pending(self) -> bool:
-        return bool(self._buf)
+        return bool(self._buf) or bool(self._drop)
 
     def write_pending(self) -> int:
         self.epoch += 1
@@ -164,6 +209,11 @@ class SegmentStore(MessageStore):
                 n = os.write(self._fd, view)
                 view = view[n:]
             self._active.size += len(data)
+        if self._drop:
+            for msg in self._drop:
+                if msg.paged:
+                    msg.body = None
+            self._drop.clear()
         return self.epoch
 
     def sync(self) -> None:
@@ -202,6 +252,7 @@ class SegmentStore(MessageStore):
             if oldest is self._active:
                 return
             if oldest.live <= 0:
+                self._close_reader(oldest.number)
                 os.unlink(oldest.path)
                 del self.segments[oldest.number]
                 continue
@@ -241,9 +292,15 @@ class SegmentStore(MessageStore):
         epoch = self.write_pending()
         self.sync()
         super().synced(epoch)
+        self._close_reader(seg.number)
         os.unlink(seg.path)
         del self.segments[seg.number]
         log.info("compacted %s: moved %d live messages forward", os.path.basename(seg.path), moved)
+
+    def _close_reader(self, number: int) -> None:
+        fd = self._read_fds.pop(number, None)
+        if fd is not None:
+            os.close(fd)
 
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> None:
@@ -344,7 +401,7 @@ class SegmentStore(MessageStore):
             hlen, = _I.unpack_from(payload, p)
             p += 4
             header = payload[p:p + hlen]
-            body = payload[p + hlen:]
+            body = None  # read back on demand (read_body): a backlog need not fit in memory
             old = msgs.get(mid)
             if old is not None:  # a compacted copy: keep the queues that still hold it
                 qids &= old[4]
@@ -380,6 +437,8 @@ class SegmentStore(MessageStore):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        for number in list(self._read_fds):
+            self._close_reader(number)
 
     def stats(self) -> dict:
         return {"messages": len(self.refs), "segments": len(self.segments), "corrupt_records": self.corrupt_records,

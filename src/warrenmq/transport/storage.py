@@ -85,6 +85,33 @@ class StoreCommitter:
         self._executor.shutdown(wait=True)
 
 
+class PageFlusher:
+    """Writes the page store's buffered bodies at the end of the loop turn (no fsync: never recovered)."""
+
+    def __init__(self, store, loop: asyncio.AbstractEventLoop):
+        self.store = store
+        self.loop = loop
+        self.scheduled = False
+        store.on_pending = self.schedule
+
+    def schedule(self) -> None:
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        try:
+            epoch = self.store.write_pending()
+        except OSError as e:
+            log.error("page store write failed: %s", e)
+            return
+        self.store.synced(epoch)
+
+    def close(self) -> None:
+        self.store.on_pending = None
+
+
 class DiskMonitor:
     def __init__(self, broker, path: str, limit: int, loop: asyncio.AbstractEventLoop, interval: float = 1.0):
         self.broker = broker

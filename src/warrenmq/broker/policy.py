@@ -1,0 +1,247 @@
+"""Policies: named, prioritised settings that apply to the queues and exchanges whose names match.
+
+Theory of operation: as in RabbitMQ, a policy is a regular expression (searched
+anywhere in the name, so anchor it with ``^...$`` to match whole names), what
+it applies to (``queues``, ``exchanges`` or ``all``), a priority and a
+*definition* of settings.  At most one policy applies to an object: the
+matching one with the highest priority (RabbitMQ does not merge policies; among
+equal priorities its pick is unspecified, WarrenMQ takes the name that sorts
+first).  A vhost's :class:`Policies` re-evaluates every queue and exchange when a
+policy is set or cleared, and new queues and exchanges look their policy up when
+they are created, so a policy reaches existing and future objects alike.
+
+Features never read a setting from ``arguments`` and the policy separately:
+they call :func:`effective` (``queue.effective("x-message-ttl")``), which
+combines the object's own argument and its policy's value the way RabbitMQ's
+``args_policy_lookup`` does for classic queues: for ``message-ttl``,
+``expires``, ``max-length``, ``max-length-bytes`` and ``delivery-limit`` the
+*lower* of the two wins; for ``dead-letter-exchange``,
+``dead-letter-routing-key``, ``overflow``, ``queue-mode`` and (on exchanges)
+``alternate-exchange`` the argument wins and the policy only fills in a missing
+one.  When the policy of a queue changes, ``queue.apply_policy(policy)`` lets it
+recompute what it derived (a new message TTL applies to messages published from
+then on; an ``expires`` countdown restarts with the new value).
+
+``max-priority`` is accepted in a definition, although RabbitMQ 3.10 rejects it
+("not recognised policy settings"): a queue's priority levels are fixed when it
+is created, so it applies only to queues declared while the policy is in force,
+and an ``x-max-priority`` argument wins.
+
+Policies are durable definitions: with a data directory they are written to
+the definitions store and restored at start.
+"""
+from __future__ import annotations
+
+import re
+
+KIND_QUEUE = 0
+KIND_EXCHANGE = 1
+
+APPLY_TO = ("all", "queues", "exchanges")
+
+MIN = "min"  # the lower of argument and policy value is in force
+ARG = "arg"  # the argument wins; the policy fills in a missing argument
+DECLARE = "declare"  # like ARG, but read once when the queue is created
+
+#: policy key -> (the object's argument it stands for, how the two combine)
+QUEUE_KEYS = {
+    "message-ttl": ("x-message-ttl", MIN),
+    "expires": ("x-expires", MIN),
+    "max-length": ("x-max-length", MIN),
+    "max-length-bytes": ("x-max-length-bytes", MIN),
+    "delivery-limit": ("x-delivery-limit", MIN),
+    "overflow": ("x-overflow", ARG),
+    "dead-letter-exchange": ("x-dead-letter-exchange", ARG),
+    "dead-letter-routing-key": ("x-dead-letter-routing-key", ARG),
+    "queue-mode": ("x-queue-mode", ARG),
+    "max-priority": ("x-max-priority", DECLARE),
+}
+EXCHANGE_KEYS = {
+    "alternate-exchange": ("alternate-exchange", ARG),
+}
+#: argument name -> (policy key, resolution)
+_BY_ARG = {arg: (key, how) for key, (arg, how) in {**QUEUE_KEYS, **EXCHANGE_KEYS}.items()}
+
+_OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
+
+
+def _erl(v) -> str:
+    """A value as RabbitMQ's ``~p`` prints it in validation errors."""
+    if isinstance(v, str):
+        return '<<"' + v.replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    if v is True or v is False:
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    return repr(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_value(key: str, v) -> str | None:
+    """RabbitMQ's validation error for one definition entry, or None."""
+    if key in ("alternate-exchange", "dead-letter-exchange", "dead-letter-routing-key"):
+        if not isinstance(v, str):
+            what = {"alternate-exchange": "alternate exchange name",
+                    "dead-letter-exchange": "dead letter exchange name",
+                    "dead-letter-routing-key": "dead letter routing key"}[key]
+            return f"{_erl(v)} is not a valid {what}"
+    elif key in ("message-ttl", "max-length", "max-length-bytes", "delivery-limit"):
+        if not _is_int(v) or v < 0:
+            what = {"message-ttl": "message TTL", "max-length": "maximum length",
+                    "max-length-bytes": "maximum length in bytes", "delivery-limit": "delivery limit"}[key]
+            return f"{_erl(v)} is not a valid {what}"
+    elif key == "expires":
+        if not _is_int(v) or v < 1:
+            return f"{_erl(v)} is not a valid queue expiry"
+    elif key == "overflow":
+        if v not in _OVERFLOW:
+            return f"{_erl(v)} is not a valid overflow value"
+    elif key == "queue-mode":
+        if v not in ("default", "lazy"):
+            return f"{_erl(v)} is not a valid queue-mode value"
+    elif key == "max-priority":
+        if not _is_int(v) or v < 0 or v > 255:
+            return f"{_erl(v)} is not a valid max priority"
+    return None
+
+
+def validate(name: str, pattern: str, definition: dict, priority: int, apply_to: str) -> re.Pattern:
+    """Check a policy as ``rabbitmqctl set_policy`` does; ValueError with RabbitMQ's reason, else the regex."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("policy name must be a non-empty string")
+    if apply_to not in APPLY_TO:
+        raise ValueError(f"'{apply_to}' is not a valid apply-to value")
+    if not _is_int(priority):
+        raise ValueError(f"{_erl(priority)} is not a valid priority")
+    if not isinstance(definition, dict) or not definition:
+        raise ValueError("no policy provided")
+    unknown = [k for k in definition if k not in QUEUE_KEYS and k not in EXCHANGE_KEYS]
+    if unknown:
+        terms = ",".join(f"{{{_erl(k)},{_erl(definition[k])}}}" for k in unknown)
+        raise ValueError(f"[{terms}] are not recognised policy settings")
+    for k, v in definition.items():
+        err = _check_value(k, v)
+        if err:
+            raise ValueError(err)
+    try:
+        return re.compile(pattern)
+    except (re.error, TypeError) as e:
+        raise ValueError(f"{pattern!r} is not a valid regex: {e}") from None
+
+
+class Policy:
+    __slots__ = ("vhost", "name", "pattern", "definition", "priority", "apply_to", "regex")
+
+    def __init__(self, vhost: str, name: str, pattern: str, definition: dict, priority: int = 0,
+                 apply_to: str = "all"):
+        self.regex = validate(name, pattern, definition, priority, apply_to)
+        self.vhost = vhost
+        self.name = name
+        self.pattern = pattern
+        self.definition = dict(definition)
+        self.priority = priority
+        self.apply_to = apply_to
+
+    def applies_to(self, kind: int, name: str) -> bool:
+        a = self.apply_to
+        if a != "all" and a != ("queues" if kind == KIND_QUEUE else "exchanges"):
+            return False
+        return self.regex.search(name) is not None
+
+    def get(self, key: str, default=None):
+        return self.definition.get(key, default)
+
+    def as_dict(self) -> dict:
+        return {"vhost": self.vhost, "name": self.name, "pattern": self.pattern, "apply-to": self.apply_to,
+                "definition": dict(self.definition), "priority": self.priority}
+
+    def __repr__(self) -> str:
+        return f"<Policy {self.name!r} {self.pattern!r} {self.apply_to} {self.priority} {self.definition}>"
+
+
+class Policies:
+    """The policies of one vhost, and their application to its queues and exchanges."""
+
+    def __init__(self, vhost):
+        self.vhost = vhost
+        self.by_name: dict[str, Policy] = {}
+        self._ordered: list[Policy] = []  # highest priority first, then by name
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def __iter__(self):
+        return iter(self._ordered)
+
+    def match(self, kind: int, name: str) -> Policy | None:
+        """The policy in force for an object of ``kind`` named ``name``."""
+        for p in self._ordered:
+            if p.applies_to(kind, name):
+                return p
+        return None
+
+    def set(self, name: str, pattern: str, definition: dict, priority: int = 0, apply_to: str = "all") -> Policy:
+        policy = Policy(self.vhost.name, name, pattern, definition, priority, apply_to)
+        self.by_name[name] = policy
+        self._reorder()
+        defs = getattr(self.vhost, "defs", None)
+        if defs is not None:
+            defs.policy_set(self.vhost.name, name, pattern, apply_to, priority, policy.definition)
+        self.reapply()
+        return policy
+
+    def clear(self, name: str) -> None:
+        if name not in self.by_name:
+            raise KeyError(f"policy '{name}' not found in vhost '{self.vhost.name}'")
+        del self.by_name[name]
+        self._reorder()
+        defs = getattr(self.vhost, "defs", None)
+        if defs is not None:
+            defs.policy_cleared(self.vhost.name, name)
+        self.reapply()
+
+    def _reorder(self) -> None:
+        self._ordered = sorted(self.by_name.values(), key=lambda p: (-p.priority, p.name))
+
+    def reapply(self) -> None:
+        """Give every queue and exchange the policy now in force for it."""
+        vhost = self.vhost
+        for q in list(vhost.queues.values()):
+            p = self.match(KIND_QUEUE, q.name)
+            if p is not q.policy:
+                q.apply_policy(p)
+        for ex in vhost.exchanges.values():
+            if ex.name:  # never the default exchange
+                ex.policy = self.match(KIND_EXCHANGE, ex.name)
+
+
+def effective(obj, arg: str):
+    """The value in force for ``arg`` (``x-message-ttl``, ``alternate-exchange``, ...) on a queue or
+    exchange: its argument combined with its policy as RabbitMQ does (see the module docstring)."""
+    value = obj.arguments.get(arg)
+    policy = obj.policy
+    if policy is None:
+        return value
+    spec = _BY_ARG.get(arg)
+    if spec is None:
+        return value
+    key, how = spec
+    pv = policy.definition.get(key)
+    if pv is None:
+        return value
+    if value is None:
+        return pv
+    if how == MIN and _is_int(value) and _is_int(pv):
+        return min(value, pv)
+    return value
+
+
+def policy_for(vhost, kind: int, name: str):
+    """The policy for a new queue or exchange of ``vhost`` (None when the vhost has no policies)."""
+    policies = getattr(vhost, "policies", None)
+    if not policies:
+        return None
+    return policies.match(kind, name)

@@ -1,0 +1,114 @@
+"""Quorum queues (``x-queue-type: quorum``) as a single RabbitMQ 3.10 node shows them to clients.
+
+Theory of operation: there is no replication here (one node, one copy); a
+:class:`QuorumQueue` is a :class:`~.queue.Queue` with the client-visible
+differences of RabbitMQ's quorum queues:
+
+* declaring one needs ``durable=true`` and neither ``exclusive`` nor
+  ``auto_delete`` (checked in ``VHost.declare_queue``), takes the quorum
+  arguments and refuses classic-only ones (``x-max-priority``, ``x-queue-mode``,
+  ...; ``queue.check_queue_arguments``), and cannot be server-named;
+* every delivery carries the header ``x-delivery-count`` (a long): how many
+  times the message was returned before (0 the first time).  The queue holds a
+  :class:`~.message.CountedMessage` per entry, re-encoded when the count
+  changes, so the session's delivery path stays untouched;
+* a returned message (reject/nack with requeue, recover, a closed channel) goes
+  to the back of the queue, in the order returned, marked redelivered;
+* with ``x-delivery-limit`` N, a message returned more than N times is
+  dead-lettered with reason ``delivery_limit`` (or dropped without a
+  dead-letter exchange);
+* ``x-overflow: reject-publish-dlx`` acts as drop-head (RabbitMQ 3.10 logs that
+  it is not supported by quorum queues and uses the default);
+* a consumer on a channel with a global prefetch limit is refused
+  (``540 NOT_IMPLEMENTED - queue 'q' in vhost '/' does not support global qos``,
+  checked by the session).
+
+What a dead-letter exchange receives is the message as published, without
+``x-delivery-count``.
+"""
+from __future__ import annotations
+
+from ..protocol.codec import INT_TYPES
+from ..protocol.connection import content_header
+from ..protocol.spec import BasicProperties
+from .deadletter import sorted_table
+from .message import CountedMessage
+from .queue import Queue
+
+_Long = INT_TYPES["l"]
+
+
+def counted(msg, n: int) -> CountedMessage:
+    """``msg`` (or the message a CountedMessage stands for) as delivered with ``x-delivery-count`` = n."""
+    original = msg.original if msg.__class__ is CountedMessage else msg
+    props = BasicProperties.decode(original.header, 12)
+    headers = dict(props.headers) if props.headers else {}
+    headers["x-delivery-count"] = _Long(n)
+    props.headers = sorted_table(headers)  # RabbitMQ's add_header sorts the table
+    body = msg.body if msg.body is not None else original.body
+    c = CountedMessage(original.exchange, original.routing_key, content_header(props, len(body)), body,
+                       original.ex_rk)
+    c.original = original
+    c.store_id = msg.store_id  # the store knows the message by this id, whichever copy the queue holds
+    c._props = props
+    return c
+
+
+class QuorumQueue(Queue):
+    queue_type = "quorum"
+    __slots__ = ("delivery_limit",)
+
+    def __init__(self, name: str, vhost, durable=True, exclusive_owner=None, auto_delete=False, arguments=None):
+        super().__init__(name, vhost, durable, exclusive_owner, auto_delete, arguments)
+        limit = self.effective("x-delivery-limit")  # not validated by RabbitMQ 3.10: non-numbers mean none
+        self.delivery_limit = limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None
+
+    def apply_policy(self, policy) -> None:
+        Queue.apply_policy(self, policy)
+        limit = self.effective("x-delivery-limit")  # policy and argument: the lower wins (policy.py)
+        self.delivery_limit = limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None
+
+    def overflow_mode(self, overflow: str) -> str:
+        return "drop-head" if overflow == "reject-publish-dlx" else overflow
+
+    def publish(self, msg):
+        return Queue.publish(self, counted(msg, 0))
+
+    def restore(self, msg, store_id: int, delivered: bool) -> None:
+        Queue.restore(self, msg, store_id, delivered)
+        entry = self.messages[-1]
+        if msg.paged:  # the copy with the header needs the body
+            self.page_in(msg)
+        entry.message = counted(msg, 0)
+
+    def requeue(self, entries: list) -> None:
+        """Returned messages go to the back, in the order returned, unless over the delivery limit."""
+        if self.deleted:
+            self.settle_many(entries)
+            return
+        limit = self.delivery_limit
+        msgs = self.messages
+        dead = []
+        for e in entries:
+            e.consumer = None
+            n = e.delivery_count  # every delivery so far ended in a return
+            if limit is not None and n > limit:
+                dead.append(e)
+                continue
+            e.redelivered = True
+            if e.message.paged:
+                self.page_in(e.message)
+            e.message = counted(e.message, n)
+            e.seq = self.next_seq
+            self.next_seq += 1
+            msgs.append(e)
+        if dead:
+            if self.dlx is not None:
+                self.dead_letter(dead, "delivery_limit")
+            self.settle_many(dead)
+        if self.limit is not None:
+            self._drop_head()
+        if self.consumers:
+            self.dispatch()
+        elif self.has_ttl:
+            self._schedule_expiry()
