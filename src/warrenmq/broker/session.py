@@ -383,25 +383,32 @@ class Session:
                         q.dispatch()
 
     def set_blocked(self, blocked: bool) -> None:
-        """Memory alarm raised or cleared: tell the client, stop or resume reading from publishers."""
+        """A resource alarm was raised or cleared.
+
+        As in RabbitMQ, a connection is only *blocked* (no longer read, ``connection.blocked`` sent)
+        when it publishes while an alarm is on; clearing the alarm resumes it (``connection.unblocked``).
+        """
         if blocked == self.blocked or self.closed:
             return
         self.blocked = blocked
-        if self.proto.capabilities.get("connection.blocked"):
-            self.proto.send_method(0, spec.ConnectionBlocked("low on memory") if blocked
-                                   else spec.ConnectionUnblocked())
-        if blocked:
-            if self.published:
-                self._pause_reading()
-        elif self.reading_paused:
+        if not blocked and self.reading_paused:
             self.reading_paused = False
             if self.reader is not None:
                 self.reader.resume_reading()
+            if self.proto.capabilities.get("connection.blocked"):
+                self.proto.send_method(0, spec.ConnectionUnblocked())
 
     def _pause_reading(self) -> None:
-        if not self.reading_paused and self.reader is not None:
-            self.reading_paused = True
+        """Called on a publish while an alarm is on: stop reading from this connection."""
+        if self.reading_paused:
+            return
+        self.reading_paused = True
+        if self.reader is not None:
             self.reader.pause_reading()
+        if self.proto.capabilities.get("connection.blocked"):
+            alarms = self.broker.alarms
+            reason = "low on disk" if "disk" in alarms and "memory" not in alarms else "low on memory"
+            self.proto.send_method(0, spec.ConnectionBlocked(reason))
 
     def remove_consumer(self, c: Consumer) -> None:
         q = c.queue
