@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"warrenmq {__version__}")
     sub = p.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the broker (the default)")
+    sub.add_parser("perf", help="load generator for AMQP brokers (see `warrenmq perf --help`)", add_help=False)
     for parser in (p, serve):
         parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
         parser.add_argument("--port", type=int, help="AMQP port (default 5672)")
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["perf"]:
+        from .perf import main as perf_main
+        return perf_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = BrokerConfig.load(args.config, host=args.host, port=args.port, log_level=args.log_level,

@@ -11,28 +11,55 @@ Either can be started many times in one process; each has its own broker.
 own thread or after stopping when using the threaded variant).
 
 Both carry the back door of :mod:`.backdoor` (``queues``, ``messages``,
-``publish``, ``enqueue``, ``wait_for_messages``, ``wait_until_acked``,
-``record``, ``reset``): assertions and injection without AMQP, run on the
-broker's loop (the threaded variant forwards each call to its thread).
+``publish``, ``enqueue``, ``wait_for_messages``, ``wait_for_consumers``,
+``wait_until_acked``, ``record``, ``reset``): assertions and injection without
+AMQP, run on the broker's loop (the threaded variant forwards each call to its
+thread).
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import shutil
+import tempfile
 import threading
+import weakref
 
 from ..app import BrokerApp
 from ..config import BrokerConfig
 from .backdoor import AsyncBackdoor, SyncBackdoor
 
 
-def _config(config: BrokerConfig | None, overrides: dict) -> BrokerConfig:
+def _config(config: BrokerConfig | None, overrides: dict, durable: bool = False) -> BrokerConfig:
+    if durable and "data_dir" in overrides:
+        raise ValueError("durable=True makes a temporary data_dir; pass data_dir without durable=True instead")
     if config is None:
         overrides.setdefault("host", "127.0.0.1")
         overrides.setdefault("port", 0)
         overrides.setdefault("data_dir", "")  # in memory unless asked otherwise
+        if durable:
+            overrides.setdefault("fsync", False)  # surviving a restart of the process needs no fsync
         config = BrokerConfig(**overrides)
     return config
+
+
+def _own_data_dir(owner, durable: bool) -> None:
+    """``durable=True``: a fresh temporary data directory, removed with the embedded broker."""
+    owner.owns_data_dir = durable
+    owner._remove_data_dir = None
+    if durable:
+        path = tempfile.mkdtemp(prefix="warrenmq-embedded-")
+        owner.config = dataclasses.replace(owner.config, data_dir=path)
+        owner._remove_data_dir = weakref.finalize(owner, shutil.rmtree, path, True)
+
+
+def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
+    """``config`` listening where ``app`` listened (a restart keeps the URL valid)."""
+    changes = {"port": app.port}
+    if app.tls_port is not None:
+        changes["tls_port"] = app.tls_port
+    return dataclasses.replace(config, **changes)
 
 
 class _URLMixin:
@@ -46,10 +73,17 @@ class _URLMixin:
 
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
-    """A broker on a background thread; use as a context manager or call start()/stop()."""
+    """A broker on a background thread; use as a context manager or call start()/stop().
 
-    def __init__(self, config: BrokerConfig | None = None, **overrides):
-        self.config = _config(config, overrides)
+    ``durable=True`` keeps durable definitions and persistent messages in a
+    temporary data directory of its own (``config.data_dir``), so ``restart()``
+    recovers them as a real restart would; the directory is removed on leaving
+    the ``with`` block (or when the object is garbage collected).
+    """
+
+    def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False, **overrides):
+        self.config = _config(config, overrides, durable)
+        _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
         self.app: BrokerApp | None = None
@@ -101,18 +135,30 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             self._thread.join(timeout=5)
             self._thread = None
 
+    def restart(self, timeout: float = 2.0) -> "EmbeddedBroker":
+        """Stop and start again on the same port (and data directory): clients see the broker restart."""
+        if self.app is not None:
+            self.config = _same_ports(self.config, self.app)
+        self.stop(timeout)
+        return self.start()
+
     def __enter__(self) -> "EmbeddedBroker":
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            if self._remove_data_dir is not None:
+                self._remove_data_dir()
 
 
 class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
     """A broker on the running event loop; ``async with AsyncEmbeddedBroker() as b``."""
 
-    def __init__(self, config: BrokerConfig | None = None, **overrides):
-        self.config = _config(config, overrides)
+    def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False, **overrides):
+        self.config = _config(config, overrides, durable)
+        _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
         self.app = BrokerApp(self.config)
@@ -129,8 +175,19 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
     async def stop(self, timeout: float = 2.0) -> None:
         await self.app.stop(timeout)
 
+    async def restart(self, timeout: float = 2.0) -> "AsyncEmbeddedBroker":
+        """Stop and start a new app on the same port (and data directory)."""
+        self.config = _same_ports(self.config, self.app)
+        await self.stop(timeout)
+        self.app = BrokerApp(self.config)
+        return await self.start()
+
     async def __aenter__(self) -> "AsyncEmbeddedBroker":
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
-        await self.stop()
+        try:
+            await self.stop()
+        finally:
+            if self._remove_data_dir is not None:
+                self._remove_data_dir()

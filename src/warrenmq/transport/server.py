@@ -180,7 +180,7 @@ class Server:
                 c.transport.close()
         deadline = self.loop.time() + timeout
         while self.connections and self.loop.time() < deadline:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.001)
         for c in list(self.connections):
             c.transport.abort()
         if self._server is not None:
