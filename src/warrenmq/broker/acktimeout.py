@@ -14,17 +14,18 @@ delivered at or before that time.  The channel has timed out when its oldest
 unacked tag is below a mark that is at least the timeout old.  A check that
 finds nothing unacked disarms; the next unacked delivery re-arms.  So a late
 acknowledgement is noticed between ``timeout`` and ``timeout + 2 * interval``
-after the delivery, where ``interval`` is a tenth of the timeout, at most 60 s
-(RabbitMQ checks on its 60 s channel tick, so it notices between ``timeout``
-and ``timeout + 60 s``).
+after the delivery, where ``interval`` is a tenth of the timeout, at most 30 s:
+with the 30-minute default that is within a minute, as RabbitMQ, which checks
+on its 60 s channel tick.
 """
 from __future__ import annotations
 
 from collections import deque
 from time import monotonic
 
-#: the longest time between two checks of one channel (RabbitMQ's channel_tick_interval)
-MAX_INTERVAL = 60.0
+#: the longest time between two checks of one channel (half RabbitMQ's 60 s channel_tick_interval: a late
+#: acknowledgement is noticed at most two intervals late)
+MAX_INTERVAL = 30.0
 #: the shortest (for very small timeouts in tests)
 MIN_INTERVAL = 0.005
 

@@ -495,7 +495,7 @@ class Queue:
             self._drop_head()
 
     def dispatch(self) -> None:
-        """Hand ready messages to consumers with credit, round robin."""
+        """Hand ready messages to consumers with credit, round robin (or as ``_pick`` chooses)."""
         if self._dispatching:
             return
         messages = self.messages

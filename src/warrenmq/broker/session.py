@@ -31,7 +31,7 @@ from ..protocol.spec import (
 from . import acktimeout
 from .direct_reply import REPLY_PREFIX, REPLY_QUEUE, REPLY_QUEUE_SHORTSTR
 from .message import Message, parse_expiration
-from .sender_selected import RAW_KEYS, with_routing_headers
+from .sender_selected import with_routing_headers
 from .queue import Consumer, check_consumer_priority
 from .vhost import generated_name
 
@@ -639,9 +639,10 @@ class Session:
                             f"'{vhost.name}'")
         if header[12] & 0x02 and REPLY_QUEUE_SHORTSTR in header:  # reply_to may be amq.rabbitmq.reply-to
             header = self.broker.direct_reply.rewrite_reply_to(channel, header)
-        msg = Message(m.exchange, m.routing_key, header, body)
-        if header[12] & 0x21 or header[13] & 0x10:  # expiration, headers or user_id: RabbitMQ checks them
-            msg = self._check_properties(msg)
+        msg = Message(m.exchange, m.routing_key, header, body, m.ex_rk)
+        flags = header[12]
+        if flags & 0x01 or header[13] & 0x10 or (flags & 0x20 and (b"\x02CC" in header or b"\x03BCC" in header)):
+            msg = self._check_properties(msg)  # expiration, user_id, maybe CC/BCC (sender_selected.RAW_KEYS)
         self.published = True
         if self.blocked:
             self._pause_reading()
@@ -672,7 +673,7 @@ class Session:
                     parse_expiration(exp)
                 except ValueError as e:
                     raise SoftError(PRECONDITION_FAILED, f"invalid expiration '{exp}': {e}") from None
-        if header[12] & 0x20 and (RAW_KEYS[0] in header or RAW_KEYS[1] in header):  # maybe CC or BCC
+        if header[12] & 0x20 and (b"\x02CC" in header or b"\x03BCC" in header):  # maybe CC or BCC
             try:
                 msg = with_routing_headers(msg)
             except ValueError as e:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import struct
 
 from . import spec
-from .codec import DecodeError, decode_table, encode_table
+from .codec import DecodeError, decode_table, encode_shortstr, encode_table
 from .errors import HardError
 from .spec import (
     CHANNEL_ERROR, COMMAND_INVALID, FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER,
@@ -62,7 +62,21 @@ _PUBLISH_INDEX = spec.BasicPublish.INDEX
 _CHANNEL_OPEN_INDEX = spec.ChannelOpen.INDEX
 _CHANNEL_CLOSE_INDEX = spec.ChannelClose.INDEX
 _CHANNEL_CLOSE_OK_INDEX = spec.ChannelCloseOk.INDEX
-_BasicPublish = spec.BasicPublish
+class _Publish(spec.BasicPublish):
+    """A basic.publish event that also carries ``ex_rk``: the exchange and routing key as received
+    (two short strings), which is exactly the tail of the basic.deliver that will carry the message."""
+    __slots__ = ("ex_rk",)
+
+
+_new_publish = object.__new__
+
+
+def _as_publish_event(m) -> _Publish:
+    p = _new_publish(_Publish)
+    p.ticket, p.exchange, p.routing_key = m.ticket, m.exchange, m.routing_key
+    p.mandatory, p.immediate = m.mandatory, m.immediate
+    p.ex_rk = encode_shortstr(m.exchange) + encode_shortstr(m.routing_key)
+    return p
 
 
 def method_frame(channel: int, method) -> bytes:
@@ -148,6 +162,8 @@ class ServerConnection:
         self._need = 0
         # content being assembled per channel: channel -> [method, header, size, parts, received]
         self._content: dict[int, list] = {}
+        # raw exchange+routing-key short strings -> decoded names (publishers reuse a few pairs)
+        self._publish_names: dict[bytes, tuple] = {}
 
     # ------------------------------------------------------------------ output
     def _emit(self, data) -> None:
@@ -286,6 +302,7 @@ class ServerConnection:
         max_payload = self.frame_max
         channels = self.channels
         content = self._content
+        pub_names = self._publish_names
         append = events.append
         while n - off >= 7:
             ftype, ch, size = _unpack_frame_hdr(buf, off)
@@ -306,6 +323,36 @@ class ServerConnection:
                 if size < 4:
                     raise HardError(FRAME_ERROR, "method frame too short")
                 index, = _unpack_I(buf, off + 7)
+                if index == _PUBLISH_INDEX and state == OPEN and channels.get(ch) == CH_OPEN:
+                    # the hot path: parse basic.publish in place, keeping exchange and routing key
+                    # as the raw pair of short strings a delivery will carry verbatim
+                    p = off + 13  # after the method ids and the ticket
+                    rpos = p + 1 + buf[p]
+                    bpos = rpos + 1 + buf[rpos] if rpos < end else end
+                    if bpos == end - 1:
+                        ex_rk = buf[p:bpos]
+                        names = pub_names.get(ex_rk)
+                        if names is None:
+                            try:
+                                names = (buf[p + 1:rpos].decode("utf-8", "surrogateescape"),
+                                         buf[rpos + 1:bpos].decode("utf-8", "surrogateescape"))
+                            except UnicodeDecodeError:  # pragma: no cover - surrogateescape never raises
+                                names = None
+                            else:
+                                if len(pub_names) >= 4096:
+                                    pub_names.clear()
+                                pub_names[ex_rk] = names
+                        if names is not None:
+                            method = _new_publish(_Publish)
+                            method.ticket = 0
+                            method.exchange, method.routing_key = names
+                            bits = buf[bpos]
+                            method.mandatory = bits & 1 == 1
+                            method.immediate = bits & 2 == 2
+                            method.ex_rk = ex_rk
+                            content[ch] = [method, None, 0, None, 0]
+                            off = end + 1
+                            continue
                 cls = METHODS.get(index)
                 if cls is None:
                     raise HardError(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}",
@@ -320,8 +367,8 @@ class ServerConnection:
                 elif state == OPEN:
                     chstate = channels.get(ch)
                     if chstate == CH_OPEN:
-                        if index == _PUBLISH_INDEX:
-                            content[ch] = [method, None, 0, None, 0]
+                        if index == _PUBLISH_INDEX:  # a publish the fast path above did not take
+                            content[ch] = [_as_publish_event(method), None, 0, None, 0]
                         else:
                             if index == _CHANNEL_CLOSE_INDEX:
                                 del channels[ch]

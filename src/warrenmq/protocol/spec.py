@@ -75,13 +75,17 @@ class Method:
     NAME = ''
     SYNCHRONOUS = CONTENT = False
 
+    # equality and repr go by the method's arguments, so subclasses that carry extra
+    # state (such as the protocol layer's publish events) compare as their method
     def __eq__(self, other):
-        return type(self) is type(other) and all(
-            getattr(self, s) == getattr(other, s) for s in self.__slots__)
+        if not isinstance(other, Method) or other.INDEX != self.INDEX:
+            return False
+        return all(getattr(self, s) == getattr(other, s) for s in METHODS[self.INDEX].__slots__)
 
     def __repr__(self):
-        inner = ', '.join(f'{s}={getattr(self, s, None)!r}' for s in self.__slots__)
-        return f'{type(self).__name__}({inner})'
+        cls = METHODS[self.INDEX]
+        inner = ', '.join(f'{s}={getattr(self, s, None)!r}' for s in cls.__slots__)
+        return f'{cls.__name__}({inner})'
 
 
 class ConnectionStart(Method):
