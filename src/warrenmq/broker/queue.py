@@ -38,6 +38,16 @@ highest level that has a consumer with credit, round robin within the level
 receives; when it goes, the remaining consumer with the highest priority, the
 earliest registered among equals, takes over (RabbitMQ 3.10's classic queue).
 
+Length limits (``x-max-length``, ``x-max-length-bytes``, ``x-overflow``):
+``limit`` is a :class:`LengthLimit` or None, so a queue without one pays one
+attribute check per publish.  Only ready messages count; with a byte limit the
+ready entries live in a :class:`SizedMessages`, which keeps their total size.
+drop-head trims from the head after a message is in (or requeued);
+reject-publish(-dlx) refuses the message first (``publish`` returns False, the
+session nacks it in confirm mode).  Messages the queue loses (rejected,
+expired, dropped, refused with reject-publish-dlx) go to its dead-letter
+exchange (``dlx``) through ``deadletter.dead_letter``.
+
 Nothing here knows about frames: delivering means calling
 ``channel.deliver(consumer, entry)``, which the session implements.
 """

@@ -8,12 +8,15 @@ differences of RabbitMQ's quorum queues:
   ``auto_delete`` (checked in ``VHost.declare_queue``), takes the quorum
   arguments and refuses classic-only ones (``x-max-priority``, ``x-queue-mode``,
   ...; ``queue.check_queue_arguments``), and cannot be server-named;
-* every delivery carries the header ``x-delivery-count`` (a long): how many
-  times the message was returned before (0 the first time).  The queue holds a
-  :class:`~.message.CountedMessage` per entry, re-encoded when the count
-  changes, so the session's delivery path stays untouched;
-* a returned message (reject/nack with requeue, recover, a closed channel) goes
-  to the back of the queue, in the order returned, marked redelivered;
+* a message returned before carries the header ``x-delivery-count`` (a long):
+  how many times it was returned; basic.get adds it even the first time (0),
+  consumers then get the message unchanged.  An entry holds a
+  :class:`~.message.CountedMessage` once it needs the header (re-encoded when
+  the count changes), so the session's delivery path stays untouched;
+* a returned message (reject/nack with requeue, recover, a closed channel) is
+  marked redelivered and goes, in the order returned, to the back of the queue;
+  but with a delivery limit set, to the front (behind the returned messages
+  already waiting there), as RabbitMQ 3.10's quorum queue does;
 * with ``x-delivery-limit`` N, a message returned more than N times is
   dead-lettered with reason ``delivery_limit`` (or dropped without a
   dead-letter exchange);
@@ -33,7 +36,7 @@ from ..protocol.connection import content_header
 from ..protocol.spec import BasicProperties
 from .deadletter import sorted_table
 from .message import CountedMessage
-from .queue import Queue
+from .queue import Queue, SizedMessages, _size
 
 _Long = INT_TYPES["l"]
 
@@ -71,18 +74,18 @@ class QuorumQueue(Queue):
     def overflow_mode(self, overflow: str) -> str:
         return "drop-head" if overflow == "reject-publish-dlx" else overflow
 
-    def publish(self, msg):
-        return Queue.publish(self, counted(msg, 0))
-
-    def restore(self, msg, store_id: int, delivered: bool) -> None:
-        Queue.restore(self, msg, store_id, delivered)
-        entry = self.messages[-1]
-        if msg.paged:  # the copy with the header needs the body
-            self.page_in(msg)
-        entry.message = counted(msg, 0)
+    def get(self):
+        """basic.get: the message always has x-delivery-count, 0 the first time (RabbitMQ 3.10)."""
+        entry = Queue.get(self)
+        if entry is not None and entry.message.__class__ is not CountedMessage:
+            if entry.message.paged:
+                self.page_in(entry.message)
+            entry.message = counted(entry.message, 0)
+        return entry
 
     def requeue(self, entries: list) -> None:
-        """Returned messages go to the back, in the order returned, unless over the delivery limit."""
+        """Returned messages go to the back (to the front with a delivery limit), in the order returned,
+        unless over the delivery limit."""
         if self.deleted:
             self.settle_many(entries)
             return
@@ -99,9 +102,12 @@ class QuorumQueue(Queue):
             if e.message.paged:
                 self.page_in(e.message)
             e.message = counted(e.message, n)
-            e.seq = self.next_seq
-            self.next_seq += 1
-            msgs.append(e)
+            if limit is None:
+                e.seq = self.next_seq
+                self.next_seq += 1
+                msgs.append(e)
+            else:
+                _insert_returned(msgs, e)
         if dead:
             if self.dlx is not None:
                 self.dead_letter(dead, "delivery_limit")
@@ -112,3 +118,16 @@ class QuorumQueue(Queue):
             self.dispatch()
         elif self.has_ttl:
             self._schedule_expiry()
+
+
+def _insert_returned(msgs, entry) -> None:
+    """Put a returned entry behind the returned (redelivered) entries waiting at the head of ``msgs``."""
+    inner = msgs.inner if msgs.__class__ is SizedMessages else msgs
+    i = 0
+    for e in inner:
+        if not e.redelivered:
+            break
+        i += 1
+    inner.insert(i, entry)
+    if inner is not msgs:
+        msgs.bytes += _size(entry)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Make a reference RabbitMQ available on 127.0.0.1:5672 for tests/differential
+# (docs/differential-testing.md): reuse one that is already running, else install
+# Debian's rabbitmq-server and start it.  Runs as root on Debian/Ubuntu with access
+# to its mirrors.  Prints shell `export` lines for the test run, so use it as
+#     eval "$(.ci/rabbitmq.sh)"
+# (WARRENMQ_REFERENCE_URL, and RABBITMQ_NODENAME when it had to be set, which the
+# suite's rabbitmqctl calls need too).  All logging goes to stderr.
+set -euo pipefail
+
+HOST=127.0.0.1
+PORT=${RABBITMQ_NODE_PORT:-5672}  # RabbitMQ's own variable for its AMQP port
+URL="amqp://guest:guest@$HOST:$PORT/%2F"
+
+log() { echo "rabbitmq.sh: $*" >&2; }
+
+port_open() {  # a plain TCP connect (bash's /dev/tcp): no client needed
+    (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
+}
+
+ctl_ready() {
+    command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q await_startup >/dev/null 2>&1
+}
+
+emit() {
+    echo "export WARRENMQ_REFERENCE_URL='$URL'"
+    if [ -n "${RABBITMQ_NODENAME:-}" ]; then
+        echo "export RABBITMQ_NODENAME='$RABBITMQ_NODENAME'"
+    fi
+}
+
+# The node name defaults to rabbit@<short hostname>; Erlang distribution (and so rabbitmqctl) needs
+# it to resolve.  If it does not, use rabbit@localhost for the server and every rabbitmqctl alike.
+if [ -z "${RABBITMQ_NODENAME:-}" ] && ! getent hosts "$(hostname -s 2>/dev/null || hostname)" >/dev/null 2>&1; then
+    export RABBITMQ_NODENAME=rabbit@localhost
+    log "the hostname does not resolve: using RABBITMQ_NODENAME=$RABBITMQ_NODENAME"
+fi
+
+if ctl_ready && port_open; then
+    log "RabbitMQ is already running on $HOST:$PORT: reusing it"
+    emit
+    exit 0
+fi
+if port_open; then
+    log "something listens on $HOST:$PORT but rabbitmqctl cannot reach a running RabbitMQ node;"
+    log "the differential suite needs both (it sets policies with rabbitmqctl)"
+    exit 1
+fi
+
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    log "installing rabbitmq-server with apt"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >&2
+fi
+
+log "starting rabbitmq-server"
+# as root the /usr/sbin wrapper switches to the rabbitmq user; the package's postinst does not start it
+rabbitmq-server -detached >&2
+
+# await_startup fails at once while the node has not registered with epmd yet: retry
+for _ in $(seq 1 120); do
+    if ctl_ready && port_open; then
+        log "RabbitMQ $(rabbitmqctl -q version 2>/dev/null || echo '?') is up"
+        emit
+        exit 0
+    fi
+    sleep 1
+done
+log "RabbitMQ did not start within 120 s; see /var/log/rabbitmq/"
+exit 1

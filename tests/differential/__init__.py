@@ -1,0 +1,1 @@
+"""Differential tests: the same client scenarios against WarrenMQ and a reference RabbitMQ."""
