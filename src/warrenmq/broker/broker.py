@@ -83,6 +83,7 @@ class Broker:
         self.alarms: set = set()  # "memory", "disk": publishers are blocked while any is on
         self.waiting_channels: set = set()  # channels whose confirms wait for the store
         self.page_store = None
+        self._server_properties = None
         self.store, self.defs = self._open_storage()
         if self.defs is not None and self._recover():
             return
@@ -248,8 +249,10 @@ class Broker:
     # -------------------------------------------------------------- sessions
     def new_protocol(self) -> ServerConnection:
         c = self.config
-        return ServerConnection(self.server_properties(), "PLAIN AMQPLAIN", c.channel_max, c.frame_max,
-                                c.heartbeat)
+        props = self._server_properties
+        if props is None:  # built once: every connection shares it (it is only ever encoded)
+            props = self._server_properties = self.server_properties()
+        return ServerConnection(props, "PLAIN AMQPLAIN", c.channel_max, c.frame_max, c.heartbeat)
 
     def new_session(self, proto: ServerConnection, peer=None) -> Session:
         return Session(self, proto, peer)
