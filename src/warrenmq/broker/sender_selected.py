@@ -11,9 +11,10 @@ the headers before anything else sees the message (queues, returns, dead
 letters); ``CC`` stays.  Such a message is a :class:`~.message.RoutedMessage`
 whose ``extra_keys`` are the ``CC`` keys then the ``BCC`` keys.
 
-Only publishes whose raw header bytes contain the encoded key ``CC`` or ``BCC``
-get here: the session checks the bytes first, so other messages are never
-decoded for this feature.
+Only publishes whose raw header bytes contain ``CC`` (so also ``BCC``) get
+here: the session looks for those two bytes first (one substring search, and
+only when the message has headers), so other messages are never decoded for
+this feature.
 """
 from __future__ import annotations
 
@@ -23,8 +24,6 @@ from ..protocol.spec import BasicProperties
 from .message import Message, RoutedMessage
 
 ROUTING_HEADERS = ("CC", "BCC")
-#: the encoded keys, to look for in a raw content header before decoding anything
-RAW_KEYS = (b"\x02CC", b"\x03BCC")
 
 
 def header_routes(headers) -> list:

@@ -641,8 +641,8 @@ class Session:
             header = self.broker.direct_reply.rewrite_reply_to(channel, header)
         msg = Message(m.exchange, m.routing_key, header, body, m.ex_rk)
         flags = header[12]
-        if flags & 0x01 or header[13] & 0x10 or (flags & 0x20 and (b"\x02CC" in header or b"\x03BCC" in header)):
-            msg = self._check_properties(msg)  # expiration, user_id, maybe CC/BCC (sender_selected.RAW_KEYS)
+        if flags & 0x01 or header[13] & 0x10 or (flags & 0x20 and b"CC" in header):
+            msg = self._check_properties(msg)  # expiration, user_id, maybe CC/BCC (one search finds both)
         self.published = True
         if self.blocked:
             self._pause_reading()
@@ -673,7 +673,7 @@ class Session:
                     parse_expiration(exp)
                 except ValueError as e:
                     raise SoftError(PRECONDITION_FAILED, f"invalid expiration '{exp}': {e}") from None
-        if header[12] & 0x20 and (b"\x02CC" in header or b"\x03BCC" in header):  # maybe CC or BCC
+        if header[12] & 0x20 and b"CC" in header:  # maybe a CC or BCC header (else a CC in some other bytes)
             try:
                 msg = with_routing_headers(msg)
             except ValueError as e:
