@@ -99,9 +99,8 @@ class Channel:
                 q.store.delivered(q.store_id, entry.message.store_id)  # redelivered after a crash
             if self.ack_timer is None:
                 acktimeout.arm(self)
-        msg = entry.message
-        self.proto.send_content(self.number, consumer.prefix + _QB(tag, entry.redelivered) + msg.ex_rk,
-                                msg.header, msg.body)
+        self.proto.send_delivery(self.number, consumer.prefix, tag, entry.redelivered, msg.ex_rk, msg.header,
+                                 msg.body)
 
     def consumer_cancelled_by_broker(self, consumer: Consumer) -> None:
         """The queue went away: drop the consumer and tell the client if it listens."""
