@@ -488,7 +488,12 @@ class Queue:
             if mttl is not None and (ttl is None or mttl < ttl):
                 ttl = mttl
         if ttl is None:
-            if self.consumers:
+            # After every dispatch either the queue is empty or no consumer can take a message, and
+            # consumers only regain credit through calls that dispatch (ack, qos, consume, resumed
+            # writing, requeue). So with a backlog already waiting, a new message cannot be delivered now.
+            # (A queue with a consumer picker, for priorities or single active consumer, may deliberately
+            # wait for the next publish, so it always dispatches.)
+            if self.consumers and (len(self.messages) == 1 or self._pick is not None):
                 self.dispatch()
             if limit is not None:
                 self._drop_head()

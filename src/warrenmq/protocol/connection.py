@@ -71,6 +71,9 @@ class _Publish(spec.BasicPublish):
 
 
 _new_publish = object.__new__
+_BasicAck = spec.BasicAck
+_ACK_INDEX = spec.BasicAck.INDEX
+_unpack_QB = struct.Struct(">QB").unpack_from
 
 
 def _as_publish_event(m) -> _Publish:
@@ -379,6 +382,14 @@ class ServerConnection:
                             content[ch] = [method, None, 0, None, 0]
                             off = end + 1
                             continue
+                if index == _ACK_INDEX and state == OPEN and size == 13 and channels.get(ch) == CH_OPEN:
+                    # the other hot method: basic.ack parsed in place
+                    method = _new_publish(_BasicAck)
+                    method.delivery_tag, bits = _unpack_QB(buf, off + 11)
+                    method.multiple = bits & 1 == 1
+                    append((ch, method, None, None))
+                    off = end + 1
+                    continue
                 cls = METHODS.get(index)
                 if cls is None:
                     raise HardError(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}",
