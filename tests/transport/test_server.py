@@ -139,3 +139,24 @@ def test_deliveries_pause_for_a_consumer_that_does_not_read(broker):
     assert queued > 100, f"only {queued} of 300 messages held back for a stalled consumer"
     pub.close()
     c.close()
+
+
+def test_a_backlog_is_not_dumped_onto_a_new_consumer_that_does_not_read(broker):
+    """Deliveries go out in batches per loop turn, so a full socket pauses a consumer even when
+    the whole backlog was waiting before it subscribed."""
+    pub = pika.BlockingConnection(pika.URLParameters(broker.url))
+    pch = pub.channel()
+    pch.queue_declare("backlog")
+    for _ in range(3000):
+        pch.basic_publish("", "backlog", b"z" * 8192)  # ~24 MB waiting
+    pub.process_data_events(time_limit=0.3)
+    c = RawClient(broker.port)
+    c.handshake()
+    c.open_channel(1)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.send_method(1, spec.BasicConsume(queue="backlog", consumer_tag="t", no_ack=True))
+    time.sleep(0.5)  # the broker delivers what the socket takes, then pauses; we never read
+    queued = broker.call(lambda: len(broker.broker.vhosts["/"].queues["backlog"].messages))
+    assert queued > 2000, f"only {queued} of 3000 messages held back for a stalled consumer"
+    pub.close()
+    c.close()

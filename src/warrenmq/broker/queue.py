@@ -193,6 +193,8 @@ def check_consumer_priority(queue_name: str, vhost_name: str, arguments) -> int:
     return int(p)
 
 KIND_QUEUE = 0
+#: deliveries one dispatch call hands out before yielding to the event loop (see Queue.dispatch)
+DISPATCH_BATCH = 256
 
 
 class Consumer:
@@ -518,6 +520,10 @@ class Queue:
         self._dispatching = True
         has_ttl = self.has_ttl
         pick = self._pick
+        # Deliveries leave only when the loop turn ends: hand out at most a batch per call and let the
+        # loop write it (a consumer whose socket is full is then paused) before continuing.
+        batch = DISPATCH_BATCH if self.vhost.timers.loop_call_later is not None else 0
+        sent = 0
         try:
             while messages and consumers:
                 if has_ttl and messages[0].expires and not self._drop_expired():
@@ -538,6 +544,10 @@ class Queue:
                 entry = messages.popleft()
                 self.stats_delivered += 1
                 c.channel.deliver(c, entry)
+                sent += 1
+                if sent == batch and messages:
+                    self.vhost.timers.call_later(0, self.dispatch)
+                    return
         finally:
             self._dispatching = False
             if has_ttl:
