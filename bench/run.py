@@ -383,17 +383,29 @@ def git_describe() -> str:
 class Bench:
     def __init__(self, args):
         self.args = args
+        self.results: dict = {}  # scenario -> broker -> [result dicts]
         self.workdir = Path(tempfile.mkdtemp(prefix="warrenmq-bench-"))
         # every broker and perf process runs this copy of the source, taken now: edits made to the work
         # tree while the suite runs do not leak into some of its runs
         self.source = git_describe()
-        snap = self.workdir / "snapshot"
-        shutil.copytree(ROOT / "src" / "warrenmq", snap / "warrenmq",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self.prior = None
+        if args.resume:  # go on with an interrupted run: its results, and the same copy of the source
+            self.prior = json.loads(Path(args.json_out).read_text())
+            self.results = self.prior["results"]
+            if not args.snapshot and not args.render:
+                raise SystemExit("--resume needs --snapshot DIR (the interrupted run's snapshot directory)")
+            args.snapshot = args.snapshot or self.prior.get("snapshot")
+        if args.snapshot:
+            snap = Path(args.snapshot)
+            self.source = self.prior.get("source", "?") if self.prior else "?"
+        else:
+            snap = self.workdir / "snapshot"
+            shutil.copytree(ROOT / "src" / "warrenmq", snap / "warrenmq",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self.snapshot = snap
         os.environ["PYTHONPATH"] = str(snap) + (os.pathsep + os.environ["PYTHONPATH"]
                                                 if os.environ.get("PYTHONPATH") else "")
-        self.results: dict = {}  # scenario -> broker -> [result dicts]
-        self.commands: dict = {}
+        self.commands: dict = dict(self.prior["commands"]) if self.prior else {}
         self.logf = sys.stderr
         self.w = WarrenMQ(self.workdir, self.log)
         self.r = None
@@ -526,17 +538,18 @@ class Bench:
         return summarize_pyspy(raw.read_text() if raw.exists() else "", r)
 
     # ------------------------------------------------------------------ ceiling
-    CEILING = (("1 -> 1, 16 B, autoack", ["-s", "16", "-a"]),
-               ("1 -> 1, 16 B, manual ack (prefetch 100, one ack per message)", ["-s", "16", "-q", "100"]),
-               ("1 -> 1, 64 KiB, autoack", ["-s", "65536", "-a"]),
+    CEILING = (("1 -> 1, 16 B, autoack", ["-s", "16", "-a"], "p2p-16B-autoack"),
+               ("1 -> 1, 16 B, manual ack (prefetch 100, one ack per message)", ["-s", "16", "-q", "100"],
+                "p2p-16B-ack"),
+               ("1 -> 1, 64 KiB, autoack", ["-s", "65536", "-a"], "p2p-64KiB-autoack"),
                ("publish only, 1 KiB, persistent, confirms (1000 in flight)",
-                ["-s", "1024", "-y", "0", "-f", "-c", "1000"]),
-               ("publish only, 16 B, 2 publishers", ["-s", "16", "-y", "0", "-x", "2"]))
+                ["-s", "1024", "-y", "0", "-f", "-c", "1000"], None),
+               ("publish only, 16 B, 2 publishers", ["-s", "16", "-y", "0", "-x", "2"], None))
 
     def ceiling(self) -> list:
         """``warrenmq perf --sink``: what the load generator does against a broker that costs nothing."""
         out = []
-        for title, extra in self.CEILING:
+        for title, extra, _ in self.CEILING:
             cmd = [PY, "-m", "warrenmq", "perf", "--sink", "--json", "--quiet", "-z", "2" if self.args.quick else "4",
                    *extra]
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(ROOT))
@@ -584,43 +597,34 @@ class Bench:
         nofile = raise_nofile()
         self.log(f"work directory {self.workdir}, open-file limit {nofile}")
         chosen = scenarios(args.quick)
+        self.chosen = chosen
         if args.only:
             names = set(args.only.split(","))
             chosen = [s for s in chosen if s.name in names]
         if args.skip:
             names = set(args.skip.split(","))
             chosen = [s for s in chosen if s.name not in names]
-        self.disk_info = self.disk()
-        self.log(f"disk: {self.disk_info}")
-        self.ceiling_info = self.ceiling() if args.ceiling else []
+        self.chosen = chosen
+        if self.prior:
+            self.disk_info = self.prior["disk"]
+            self.ceiling_info = self.prior.get("ceiling") or []
+        else:
+            self.disk_info = self.disk()
+            self.log(f"disk: {self.disk_info}")
+            self.ceiling_info = self.ceiling() if args.ceiling else []
         brokers = ["WarrenMQ"] + (["RabbitMQ"] if self.r else [])
         if self.r:
             self.log("starting RabbitMQ" + (f" (external {self.r.url})" if self.r.external else " (private node)"))
             self.r.start()
             self.log(f"RabbitMQ ready at {self.r.url}, pid {self.r.pid}, start {self.r.start_s}")
             self.rabbit_version = self.server_version(self.r.url)
-        self.started = datetime.datetime.now(datetime.timezone.utc)
+        self.started = (datetime.datetime.fromisoformat(self.prior["started"]) if self.prior
+                        else datetime.datetime.now(datetime.timezone.utc))
         self.load_before = os.getloadavg()
+        last = set(args.last.split(",")) if args.last else set()
         try:
-            max_rep = max((s.repeat or args.repeat) for s in chosen) if chosen else 0
-            for rep in range(max_rep):
-                for sc in chosen:
-                    if rep >= (sc.repeat or args.repeat):
-                        continue
-                    order = [b for b in brokers if b in sc.brokers]
-                    if rep % 2:
-                        order.reverse()
-                    for bname in order:
-                        self.log(f"{sc.name} [{rep + 1}/{sc.repeat or args.repeat}] on {bname}")
-                        try:
-                            res = self.run_one(sc, bname)
-                        except Exception as e:  # noqa: BLE001 - recorded, the suite goes on
-                            self.log(f"  failed: {e}")
-                            res = {"error": str(e)}
-                        self.results.setdefault(sc.name, {}).setdefault(bname, []).append(res)
-                        vals = ", ".join(f"{m.key} {fmt(safe(m.get, res))}" for m in sc.metrics)
-                        self.log(f"  {vals}")
-                        self.save(chosen, partial=True)
+            for group in ([s for s in chosen if s.name not in last], [s for s in chosen if s.name in last]):
+                self.run_group(group, brokers)
             self.prof = self.profile() if args.profile else None
         finally:
             if self.r:
@@ -631,6 +635,60 @@ class Bench:
         print(self.table(chosen))
         if not args.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def invocations(self) -> list:
+        """The argument lists of the runs that made these results (a resumed run has two or more)."""
+        prior = self.prior or {}
+        runs = prior.get("invocations")
+        if runs is None:
+            argv = prior.get("argv")
+            runs = ([[]] if argv and "--resume" in argv else []) + ([argv] if argv is not None else [])
+        if not self.args.render:
+            runs = runs + [sys.argv[1:]]
+        return runs or [sys.argv[1:]]
+
+    def render(self) -> None:
+        """RESULTS.md from the saved results (e.g. after changing how the table is written)."""
+        self.disk_info = self.prior["disk"]
+        self.ceiling_info = self.prior.get("ceiling") or []
+        self.prof = self.prior.get("profile")
+        self.started = datetime.datetime.fromisoformat(self.prior["started"])
+        fin = self.prior.get("finished")
+        self.finished = (datetime.datetime.fromisoformat(fin) if fin else datetime.datetime.fromtimestamp(
+            Path(self.args.json_out).stat().st_mtime, datetime.timezone.utc))
+        self.load_before = self.prior.get("load_before")
+        self.load_after = self.prior.get("load_after")
+        versions = [r.get("server", {}).get("version") for runs in self.results.values()
+                    for r in runs.get("RabbitMQ", []) if isinstance(r.get("server"), dict)]
+        self.rabbit_version = self.prior.get("rabbit_version") or next((v for v in versions if v), "?")
+        self.chosen = [s for s in scenarios(self.args.quick) if s.name in self.results]
+        self.save(self.chosen, partial=bool(self.prior.get("partial")), write_json=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def run_group(self, chosen, brokers) -> None:
+        args = self.args
+        if True:
+            max_rep = max((s.repeat or args.repeat) for s in chosen) if chosen else 0
+            for rep in range(max_rep):
+                for sc in chosen:
+                    if rep >= (sc.repeat or args.repeat):
+                        continue
+                    order = [b for b in brokers if b in sc.brokers]
+                    if rep % 2:
+                        order.reverse()
+                    for bname in order:
+                        if len(self.results.get(sc.name, {}).get(bname, [])) > rep:
+                            continue  # done before (--resume)
+                        self.log(f"{sc.name} [{rep + 1}/{sc.repeat or args.repeat}] on {bname}")
+                        try:
+                            res = self.run_one(sc, bname)
+                        except Exception as e:  # noqa: BLE001 - recorded, the suite goes on
+                            self.log(f"  failed: {e}")
+                            res = {"error": str(e)}
+                        self.results.setdefault(sc.name, {}).setdefault(bname, []).append(res)
+                        vals = ", ".join(f"{m.key} {fmt(safe(m.get, res))}" for m in sc.metrics)
+                        self.log(f"  {vals}")
+                        self.save(self.chosen, partial=True)
 
     # -------------------------------------------------------------------- output
     def medians(self, sc: Scenario, bname: str) -> list:
@@ -714,26 +772,38 @@ class Bench:
             f"* OS: {platform.platform()}; Python {platform.python_version()}, uvloop {uv}",
             f"* RabbitMQ {rver}" + (" (external node)" if self.r and self.r.external else
                                     " (a private node started by the runner, default configuration)"),
-            f"* load average before / after: {' '.join(f'{x:.2f}' for x in self.load_before)} / "
-            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work shares this machine)",
+            "* load average before / after: " + (
+                f"{' '.join(f'{x:.2f}' for x in self.load_before)} / "
+                f"{' '.join(f'{x:.2f}' for x in (getattr(self, 'load_after', None) or os.getloadavg()))}"
+                if self.load_before else "not recorded") + " (other work shares this machine)",
         ])
 
-    def save(self, chosen, partial: bool) -> None:
-        data = {"started": self.started.isoformat(), "quick": self.args.quick, "repeat": self.args.repeat,
-                "argv": sys.argv[1:], "disk": self.disk_info, "commands": self.commands, "results": self.results,
-                "ceiling": self.ceiling_info, "profile": getattr(self, "prof", None)}
-        out_json = Path(self.args.json_out)
-        out_json.write_text(json.dumps(data, indent=1, default=str))
+    def save(self, chosen, partial: bool, write_json: bool = True) -> None:
         if partial:
             self.finished = datetime.datetime.now(datetime.timezone.utc)
+        data = {"started": self.started.isoformat(), "finished": self.finished.isoformat()
+                if getattr(self, "finished", None) else None, "partial": partial,
+                "load_before": list(self.load_before) if self.load_before else None,
+                "load_after": list(os.getloadavg()),
+                "rabbit_version": getattr(self, "rabbit_version", "?"),
+                "quick": self.args.quick, "repeat": self.args.repeat, "invocations": self.invocations(),
+                "argv": sys.argv[1:], "disk": self.disk_info, "commands": self.commands, "results": self.results,
+                "ceiling": self.ceiling_info, "profile": getattr(self, "prof", None), "source": self.source,
+                "snapshot": str(self.snapshot)}
+        if write_json:
+            Path(self.args.json_out).write_text(json.dumps(data, indent=1, default=str))
         md = Path(self.args.results)
-        argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+        invocations = self.invocations()
         lines = [
             BEGIN_MARK,
             "## WarrenMQ vs RabbitMQ (`bench/run.py`)",
             "",
-            f"Generated by `python bench/run.py{(' ' + argv) if argv else ''}` on "
-            f"{self.started:%Y-%m-%d %H:%M} UTC (took {(self.finished - self.started).seconds // 60} min)"
+            "Generated by " + ", then resumed with ".join(
+                f"`python bench/run.py{(' ' + ' '.join(shlex.quote(a) for a in argv)) if argv else ''}`"
+                for argv in invocations)
+            + (" (the first run was killed from outside; --resume went on with its results and its copy of "
+               "the source)" if len(invocations) > 1 else "")
+            + f" on {self.started:%Y-%m-%d %H:%M} UTC (took {(self.finished - self.started).seconds // 60} min)"
             + (" -- a --quick run: shorter runs, smaller N" if self.args.quick else "") + "."
             + (" **The run was still going (or was interrupted) when this was written: some rows are "
                "missing or have fewer runs.**" if partial else ""),
@@ -787,13 +857,23 @@ class Bench:
             lines += ["### The load generator's ceiling", "",
                       "`warrenmq perf --sink` runs the same publishers and consumers against a fake broker that "
                       "completes the handshake, discards what it is sent and floods consumers with pre-encoded "
-                      "deliveries (it shares the 2 cores with them, so these are lower bounds). Every broker "
-                      "figure above is far below these rates, so the client side is not the bottleneck:", "",
-                      "| load | published msg/s | consumed msg/s | command |", "|---|---:|---:|---|"]
+                      "deliveries (it shares the 2 cores with them, so these are lower bounds). The last column "
+                      "divides the consumers' ceiling by the better broker's figure in the same scenario: where it "
+                      "is small, the generator takes a real share of the 2 cores and the figures are bounded by "
+                      "the machine as much as by the broker (for both brokers alike).", "",
+                      "| load | published msg/s | consumed msg/s | command | ceiling / better broker |",
+                      "|---|---:|---:|---|---:|"]
+            scen = {title: sc for title, _, sc in self.CEILING}
             for c in self.ceiling_info:
                 pub = c.get("confirm_rate") or c.get("publish_rate")
+                head = "-"
+                sc = next((x for x in chosen if x.name == scen.get(c["title"])), None)
+                if sc is not None and c.get("consume_rate"):
+                    best = [v for v in (self.medians(sc, b)[0][0] for b in ("WarrenMQ", "RabbitMQ")) if v]
+                    if best:
+                        head = f"{c['consume_rate'] / max(best):.1f}x"
                 lines.append(f"| {c['title']} | {fmt(pub)} | {fmt(c.get('consume_rate')) if c.get('consumers') else '-'}"
-                             f" | `{c['command']}` |")
+                             f" | `{c['command']}` | {head} |")
             lines.append("")
         prof = getattr(self, "prof", None)
         if prof:
@@ -881,12 +961,22 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--json-out", default=str(HERE / "results.json"))
     ap.add_argument("--keep-workdir", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="go on with an interrupted run (its --json-out file)")
+    ap.add_argument("--snapshot", help="with --resume: the interrupted run's copy of the source "
+                    "(<its work directory>/snapshot)")
+    ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from --json-out (no runs)")
+    ap.add_argument("--last", help="comma-separated scenarios to run after all the others' repetitions")
     args = ap.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
     if args.list:
         for s in scenarios(args.quick):
             print(f"{s.name:22} {s.title}")
+        return 0
+    if args.render:
+        args.resume = True
+        b = Bench(args)
+        b.render()
         return 0
     Bench(args).run()
     return 0
