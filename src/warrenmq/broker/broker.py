@@ -75,7 +75,6 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()
-        self.messages_published = 0
         self.memory = MemoryMonitor(self.config.memory_high_watermark or int(physical_memory() * 0.4))
         self.memory.listeners.append(self._on_memory_alarm)
         self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
@@ -149,7 +148,6 @@ class Broker:
                     vh.bind_queue(vh.queues[dest], source, key, args)
                 elif kind == "e" and dest in vh.exchanges and source in vh.exchanges:
                     vh.bind_exchange(dest, source, key, args)
-            self.recovered_policies = d["policies"]
         finally:
             self.defs = defs
             for vh in self.vhosts.values():
@@ -300,11 +298,6 @@ class Broker:
             if q.dlx is not None and not q.deleted:
                 q.dead_letter([e], "rejected")
             q.settle(e)
-
-    # ----------------------------------------------------------------- stats
-    def queued_bytes(self) -> int:
-        return sum(len(e.message.body) for vh in self.vhosts.values() for q in vh.queues.values()
-                   for e in q.messages)
 
 
 def _is_loopback(host: str) -> bool:

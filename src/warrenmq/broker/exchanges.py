@@ -43,7 +43,7 @@ def _freeze(v):
 class Exchange:
     TYPE = ""
     __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments", "bindings",
-                 "e2e_bindings", "is_default", "alternate", "policy")
+                 "e2e_bindings", "alternate", "policy")
 
     def __init__(self, name: str, vhost, durable=False, auto_delete=False, internal=False, arguments=None):
         self.name = name
@@ -54,7 +54,6 @@ class Exchange:
         self.arguments = arguments or {}
         self.bindings: set = set()
         self.e2e_bindings = 0
-        self.is_default = False
         ae = self.arguments.get("alternate-exchange")  # its name (looked up when used), validated on declare
         self.alternate = ae if ae.__class__ is str else None
         self.policy = policy_for(vhost, KIND_EXCHANGE, name) if name else None  # see policy.py
@@ -172,7 +171,6 @@ class DefaultExchange(Exchange):
 
     def __init__(self, vhost):
         super().__init__("", vhost, durable=True)
-        self.is_default = True
 
     def route(self, msg) -> list:
         q = self.vhost.queues.get(msg.routing_key)

@@ -195,6 +195,8 @@ def check_consumer_priority(queue_name: str, vhost_name: str, arguments) -> int:
 KIND_QUEUE = 0
 #: deliveries one dispatch call hands out before yielding to the event loop (see Queue.dispatch)
 DISPATCH_BATCH = 256
+#: a message that is not in the message store is paged out only if its body is at least this large
+PAGE_MIN_BODY = 512
 
 
 class Consumer:
@@ -615,8 +617,10 @@ class Queue:
         if msg.paged or msg.body is None:
             return
         if msg.store_id and self.store_id:
-            store = self.store
+            store = self.store  # already written: paging costs nothing more
         else:
+            if len(msg.body) < PAGE_MIN_BODY:
+                return  # writing a small body out costs more than keeping it (its index stays anyway)
             store = self.page_store
             if not msg.page_id:
                 msg.page_id = store.stash(msg)

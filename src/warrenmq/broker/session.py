@@ -37,7 +37,6 @@ from .vhost import generated_name
 
 log = logging.getLogger("warrenmq.session")
 
-_QB = struct.Struct(">QB").pack
 _I = struct.Struct(">I").pack
 _GET_OK_HEAD = struct.Struct(">HHQB").pack
 _DELIVER_HEAD = struct.pack(">HH", spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
@@ -704,7 +703,6 @@ class Session:
                     rejected = True
             if rejected and channel.confirm:
                 channel.confirm_nack(channel.publish_seq)
-            self.broker.messages_published += 1
         elif mandatory:
             self.proto.send_content(channel.number, _RETURN_HEAD + _H(NO_ROUTE) + encode_shortstr("NO_ROUTE")
                                     + msg.ex_rk, msg.header, msg.body)

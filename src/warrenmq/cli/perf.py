@@ -47,7 +47,6 @@ import struct
 import sys
 import threading
 import time
-import uuid
 from urllib.parse import unquote, urlsplit
 
 from .. import __version__

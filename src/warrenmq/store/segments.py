@@ -269,7 +269,7 @@ class SegmentStore(MessageStore):
         for mid, ref in list(self.refs.items()):
             if ref[0] != seg.number:
                 continue
-            off, length = ref[2], ref[3]
+            off, _length = ref[2], ref[3]
             parsed = self._parse_at(data, off)
             if parsed is None or parsed[0] != T_MSG:
                 log.error("compaction: record of message %d not found in %s; segment kept", mid, seg.path)

@@ -233,8 +233,6 @@ def publish(broker: Broker, msg: Message, vhost: str = "/") -> int:
     queues = vh.route(ex, msg)
     for q in queues:
         q.publish(msg)
-    if queues:
-        broker.messages_published += 1
     return len(queues)
 
 
