@@ -8,10 +8,24 @@ plugs the running event loop into the broker's timers.  :func:`run` is what the
 ``warrenmq`` command calls: it installs uvloop when available, starts the app,
 and on SIGINT/SIGTERM closes every client connection with CONNECTION_FORCED
 before exiting, as RabbitMQ does on shutdown.
+
+Garbage collection: a broker holds millions of small, acyclic objects (a
+``Message`` and a ``QueueEntry`` per queued message), freed by reference
+counting. CPython's cyclic collector still walks all of them in every full
+(generation 2) collection, which it starts whenever the old generation has
+grown by a quarter: with a growing queue, a large share of the broker's CPU
+time (docs/perf.md has the measurements). The process the ``warrenmq``
+command runs therefore keeps the collector off while it recovers the store,
+freezes what exists once it is serving (``gc.freeze``: start-up objects and
+recovered messages are never scanned again; freed ones still go by refcount),
+and makes full collections rare (:data:`GC_THRESHOLDS`). Generations 0 and 1
+keep their default rhythm, so the pauses stay short. An embedded broker leaves
+its host process's collector alone.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -21,6 +35,10 @@ from .transport.server import Server
 from .transport.storage import DiskMonitor, PageFlusher, StoreCommitter
 
 log = logging.getLogger("warrenmq")
+
+#: gc.set_threshold() for the broker process: CPython's defaults for generations 0 and 1, and a full
+#: collection after 1,000 generation-1 collections (CPython: 10) -- about 7 million allocations
+GC_THRESHOLDS = (700, 10, 1000)
 
 
 class BrokerApp:
@@ -84,9 +102,21 @@ def install_uvloop() -> bool:
     return True
 
 
-async def serve(config: BrokerConfig, ready=None) -> None:
-    app = BrokerApp(config)
-    await app.start()
+async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) -> None:
+    """Run a broker until SIGINT/SIGTERM. ``manage_gc``: tune the process's garbage collector for it
+    (see the module docstring); for a process that is only a broker."""
+    if manage_gc:
+        gc.disable()  # recovery allocates an object or two per stored message, none of them cyclic
+    try:
+        app = BrokerApp(config)
+        await app.start()
+    finally:
+        if manage_gc:
+            gc.enable()
+    if manage_gc:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
     log.info("WarrenMQ listening on %s:%s", config.host, app.port)
     if app.tls_server is not None:
         log.info("WarrenMQ listening for TLS (AMQPS) on %s:%s", config.host, app.tls_port)
@@ -109,4 +139,4 @@ def run(config: BrokerConfig | None = None) -> None:
     config = config or BrokerConfig.load()
     if config.use_uvloop:
         install_uvloop()
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, manage_gc=True))

@@ -515,6 +515,49 @@ def test_multi_frame_publish_in_tiny_chunks_assembles_one_event():
     assert conn.state == OPEN
 
 
+def test_publishes_in_one_read_each_become_one_event_with_their_own_arguments():
+    # the fast path takes method, header and body of a publish together and shares one event object
+    # between publishes with the same exchange, routing key and bits
+    conn = opened(channels=(1, 2))
+    data = b"".join([
+        ref.basic_publish(1, "ex", "a") + ref.content_header_frame(1, 3) + ref.body_frame(1, b"one"),
+        ref.basic_publish(1, "ex", "a", True) + ref.content_header_frame(1, 3) + ref.body_frame(1, b"two"),
+        ref.basic_publish(2, "ex", "a") + ref.content_header_frame(2, 0),
+        ref.basic_publish(1, "ex", "a") + ref.content_header_frame(1, 5) + ref.body_frame(1, b"fo")
+        + ref.body_frame(1, b"ur!"),
+        ref.basic_publish(1, "", "b\u00e9") + ref.content_header_frame(1, 1) + ref.body_frame(1, b"5"),
+    ])
+    events = conn.receive_data(data)
+    assert [(ch, m, h, b) for ch, m, h, b in events] == [
+        (1, spec.BasicPublish(0, "ex", "a", False, False), ref.header_payload(3), b"one"),
+        (1, spec.BasicPublish(0, "ex", "a", True, False), ref.header_payload(3), b"two"),
+        (2, spec.BasicPublish(0, "ex", "a", False, False), ref.header_payload(0), b""),
+        (1, spec.BasicPublish(0, "ex", "a", False, False), ref.header_payload(5), b"four!"),
+        (1, spec.BasicPublish(0, "", "b\u00e9", False, False), ref.header_payload(1), b"5"),
+    ]
+    assert events[0][1] is events[2][1] is events[3][1] and events[1][1] is not events[0][1]
+    assert events[4][1].ex_rk == b"\x00\x03b\xc3\xa9"
+    assert all(type(b) is bytes for _, _, _, b in events)
+
+
+def test_a_publish_cut_anywhere_gives_the_same_event():
+    data = ref.basic_publish(1, "ex", "rk") + ref.content_header_frame(1, 4) + ref.body_frame(1, b"abcd")
+    expected = [(1, spec.BasicPublish(0, "ex", "rk", False, False), ref.header_payload(4), b"abcd")]
+    for cut in range(1, len(data)):
+        conn = opened()
+        events = conn.receive_data(data[:cut]) + conn.receive_data(data[cut:])
+        assert events == expected, cut
+        assert conn.data_to_send() == b"" and conn.state == OPEN
+
+
+def test_an_oversized_content_header_right_after_a_publish_closes():
+    conn = opened(frame_max=4096)
+    header = ref.content_header_frame(1, 1, props=b"\x20\x00" + u32(5000) + b"x" * 5000)
+    assert conn.receive_data(ref.basic_publish(1) + header + ref.body_frame(1, b"x")) == []
+    expect_hard_close(conn, spec.FRAME_ERROR, 0, 0,
+                      "FRAME_ERROR - type 2, all octets = <<>>: {frame_too_large,5018,4088}")
+
+
 def test_content_on_two_channels_may_interleave():
     conn = opened(channels=(1, 2))
     data = (ref.basic_publish(1, routing_key="a") + ref.basic_publish(2, routing_key="b")

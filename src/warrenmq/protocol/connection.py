@@ -48,6 +48,9 @@ _unpack_frame_hdr = _FRAME_HDR.unpack_from
 _unpack_I = struct.Struct(">I").unpack_from
 _unpack_H = struct.Struct(">H").unpack_from
 _unpack_Q = struct.Struct(">Q").unpack_from
+# a content header frame's frame header, class id, weight and body size
+_unpack_content_hdr = struct.Struct(">BHIHHQ").unpack_from
+_CLASS_BASIC = spec.CLASS_BASIC
 _FRAME_END_BYTE = bytes((FRAME_END,))
 _pack_end_hdr = struct.Struct(">BBHI").pack  # the end of one frame and the header of the next
 _QB = struct.Struct(">QB").pack  # delivery tag and redelivered bit
@@ -167,8 +170,24 @@ class ServerConnection:
         self._need = 0
         # content being assembled per channel: channel -> [method, header, size, parts, received]
         self._content: dict[int, list] = {}
-        # raw exchange+routing-key short strings -> decoded names (publishers reuse a few pairs)
-        self._publish_names: dict[bytes, tuple] = {}
+        # the raw tail of a basic.publish (exchange and routing key short strings, bits) -> its event
+        # object, shared by the publishes that carry the same (publishers reuse a few pairs)
+        self._publish_cache: dict[bytes, _Publish] = {}
+
+    def _publish_event(self, exchange: bytes, routing_key: bytes, bits: int, key: bytes) -> _Publish:
+        """The (cached) event of a basic.publish whose arguments after the ticket are ``key``."""
+        method = _new_publish(_Publish)
+        method.ticket = 0
+        method.exchange = exchange.decode("utf-8", "surrogateescape")
+        method.routing_key = routing_key.decode("utf-8", "surrogateescape")
+        method.mandatory = bits & 1 == 1
+        method.immediate = bits & 2 == 2
+        method.ex_rk = key[:-1]
+        cache = self._publish_cache
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[key] = method
+        return method
 
     # ------------------------------------------------------------------ output
     def _emit(self, data) -> None:
@@ -331,7 +350,7 @@ class ServerConnection:
         max_payload = self.frame_max
         channels = self.channels
         content = self._content
-        pub_names = self._publish_names
+        pub_cache = self._publish_cache
         append = events.append
         while n - off >= 7:
             ftype, ch, size = _unpack_frame_hdr(buf, off)
@@ -359,29 +378,37 @@ class ServerConnection:
                     rpos = p + 1 + buf[p]
                     bpos = rpos + 1 + buf[rpos] if rpos < end else end
                     if bpos == end - 1:
-                        ex_rk = buf[p:bpos]
-                        names = pub_names.get(ex_rk)
-                        if names is None:
-                            try:
-                                names = (buf[p + 1:rpos].decode("utf-8", "surrogateescape"),
-                                         buf[rpos + 1:bpos].decode("utf-8", "surrogateescape"))
-                            except UnicodeDecodeError:  # pragma: no cover - surrogateescape never raises
-                                names = None
-                            else:
-                                if len(pub_names) >= 4096:
-                                    pub_names.clear()
-                                pub_names[ex_rk] = names
-                        if names is not None:
-                            method = _new_publish(_Publish)
-                            method.ticket = 0
-                            method.exchange, method.routing_key = names
-                            bits = buf[bpos]
-                            method.mandatory = bits & 1 == 1
-                            method.immediate = bits & 2 == 2
-                            method.ex_rk = ex_rk
-                            content[ch] = [method, None, 0, None, 0]
-                            off = end + 1
-                            continue
+                        # one immutable event object per (exchange, routing key, bits), shared by
+                        # every publish that carries them: no allocation per message
+                        key = buf[p:end]
+                        method = pub_cache.get(key)
+                        if method is None:
+                            method = self._publish_event(buf[p + 1:rpos], buf[rpos + 1:bpos], buf[bpos], key)
+                        off = end + 1
+                        # the frames of a publish usually follow each other in the same read: take
+                        # a content header and a single body frame here, when both are complete
+                        if n - off >= 26:
+                            ftype, ch2, size, class_id, _, body_size = _unpack_content_hdr(buf, off)
+                            end = off + 7 + size
+                            if (ftype == FRAME_HEADER and ch2 == ch and 14 <= size <= max_payload and end < n
+                                    and buf[end] == FRAME_END and class_id == _CLASS_BASIC):
+                                header = buf[off + 7:end]
+                                off = end + 1
+                                if body_size == 0:
+                                    append((ch, method, header, b""))
+                                    continue
+                                if n - off >= 8:
+                                    ftype, ch2, size = _unpack_frame_hdr(buf, off)
+                                    end = off + 7 + size
+                                    if (ftype == FRAME_BODY and ch2 == ch and size == body_size
+                                            and size <= max_payload and end < n and buf[end] == FRAME_END):
+                                        append((ch, method, header, buf[off + 7:end]))
+                                        off = end + 1
+                                        continue
+                                content[ch] = [method, header, body_size, None, 0]
+                                continue
+                        content[ch] = [method, None, 0, None, 0]
+                        continue
                 if index == _ACK_INDEX and state == OPEN and size == 13 and channels.get(ch) == CH_OPEN:
                     # the other hot method: basic.ack parsed in place
                     method = _new_publish(_BasicAck)
