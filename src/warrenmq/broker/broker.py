@@ -161,7 +161,7 @@ class Broker:
                     self.store.remove(qid, r.msg_id)
                 continue
             for r in records:
-                q.restore(Message(r.exchange, r.routing_key, r.header, r.body), r.msg_id, r.delivered)
+                q.restore(Message(r.exchange, r.routing_key, r.header, r.body, r.ex_rk), r.msg_id, r.delivered)
                 count += 1
         log.info("recovered %d vhosts, %d durable queues, %d persistent messages from %s",
                  len(self.vhosts), len(by_id), count, self.config.data_dir)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class RecoveredMessage:
     msg_id: int
     exchange: str
@@ -25,6 +25,7 @@ class RecoveredMessage:
     header: bytes
     body: bytes | None  # None: not read during recovery; ``store.read_body(msg_id)`` has it
     delivered: bool
+    ex_rk: bytes | None = None  # exchange and routing key as two short strings, when the store kept them
 
 
 class MessageStore:

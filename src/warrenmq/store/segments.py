@@ -61,6 +61,14 @@ def _msg_body(payload: bytes) -> bytes:
     return payload[p + 4 + hlen:]
 
 
+def _as_set(qids) -> set:
+    return {qids} if qids.__class__ is int else set(qids)
+
+
+def _msg_id(r: RecoveredMessage) -> int:
+    return r.msg_id
+
+
 def _record(rtype: int, payload: bytes) -> bytes:
     tb = bytes((rtype,))
     return _REC.pack(MAGIC, len(payload), zlib.crc32(payload, zlib.crc32(tb)), rtype) + payload
@@ -305,7 +313,10 @@ class SegmentStore(MessageStore):
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> None:
         names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg"))
-        msgs: dict[int, list] = {}  # mid -> [ex, rk, header, body, set(qids), set(delivered), seg, off, len]
+        # mid -> [(ex_rk, exchange, routing key), header, holders, delivered, segment, offset, length]; holders
+        # is a queue id, a set of them, or None once no queue holds the message; delivered is None or a set
+        msgs: dict[int, list] = {}
+        self._names: dict[bytes, tuple] = {}  # raw exchange+routing key -> one shared (raw, ex, rk)
         max_id = 0
         for i, name in enumerate(names):
             number = int(name[:-4])
@@ -324,18 +335,31 @@ class SegmentStore(MessageStore):
                 max_id = max(max_id, max(msgs))
         self.next_msg_id = max_id + 1
         recovered: dict[int, list[RecoveredMessage]] = {}
-        for mid, (ex, rk, header, body, qids, delivered, segno, off, length) in msgs.items():
-            if not qids:
+        refs = self.refs
+        segments = self.segments
+        for mid, (names, header, qids, delivered, segno, off, length) in msgs.items():
+            if qids is None:
                 continue
-            self.refs[mid] = [segno, next(iter(qids)) if len(qids) == 1 else set(qids), off, length]
-            seg = self.segments[segno]
+            ex_rk, ex, rk = names
+            seg = segments[segno]
             seg.live += 1
             seg.count += 1
+            if qids.__class__ is int:
+                refs[mid] = [segno, qids, off, length]
+                lst = recovered.get(qids)
+                if lst is None:
+                    lst = recovered[qids] = []
+                lst.append(RecoveredMessage(mid, ex, rk, header, None, delivered is not None and qids in delivered,
+                                            ex_rk))
+                continue
+            refs[mid] = [segno, next(iter(qids)) if len(qids) == 1 else set(qids), off, length]
             for qid in qids:
-                recovered.setdefault(qid, []).append(RecoveredMessage(mid, ex, rk, header, body, qid in delivered))
+                recovered.setdefault(qid, []).append(
+                    RecoveredMessage(mid, ex, rk, header, None, delivered is not None and qid in delivered, ex_rk))
         for lst in recovered.values():
-            lst.sort(key=lambda r: r.msg_id)
+            lst.sort(key=_msg_id)
         self._recovered = recovered
+        self._names = {}
 
     def _scan_segment(self, data: bytes, number: int, path: str, last: bool, msgs: dict) -> int:
         """Apply the records of one segment; return the offset where valid data ends."""
@@ -385,46 +409,67 @@ class SegmentStore(MessageStore):
             pos = data.find(MAGIC, pos + 1)
         return None
 
-    @staticmethod
-    def _apply(rtype, payload, segno, off, length, msgs) -> None:
+    def _apply(self, rtype, payload, segno, off, length, msgs) -> None:
         if rtype == T_MSG:
             mid, nq = _MSG_HEAD.unpack_from(payload, 0)
             p = _MSG_HEAD.size
-            qids = set(struct.unpack_from(f">{nq}I", payload, p))
-            p += 4 * nq
-            elen = payload[p]
-            ex = payload[p + 1:p + 1 + elen].decode("utf-8", "surrogateescape")
-            p += 1 + elen
-            rlen = payload[p]
-            rk = payload[p + 1:p + 1 + rlen].decode("utf-8", "surrogateescape")
-            p += 1 + rlen
-            hlen, = _I.unpack_from(payload, p)
-            p += 4
-            header = payload[p:p + hlen]
-            body = None  # read back on demand (read_body): a backlog need not fit in memory
-            old = msgs.get(mid)
-            if old is not None:  # a compacted copy: keep the queues that still hold it
-                qids &= old[4]
-                delivered = old[5]
+            if nq == 1:
+                qids = _I.unpack_from(payload, p)[0]
             else:
-                delivered = set()
-            msgs[mid] = [ex, rk, header, body, qids, delivered, segno, off, length]
+                qids = set(struct.unpack_from(f">{nq}I", payload, p))
+            p += 4 * nq
+            q = p + 1 + payload[p]
+            e = q + 1 + payload[q]
+            raw = payload[p:e]
+            names = self._names.get(raw)
+            if names is None:  # messages share a few exchange/routing key pairs: keep one copy of each
+                names = self._names[raw] = (raw, payload[p + 1:q].decode("utf-8", "surrogateescape"),
+                                            payload[q + 1:e].decode("utf-8", "surrogateescape"))
+            hlen, = _I.unpack_from(payload, e)
+            header = payload[e + 4:e + 4 + hlen]
+            # the body stays on disk: read back on demand (read_body), so a backlog need not fit in memory
+            old = msgs.get(mid)
+            delivered = None
+            if old is not None:  # a compacted copy: keep the queues that still hold it
+                held = old[2]
+                if held is None:
+                    qids = None
+                else:
+                    qids = _as_set(qids) & _as_set(held)
+                    qids = (next(iter(qids)) if len(qids) == 1 else qids) if qids else None
+                delivered = old[3]
+            msgs[mid] = [names, header, qids, delivered, segno, off, length]
         elif rtype == T_ACK:
             qid, mid = _QI.unpack_from(payload)
             m = msgs.get(mid)
             if m is not None:
-                m[4].discard(qid)
-                if not m[4]:
-                    del msgs[mid]
+                held = m[2]
+                if held.__class__ is int:
+                    if held == qid:
+                        del msgs[mid]
+                elif held is not None:
+                    held.discard(qid)
+                    if not held:
+                        del msgs[mid]
         elif rtype == T_DELIVERED:
             qid, mid = _QI.unpack_from(payload)
             m = msgs.get(mid)
             if m is not None:
-                m[5].add(qid)
+                if m[3] is None:
+                    m[3] = {qid}
+                else:
+                    m[3].add(qid)
         elif rtype == T_DROPQ:
             qid, = _I.unpack_from(payload)
             for m in msgs.values():
-                m[4].discard(qid)
+                held = m[2]
+                if held.__class__ is int:
+                    if held == qid:
+                        m[2] = None
+                elif held is not None:
+                    held.discard(qid)
+                    if not held:
+                        m[2] = None
         else:
             raise IndexError(f"unknown record type {rtype}")
 
