@@ -55,6 +55,9 @@ _FRAME_END_BYTE = bytes((FRAME_END,))
 _pack_end_hdr = struct.Struct(">BBHI").pack  # the end of one frame and the header of the next
 _QB = struct.Struct(">QB").pack  # delivery tag and redelivered bit
 
+#: bodies this large are handed to the transport as they are (take_output) rather than joined
+LARGE_BODY = 16384
+
 HEARTBEAT_FRAME = _pack_frame_hdr(FRAME_HEARTBEAT, 0, 0) + _FRAME_END_BYTE
 
 # connection states
@@ -164,6 +167,7 @@ class ServerConnection:
         self.should_close = False  # transport closes the socket once output is flushed
         self.close_reason = None  # (code, text) of the close that ended the connection
         self._out: list = []
+        self._large_out = False  # a body of LARGE_BODY bytes or more is in _out (see take_output)
         self._held: list = []  # close-oks answered during parsing, sent after the caller's replies
         self._pending: list = []
         self._pending_len = 0
@@ -223,6 +227,7 @@ class ServerConnection:
 
     def data_to_send(self) -> bytes:
         self._release_held()
+        self._large_out = False
         out = self._out
         if not out:
             return b""
@@ -230,10 +235,35 @@ class ServerConnection:
         out.clear()
         return data
 
+    def take_output(self):
+        """What the transport writes: :meth:`data_to_send`'s bytes, or, when large bodies are among the
+        output, a list of buffers for ``writelines`` (the small pieces between bodies joined, the bodies
+        themselves not copied again)."""
+        if not self._large_out:
+            return self.data_to_send()
+        self._large_out = False
+        self._release_held()
+        chunks: list = []
+        run: list = []
+        for part in self._out:
+            if len(part) >= LARGE_BODY:
+                if run:
+                    chunks.append(b"".join(run))
+                    run = []
+                chunks.append(part)
+            else:
+                run.append(part)
+        if run:
+            chunks.append(b"".join(run))
+        self._out.clear()
+        return chunks
+
     def send_method(self, channel: int, method) -> None:
         self._emit(method_frame(channel, method))
 
     def send_content(self, channel: int, method_payload: bytes, header: bytes, body: bytes) -> None:
+        if len(body) >= LARGE_BODY:
+            self._large_out = True
         self._emit_parts(content_frames(channel, method_payload, header, body, self.frame_max))
 
     def send_delivery(self, channel: int, prefix: bytes, tag: int, redelivered: bool, ex_rk: bytes,
@@ -248,6 +278,8 @@ class ServerConnection:
             if cb is not None:
                 cb()
         n = len(body)
+        if n >= LARGE_BODY:
+            self._large_out = True
         if n > self.frame_max - 8:
             out.extend(content_frames(channel, prefix + _QB(tag, redelivered) + ex_rk, header, body,
                                       self.frame_max))
@@ -305,12 +337,21 @@ class ServerConnection:
         events: list = []
         if self.state == CLOSED:
             return events
+        rest = None
         if self._pending:
-            self._pending.append(data)
+            pending = self._pending
+            pending.append(data)
             self._pending_len += len(data)
             if self._pending_len < self._need:
                 return events
-            buf = b"".join(self._pending)
+            excess = self._pending_len - self._need
+            if excess and self._need > 7 and self.state != AWAIT_HEADER:
+                # join only the frame that was waiting (its length is known) and parse the rest of
+                # ``data`` where it is: a large frame straddling reads is not copied with its successors
+                start = len(data) - excess
+                pending[-1] = memoryview(data)[:start]
+                rest = data
+            buf = b"".join(pending)
             self._pending = []
             self._pending_len = 0
         else:
@@ -327,7 +368,9 @@ class ServerConnection:
                 self.send_method(0, spec.ConnectionStart(0, 9, self.server_properties,
                                                          self.mechanisms.encode(), b"en_US"))
                 buf = buf[8:]
-            self._parse(buf, events)
+            self._parse(buf, events, 0)
+            if rest is not None and self.state != CLOSED:
+                self._parse(rest, events, start)
         except HardError as e:
             self.close(e.code, e.reply_text, e.class_id, e.method_id)
         return events
@@ -343,8 +386,8 @@ class ServerConnection:
         self.should_close = True
         return []
 
-    def _parse(self, buf: bytes, events: list) -> None:
-        off = 0
+    def _parse(self, buf: bytes, events: list, off: int) -> None:
+        """Parse the frames in ``buf`` from ``off``; keep an incomplete last one for the next read."""
         n = len(buf)
         # RabbitMQ accepts payloads up to frame_max (though its error text names frame_max - 8)
         max_payload = self.frame_max

@@ -106,9 +106,12 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush_scheduled = False
         if self.closed:
             return
-        data = self.proto.data_to_send()
+        data = self.proto.take_output()
         if data:
-            self.transport.write(data)
+            if data.__class__ is list:  # large bodies: written without joining them to the rest
+                self.transport.writelines(data)
+            else:
+                self.transport.write(data)
             self.last_sent = self.loop.time()
         if self.proto.should_close:
             self.closed = True
