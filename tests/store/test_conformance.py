@@ -197,3 +197,41 @@ def test_segment_store_deletes_dead_segments_and_compacts(tmp_path):
     s.close()
     rec = loaded(f.open())
     assert [r.body for r in rec[1]] == [keep.body]
+
+
+def test_records_added_while_a_batch_is_being_written(factory):
+    # the committer's cycle: take_pending on the loop, write_batch and sync on worker threads, written back
+    # on the loop; messages persisted in between belong to the next batch and must land after it
+    s = factory.open()
+    first = [message(i, size=300) for i in range(5)]
+    for m in first:
+        s.persist(m, [1])
+    epoch, batch = s.take_pending()
+    assert not s.has_pending
+    later = [message(i, size=70) for i in range(5, 9)]
+    for m in later:
+        s.persist(m, [1])
+    s.write_batch(batch)
+    s.sync()
+    s.written(batch)
+    s.synced(epoch)
+    assert s.has_pending
+    commit(s)
+    for m in first + later:
+        assert s.read_body(m.store_id) == m.body
+    s.close()
+    assert [r.body for r in loaded(factory.open())[1]] == [m.body for m in first + later]
+
+
+def test_short_writes_are_completed(factory, monkeypatch):
+    import os
+    real = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: real(fd, [memoryview(b"".join(bufs))[:37]]))
+    s = factory.open()
+    msgs = [message(i, size=100) for i in range(6)]
+    for m in msgs:
+        s.persist(m, [1])
+    commit(s)
+    s.close()
+    monkeypatch.setattr(os, "writev", real)
+    assert [r.body for r in loaded(factory.open())[1]] == [m.body for m in msgs]

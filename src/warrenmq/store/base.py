@@ -77,6 +77,25 @@ class MessageStore:
         if epoch > self.synced_epoch:
             self.synced_epoch = epoch
 
+    # the same cycle with the writing off the caller's thread (StoreCommitter): ``take_pending()`` on the
+    # loop thread returns (epoch, batch); ``write_batch(batch)`` may run on a worker thread, ``sync()`` on
+    # another, even while the next batch is written (when ``may_overlap``); ``written(batch)`` is called
+    # back on the loop thread once the write is done, ``synced(epoch)`` once an fsync that began after
+    # it is done
+    def take_pending(self):
+        return self.write_pending(), None
+
+    def write_batch(self, batch) -> None:
+        pass
+
+    def written(self, batch) -> None:
+        pass
+
+    @property
+    def may_overlap(self) -> bool:
+        """Whether a batch may be written while an fsync is in flight."""
+        return True
+
     # lifecycle ---------------------------------------------------------------
     def recover(self) -> dict[int, list[RecoveredMessage]]:
         raise NotImplementedError

@@ -13,9 +13,15 @@ file (``<dir>/<number>.seg``)::
 * ``ACK``: (queue id, message id) left that queue for good.
 * ``DROPQ``: a queue was deleted with everything in it.
 
-Records are buffered in memory and written by ``write_pending`` once per batch;
-``sync`` fsyncs once for the whole batch (group commit) and confirms for the
-batch's persistent messages go out only after it (see ``MessageStore``).
+Records are buffered in memory (a message record as its parts: the body is not
+copied into it) and written by ``write_pending`` once per batch with
+``writev``; ``sync`` fsyncs once for the whole batch (group commit) and
+confirms for the batch's persistent messages go out only after it (see
+``MessageStore``).  Under the broker, ``take_pending``/``write_batch``/
+``written`` split that cycle so that the write, like the fsync, runs on a
+worker thread of the committer while the event loop goes on; the segment's
+size, and so what ``read_body`` may read, only grows once the write is done.
+Nothing switches files or compacts while a write is in flight.
 
 Space: each segment counts the messages it holds that some queue still needs.
 Segments are deleted oldest first once that count is zero (a newer segment may
@@ -49,6 +55,9 @@ _MSG_HEAD = struct.Struct(">QH")
 _I = struct.Struct(">I")
 
 DEFAULT_SEGMENT_SIZE = 64 << 20
+_crc32 = zlib.crc32
+_CRC_MSG = zlib.crc32(bytes((T_MSG,)))
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
 def _msg_body(payload: bytes) -> bytes:
@@ -101,6 +110,7 @@ class SegmentStore(MessageStore):
         self.refs: dict[int, list] = {}
         self._buf: list = []
         self._buf_bytes = 0
+        self._inflight = 0  # bytes taken by take_pending whose write is not done yet
         self._fd = -1
         self._active: _Segment | None = None
         self._recovered: dict[int, list[RecoveredMessage]] | None = None
@@ -122,6 +132,16 @@ class SegmentStore(MessageStore):
         self._buf.append(rec)
         self._buf_bytes += len(rec)
 
+    def _append_parts(self, parts: tuple, size: int) -> None:
+        """Buffer one record given as several buffers (written as they are, by writev)."""
+        first = not self._buf
+        self._buf += parts
+        self._buf_bytes += size
+        if first:
+            cb = self.on_pending
+            if cb is not None:
+                cb()
+
     def persist(self, msg, queue_ids) -> int:
         mid = self.next_msg_id
         msg.store_id = mid
@@ -137,17 +157,18 @@ class SegmentStore(MessageStore):
     def _write_msg(self, mid: int, msg, queue_ids) -> None:
         self.next_msg_id = mid + 1
         n = len(queue_ids)
-        header = msg.header
-        payload = b"".join((_MSG_HEAD.pack(mid, n), struct.pack(f">{n}I", *queue_ids), msg.ex_rk,
-                            _I.pack(len(header)), header, msg.body))
-        rec = _record(T_MSG, payload)
+        header, body = msg.header, msg.body
+        prefix = b"".join((_MSG_HEAD.pack(mid, n), struct.pack(f">{n}I", *queue_ids), msg.ex_rk,
+                           _I.pack(len(header))))
+        size = len(prefix) + len(header) + len(body)
+        crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
         seg = self._active
         # offset of the record once the pending buffer is written
-        self.refs[mid] = [seg.number, queue_ids[0] if n == 1 else set(queue_ids), seg.size + self._buf_bytes,
-                          len(rec)]
+        self.refs[mid] = [seg.number, queue_ids[0] if n == 1 else set(queue_ids), seg.size + self._inflight + self._buf_bytes,
+                          REC_SIZE + size]
         seg.live += 1
         seg.count += 1
-        self._append(rec)
+        self._append_parts((_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body), REC_SIZE + size)
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
         if msg_id in self.refs:
@@ -207,22 +228,51 @@ class SegmentStore(MessageStore):
         return bool(self._buf) or bool(self._drop)
 
     def write_pending(self) -> int:
+        epoch, batch = self.take_pending()
+        self.write_batch(batch)
+        self.written(batch)
+        return epoch
+
+    def take_pending(self):
+        """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop)."""
         self.epoch += 1
-        if self._buf:
-            data = b"".join(self._buf)
-            self._buf.clear()
-            self._buf_bytes = 0
-            view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            self._active.size += len(data)
-        if self._drop:
-            for msg in self._drop:
-                if msg.paged:
-                    msg.body = None
-            self._drop.clear()
-        return self.epoch
+        batch = (self._buf, self._buf_bytes, self._drop)
+        self._inflight += self._buf_bytes
+        self._buf, self._buf_bytes, self._drop = [], 0, []
+        return self.epoch, batch
+
+    @property
+    def may_overlap(self) -> bool:
+        # no write in flight when synced() may switch to a new segment file
+        return self._active.size + self._inflight < self.segment_size
+
+    def write_batch(self, batch) -> None:
+        bufs = batch[0]
+        for i in range(0, len(bufs), _IOV_MAX):
+            chunk = bufs[i:i + _IOV_MAX]
+            total = sum(map(len, chunk))
+            done = os.writev(self._fd, chunk)
+            while done < total:  # a short write: drop what was written, go on with the rest
+                rest, skip = [], done
+                for b in chunk:
+                    if skip >= len(b):
+                        skip -= len(b)
+                    elif skip:
+                        rest.append(memoryview(b)[skip:])
+                        skip = 0
+                    else:
+                        rest.append(b)
+                chunk = rest
+                total -= done
+                done = os.writev(self._fd, chunk)
+
+    def written(self, batch) -> None:
+        """A batch's write is done (on the loop thread): it may be read back now."""
+        self._active.size += batch[1]
+        self._inflight -= batch[1]
+        for msg in batch[2]:
+            if msg.paged:
+                msg.body = None
 
     def sync(self) -> None:
         if self.fsync:
@@ -230,7 +280,7 @@ class SegmentStore(MessageStore):
 
     def synced(self, epoch: int) -> None:
         super().synced(epoch)
-        if self._active.size >= self.segment_size and not self._buf:
+        if self._active.size >= self.segment_size and not self._buf and not self._inflight:
             self._open_new_segment()
         self._collect()
 
@@ -264,7 +314,7 @@ class SegmentStore(MessageStore):
                 os.unlink(oldest.path)
                 del self.segments[oldest.number]
                 continue
-            if oldest.live * 4 <= oldest.count and not self._buf:
+            if oldest.live * 4 <= oldest.count and not self._buf and not self._inflight:
                 self._compact(oldest)
                 continue
             return
@@ -291,7 +341,7 @@ class SegmentStore(MessageStore):
             rest = payload[_MSG_HEAD.size + 4 * nq:]
             rec = _record(T_MSG, _MSG_HEAD.pack(mid, len(qids)) + struct.pack(f">{len(qids)}I", *qids) + rest)
             ref[0] = self._active.number
-            ref[2] = self._active.size + self._buf_bytes
+            ref[2] = self._active.size + self._inflight + self._buf_bytes
             ref[3] = len(rec)
             self._active.live += 1
             self._active.count += 1

@@ -2,12 +2,14 @@
 
 Theory of operation: the store buffers records and calls ``on_pending`` when
 its buffer first fills; :class:`StoreCommitter` then schedules one *cycle* for
-the end of the loop turn: ``write_pending()`` (one ``write`` of the whole
-batch), ``sync()`` (one fsync) on a dedicated worker thread so the loop keeps
-serving clients meanwhile, and ``broker.store_synced(epoch)``, which sends the
-publisher confirms that waited for that batch.  Records arriving during a sync
-form the next batch, so under load each fsync covers everything that came in
-while the previous one ran (group commit).
+the end of the loop turn: ``take_pending()`` takes the batch, its write (one
+``writev`` of the whole batch) runs on a writer thread and ``sync()`` (one
+fsync) on a sync thread, so the loop keeps serving clients meanwhile; then
+``broker.store_synced(epoch)`` sends the publisher confirms that waited for
+the batches written before that fsync began.  The next batch's write may run
+while an fsync is in flight (a two-stage pipeline: with large messages the
+disk is kept busy instead of waiting for the copy into the page cache), and
+each fsync covers every batch written by the time it starts (group commit).
 
 :class:`DiskMonitor` checks the free space of the data directory once a second
 and raises the broker's "disk" alarm below ``disk_free_limit`` (publishers are
@@ -24,49 +26,80 @@ log = logging.getLogger("warrenmq.store")
 
 
 class StoreCommitter:
+    """Group commit as a two-stage pipeline: the write of batch N+1 (on the writer thread) may overlap
+    the fsync of batch N (on the sync thread); confirms wait for an fsync that began after their
+    batch's write ended."""
+
     def __init__(self, broker, loop: asyncio.AbstractEventLoop):
         self.broker = broker
         self.store = broker.store
         self.loop = loop
-        self.busy = False
+        self.writing = False
+        self.syncing = False
         self.scheduled = False
         self.failed = None
+        self._written_epoch = 0  # last epoch whose write is done
         self._idle = asyncio.Event()
         self._idle.set()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warrenmq-fsync")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warrenmq-write")
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warrenmq-fsync")
         self.store.on_pending = self.schedule
 
+    @property
+    def busy(self) -> bool:
+        return self.writing or self.syncing
+
     def schedule(self) -> None:
-        if not self.busy and not self.scheduled:
+        if not self.writing and not self.scheduled:
             self.scheduled = True
             self.loop.call_soon(self._cycle)
 
     def _cycle(self) -> None:
         self.scheduled = False
         store = self.store
-        if self.busy or not store.has_pending or self.failed is not None:
+        if self.writing or not store.has_pending or self.failed is not None:
             return
-        self.busy = True
+        if self.syncing and not store.may_overlap:
+            return  # the store is about to switch files: let the fsync in flight finish first
+        self.writing = True
         self._idle.clear()
-        try:
-            epoch = store.write_pending()
-        except OSError as e:
-            self._fail(e)
+        epoch, batch = store.take_pending()
+        fut = self.loop.run_in_executor(self._writer, store.write_batch, batch)
+        fut.add_done_callback(lambda f: self._written(epoch, batch, f))
+
+    def _written(self, epoch: int, batch, fut) -> None:
+        self.writing = False
+        exc = fut.exception()
+        if exc is not None:
+            self._fail(exc)
             return
-        fut = self.loop.run_in_executor(self._executor, store.sync)
+        self.store.written(batch)
+        self._written_epoch = epoch
+        if not self.syncing:
+            self._sync()
+        if self.store.has_pending:
+            self.schedule()
+
+    def _sync(self) -> None:
+        self.syncing = True
+        epoch = self._written_epoch
+        fut = self.loop.run_in_executor(self._syncer, self.store.sync)
         fut.add_done_callback(lambda f: self._synced(epoch, f))
 
     def _synced(self, epoch: int, fut) -> None:
-        self.busy = False
+        self.syncing = False
         exc = fut.exception()
         if exc is not None:
             self._fail(exc)
             return
         self.broker.store_synced(epoch)
-        if self.store.has_pending:
-            self.schedule()
-        else:
-            self._idle.set()
+        if self._written_epoch > epoch:
+            self._sync()  # batches written while this fsync ran
+        elif not self.writing:
+            if self.store.has_pending:
+                self.schedule()
+            else:
+                self._idle.set()
 
     def _fail(self, exc: BaseException) -> None:
         # Nothing more can be made durable: stop confirming and block publishers.
@@ -82,7 +115,8 @@ class StoreCommitter:
 
     def close(self) -> None:
         self.store.on_pending = None
-        self._executor.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        self._syncer.shutdown(wait=True)
 
 
 class PageFlusher:
