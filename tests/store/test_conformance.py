@@ -235,3 +235,35 @@ def test_short_writes_are_completed(factory, monkeypatch):
     s.close()
     monkeypatch.setattr(os, "writev", real)
     assert [r.body for r in loaded(factory.open())[1]] == [m.body for m in msgs]
+
+
+def test_compaction_moves_messages_held_by_several_queues(tmp_path, caplog):
+    f = SegmentFactory(tmp_path, segment_size=16 * 1024)
+    s = f.open()
+    both = message(0, size=100)
+    s.persist(both, [1, 2])  # in the first segment, held by two queues
+    one = message(1, size=100)
+    s.persist(one, [2])
+    churn = [message(i, size=1000) for i in range(2, 60)]
+    for m in churn:
+        s.persist(m, [1])
+        commit(s)
+    with caplog.at_level("INFO", logger="warrenmq.store"):
+        for m in churn:
+            s.remove(1, m.store_id)
+            commit(s)
+        commit(s)
+    assert "compacted" in caplog.text
+    s.remove(1, both.store_id)  # after the move: queue 2 still holds it
+    commit(s)
+    assert s.read_body(both.store_id) == both.body and s.read_body(one.store_id) == one.body
+    s.close()
+    rec = loaded(f.open())
+    assert 1 not in rec
+    assert [r.body for r in rec[2]] == [both.body, one.body]
+
+
+def test_random_workload_with_small_segments_matches_the_model(tmp_path):
+    # segments of 16 KiB: files switch and dead ones go all along
+    f = SegmentFactory(tmp_path, segment_size=16 * 1024)
+    test_random_workload_matches_a_model(f)

@@ -70,6 +70,25 @@ def _msg_body(payload: bytes) -> bytes:
     return payload[p + 4 + hlen:]
 
 
+_M32 = (1 << 32) - 1
+_M40 = (1 << 40) - 1
+
+
+def _ref(segno: int, holders, off: int, length: int):
+    """The index entry of a stored message: one int when a single queue holds it (most messages; about
+    40 bytes instead of a list and its ints), else ``[segment, set of queue ids, offset, length]``."""
+    if holders.__class__ is int:
+        return (((segno << 40 | off) << 32 | length) << 32) | holders
+    return [segno, holders, off, length]
+
+
+def _fields(ref) -> tuple:
+    """(segment, holders, offset, length) of an index entry."""
+    if ref.__class__ is int:
+        return ref >> 104, ref & _M32, (ref >> 64) & _M40, (ref >> 32) & _M32
+    return ref[0], ref[1], ref[2], ref[3]
+
+
 def _as_set(qids) -> set:
     return {qids} if qids.__class__ is int else set(qids)
 
@@ -105,9 +124,9 @@ class SegmentStore(MessageStore):
         os.makedirs(directory, exist_ok=True)
         self.next_msg_id = 1
         self.segments: dict[int, _Segment] = {}
-        # msg_id -> [segment number, queues still holding it (an int, or a set when several),
-        #            record offset, record length]
-        self.refs: dict[int, list] = {}
+        # msg_id -> its segment number, the queues still holding it (an int, or a set when several), and
+        # its record's offset and length, packed by _ref (read with _fields)
+        self.refs: dict[int, int | list] = {}
         self._buf: list = []
         self._buf_bytes = 0
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
@@ -164,8 +183,8 @@ class SegmentStore(MessageStore):
         crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
         seg = self._active
         # offset of the record once the pending buffer is written
-        self.refs[mid] = [seg.number, queue_ids[0] if n == 1 else set(queue_ids), seg.size + self._inflight + self._buf_bytes,
-                          REC_SIZE + size]
+        self.refs[mid] = _ref(seg.number, queue_ids[0] if n == 1 else set(queue_ids),
+                              seg.size + self._inflight + self._buf_bytes, REC_SIZE + size)
         seg.live += 1
         seg.count += 1
         self._append_parts((_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body), REC_SIZE + size)
@@ -178,20 +197,22 @@ class SegmentStore(MessageStore):
         ref = self.refs.get(msg_id)
         if ref is None:
             return
-        holders = ref[1]
-        if holders.__class__ is int:
-            if holders != queue_id:
+        if ref.__class__ is int:
+            if ref & _M32 != queue_id:
                 return
             gone = True
+            segno = ref >> 104
         else:
+            holders = ref[1]
             if queue_id not in holders:
                 return
             holders.discard(queue_id)
             gone = not holders
+            segno = ref[0]
         self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
         if gone:
             del self.refs[msg_id]
-            seg = self.segments.get(ref[0])
+            seg = self.segments.get(segno)
             if seg is not None:
                 seg.live -= 1
 
@@ -211,13 +232,14 @@ class SegmentStore(MessageStore):
         ref = self.refs.get(mid)
         if ref is None:
             return None
-        seg = self.segments.get(ref[0])
-        if seg is None or ref[2] + ref[3] > seg.size:
+        segno, _, off, length = _fields(ref)
+        seg = self.segments.get(segno)
+        if seg is None or off + length > seg.size:
             return None
         fd = self._read_fds.get(seg.number)
         if fd is None:
             fd = self._read_fds[seg.number] = os.open(seg.path, os.O_RDONLY)
-        parsed = self._parse_at(os.pread(fd, ref[3], ref[2]), 0)
+        parsed = self._parse_at(os.pread(fd, length, off), 0)
         if parsed is None or parsed[0] != T_MSG:
             log.error("message %d: record unreadable in %s", mid, seg.path)
             return None
@@ -325,24 +347,22 @@ class SegmentStore(MessageStore):
             data = f.read()
         moved = 0
         for mid, ref in list(self.refs.items()):
-            if ref[0] != seg.number:
+            segno, holders, off, _length = _fields(ref)
+            if segno != seg.number:
                 continue
-            off, _length = ref[2], ref[3]
             parsed = self._parse_at(data, off)
             if parsed is None or parsed[0] != T_MSG:
                 log.error("compaction: record of message %d not found in %s; segment kept", mid, seg.path)
                 return
             # the copy keeps the message id (recovery lets it replace the old record) and names only
             # the queues that still hold the message, since ACKs older than the copy may be gone
-            holders = ref[1]
             qids = [holders] if holders.__class__ is int else sorted(holders)
             payload = parsed[1]
             nq = _MSG_HEAD.unpack_from(payload, 0)[1]
             rest = payload[_MSG_HEAD.size + 4 * nq:]
             rec = _record(T_MSG, _MSG_HEAD.pack(mid, len(qids)) + struct.pack(f">{len(qids)}I", *qids) + rest)
-            ref[0] = self._active.number
-            ref[2] = self._active.size + self._inflight + self._buf_bytes
-            ref[3] = len(rec)
+            self.refs[mid] = _ref(self._active.number, holders, self._active.size + self._inflight + self._buf_bytes,
+                                  len(rec))
             self._active.live += 1
             self._active.count += 1
             self._append(rec)
@@ -395,14 +415,14 @@ class SegmentStore(MessageStore):
             seg.live += 1
             seg.count += 1
             if qids.__class__ is int:
-                refs[mid] = [segno, qids, off, length]
+                refs[mid] = _ref(segno, qids, off, length)
                 lst = recovered.get(qids)
                 if lst is None:
                     lst = recovered[qids] = []
                 lst.append(RecoveredMessage(mid, ex, rk, header, None, delivered is not None and qids in delivered,
                                             ex_rk))
                 continue
-            refs[mid] = [segno, next(iter(qids)) if len(qids) == 1 else set(qids), off, length]
+            refs[mid] = _ref(segno, next(iter(qids)) if len(qids) == 1 else set(qids), off, length)
             for qid in qids:
                 recovered.setdefault(qid, []).append(
                     RecoveredMessage(mid, ex, rk, header, None, delivered is not None and qid in delivered, ex_rk))
