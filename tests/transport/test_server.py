@@ -160,3 +160,41 @@ def test_a_backlog_is_not_dumped_onto_a_new_consumer_that_does_not_read(broker):
     assert queued > 2000, f"only {queued} of 3000 messages held back for a stalled consumer"
     pub.close()
     c.close()
+
+
+_GC_PROBE = r"""
+import asyncio, gc, os, signal, sys
+from warrenmq import app
+from warrenmq.broker.broker import Broker
+from warrenmq.config import BrokerConfig
+
+seen = {}
+recover = Broker._recover
+def observed_recover(self):  # observe the collector's state while the store is recovered
+    seen["during_recovery"] = gc.isenabled()
+    return recover(self)
+Broker._recover = observed_recover
+
+def ready(_app):
+    print(seen["during_recovery"], gc.isenabled(), gc.get_threshold() == app.GC_THRESHOLDS,
+          gc.get_freeze_count() > 0, flush=True)
+    # stop as the command would be stopped (serve installs its handler right after ready returns)
+    asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+asyncio.run(app.serve(BrokerConfig(host="127.0.0.1", port=0, data_dir=sys.argv[1]), ready, manage_gc=True))
+"""
+
+
+def test_the_broker_process_tunes_its_garbage_collector(tmp_path):
+    # off while recovering, then on with rare full collections and start-up objects frozen
+    out = subprocess.run([sys.executable, "-c", _GC_PROBE, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "True"]
+
+
+def test_an_embedded_broker_leaves_the_collector_alone():
+    import gc
+    before = gc.get_threshold(), gc.isenabled(), gc.get_freeze_count()
+    with EmbeddedBroker():
+        assert (gc.get_threshold(), gc.isenabled(), gc.get_freeze_count()) == before

@@ -45,10 +45,6 @@ class StoreCommitter:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warrenmq-fsync")
         self.store.on_pending = self.schedule
 
-    @property
-    def busy(self) -> bool:
-        return self.writing or self.syncing
-
     def schedule(self) -> None:
         if not self.writing and not self.scheduled:
             self.scheduled = True
@@ -103,7 +99,7 @@ class StoreCommitter:
 
     def _fail(self, exc: BaseException) -> None:
         # Nothing more can be made durable: stop confirming and block publishers.
-        self.busy = False
+        self.writing = self.syncing = False
         self.failed = exc
         self._idle.set()
         log.critical("message store write failed, persistent messages are no longer confirmed: %s", exc)
