@@ -2,14 +2,19 @@
 import pika
 import pytest
 
+from warrenmq.broker.queue import LazyMessages
 from warrenmq.testing import EmbeddedBroker
 
 
 def queue_state(b, name):
+    """(ready messages, entries held as objects with their body in memory, queued bytes in memory)."""
     def probe():
         q = b.broker.vhosts["/"].queues[name]
-        in_memory = sum(1 for e in q.messages if e.message.body is not None)
-        return len(q.messages), in_memory, b.broker.memory.used
+        msgs = q.messages
+        # beyond the paging limit a durable queue keeps only ids for persistent messages (LazyMessages)
+        objects = list(msgs.head) + list(msgs.side.values()) if isinstance(msgs, LazyMessages) else list(msgs)
+        in_memory = sum(1 for e in objects if e.message.body is not None)
+        return len(msgs), in_memory, b.broker.memory.used
     return b.call(probe)
 
 

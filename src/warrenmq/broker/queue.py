@@ -53,6 +53,8 @@ Nothing here knows about frames: delivering means calling
 """
 from __future__ import annotations
 
+import logging
+from array import array
 from collections import deque
 from heapq import merge
 from time import monotonic
@@ -61,8 +63,10 @@ from ..protocol.codec import field_type_name
 from ..protocol.errors import SoftError
 from ..protocol.spec import PRECONDITION_FAILED
 from .deadletter import dead_letter
-from .message import QueueEntry
+from .message import Message, QueueEntry
 from .policy import KIND_QUEUE as _POLICY_QUEUE, effective as _effective, policy_for
+
+log = logging.getLogger("warrenmq.queue")
 
 #: the highest ``x-max-priority`` RabbitMQ accepts
 MAX_SUPPORTED_PRIORITY = 255
@@ -197,6 +201,8 @@ KIND_QUEUE = 0
 DISPATCH_BATCH = 256
 #: a message that is not in the message store is paged out only if its body is at least this large
 PAGE_MIN_BODY = 512
+#: LazyMessages reads messages back from the store this many at a time
+REFILL_BATCH = 512
 
 
 class Consumer:
@@ -296,6 +302,177 @@ class PriorityMessages:
         for lvl, es in by_level.items():
             _merge_sorted(self.levels[lvl], es)
         self.count += len(entries)
+
+
+class LazyMessages:
+    """The ready entries of a durable queue whose backlog went past its paging limit (RabbitMQ's lazy
+    mode, always on beyond the limit).
+
+    The first ``limit`` entries are objects (``head``, a deque). Behind them, the *tail* holds persistent
+    messages already in the message store as nothing but their store id and sequence number, in two
+    packed arrays (16 bytes a message), and reads them back from the store, ``REFILL_BATCH`` at a time,
+    whenever the head runs low. So a backlog of millions costs memory only for its head. Entries that
+    cannot be only an id stay objects in ``side`` (by sequence number) at their place in the tail:
+    transient messages, messages with a TTL or an expiration, redelivered ones, and, until the store
+    has synced the batch that holds their record, every new entry (``unsynced``). The head is never
+    empty while the tail is not, so ``bool()`` and ``[0]`` look at the head only. Offers the part of
+    the deque interface that queues and sessions use; ``materialize`` turns it back into a deque for
+    the features that need every entry as an object (a byte length limit).
+    """
+    __slots__ = ("queue", "head", "ids", "seqs", "pos", "side", "unsynced", "limit", "low", "names")
+
+    def __init__(self, queue, head: deque, limit: int):
+        self.queue = queue
+        self.head = head
+        self.limit = limit
+        self.low = max(limit - REFILL_BATCH, 0)  # the head is refilled when it is down to this
+        self.ids = array("Q")  # store ids of the tail (0: the entry is in ``side``)
+        self.seqs = array("Q")  # their sequence numbers
+        self.pos = 0  # the tail starts at this index of ids/seqs
+        self.side: dict = {}  # seq -> entry kept as an object in the tail
+        self.unsynced: deque = deque()  # (store epoch, seq) of side entries that may become ids
+        self.names: dict = {}  # raw exchange + routing key -> (exchange, routing key)
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.ids) - self.pos
+
+    def __bool__(self) -> bool:
+        return bool(self.head)
+
+    def __getitem__(self, i: int):
+        if i == 0:
+            return self.head[0]
+        raise IndexError(i)
+
+    def __iter__(self):
+        """Every entry, the tail's read from the store as copies (for inspection, e.g. by tests)."""
+        yield from self.head
+        for i in range(self.pos, len(self.ids), REFILL_BATCH):
+            yield from self._load(i, min(i + REFILL_BATCH, len(self.ids)))
+
+    def append(self, entry, on_disk: bool = False) -> None:
+        """Add ``entry`` at the end; ``on_disk``: its record is known to be on disk (recovery)."""
+        ids = self.ids
+        if self.pos == len(ids):
+            if len(self.head) < self.limit:
+                self.head.append(entry)
+                return
+            if self.pos:  # the tail ran dry: start afresh
+                self.ids, self.seqs, ids = array("Q"), array("Q"), array("Q")
+                self.pos = 0
+        msg = entry.message
+        q = self.queue
+        seq = entry.seq
+        self.seqs.append(seq)
+        if (msg.__class__ is Message and msg.store_id and msg.pageable and not entry.redelivered
+                and not entry.expires and not q.has_ttl and not msg.header[12] & 0x01):
+            ids.append(msg.store_id)
+            if not on_disk:  # persisted in the store's current batch: an object until that is synced
+                self.side[seq] = entry
+                self.unsynced.append((q.store.epoch + 1, seq))
+        else:
+            ids.append(0)
+            self.side[seq] = entry
+        self._settle_synced()
+
+    def _settle_synced(self) -> None:
+        """Side entries whose record the store has synced become ids only."""
+        unsynced = self.unsynced
+        if unsynced:
+            synced = self.queue.store.synced_epoch
+            side = self.side
+            while unsynced and unsynced[0][0] <= synced:
+                side.pop(unsynced.popleft()[1], None)
+
+    def popleft(self):
+        head = self.head
+        entry = head.popleft()
+        if len(head) <= self.low and self.pos < len(self.ids):
+            self._refill()
+        return entry
+
+    def _refill(self) -> None:
+        self._settle_synced()
+        end = min(self.pos + min(REFILL_BATCH, max(self.limit - len(self.head), 1)), len(self.ids))
+        self.head.extend(self._load(self.pos, end, take=True))
+        self.pos = end
+
+    def _load(self, start: int, end: int, take: bool = False) -> list:
+        """Entries for tail positions [start, end): side entries as they are, the others read from the
+        store (their bodies count as queued memory when ``take``)."""
+        q = self.queue
+        ids, seqs, side = self.ids, self.seqs, self.side
+        want = [ids[i] for i in range(start, end) if ids[i] and seqs[i] not in side]
+        parts = dict(zip(want, q.store.read_messages(want))) if want else {}
+        names = self.names
+        out = []
+        size = 0
+        for i in range(start, end):
+            seq = seqs[i]
+            entry = side.pop(seq, None) if take else side.get(seq)
+            if entry is None:
+                sid = ids[i]
+                p = parts.get(sid)
+                if p is None:  # its record cannot be read: it is lost, say so rather than stall
+                    log.error("queue %r: stored message %d could not be read back; dropped", q.name, sid)
+                    if take and q.store_id:
+                        q.store.remove(q.store_id, sid)
+                    continue
+                ex_rk, header, body = p
+                pair = names.get(ex_rk)
+                if pair is None:
+                    if len(names) >= 4096:
+                        names.clear()
+                    n = ex_rk[0]
+                    pair = names[ex_rk] = (ex_rk[1:1 + n].decode("utf-8", "surrogateescape"),
+                                           ex_rk[2 + n:].decode("utf-8", "surrogateescape"))
+                msg = Message(pair[0], pair[1], header, body, ex_rk)
+                msg.store_id = sid
+                msg.pageable = True
+                size += len(body)
+                entry = QueueEntry(msg, seq, q)
+            out.append(entry)
+        if take and size:
+            q.memory.add(size)
+        return out
+
+    def clear(self) -> None:
+        self.head.clear()
+        self.ids, self.seqs, self.pos = array("Q"), array("Q"), 0
+        self.side.clear()
+        self.unsynced.clear()
+
+    def take_all(self) -> tuple:
+        """Empty the queue: (the entries that are objects, the store ids of the others)."""
+        side = self.side
+        entries = list(self.head)
+        sids = []
+        for i in range(self.pos, len(self.ids)):
+            e = side.get(self.seqs[i])
+            if e is not None:
+                entries.append(e)
+            else:
+                sids.append(self.ids[i])
+        self.clear()
+        return entries, sids
+
+    def requeue(self, entries: list) -> None:
+        # requeued entries came from the head, so they go back into it (the tail only has later ones)
+        _merge_sorted(self.head, entries)
+
+    def materialize(self) -> deque:
+        """Every entry as an object, in a deque (bodies beyond the head stay on disk: paged)."""
+        head = self.head
+        for i in range(self.pos, len(self.ids), REFILL_BATCH):
+            for e in self._load(i, min(i + REFILL_BATCH, len(self.ids)), take=True):
+                msg = e.message
+                if msg.store_id and not msg.paged and msg.body is not None and len(head) >= self.limit:
+                    self.queue.page_out(msg)
+                head.append(e)
+        self.ids, self.seqs, self.pos = array("Q"), array("Q"), 0
+        self.side.clear()
+        self.unsynced.clear()
+        return head
 
 
 class LengthLimit:
@@ -483,9 +660,14 @@ class Queue:
         if mem.used > mem.high and not mem.alarm:
             mem.add(0)
         entry = QueueEntry(msg, seq, self)
-        self.messages.append(entry)
-        if self.page_limit and len(self.messages) > self.page_limit and msg.pageable:
-            self.page_out(msg)
+        messages = self.messages
+        messages.append(entry)
+        if self.page_limit and len(messages) > self.page_limit:
+            if msg.pageable:
+                self.page_out(msg)
+            if messages.__class__ is deque and self.store_id and self.queue_type == "classic":
+                # from now on the backlog beyond the limit lives in the store
+                self.messages = LazyMessages(self, messages, self.page_limit)
         ttl = self.message_ttl
         if msg.header[12] & 0x01:  # the expiration property is present
             mttl = msg.ttl
@@ -609,7 +791,14 @@ class Queue:
         entry = QueueEntry(msg, self.next_seq, self)
         self.next_seq += 1
         entry.redelivered = delivered
-        self.messages.append(entry)
+        msgs = self.messages
+        if msgs.__class__ is LazyMessages:
+            msgs.append(entry, on_disk=True)
+        else:
+            msgs.append(entry)
+            if (self.page_limit and len(msgs) > self.page_limit and msgs.__class__ is deque and self.store_id
+                    and self.queue_type == "classic"):
+                self.messages = LazyMessages(self, msgs, self.page_limit)
 
     # ----------------------------------------------------------------- paging
     def page_out(self, msg) -> None:
@@ -683,8 +872,16 @@ class Queue:
         msgs = self.messages
         n = len(msgs)
         if n:
-            self.settle_many(list(msgs))
-            msgs.clear()
+            if msgs.__class__ is LazyMessages:
+                entries, sids = msgs.take_all()
+                self.settle_many(entries)
+                if self.store_id:
+                    qid, remove = self.store_id, self.store.remove
+                    for sid in sids:
+                        remove(qid, sid)
+            else:
+                self.settle_many(list(msgs))
+                msgs.clear()
         return n
 
     # ---------------------------------------------------------------- expiry
@@ -731,6 +928,8 @@ class Queue:
             overflow = "drop-head"
         msgs = self.messages
         if max_length_bytes is not None and msgs.__class__ is not SizedMessages:
+            if msgs.__class__ is LazyMessages:  # the byte count needs every entry
+                msgs = msgs.materialize()
             self.messages = SizedMessages(msgs)
         elif max_length_bytes is None and msgs.__class__ is SizedMessages:
             self.messages = msgs.inner

@@ -59,6 +59,11 @@ class MessageStore:
         """The body of a stored message, or ``None``."""
         raise NotImplementedError
 
+    def read_messages(self, mids) -> list:
+        """``(ex_rk, header, body)`` of each stored message in ``mids`` (``None`` when not stored), in the
+        order asked: exchange and routing key as two short strings, the content header as published."""
+        raise NotImplementedError
+
     def page_out(self, msg) -> None:
         """Drop ``msg.body`` from memory once it is safely stored (``msg.paged`` is set)."""
 

@@ -58,6 +58,13 @@ class MemoryStore(MessageStore):
         rec = self.state["msgs"].get(msg_id)
         return rec[3] if rec is not None else None
 
+    def read_messages(self, mids) -> list:
+        out = []
+        for mid in mids:
+            rec = self.state["msgs"].get(mid)
+            out.append(None if rec is None else (_shortstr(rec[0]) + _shortstr(rec[1]), rec[2], rec[3]))
+        return out
+
     @property
     def has_pending(self) -> bool:
         return self._pending
@@ -79,3 +86,8 @@ class MemoryStore(MessageStore):
 
     def stats(self) -> dict:
         return {"messages": len(self.state["msgs"])}
+
+
+def _shortstr(s: str) -> bytes:
+    b = s.encode("utf-8", "surrogateescape")
+    return bytes((len(b),)) + b

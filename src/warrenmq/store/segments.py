@@ -41,6 +41,7 @@ import logging
 import os
 import struct
 import zlib
+from array import array
 
 from .base import MessageStore, RecoveredMessage
 
@@ -57,17 +58,20 @@ _I = struct.Struct(">I")
 DEFAULT_SEGMENT_SIZE = 64 << 20
 _crc32 = zlib.crc32
 _CRC_MSG = zlib.crc32(bytes((T_MSG,)))
+# read_messages: records at most this far apart are read with one pread, of at most this many bytes
+_READ_GAP = 64 << 10
+_READ_SPAN = 4 << 20
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
-def _msg_body(payload: bytes) -> bytes:
-    """The body inside a MSG record's payload."""
+def _msg_parts(payload: bytes) -> tuple:
+    """(exchange and routing key as two short strings, content header, body) of a MSG record's payload."""
     nq = _MSG_HEAD.unpack_from(payload, 0)[1]
     p = _MSG_HEAD.size + 4 * nq
-    p += 1 + payload[p]  # exchange
-    p += 1 + payload[p]  # routing key
-    hlen, = _I.unpack_from(payload, p)
-    return payload[p + 4 + hlen:]
+    q = p + 1 + payload[p]  # after the exchange
+    e = q + 1 + payload[q]  # after the routing key
+    hlen, = _I.unpack_from(payload, e)
+    return payload[p:e], payload[e + 4:e + 4 + hlen], payload[e + 4 + hlen:]
 
 
 _M32 = (1 << 32) - 1
@@ -87,6 +91,121 @@ def _fields(ref) -> tuple:
     if ref.__class__ is int:
         return ref >> 104, ref & _M32, (ref >> 64) & _M40, (ref >> 32) & _M32
     return ref[0], ref[1], ref[2], ref[3]
+
+
+_CHUNK_BITS = 12
+_CHUNK_MASK = (1 << _CHUNK_BITS) - 1
+_SPARSE = 32  # an old chunk with fewer live entries than this becomes a dict
+_ZERO = array("Q", (0,))
+
+
+class _Index:
+    """The message store's index: message id -> its entry (see :func:`_ref`), in about 16 bytes a message.
+
+    Message ids grow one by one, so entries held by a single queue live in chunks of 4,096 ids, each
+    two packed arrays of unsigned 64-bit ints: ``hi`` = segment << 40 | offset, ``lo`` = length << 32
+    | queue id (0: no entry; a record is never empty). A chunk goes when its last entry does, and an
+    old chunk pinned by a few long-lived messages becomes a small dict of packed entries. Entries held
+    by several queues (a list with a set) are kept in ``multi``."""
+    __slots__ = ("chunks", "multi", "count", "newest")
+
+    def __init__(self):
+        self.chunks: dict = {}  # chunk number -> [hi, lo, live] or {mid: packed entry}
+        self.multi: dict = {}
+        self.count = 0
+        self.newest = -1  # the chunk new ids go to: never made sparse
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, mid: int) -> bool:
+        return self.get(mid) is not None
+
+    def get(self, mid: int, default=None):
+        c = self.chunks.get(mid >> _CHUNK_BITS)
+        if c is not None:
+            if c.__class__ is dict:
+                v = c.get(mid)
+                if v is not None:
+                    return v
+            else:
+                i = mid & _CHUNK_MASK
+                lo = c[1][i]
+                if lo:
+                    return c[0][i] << 64 | lo
+        if self.multi:
+            return self.multi.get(mid, default)
+        return default
+
+    def __setitem__(self, mid: int, ref) -> None:
+        if ref.__class__ is not int:
+            if self._pop_packed(mid) is None and mid not in self.multi:
+                self.count += 1
+            self.multi[mid] = ref
+            return
+        if self.multi and self.multi.pop(mid, None) is not None:
+            self.count -= 1
+        n = mid >> _CHUNK_BITS
+        c = self.chunks.get(n)
+        if c is None:
+            c = self.chunks[n] = [_ZERO * (1 << _CHUNK_BITS), _ZERO * (1 << _CHUNK_BITS), 0]
+            if n > self.newest:
+                self.newest = n
+        if c.__class__ is dict:
+            if mid not in c:
+                self.count += 1
+            c[mid] = ref
+            return
+        i = mid & _CHUNK_MASK
+        if not c[1][i]:
+            c[2] += 1
+            self.count += 1
+        c[0][i] = ref >> 64
+        c[1][i] = ref & 0xFFFFFFFFFFFFFFFF
+
+    def __delitem__(self, mid: int) -> None:
+        if self._pop_packed(mid) is None:
+            del self.multi[mid]
+        self.count -= 1
+
+    def _pop_packed(self, mid: int):
+        """Remove ``mid``'s packed entry if it has one (returning it); ``count`` is the caller's."""
+        n = mid >> _CHUNK_BITS
+        c = self.chunks.get(n)
+        if c is None:
+            return None
+        if c.__class__ is dict:
+            v = c.pop(mid, None)
+            if v is not None and not c:
+                del self.chunks[n]
+            return v
+        i = mid & _CHUNK_MASK
+        lo = c[1][i]
+        if not lo:
+            return None
+        v = c[0][i] << 64 | lo
+        c[0][i] = c[1][i] = 0
+        c[2] -= 1
+        if not c[2]:
+            del self.chunks[n]
+        elif c[2] < _SPARSE and n != self.newest:
+            self.chunks[n] = {mid: e for mid, e in self._chunk_items(n, c)}
+        return v
+
+    @staticmethod
+    def _chunk_items(n: int, c):
+        hi, lo = c[0], c[1]
+        base = n << _CHUNK_BITS
+        for i, v in enumerate(lo):
+            if v:
+                yield base | i, hi[i] << 64 | v
+
+    def items(self) -> list:
+        out = []
+        for n, c in self.chunks.items():
+            out.extend(c.items() if c.__class__ is dict else self._chunk_items(n, c))
+        out.extend(self.multi.items())
+        return out
 
 
 def _as_set(qids) -> set:
@@ -126,7 +245,7 @@ class SegmentStore(MessageStore):
         self.segments: dict[int, _Segment] = {}
         # msg_id -> its segment number, the queues still holding it (an int, or a set when several), and
         # its record's offset and length, packed by _ref (read with _fields)
-        self.refs: dict[int, int | list] = {}
+        self.refs = _Index()
         self._buf: list = []
         self._buf_bytes = 0
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
@@ -180,13 +299,13 @@ class SegmentStore(MessageStore):
         prefix = b"".join((_MSG_HEAD.pack(mid, n), struct.pack(f">{n}I", *queue_ids), msg.ex_rk,
                            _I.pack(len(header))))
         size = len(prefix) + len(header) + len(body)
-        crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
         seg = self._active
         # offset of the record once the pending buffer is written
         self.refs[mid] = _ref(seg.number, queue_ids[0] if n == 1 else set(queue_ids),
                               seg.size + self._inflight + self._buf_bytes, REC_SIZE + size)
         seg.live += 1
         seg.count += 1
+        crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
         self._append_parts((_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body), REC_SIZE + size)
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
@@ -229,21 +348,44 @@ class SegmentStore(MessageStore):
 
     def read_body(self, mid: int):
         """The body of message ``mid`` read back from its segment, or ``None`` if it is not on disk."""
-        ref = self.refs.get(mid)
-        if ref is None:
-            return None
-        segno, _, off, length = _fields(ref)
-        seg = self.segments.get(segno)
-        if seg is None or off + length > seg.size:
-            return None
-        fd = self._read_fds.get(seg.number)
-        if fd is None:
-            fd = self._read_fds[seg.number] = os.open(seg.path, os.O_RDONLY)
-        parsed = self._parse_at(os.pread(fd, length, off), 0)
-        if parsed is None or parsed[0] != T_MSG:
-            log.error("message %d: record unreadable in %s", mid, seg.path)
-            return None
-        return _msg_body(parsed[1])
+        parts = self.read_messages((mid,))[0]
+        return parts[2] if parts is not None else None
+
+    def read_messages(self, mids) -> list:
+        """``(ex_rk, header, body)`` of each stored message in ``mids`` (``None`` for one that is not on
+        disk), in the order asked; records that lie close together in a segment come in one pread."""
+        spans = []
+        refs = self.refs
+        for i, mid in enumerate(mids):
+            ref = refs.get(mid)
+            if ref is not None:
+                segno, _, off, length = _fields(ref)
+                spans.append((segno, off, length, i))
+        spans.sort()
+        out: list = [None] * len(mids)
+        j, n = 0, len(spans)
+        while j < n:
+            segno, start, length, _ = spans[j]
+            end = start + length
+            k = j + 1
+            while (k < n and spans[k][0] == segno and spans[k][1] - end < _READ_GAP
+                   and spans[k][1] + spans[k][2] - start <= _READ_SPAN):
+                end = max(end, spans[k][1] + spans[k][2])
+                k += 1
+            seg = self.segments.get(segno)
+            if seg is not None and end <= seg.size:
+                fd = self._read_fds.get(segno)
+                if fd is None:
+                    fd = self._read_fds[segno] = os.open(seg.path, os.O_RDONLY)
+                data = os.pread(fd, end - start, start)
+                for _, off, _, i in spans[j:k]:
+                    parsed = self._parse_at(data, off - start)
+                    if parsed is None or parsed[0] != T_MSG:
+                        log.error("message %d: record unreadable in %s", mids[i], seg.path)
+                    else:
+                        out[i] = _msg_parts(parsed[1])
+            j = k
+        return out
 
     @property
     def has_pending(self) -> bool:
@@ -346,7 +488,7 @@ class SegmentStore(MessageStore):
         with open(seg.path, "rb") as f:
             data = f.read()
         moved = 0
-        for mid, ref in list(self.refs.items()):
+        for mid, ref in self.refs.items():
             segno, holders, off, _length = _fields(ref)
             if segno != seg.number:
                 continue
