@@ -61,6 +61,9 @@ _CRC_MSG = zlib.crc32(bytes((T_MSG,)))
 # read_messages: records at most this far apart are read with one pread, of at most this many bytes
 _READ_GAP = 64 << 10
 _READ_SPAN = 4 << 20
+# bodies at least this large get their record's CRC computed off the event loop (in write_batch; zlib
+# releases the GIL for such buffers)
+_CRC_LATER = 8192
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
@@ -248,6 +251,7 @@ class SegmentStore(MessageStore):
         self.refs = _Index()
         self._buf: list = []
         self._buf_bytes = 0
+        self._crc_jobs: list = []  # (index in _buf, payload size) of records whose head waits for its CRC
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
         self._fd = -1
         self._active: _Segment | None = None
@@ -305,8 +309,12 @@ class SegmentStore(MessageStore):
                               seg.size + self._inflight + self._buf_bytes, REC_SIZE + size)
         seg.live += 1
         seg.count += 1
-        crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
-        self._append_parts((_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body), REC_SIZE + size)
+        if len(body) < _CRC_LATER:
+            crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
+            self._append_parts((_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body), REC_SIZE + size)
+        else:  # a large body's CRC is computed by whoever writes the batch (the writer thread)
+            self._crc_jobs.append((len(self._buf), size))
+            self._append_parts((b"", prefix, header, body), REC_SIZE + size)
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
         if msg_id in self.refs:
@@ -400,9 +408,9 @@ class SegmentStore(MessageStore):
     def take_pending(self):
         """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop)."""
         self.epoch += 1
-        batch = (self._buf, self._buf_bytes, self._drop)
+        batch = (self._buf, self._buf_bytes, self._drop, self._crc_jobs)
         self._inflight += self._buf_bytes
-        self._buf, self._buf_bytes, self._drop = [], 0, []
+        self._buf, self._buf_bytes, self._drop, self._crc_jobs = [], 0, [], []
         return self.epoch, batch
 
     @property
@@ -412,6 +420,9 @@ class SegmentStore(MessageStore):
 
     def write_batch(self, batch) -> None:
         bufs = batch[0]
+        for i, size in batch[3]:  # record heads left for now: CRC of prefix, header and body
+            crc = _crc32(bufs[i + 3], _crc32(bufs[i + 2], _crc32(bufs[i + 1], _CRC_MSG)))
+            bufs[i] = _REC.pack(MAGIC, size, crc, T_MSG)
         for i in range(0, len(bufs), _IOV_MAX):
             chunk = bufs[i:i + _IOV_MAX]
             total = sum(map(len, chunk))
