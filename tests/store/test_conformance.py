@@ -269,8 +269,8 @@ def test_random_workload_with_small_segments_matches_the_model(tmp_path):
     test_random_workload_matches_a_model(f)
 
 
-def test_large_messages_round_trip_with_their_crc(factory):
-    # bodies of 8 KiB and more get their record's CRC computed when the batch is written
+def test_large_messages_round_trip(factory):
+    # bodies of 8 KiB and more are written from where they are, between runs of joined small records
     s = factory.open()
     msgs = [message(i, size=n) for i, n in enumerate((8191, 8192, 70000, 10, 200000))]
     for m in msgs[:3]:
@@ -288,3 +288,33 @@ def test_large_messages_round_trip_with_their_crc(factory):
     rec = loaded(factory.open())
     assert [r.body for r in rec[1]] == [m.body for m in msgs]
     assert [r.body for r in rec[2]] == [m.body for m in msgs[3:]]
+
+
+def test_segments_switch_under_continuous_load(tmp_path):
+    # with records always pending when a batch's fsync completes, the store still moves on to a new
+    # segment file once the active one is full (the pending records move with it)
+    f = SegmentFactory(tmp_path, segment_size=16 * 1024)
+    s = f.open()
+    msgs = []
+    epoch, batch = s.take_pending()
+    for round_ in range(40):
+        for i in range(5):
+            m = message(round_ * 5 + i, size=400)
+            s.persist(m, [1])
+            msgs.append(m)
+        s.write_batch(batch)
+        s.sync()
+        s.written(batch)
+        s.synced(epoch)
+        assert s.has_pending
+        epoch, batch = s.take_pending()
+    s.write_batch(batch)
+    s.sync()
+    s.written(batch)
+    s.synced(epoch)
+    for m in msgs[::7]:
+        assert s.read_body(m.store_id) == m.body
+    sizes = [os.path.getsize(os.path.join(f.dir, n)) for n in os.listdir(f.dir)]
+    assert len(sizes) > 5 and max(sizes) < 16 * 1024 + 5 * 500, sizes
+    s.close()
+    assert [r.body for r in loaded(f.open())[1]] == [m.body for m in msgs]

@@ -61,9 +61,9 @@ _CRC_MSG = zlib.crc32(bytes((T_MSG,)))
 # read_messages: records at most this far apart are read with one pread, of at most this many bytes
 _READ_GAP = 64 << 10
 _READ_SPAN = 4 << 20
-# bodies at least this large get their record's CRC computed off the event loop (in write_batch; zlib
-# releases the GIL for such buffers)
-_CRC_LATER = 8192
+# bodies at least this large are written from where they are; smaller pieces are joined into runs, so
+# a batch is a few large buffers (each writev lets the writer thread wait for the GIL once)
+_LARGE = 8192
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
@@ -251,7 +251,8 @@ class SegmentStore(MessageStore):
         self.refs = _Index()
         self._buf: list = []
         self._buf_bytes = 0
-        self._crc_jobs: list = []  # (index in _buf, payload size) of records whose head waits for its CRC
+        self._small: list = []  # small records and pieces not yet joined into a buffer of _buf
+        self._pending_mids: list = []  # ids of the message records in _buf/_small (see _rotate)
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
         self._fd = -1
         self._active: _Segment | None = None
@@ -264,25 +265,28 @@ class SegmentStore(MessageStore):
 
     # ------------------------------------------------------------------ writing
     def _append(self, rec: bytes) -> None:
-        if not self._buf:
-            self._buf.append(rec)
-            self._buf_bytes = len(rec)
+        if not self._buf_bytes:
             cb = self.on_pending
             if cb is not None:
                 cb()
-            return
-        self._buf.append(rec)
+        self._small.append(rec)
         self._buf_bytes += len(rec)
 
-    def _append_parts(self, parts: tuple, size: int) -> None:
-        """Buffer one record given as several buffers (written as they are, by writev)."""
-        first = not self._buf
-        self._buf += parts
-        self._buf_bytes += size
-        if first:
+    def _append_parts(self, head: bytes, prefix: bytes, header: bytes, body: bytes, size: int) -> None:
+        """Buffer one message record given as its parts; a large body is not copied (writev takes it)."""
+        if not self._buf_bytes:
             cb = self.on_pending
             if cb is not None:
                 cb()
+        small = self._small
+        small += (head, prefix, header)
+        if len(body) >= _LARGE:
+            self._buf.append(b"".join(small))
+            small.clear()
+            self._buf.append(body)
+        else:
+            small.append(body)
+        self._buf_bytes += size
 
     def persist(self, msg, queue_ids) -> int:
         mid = self.next_msg_id
@@ -309,12 +313,9 @@ class SegmentStore(MessageStore):
                               seg.size + self._inflight + self._buf_bytes, REC_SIZE + size)
         seg.live += 1
         seg.count += 1
-        if len(body) < _CRC_LATER:
-            crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
-            self._append_parts((_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body), REC_SIZE + size)
-        else:  # a large body's CRC is computed by whoever writes the batch (the writer thread)
-            self._crc_jobs.append((len(self._buf), size))
-            self._append_parts((b"", prefix, header, body), REC_SIZE + size)
+        crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
+        self._pending_mids.append(mid)
+        self._append_parts(_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body, REC_SIZE + size)
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
         if msg_id in self.refs:
@@ -350,9 +351,9 @@ class SegmentStore(MessageStore):
     # ------------------------------------------------------------------ paging
     def page_out(self, msg) -> None:
         """Drop ``msg.body`` from memory once its record is written (the caller set ``msg.paged``)."""
-        self._drop.append(msg)
-        if not self._buf and self.on_pending is not None:
+        if not self._buf_bytes and not self._drop and self.on_pending is not None:
             self.on_pending()
+        self._drop.append(msg)
 
     def read_body(self, mid: int):
         """The body of message ``mid`` read back from its segment, or ``None`` if it is not on disk."""
@@ -397,7 +398,7 @@ class SegmentStore(MessageStore):
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._buf) or bool(self._drop)
+        return self._buf_bytes > 0 or bool(self._drop)
 
     def write_pending(self) -> int:
         epoch, batch = self.take_pending()
@@ -408,9 +409,13 @@ class SegmentStore(MessageStore):
     def take_pending(self):
         """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop)."""
         self.epoch += 1
-        batch = (self._buf, self._buf_bytes, self._drop, self._crc_jobs)
+        if self._small:
+            self._buf.append(b"".join(self._small))
+            self._small.clear()
+        batch = (self._buf, self._buf_bytes, self._drop)
         self._inflight += self._buf_bytes
-        self._buf, self._buf_bytes, self._drop, self._crc_jobs = [], 0, [], []
+        self._buf, self._buf_bytes, self._drop = [], 0, []
+        self._pending_mids = []
         return self.epoch, batch
 
     @property
@@ -420,9 +425,6 @@ class SegmentStore(MessageStore):
 
     def write_batch(self, batch) -> None:
         bufs = batch[0]
-        for i, size in batch[3]:  # record heads left for now: CRC of prefix, header and body
-            crc = _crc32(bufs[i + 3], _crc32(bufs[i + 2], _crc32(bufs[i + 1], _CRC_MSG)))
-            bufs[i] = _REC.pack(MAGIC, size, crc, T_MSG)
         for i in range(0, len(bufs), _IOV_MAX):
             chunk = bufs[i:i + _IOV_MAX]
             total = sum(map(len, chunk))
@@ -455,13 +457,34 @@ class SegmentStore(MessageStore):
 
     def synced(self, epoch: int) -> None:
         super().synced(epoch)
-        if self._active.size >= self.segment_size and not self._buf and not self._inflight:
-            self._open_new_segment()
+        if self._active.size >= self.segment_size and not self._inflight:
+            self._rotate()
         self._collect()
 
     # ------------------------------------------------------------ segments & gc
     def _path(self, number: int) -> str:
         return os.path.join(self.dir, f"{number:010d}.seg")
+
+    def _rotate(self) -> None:
+        """Switch to a new segment file. Records still buffered were placed after the end of the old one:
+        they move to the start of the new one (nothing is in flight, so they follow its end exactly)."""
+        old = self._active
+        base = old.size
+        self._open_new_segment()
+        new = self._active
+        refs = self.refs
+        for mid in self._pending_mids:
+            ref = refs.get(mid)
+            if ref is None:
+                continue  # removed before it was written
+            segno, holders, off, length = _fields(ref)
+            if segno != old.number or off < base:
+                continue
+            refs[mid] = _ref(new.number, holders, off - base, length)
+            old.live -= 1
+            old.count -= 1
+            new.live += 1
+            new.count += 1
 
     def _open_new_segment(self) -> None:
         if self._fd >= 0:
@@ -489,7 +512,7 @@ class SegmentStore(MessageStore):
                 os.unlink(oldest.path)
                 del self.segments[oldest.number]
                 continue
-            if oldest.live * 4 <= oldest.count and not self._buf and not self._inflight:
+            if oldest.live * 4 <= oldest.count and not self._buf_bytes and not self._inflight:
                 self._compact(oldest)
                 continue
             return
