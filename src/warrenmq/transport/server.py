@@ -11,7 +11,9 @@ deliveries caused by other connections' publishes) leaves in one ``write``.
 
 Back-pressure: when a socket's write buffer passes the high mark asyncio calls
 ``pause_writing`` and the session stops dispatching to that connection's
-consumers until ``resume_writing``.  Heartbeats: after tune-ok, a timer sends a
+consumers until ``resume_writing``.  Fairness: after a large read a connection
+is not read again until the next loop turn (libuv would otherwise read a busy
+publisher's socket many times in one turn, and everything else would wait).  Heartbeats: after tune-ok, a timer sends a
 heartbeat frame when nothing was sent for half an interval and drops a peer
 that sent nothing for two intervals.  ``Server.stop`` closes every connection
 with CONNECTION_FORCED and waits briefly for the clients' close-ok.
@@ -28,6 +30,8 @@ from ..protocol.spec import CONNECTION_FORCED
 log = logging.getLogger("warrenmq.transport")
 
 HANDSHAKE_TIMEOUT = 10.0
+#: a read at least this large makes the connection yield: it is not read again in the same loop turn
+FAIR_READ = 64 * 1024
 
 
 class AMQPProtocol(asyncio.Protocol):
@@ -45,6 +49,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.last_recv = self.last_sent = 0.0
         self.closed = False
         self._handshaking = True
+        self._yielding = False
 
     # ------------------------------------------------------------ asyncio API
     def connection_made(self, transport) -> None:
@@ -76,6 +81,17 @@ class AMQPProtocol(asyncio.Protocol):
             self.session.connection_lost()
         if proto.should_close:
             self._flush()
+        elif len(data) >= FAIR_READ and not self._yielding:
+            # a busy publisher: libuv would read its socket again and again in this loop turn, starving
+            # consumers, timers and the store's group commit; let the others run first
+            self._yielding = True
+            self.transport.pause_reading()
+            self.loop.call_soon(self._resume_after_yield)
+
+    def _resume_after_yield(self) -> None:
+        self._yielding = False
+        if not self.closed and not self.session.reading_paused:  # not paused by a resource alarm
+            self.transport.resume_reading()
 
     def eof_received(self):
         return False
