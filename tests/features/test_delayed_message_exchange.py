@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker, UnroutableError
 

@@ -318,3 +318,18 @@ def test_segments_switch_under_continuous_load(tmp_path):
     assert len(sizes) > 5 and max(sizes) < 16 * 1024 + 5 * 500, sizes
     s.close()
     assert [r.body for r in loaded(f.open())[1]] == [m.body for m in msgs]
+
+
+def test_read_messages_returns_what_is_stored_in_the_order_asked(factory):
+    s = factory.open()
+    msgs = [message(i, size=50 + i) for i in range(6)]
+    for m in msgs[:4]:
+        s.persist(m, [1])
+    commit(s)
+    s.remove(1, msgs[1].store_id)
+    commit(s)
+    got = s.read_messages([msgs[3].store_id, msgs[0].store_id, msgs[1].store_id, 999999])
+    assert got[2] is None and got[3] is None
+    for (ex_rk, header, body), m in zip(got[:2], (msgs[3], msgs[0])):
+        assert (ex_rk, header, body) == (m.ex_rk, m.header, m.body)
+    s.close()

@@ -1,10 +1,8 @@
 """The transport over real sockets: heartbeats, shutdown, flow control, isolation."""
-import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pika

@@ -375,24 +375,26 @@ class SegmentStore(MessageStore):
         j, n = 0, len(spans)
         while j < n:
             segno, start, length, _ = spans[j]
+            seg = self.segments.get(segno)
             end = start + length
+            if seg is None or end > seg.size:  # not written yet (or gone)
+                j += 1
+                continue
             k = j + 1
             while (k < n and spans[k][0] == segno and spans[k][1] - end < _READ_GAP
-                   and spans[k][1] + spans[k][2] - start <= _READ_SPAN):
+                   and spans[k][1] + spans[k][2] - start <= _READ_SPAN and spans[k][1] + spans[k][2] <= seg.size):
                 end = max(end, spans[k][1] + spans[k][2])
                 k += 1
-            seg = self.segments.get(segno)
-            if seg is not None and end <= seg.size:
-                fd = self._read_fds.get(segno)
-                if fd is None:
-                    fd = self._read_fds[segno] = os.open(seg.path, os.O_RDONLY)
-                data = os.pread(fd, end - start, start)
-                for _, off, _, i in spans[j:k]:
-                    parsed = self._parse_at(data, off - start)
-                    if parsed is None or parsed[0] != T_MSG:
-                        log.error("message %d: record unreadable in %s", mids[i], seg.path)
-                    else:
-                        out[i] = _msg_parts(parsed[1])
+            fd = self._read_fds.get(segno)
+            if fd is None:
+                fd = self._read_fds[segno] = os.open(seg.path, os.O_RDONLY)
+            data = os.pread(fd, end - start, start)
+            for _, off, _, i in spans[j:k]:
+                parsed = self._parse_at(data, off - start)
+                if parsed is None or parsed[0] != T_MSG:
+                    log.error("message %d: record unreadable in %s", mids[i], seg.path)
+                else:
+                    out[i] = _msg_parts(parsed[1])
             j = k
         return out
 
