@@ -141,3 +141,31 @@ def test_a_tail_survives_a_restart_and_a_byte_limit_policy_turns_it_back_into_ob
         got = drain(ch, "keep", 1000)
         assert [g[0] for g in got] == bodies[200:]
         conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_unreadable_record_in_the_tail_is_dropped_and_the_rest_delivered(tmp_path, caplog):
+    import os
+    data = str(tmp_path / "data")
+    with EmbeddedBroker(data_dir=data, queue_max_in_memory=10) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("q", durable=True)
+        bodies = [b"body-%03d" % i for i in range(100)]
+        publish(ch, "q", bodies)
+        # damage one record of the tail on disk: its CRC no longer matches
+        store_dir = os.path.join(data, "msg_store")
+        for name in os.listdir(store_dir):
+            path = os.path.join(store_dir, name)
+            with open(path, "r+b") as f:
+                content = f.read()
+                at = content.find(b"body-050")
+                if at >= 0:
+                    f.seek(at)
+                    f.write(b"BODY")
+        with caplog.at_level("ERROR", logger="warrenmq"):
+            got = drain(ch, "q", 99)
+        assert [g[0] for g in got] == bodies[:50] + bodies[51:]
+        assert "could not be read back; dropped" in caplog.text
+        conn.close()

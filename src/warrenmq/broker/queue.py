@@ -393,9 +393,13 @@ class LazyMessages:
 
     def _refill(self) -> None:
         self._settle_synced()
-        end = min(self.pos + min(REFILL_BATCH, max(self.limit - len(self.head), 1)), len(self.ids))
-        self.head.extend(self._load(self.pos, end, take=True))
-        self.pos = end
+        head, n = self.head, len(self.ids)
+        while self.pos < n:
+            end = min(self.pos + min(REFILL_BATCH, max(self.limit - len(head), 1)), n)
+            head.extend(self._load(self.pos, end, take=True))
+            self.pos = end
+            if head:  # (only unreadable records could leave it empty: then go on)
+                return
 
     def _load(self, start: int, end: int, take: bool = False) -> list:
         """Entries for tail positions [start, end): side entries as they are, the others read from the
