@@ -169,3 +169,29 @@ def test_an_unreadable_record_in_the_tail_is_dropped_and_the_rest_delivered(tmp_
         assert [g[0] for g in got] == bodies[:50] + bodies[51:]
         assert "could not be read back; dropped" in caplog.text
         conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_tail_that_ran_dry_starts_again_in_order(broker):
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("again", durable=True)
+    first = [b"a%04d" % i for i in range(300)]
+    publish(ch, "again", first)
+    got = drain_some(ch, "again", 260)  # the tail is read back completely
+    assert got == first[:260]
+    second = [b"b%04d" % i for i in range(400)]
+    publish(ch, "again", second)  # fills the head, then starts a new tail
+    count, objects, ids_only = shape(broker, "again")
+    assert count == 440 and ids_only > 200
+    assert [g[0] for g in drain(ch, "again", 440)] == first[260:] + second
+    conn.close()
+
+
+def drain_some(ch, queue, n):
+    out = []
+    for _ in range(n):
+        method, _, body = ch.basic_get(queue, auto_ack=True)
+        out.append(body)
+    return out

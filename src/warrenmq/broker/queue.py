@@ -358,7 +358,8 @@ class LazyMessages:
                 self.head.append(entry)
                 return
             if self.pos:  # the tail ran dry: start afresh
-                self.ids, self.seqs, ids = array("Q"), array("Q"), array("Q")
+                self.ids = ids = array("Q")
+                self.seqs = array("Q")
                 self.pos = 0
         msg = entry.message
         q = self.queue
