@@ -25,15 +25,26 @@ def shape(b, name):
     return b.call(probe)
 
 
-def drain(ch, queue, n):
+def drain(ch, queue, n, everything=True):
+    """Get and ack ``n`` messages: [(body, redelivered, delivery_mode)]; then the queue must be empty."""
     got = []
     for _ in range(n):
         method, props, body = ch.basic_get(queue, auto_ack=False)
         assert method is not None, f"only {len(got)} of {n} messages"
         got.append((body, method.redelivered, props.delivery_mode))
         ch.basic_ack(method.delivery_tag)
-    assert ch.basic_get(queue)[0] is None
+    if everything:
+        assert ch.basic_get(queue)[0] is None
     return got
+
+
+def durable_queue(url, name):
+    """A connection and a channel in confirm mode, with the durable queue ``name`` declared."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    ch.confirm_delivery()  # each publish waits for its fsync
+    ch.queue_declare(name, durable=True)
+    return conn, ch
 
 
 @pytest.fixture
@@ -44,10 +55,7 @@ def broker(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_a_persistent_backlog_beyond_the_limit_is_kept_as_ids_and_comes_back_in_order(broker):
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    ch = conn.channel()
-    ch.confirm_delivery()  # each publish waits for its fsync, so the ids are settled
-    ch.queue_declare("lazy", durable=True)
+    conn, ch = durable_queue(broker.url, "lazy")
     bodies = [b"m%05d" % i for i in range(3000)]
     publish(ch, "lazy", bodies)
     count, objects, ids_only = shape(broker, "lazy")
@@ -83,10 +91,7 @@ def test_transient_and_expiring_messages_keep_their_place_in_the_tail(broker):
 
 @pytest.mark.timeout(60)
 def test_requeue_consume_purge_and_delete_with_a_tail(broker):
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    ch = conn.channel()
-    ch.confirm_delivery()
-    ch.queue_declare("q", durable=True)
+    conn, ch = durable_queue(broker.url, "q")
     bodies = [b"r%04d" % i for i in range(1000)]
     publish(ch, "q", bodies)
     # take 50 without acking, requeue them: they go back to the front, marked redelivered
@@ -122,10 +127,7 @@ def test_a_tail_survives_a_restart_and_a_byte_limit_policy_turns_it_back_into_ob
     data = str(tmp_path / "data")
     bodies = [b"p%04d" % i for i in range(1200)]
     with EmbeddedBroker(data_dir=data, queue_max_in_memory=LIMIT) as b:
-        conn = pika.BlockingConnection(pika.URLParameters(b.url))
-        ch = conn.channel()
-        ch.confirm_delivery()
-        ch.queue_declare("keep", durable=True)
+        conn, ch = durable_queue(b.url, "keep")
         publish(ch, "keep", bodies)
         conn.close()
     with EmbeddedBroker(data_dir=data, queue_max_in_memory=LIMIT) as b:
@@ -148,10 +150,7 @@ def test_an_unreadable_record_in_the_tail_is_dropped_and_the_rest_delivered(tmp_
     import os
     data = str(tmp_path / "data")
     with EmbeddedBroker(data_dir=data, queue_max_in_memory=10) as b:
-        conn = pika.BlockingConnection(pika.URLParameters(b.url))
-        ch = conn.channel()
-        ch.confirm_delivery()
-        ch.queue_declare("q", durable=True)
+        conn, ch = durable_queue(b.url, "q")
         bodies = [b"body-%03d" % i for i in range(100)]
         publish(ch, "q", bodies)
         # damage one record of the tail on disk: its CRC no longer matches
@@ -173,14 +172,11 @@ def test_an_unreadable_record_in_the_tail_is_dropped_and_the_rest_delivered(tmp_
 
 @pytest.mark.timeout(60)
 def test_a_tail_that_ran_dry_starts_again_in_order(broker):
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    ch = conn.channel()
-    ch.confirm_delivery()
-    ch.queue_declare("again", durable=True)
+    conn, ch = durable_queue(broker.url, "again")
     first = [b"a%04d" % i for i in range(300)]
     publish(ch, "again", first)
-    got = drain_some(ch, "again", 260)  # the tail is read back completely
-    assert got == first[:260]
+    got = drain(ch, "again", 260, everything=False)  # the tail is read back completely
+    assert [g[0] for g in got] == first[:260]
     second = [b"b%04d" % i for i in range(400)]
     publish(ch, "again", second)  # fills the head, then starts a new tail
     count, objects, ids_only = shape(broker, "again")
@@ -188,10 +184,3 @@ def test_a_tail_that_ran_dry_starts_again_in_order(broker):
     assert [g[0] for g in drain(ch, "again", 440)] == first[260:] + second
     conn.close()
 
-
-def drain_some(ch, queue, n):
-    out = []
-    for _ in range(n):
-        method, _, body = ch.basic_get(queue, auto_ack=True)
-        out.append(body)
-    return out
