@@ -358,9 +358,8 @@ class LazyMessages:
                 self.head.append(entry)
                 return
             if self.pos:  # the tail ran dry: start afresh
-                self.ids = ids = array("Q")
-                self.seqs = array("Q")
-                self.pos = 0
+                self._clear_tail()
+                ids = self.ids
         msg = entry.message
         q = self.queue
         seq = entry.seq
@@ -443,6 +442,9 @@ class LazyMessages:
 
     def clear(self) -> None:
         self.head.clear()
+        self._clear_tail()
+
+    def _clear_tail(self) -> None:
         self.ids, self.seqs, self.pos = array("Q"), array("Q"), 0
         self.side.clear()
         self.unsynced.clear()
@@ -474,9 +476,7 @@ class LazyMessages:
                 if msg.store_id and not msg.paged and msg.body is not None and len(head) >= self.limit:
                     self.queue.page_out(msg)
                 head.append(e)
-        self.ids, self.seqs, self.pos = array("Q"), array("Q"), 0
-        self.side.clear()
-        self.unsynced.clear()
+        self._clear_tail()
         return head
 
 
@@ -670,9 +670,7 @@ class Queue:
         if self.page_limit and len(messages) > self.page_limit:
             if msg.pageable:
                 self.page_out(msg)
-            if messages.__class__ is deque and self.store_id and self.queue_type == "classic":
-                # from now on the backlog beyond the limit lives in the store
-                self.messages = LazyMessages(self, messages, self.page_limit)
+            self._go_lazy()
         ttl = self.message_ttl
         if msg.header[12] & 0x01:  # the expiration property is present
             mttl = msg.ttl
@@ -801,11 +799,16 @@ class Queue:
             msgs.append(entry, on_disk=True)
         else:
             msgs.append(entry)
-            if (self.page_limit and len(msgs) > self.page_limit and msgs.__class__ is deque and self.store_id
-                    and self.queue_type == "classic"):
-                self.messages = LazyMessages(self, msgs, self.page_limit)
+            if self.page_limit and len(msgs) > self.page_limit:
+                self._go_lazy()
 
     # ----------------------------------------------------------------- paging
+    def _go_lazy(self) -> None:
+        """Past the paging limit, a durable classic queue keeps the rest of its backlog in the store."""
+        msgs = self.messages
+        if msgs.__class__ is deque and self.store_id and self.queue_type == "classic":
+            self.messages = LazyMessages(self, msgs, self.page_limit)
+
     def page_out(self, msg) -> None:
         """Keep ``msg``'s body on disk only: in the message store if it is there, else the page store."""
         if msg.paged or msg.body is None:

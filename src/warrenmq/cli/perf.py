@@ -88,6 +88,20 @@ class PerfError(Exception):
     pass
 
 
+def _take_frame(buf: bytearray):
+    """Remove the first frame from ``buf`` and return (type, channel, payload); None while incomplete."""
+    if len(buf) >= 7:
+        size = _unpack_I(buf, 3)[0]
+        if len(buf) >= size + 8:
+            if buf[7 + size] != spec.FRAME_END:
+                raise PerfError("bad frame end")
+            ftype, ch, _ = _unpack_hdr(buf, 0)
+            payload = bytes(buf[7:7 + size])
+            del buf[:size + 8]
+            return ftype, ch, payload
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- URL
 class URL:
     def __init__(self, url: str):
@@ -137,15 +151,9 @@ class Conn:
     def read_frame(self):
         buf = self.buf
         while True:
-            if len(buf) >= 7:
-                size = _unpack_I(buf, 3)[0]
-                if len(buf) >= size + 8:
-                    ftype, ch, _ = _unpack_hdr(buf, 0)
-                    payload = bytes(buf[7:7 + size])
-                    if buf[7 + size] != spec.FRAME_END:
-                        raise PerfError("bad frame end from the broker")
-                    del buf[:size + 8]
-                    return ftype, ch, payload
+            frame = _take_frame(buf)
+            if frame is not None:
+                return frame
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise PerfError("the broker closed the connection")
@@ -791,13 +799,9 @@ def _sink_conn(s, counters, lock):
 
     def frame():
         while True:
-            if len(buf) >= 7:
-                size = _unpack_I(buf, 3)[0]
-                if len(buf) >= size + 8:
-                    ftype, ch, _ = _unpack_hdr(buf, 0)
-                    payload = bytes(buf[7:7 + size])
-                    del buf[:size + 8]
-                    return ftype, ch, payload
+            f = _take_frame(buf)
+            if f is not None:
+                return f
             d = s.recv(65536)
             if not d:
                 raise EOFError
@@ -867,7 +871,7 @@ def _sink_conn(s, counters, lock):
                 got = 8 + len(payload) + 8 + len(header) + len(buf)
                 _sink_discard(s, ch, mlen, got, confirm, counters, lock)
                 return
-    except (EOFError, OSError):
+    except (EOFError, OSError, PerfError):  # the peer left, or sent a broken frame
         return
     finally:
         s.close()
