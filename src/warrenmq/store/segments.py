@@ -21,7 +21,12 @@ confirms for the batch's persistent messages go out only after it (see
 ``written`` split that cycle so that the write, like the fsync, runs on a
 worker thread of the committer while the event loop goes on; the segment's
 size, and so what ``read_body`` may read, only grows once the write is done.
-Nothing switches files or compacts while a write is in flight.
+Nothing switches files or compacts while a write is in flight.  A large message
+record that every queue has let go of before its batch is taken (a consumer
+acked it while the previous batch was being written) is cut from the buffer and
+never written, as RabbitMQ's message store drops a pending write for a removed
+message: under a steady publish/consume load most large bodies never reach the
+disk.  Its confirm still waits for the fsync of the batch it belonged to.
 
 Space: each segment counts the messages it holds that some queue still needs.
 Segments are deleted oldest first once that count is zero (a newer segment may
@@ -253,6 +258,11 @@ class SegmentStore(MessageStore):
         self._buf_bytes = 0
         self._small: list = []  # small records and pieces not yet joined into a buffer of _buf
         self._pending_mids: list = []  # ids of the message records in _buf/_small (see _rotate)
+        # large message records not taken yet: mid -> (position of its head in _buf, record size, prefix,
+        # content header); the head (with the CRC) is made by take_pending, unless every queue let go of
+        # the message first: then the record is cut (never written) and its size kept in _cut
+        self._large: dict = {}
+        self._cut: dict = {}
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
         self._fd = -1
         self._active: _Segment | None = None
@@ -272,21 +282,6 @@ class SegmentStore(MessageStore):
         self._small.append(rec)
         self._buf_bytes += len(rec)
 
-    def _append_parts(self, head: bytes, prefix: bytes, header: bytes, body: bytes, size: int) -> None:
-        """Buffer one message record given as its parts; a large body is not copied (writev takes it)."""
-        if not self._buf_bytes:
-            cb = self.on_pending
-            if cb is not None:
-                cb()
-        small = self._small
-        small += (head, prefix, header)
-        if len(body) >= _LARGE:
-            self._buf.append(b"".join(small))
-            small.clear()
-            self._buf.append(body)
-        else:
-            small.append(body)
-        self._buf_bytes += size
 
     def persist(self, msg, queue_ids) -> int:
         mid = self.next_msg_id
@@ -313,9 +308,25 @@ class SegmentStore(MessageStore):
                               seg.size + self._inflight + self._buf_bytes, REC_SIZE + size)
         seg.live += 1
         seg.count += 1
-        crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
         self._pending_mids.append(mid)
-        self._append_parts(_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body, REC_SIZE + size)
+        if not self._buf_bytes:
+            cb = self.on_pending
+            if cb is not None:
+                cb()
+        self._buf_bytes += REC_SIZE + size
+        small = self._small
+        if len(body) < _LARGE:
+            crc = _crc32(body, _crc32(header, _crc32(prefix, _CRC_MSG)))
+            small += (_REC.pack(MAGIC, size, crc, T_MSG), prefix, header, body)
+            return
+        # a large body is not copied (writev takes it from where it is), and its record may still be cut
+        buf = self._buf
+        if small:
+            buf.append(b"".join(small))
+            small.clear()
+        self._large[mid] = (len(buf), REC_SIZE + size, prefix, header)
+        buf.append(None)
+        buf.append(body)
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
         if msg_id in self.refs:
@@ -337,12 +348,26 @@ class SegmentStore(MessageStore):
             holders.discard(queue_id)
             gone = not holders
             segno = ref[0]
-        self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
-        if gone:
-            del self.refs[msg_id]
-            seg = self.segments.get(segno)
-            if seg is not None:
-                seg.live -= 1
+        if not gone:
+            self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
+            return
+        del self.refs[msg_id]
+        seg = self.segments.get(segno)
+        if seg is not None:
+            seg.live -= 1
+        large = self._large.pop(msg_id, None) if self._large else None
+        if large is None:
+            self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
+            return
+        # Every queue let go of the message before its record was written (a consumer acked it within
+        # one write cycle): the record is never written, like RabbitMQ's message store, which drops a
+        # pending write when the message is removed. Its publisher's confirm still waits for this
+        # cycle's fsync, so confirms keep their order.
+        pos, size = large[0], large[1]
+        self._buf[pos] = self._buf[pos + 1] = b""
+        self._cut[msg_id] = size
+        if seg is not None:
+            seg.count -= 1
 
     def drop_queue(self, queue_id: int) -> None:
         """Record the deletion; the broker also calls ``remove`` for each message it held."""
@@ -411,14 +436,42 @@ class SegmentStore(MessageStore):
     def take_pending(self):
         """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop)."""
         self.epoch += 1
+        buf = self._buf
         if self._small:
-            self._buf.append(b"".join(self._small))
+            buf.append(b"".join(self._small))
             self._small.clear()
-        batch = (self._buf, self._buf_bytes, self._drop)
-        self._inflight += self._buf_bytes
+        if self._large:
+            pack = _REC.pack
+            for pos, size, prefix, header in self._large.values():
+                crc = _crc32(buf[pos + 1], _crc32(header, _crc32(prefix, _CRC_MSG)))
+                buf[pos] = b"".join((pack(MAGIC, size - REC_SIZE, crc, T_MSG), prefix, header))
+            self._large = {}
+        size = self._buf_bytes
+        if self._cut:
+            size -= self._close_cuts()
+            buf = [b for b in buf if b]
+        batch = (buf, size, self._drop)
+        self._inflight += size
         self._buf, self._buf_bytes, self._drop = [], 0, []
         self._pending_mids = []
         return self.epoch, batch
+
+    def _close_cuts(self) -> int:
+        """Move the buffered records that followed a cut one back by the cut sizes before them (offsets
+        were given as if nothing was cut); return the bytes cut."""
+        cut, refs = self._cut, self.refs
+        shift = 0
+        for mid in self._pending_mids:
+            n = cut.get(mid)
+            if n is not None:
+                shift += n
+            elif shift:
+                ref = refs.get(mid)
+                if ref is not None:
+                    segno, holders, off, length = _fields(ref)
+                    refs[mid] = _ref(segno, holders, off - shift, length)
+        self._cut = {}
+        return shift
 
     @property
     def may_overlap(self) -> bool:
