@@ -1,4 +1,6 @@
 """The transport over real sockets: heartbeats, shutdown, flow control, isolation."""
+import os
+import platform
 import signal
 import socket
 import subprocess
@@ -196,3 +198,36 @@ def test_an_embedded_broker_leaves_the_collector_alone():
     before = gc.get_threshold(), gc.isenabled(), gc.get_freeze_count()
     with EmbeddedBroker():
         assert (gc.get_threshold(), gc.isenabled(), gc.get_freeze_count()) == before
+
+
+_MALLOC_PROBE = r"""
+import sys
+from warrenmq import app
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+tuned = app.tune_malloc() if sys.argv[1] == "tuned" else None
+bufs = [bytes(200_000) for _ in range(40)]  # 8 MB in allocations the size of socket reads
+before = rss()
+del bufs
+print(tuned, before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's allocator")
+def test_the_broker_process_keeps_freed_heap_for_reuse():
+    # glibc gives freed memory of this size back to the system at once; the broker process keeps it
+    def freed(mode):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE, mode], capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        tuned, given_back = out.stdout.split()
+        return tuned, int(given_back)
+
+    assert freed("tuned")[0] == "True"
+    assert freed("default")[1] > 4_000_000
+    assert freed("tuned")[1] < 1_000_000
