@@ -95,3 +95,26 @@ def test_garbage_file_does_not_stop_recovery(tmp_path):
     s = SegmentStore(d)
     assert [r.body for r in loaded(s)[1]] == [m.body for m in msgs]
     s.close()
+
+
+def test_records_carry_zlibs_crc32(tmp_path):
+    # whichever CRC-32 implementation wrote them (ISA-L's when installed), records check with the
+    # stdlib's zlib.crc32, so a store moves between installations with and without it
+    import struct
+    import zlib
+    d = str(tmp_path / "msgs")
+    s = SegmentStore(d)
+    msgs = [message(i, size=n) for i, n in enumerate((10, 5000, 70000))]
+    for m in msgs:
+        s.persist(m, [1])
+    s.delivered(1, msgs[0].store_id)
+    s.remove(1, msgs[1].store_id)
+    commit(s)
+    s.close()
+    (seg,) = [os.path.join(d, f) for f in os.listdir(d) if os.path.getsize(os.path.join(d, f))]
+    data = open(seg, "rb").read()
+    offs = record_offsets(seg)
+    assert len(offs) == 5
+    for off in offs:
+        magic, size, crc, rtype = struct.unpack_from(">2sIIB", data, off)
+        assert crc == zlib.crc32(data[off + REC_SIZE:off + REC_SIZE + size], zlib.crc32(bytes((rtype,))))
