@@ -15,6 +15,7 @@ import pytest
 
 from support.store import commit, loaded, message
 from warrenmq.store import SegmentStore
+from warrenmq.store.segments import REC_SIZE, T_DELIVERED, T_MSG
 
 BIG = 20000
 
@@ -42,6 +43,28 @@ def test_a_large_message_removed_before_its_batch_is_never_written(tmp_path):
     assert [s.read_body(m.store_id) for m in (a, b, c, d)] == [a.body, None, c.body, d.body]
     s.close()
     assert [r.body for r in loaded(store(tmp_path))[1]] == [a.body, c.body, d.body]
+
+
+def test_delivered_records_of_pending_large_messages_follow_them_unless_cut(tmp_path):
+    s = store(tmp_path)
+    kept, cut = message(1, BIG), message(2, BIG)
+    s.persist(kept, [1])
+    s.persist(cut, [1])
+    s.delivered(1, kept.store_id)
+    s.delivered(1, cut.store_id)
+    s.remove(1, cut.store_id)
+    commit(s)
+    data = on_disk(tmp_path)
+    types = []
+    off = 0
+    while off < len(data):  # the type of each record written
+        size = int.from_bytes(data[off + 2:off + 6], "big")
+        types.append(data[off + REC_SIZE - 1])
+        off += REC_SIZE + size
+    assert types == [T_MSG, T_DELIVERED]
+    s.close()
+    (r,) = loaded(store(tmp_path))[1]
+    assert r.body == kept.body and r.delivered
 
 
 def test_nothing_but_cut_records_still_makes_a_cycle(tmp_path):

@@ -26,7 +26,9 @@ record that every queue has let go of before its batch is taken (a consumer
 acked it while the previous batch was being written) is cut from the buffer and
 never written, as RabbitMQ's message store drops a pending write for a removed
 message: under a steady publish/consume load most large bodies never reach the
-disk.  Its confirm still waits for the fsync of the batch it belonged to.
+disk.  Its confirm still waits for the fsync of the batch it belonged to.  A
+DELIVERED record for such a message waits for the batch to be taken too, and
+follows it unless it was cut.
 
 Space: each segment counts the messages it holds that some queue still needs.
 Segments are deleted oldest first once that count is zero (a newer segment may
@@ -266,6 +268,7 @@ class SegmentStore(MessageStore):
         # the message first: then the record is cut (never written) and its size kept in _cut
         self._large: dict = {}
         self._cut: dict = {}
+        self._late: list = []  # (queue id, message id) of DELIVERED records for messages in _large
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
         self._fd = -1
         self._active: _Segment | None = None
@@ -332,7 +335,9 @@ class SegmentStore(MessageStore):
         buf.append(body)
 
     def delivered(self, queue_id: int, msg_id: int) -> None:
-        if msg_id in self.refs:
+        if msg_id in self._large:  # its record is not taken yet: this one follows it, unless it is cut
+            self._late.append((queue_id, msg_id))
+        elif msg_id in self.refs:
             self._append(_record(T_DELIVERED, _QI.pack(queue_id, msg_id)))
 
     def remove(self, queue_id: int, msg_id: int) -> None:
@@ -450,6 +455,12 @@ class SegmentStore(MessageStore):
                 buf[pos] = b"".join((pack(MAGIC, size - REC_SIZE, crc, T_MSG), prefix, header))
             self._large = {}
         size = self._buf_bytes
+        if self._late:
+            cut = self._cut
+            late = b"".join([_record(T_DELIVERED, _QI.pack(q, m)) for q, m in self._late if m not in cut])
+            self._late = []
+            buf.append(late)
+            size += len(late)
         if self._cut:
             size -= self._close_cuts()
             buf = [b for b in buf if b]
