@@ -288,7 +288,6 @@ class SegmentStore(MessageStore):
         self._small.append(rec)
         self._buf_bytes += len(rec)
 
-
     def persist(self, msg, queue_ids) -> int:
         mid = self.next_msg_id
         msg.store_id = mid
