@@ -29,7 +29,7 @@ reads grow the heap again and fault fresh, zeroed pages in.  The ``warrenmq``
 process keeps up to :data:`MALLOC_TRIM_THRESHOLD` of free heap for reuse and
 serves allocations below :data:`MALLOC_MMAP_THRESHOLD` from the heap
 (:func:`tune_malloc`; not with another C library, and not when the user set
-glibc's ``MALLOC_*`` variables).
+glibc's ``MALLOC_*`` variables or ``GLIBC_TUNABLES``).
 """
 from __future__ import annotations
 

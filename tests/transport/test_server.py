@@ -221,13 +221,14 @@ print(tuned, before - rss())
 def test_the_broker_process_keeps_freed_heap_for_reuse():
     # glibc gives freed memory of this size back to the system at once; the broker process keeps it
     def freed(mode):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
         out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE, mode], capture_output=True, text=True,
                              timeout=60, env=env)
         assert out.returncode == 0, out.stderr
         tuned, given_back = out.stdout.split()
         return tuned, int(given_back)
 
-    assert freed("tuned")[0] == "True"
+    applied, kept_back = freed("tuned")
+    assert applied == "True"
     assert freed("default")[1] > 4_000_000
-    assert freed("tuned")[1] < 1_000_000
+    assert kept_back < 1_000_000
