@@ -235,3 +235,67 @@ def test_the_broker_process_keeps_freed_heap_for_reuse():
     applied, small_in_heap, large_in_heap, given_back = out.stdout.split()
     assert (applied, small_in_heap, large_in_heap) == ("True", "True", "False")
     assert int(given_back) < 1_000_000
+
+
+@pytest.mark.timeout(60)
+def test_a_busy_publisher_is_read_once_per_loop_turn():
+    # libuv reads a readable socket up to 32 times in one loop turn: a publisher streaming large reads
+    # would hold the loop while consumers, timers and the store's commit cycle wait. After a read of
+    # FAIR_READ bytes or more the connection is not read again until the next turn. Counted here per
+    # turn (a call_soon callback that schedules itself marks each turn), on uvloop as the command runs.
+    uvloop = pytest.importorskip("uvloop")
+    import asyncio
+    import threading
+
+    from warrenmq.protocol.connection import content_frames, content_header
+    from warrenmq.transport import server
+
+    turn = [0]
+    reads: list = []  # (turn, connection, bytes) of each read
+    data_received = server.AMQPProtocol.data_received
+
+    def counted(self, data):
+        reads.append((turn[0], id(self), len(data)))
+        data_received(self, data)
+
+    def tick(loop):
+        turn[0] += 1
+        if not stop.is_set():
+            loop.call_soon(tick, loop)
+
+    stop = threading.Event()
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        with EmbeddedBroker() as broker:
+            server.AMQPProtocol.data_received = counted  # before connecting: uvloop keeps the bound method
+            c = RawClient(broker.port)
+            c.handshake()
+            c.open_channel(1)
+            c.send_method(1, spec.QueueDeclare(queue="fair"))
+            c.read_method()
+            publish = spec.BasicPublish(exchange="", routing_key="fair").encode()
+            frames = b"".join(content_frames(1, publish, content_header(spec.BasicProperties(), 16), b"x" * 16,
+                                             131072))
+            n = 24 * 1024 * 1024 // len(frames)
+            stream = frames * n  # 24 MB of publishes, sent as fast as it goes
+            broker.call(lambda: broker.loop.call_soon(tick, broker.loop))
+            c.send(stream)
+            deadline = time.monotonic() + 30
+            queue = broker.call(lambda: broker.broker.vhosts["/"].queues["fair"])
+            while broker.call(lambda: len(queue.messages)) < n:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            stop.set()
+            c.close()
+    finally:
+        server.AMQPProtocol.data_received = data_received
+        asyncio.set_event_loop_policy(policy)
+    large = [size for _, _, size in reads if size >= server.FAIR_READ]
+    assert len(large) > 20, "the publisher's socket was never busy enough to test this"
+    by_turn: dict = {}
+    for t, conn, size in reads:
+        by_turn.setdefault((t, conn), []).append(size)
+    # within a turn, a read of FAIR_READ bytes or more is the last one of its connection
+    assert all(size < server.FAIR_READ for sizes in by_turn.values() for size in sizes[:-1]), \
+        max(by_turn.values(), key=len)
