@@ -11,11 +11,13 @@ import random
 import threading
 import time
 
+import aio_pika
 import pytest
 
 from support.store import commit, loaded, message
 from warrenmq.store import SegmentStore
 from warrenmq.store.segments import REC_SIZE, T_DELIVERED, T_MSG
+from warrenmq.testing import EmbeddedBroker
 
 BIG = 20000
 
@@ -202,10 +204,6 @@ def test_random_large_workload_matches_a_model(tmp_path):
 def test_broker_confirms_a_message_acked_before_its_write_and_never_writes_it(tmp_path, monkeypatch):
     # The writer thread is held on its first batch (a slow disk): the second message, consumed and acked
     # meanwhile, is cut from the next batch; both publishers' confirms still come, in order.
-    import aio_pika
-
-    from warrenmq.testing import EmbeddedBroker
-
     first, second = b"1" * BIG, b"2" * BIG
     gate, taken = threading.Event(), threading.Event()
     write_batch = SegmentStore.write_batch

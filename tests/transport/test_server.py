@@ -1,10 +1,12 @@
 """The transport over real sockets: heartbeats, shutdown, flow control, isolation."""
+import asyncio
 import os
 import platform
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pika
@@ -12,6 +14,7 @@ import pytest
 
 from support.raw import RawClient
 from warrenmq.protocol import spec
+from warrenmq.protocol.connection import content_frames, content_header
 from warrenmq.testing import EmbeddedBroker
 
 
@@ -244,10 +247,6 @@ def test_a_busy_publisher_is_read_once_per_loop_turn():
     # FAIR_READ bytes or more the connection is not read again until the next turn. Counted here per
     # turn (a call_soon callback that schedules itself marks each turn), on uvloop as the command runs.
     uvloop = pytest.importorskip("uvloop")
-    import asyncio
-    import threading
-
-    from warrenmq.protocol.connection import content_frames, content_header
     from warrenmq.transport import server
 
     turn = [0]

@@ -355,26 +355,24 @@ class SegmentStore(MessageStore):
             holders.discard(queue_id)
             gone = not holders
             segno = ref[0]
-        if not gone:
-            self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
-            return
-        del self.refs[msg_id]
-        seg = self.segments.get(segno)
-        if seg is not None:
-            seg.live -= 1
-        large = self._large.pop(msg_id, None) if self._large else None
-        if large is None:
-            self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
-            return
-        # Every queue let go of the message before its record was written (a consumer acked it within
-        # one write cycle): the record is never written, like RabbitMQ's message store, which drops a
-        # pending write when the message is removed. Its publisher's confirm still waits for this
-        # cycle's fsync, so confirms keep their order.
-        pos, size = large[0], large[1]
-        self._buf[pos] = self._buf[pos + 1] = b""
-        self._cut[msg_id] = size
-        if seg is not None:
-            seg.count -= 1
+        if gone:
+            del self.refs[msg_id]
+            seg = self.segments.get(segno)
+            if seg is not None:
+                seg.live -= 1
+            large = self._large.pop(msg_id, None) if self._large else None
+            if large is not None:
+                # Every queue let go of the message before its record was written (a consumer acked it
+                # within one write cycle): neither it nor this ACK is written, as RabbitMQ's message store
+                # drops a pending write when the message is removed. Its publisher's confirm still waits
+                # for this cycle's fsync, so confirms keep their order.
+                pos, size = large[0], large[1]
+                self._buf[pos] = self._buf[pos + 1] = b""
+                self._cut[msg_id] = size
+                if seg is not None:
+                    seg.count -= 1
+                return
+        self._append(_record(T_ACK, _QI.pack(queue_id, msg_id)))
 
     def drop_queue(self, queue_id: int) -> None:
         """Record the deletion; the broker also calls ``remove`` for each message it held."""
