@@ -134,3 +134,17 @@ def test_messages_shows_bodies_a_queue_paged_out_to_disk():
         got = [ch.basic_get("big", auto_ack=True)[2] for _ in range(6)]
         assert got == [f"persistent-{i}".encode() for i in range(6)]
         conn.close()
+
+
+def test_back_door_publishes_are_persisted_as_a_clients_are():
+    """A persistent message injected through the back door into a durable queue survives a restart
+    (the back door publishes through the broker's one publish path)."""
+    with EmbeddedBroker(durable=True) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        conn.channel().queue_declare("durable-q", durable=True)
+        conn.close()
+        b.publish("", "durable-q", b"published", delivery_mode=2)
+        b.enqueue("durable-q", b"enqueued", delivery_mode=2)
+        b.enqueue("durable-q", b"transient")
+        b.restart()
+        assert [m.body for m in b.messages("durable-q")] == [b"published", b"enqueued"]

@@ -36,7 +36,7 @@ def interval_for(timeout: float) -> float:
 
 def arm(channel) -> None:
     """Start checking ``channel`` (called at its first unacked delivery, right after the tag was taken)."""
-    broker = channel.session.broker
+    broker = channel.broker
     timeout_ms = broker.config.consumer_timeout_ms
     if not timeout_ms or timeout_ms <= 0:
         channel.ack_timer = False
@@ -73,9 +73,9 @@ def _check(channel, timeout_ms: int) -> None:
         marks.popleft()
     at, below = marks[0]
     if at <= limit and next(iter(unacked)) < below:
-        channel.session.ack_timed_out(channel, timeout_ms)
+        channel.timed_out(timeout_ms)
         return
-    channel.ack_timer = channel.session.broker.timers.call_later(interval_for(timeout),
+    channel.ack_timer = channel.broker.timers.call_later(interval_for(timeout),
                                                                  lambda: _check(channel, timeout_ms))
 
 

@@ -2,7 +2,7 @@
 
 Theory of operation: :class:`Broker` is the root of the domain model.  It owns
 the vhosts and users, creates one :class:`~.session.Session` per connection
-(the transport calls :meth:`Broker.new_session`), authenticates logins, and
+(registered by the protocol adapters), authenticates logins, and
 implements RabbitMQ's memory alarm: while the bytes of queued message bodies
 exceed the high watermark, connections that publish are blocked
 (``connection.blocked`` to clients that support it, and the transport stops
@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from ..config import BrokerConfig, physical_memory
-from ..protocol.connection import ServerConnection
 from ..store.memory import MemoryStore
 from ..store.metadata import Definitions
 from ..store.segments import SegmentStore
+from .confirms import ConfirmRegistry
 from .direct_reply import DirectReplyTo
 from .flow import MemoryMonitor
 from .message import Message
-from .session import Session
 from .timers import Timers
 from .vhost import VHost
 
@@ -36,20 +35,6 @@ log = logging.getLogger("warrenmq.broker")
 
 #: the RabbitMQ release whose behaviour WarrenMQ reproduces (and reports as ``version``)
 RABBITMQ_COMPAT_VERSION = "3.10.8"
-
-#: only what works is advertised
-CAPABILITIES = {
-    "publisher_confirms": True,
-    "exchange_exchange_bindings": True,
-    "basic.nack": True,
-    "consumer_cancel_notify": True,
-    "connection.blocked": True,
-    "consumer_priorities": True,
-    "authentication_failure_close": True,
-    "per_consumer_qos": True,
-    "direct_reply_to": True,
-}
-
 
 def hash_password(password: str, salt: bytes | None = None) -> bytes:
     """RabbitMQ's rabbit_password_hashing_sha256 scheme: a 4-byte salt, then SHA-256(salt + password)."""
@@ -74,15 +59,14 @@ class Broker:
         self.config = config or BrokerConfig()
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
-        self.sessions: set[Session] = set()
+        self.sessions: set = set()  # the open connections of every protocol (set_blocked on alarms)
         self.memory = MemoryMonitor(self.config.memory_high_watermark or int(physical_memory() * 0.4))
         self.memory.listeners.append(self._on_memory_alarm)
         self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
         self.alarms: set = set()  # "memory", "disk": publishers are blocked while any is on
-        self.waiting_channels: set = set()  # channels whose confirms wait for the store
+        self.confirms = ConfirmRegistry()  # publisher confirms, and those waiting for the store
         self.page_store = None
-        self._server_properties = None
         self.store, self.defs = self._open_storage()
         if self.defs is not None and self._recover():
             return
@@ -170,11 +154,7 @@ class Broker:
     def store_synced(self, epoch: int) -> None:
         """The store made ``epoch`` durable: send the confirms that waited for it."""
         self.store.synced(epoch)
-        waiting = self.waiting_channels
-        if waiting:
-            for ch in list(waiting):
-                if not ch.store_synced(epoch):
-                    waiting.discard(ch)
+        self.confirms.store_synced(epoch)
 
     def close(self) -> None:
         """Flush and close storage (after the listeners stopped)."""
@@ -229,36 +209,11 @@ class Broker:
                 self.defs.permission_set(name, vh, ".*", ".*", ".*")
         return user
 
-    def server_properties(self) -> dict:
-        return {
-            # Clients switch behaviour on product/version (kombu and Celery choose their prefetch
-            # semantics this way), so WarrenMQ presents itself as the RabbitMQ version it emulates
-            # and names itself in platform/information. See docs/compatibility.md.
-            "product": "RabbitMQ",
-            "version": RABBITMQ_COMPAT_VERSION,
-            "platform": f"WarrenMQ {__version__} on Python {platform.python_version()}",
-            "copyright": "Copyright (c) the WarrenMQ developers",
-            "information": f"WarrenMQ {__version__}, an AMQP 0-9-1 broker in Python compatible with RabbitMQ "
-                           f"{RABBITMQ_COMPAT_VERSION}. Licensed under the MIT License.",
-            "cluster_name": f"warrenmq@{platform.node()}",
-            "capabilities": dict(CAPABILITIES),
-        }
-
     # -------------------------------------------------------------- sessions
-    def new_protocol(self) -> ServerConnection:
-        c = self.config
-        props = self._server_properties
-        if props is None:  # built once: every connection shares it (it is only ever encoded)
-            props = self._server_properties = self.server_properties()
-        return ServerConnection(props, "PLAIN AMQPLAIN", c.channel_max, c.frame_max, c.heartbeat)
-
-    def new_session(self, proto: ServerConnection, peer=None) -> Session:
-        return Session(self, proto, peer)
-
-    def session_opened(self, session: Session) -> None:
+    def session_opened(self, session) -> None:
         self.sessions.add(session)
 
-    def session_closed(self, session: Session) -> None:
+    def session_closed(self, session) -> None:
         self.sessions.discard(session)
 
     def _on_memory_alarm(self, alarm: bool) -> None:
@@ -275,6 +230,11 @@ class Broker:
             for s in list(self.sessions):
                 s.set_blocked(bool(self.alarms))
 
+    def blocked_reason(self) -> str:
+        """The reason a connection.blocked gives for the alarms that are on."""
+        alarms = self.alarms
+        return "low on disk" if "disk" in alarms and "memory" not in alarms else "low on memory"
+
     def authenticate(self, creds, peer):
         """The :class:`User` for ``(username, password)``, or ``None``."""
         if creds is None:
@@ -289,15 +249,6 @@ class Broker:
 
     def user_can_access(self, user: User, vhost: str) -> bool:
         return vhost in user.vhosts
-
-    def discard(self, entries) -> None:
-        """Messages rejected without requeue: dead-lettered (reason rejected) if their queue has a
-        dead-letter exchange and still exists, then gone."""
-        for e in entries:
-            q = e.queue
-            if q.dlx is not None and not q.deleted:
-                q.dead_letter([e], "rejected")
-            q.settle(e)
 
 
 def _is_loopback(host: str) -> bool:

@@ -29,7 +29,8 @@ of a dead-lettered message come out sorted, and so does every ``x-death``
 table except the very first one written (count, reason, queue, time,
 exchange, routing-keys, original-expiration: RabbitMQ's own order).
 
-The new message is published to the dead-letter exchange with the
+The new message is published (``VHost.publish``, the one publish path: persisted when it is
+persistent and a durable queue takes it) to the dead-letter exchange with the
 dead-letter routing key (``x-dead-letter-routing-key``; the ``CC`` header is
 then removed) or else with the message's own routing keys (CC and BCC
 included), through ordinary routing (alternate exchanges and
@@ -76,20 +77,11 @@ def dead_letter(queue, messages, reason: str) -> None:
         if msg.__class__ is CountedMessage:
             msg = msg.original
         dl = make_dead_letter(msg, reason, queue.name, dlx, queue.dlrk)
-        targets = vhost.route_all(ex, dl)
-        if not targets:
-            continue
+        keep = None
         if reason != "rejected":
             deaths = dl.properties.headers["x-death"]
-            targets = [q for q in targets if not is_cycle(q.name, deaths)]
-            if not targets:
-                continue
-        if vhost.defs is not None and dl.persistent:
-            qids = [q.store_id for q in targets if q.store_id]
-            if qids:
-                vhost.store.persist(dl, qids)
-        for q in targets:
-            q.publish(dl)
+            keep = lambda q, deaths=deaths: not is_cycle(q.name, deaths)  # noqa: E731
+        vhost.publish(ex, dl, keep)  # persisted as any publish; nobody waits for a confirm
 
 
 def make_dead_letter(msg, reason: str, queue_name: str, dlx: str, dlrk) -> Message:

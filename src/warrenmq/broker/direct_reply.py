@@ -26,21 +26,16 @@ from __future__ import annotations
 
 import base64
 import secrets
-import struct
 
-from ..protocol import spec
 from ..protocol.codec import encode_shortstr
 from ..protocol.errors import HardError, SoftError
+from ..protocol.properties import FLAG_REPLY_TO, offset_of
 from ..protocol.spec import NOT_ALLOWED, PRECONDITION_FAILED
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
 REPLY_PREFIX = REPLY_QUEUE + "."
 #: the reply-to property as encoded in a content header (a short string)
 REPLY_QUEUE_SHORTSTR = encode_shortstr(REPLY_QUEUE)
-
-_DELIVER_HEAD = struct.pack(">HH", spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
-_QB = struct.Struct(">QB").pack
-_I = struct.Struct(">I").unpack_from
 
 
 class ReplyConsumer:
@@ -49,7 +44,7 @@ class ReplyConsumer:
     def __init__(self, tag: str, suffix: str):
         self.tag = tag
         self.suffix = suffix
-        self.prefix = _DELIVER_HEAD + encode_shortstr(tag)
+        self.prefix = None  # the adapter's cached encoding of its deliveries' head
 
 
 def _b64(n: int) -> str:
@@ -63,15 +58,15 @@ class DirectReplyTo:
         self.channels: dict = {}  # suffix -> Channel
 
     # ------------------------------------------------------------ consumers
-    def consume(self, channel, m) -> str:
+    def consume(self, channel, consumer_tag: str, no_ack: bool) -> str:
         """basic.consume on the pseudo-queue: returns the consumer tag."""
-        if m.consumer_tag in channel.consumers:
-            raise HardError(NOT_ALLOWED, f"attempt to reuse consumer tag '{m.consumer_tag}'")
-        if not m.no_ack:
+        if consumer_tag in channel.consumers:
+            raise HardError(NOT_ALLOWED, f"attempt to reuse consumer tag '{consumer_tag}'")
+        if not no_ack:
             raise SoftError(PRECONDITION_FAILED, "reply consumer cannot acknowledge")
         if channel.reply_consumer is not None:
             raise SoftError(PRECONDITION_FAILED, "reply consumer already set")
-        tag = m.consumer_tag or "amq.ctag-" + base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+        tag = consumer_tag or "amq.ctag-" + base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
         rc = ReplyConsumer(tag, f"{_b64(12)}.{_b64(16)}")
         channel.reply_consumer = rc
         self.channels[rc.suffix] = channel
@@ -93,26 +88,12 @@ class DirectReplyTo:
     def rewrite_reply_to(self, channel, header: bytes) -> bytes:
         """``header`` with a ``reply_to`` of the bare pseudo-queue replaced by the channel's address.
 
-        Walks the property bytes up to reply-to and splices it, so every other property keeps
-        its exact encoding.
+        Splices the property bytes, so every other property keeps its exact encoding.
         """
         try:
-            flags = (header[12] << 8) | header[13]
-            pos = 14
-            if flags & 0x8000:  # content-type
-                pos += 1 + header[pos]
-            if flags & 0x4000:  # content-encoding
-                pos += 1 + header[pos]
-            if flags & 0x2000:  # headers
-                pos += 4 + _I(header, pos)[0]
-            if flags & 0x1000:  # delivery-mode
-                pos += 1
-            if flags & 0x0800:  # priority
-                pos += 1
-            if flags & 0x0400:  # correlation-id
-                pos += 1 + header[pos]
+            pos = offset_of(header, FLAG_REPLY_TO)
             end = pos + 1 + header[pos]
-        except (IndexError, struct.error):  # truncated properties: nothing to rewrite
+        except IndexError:  # truncated properties: nothing to rewrite
             return header
         if header[pos:end] != REPLY_QUEUE_SHORTSTR:
             return header
@@ -122,10 +103,9 @@ class DirectReplyTo:
         return header[:pos] + encode_shortstr(REPLY_PREFIX + rc.suffix) + header[end:]
 
     def deliver(self, routing_key: str, msg) -> None:
-        """A publish to the default exchange with a reply address as its routing key."""
+        """A publish to the default exchange with a reply address as its routing key: delivered to the
+        reply consumer with the channel's next delivery tag, which it does not take (never acked)."""
         channel = self.channels.get(routing_key[len(REPLY_PREFIX):])
         if channel is None or channel.closed:
             return
-        rc = channel.reply_consumer
-        channel.proto.send_content(channel.number, rc.prefix + _QB(channel.next_tag, 0) + msg.ex_rk,
-                                   msg.header, msg.body)
+        channel.send_reply(msg, channel.next_tag)

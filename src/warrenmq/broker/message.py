@@ -15,12 +15,11 @@ delivery count.  Unacked deliveries keep their entry until settled.
 from __future__ import annotations
 
 from ..protocol.codec import encode_shortstr
+from ..protocol.properties import (
+    FLAGS_OFFSET, HI_CONTENT_ENCODING, HI_CONTENT_TYPE, HI_DELIVERY_MODE, HI_EXPIRATION, HI_HEADERS, HI_PRIORITY,
+    PERSISTENT, PROPERTIES_OFFSET,
+)
 from ..protocol.spec import BasicProperties
-
-# bits of the property flags that say delivery-mode, priority and expiration are present
-_FLAG_DELIVERY_MODE = 0x1000
-_FLAG_PRIORITY = 0x0800
-_FLAG_EXPIRATION = 0x0100
 
 
 class Message:
@@ -59,23 +58,23 @@ class Message:
     def persistent(self) -> bool:
         """delivery-mode is 2, read straight from the header bytes (no property decoding)."""
         header = self.header
-        hi = header[12]
-        if not hi & 0x10:  # delivery-mode absent
+        hi = header[FLAGS_OFFSET]
+        if not hi & HI_DELIVERY_MODE:
             return False
-        off = 14
-        if hi & 0x80:  # content-type
+        off = PROPERTIES_OFFSET  # skip the properties before delivery-mode (protocol.properties.offset_of, inlined)
+        if hi & HI_CONTENT_TYPE:
             off += 1 + header[off]
-        if hi & 0x40:  # content-encoding
+        if hi & HI_CONTENT_ENCODING:
             off += 1 + header[off]
-        if hi & 0x20:  # headers
+        if hi & HI_HEADERS:
             off += 4 + int.from_bytes(header[off:off + 4], "big")
-        return header[off] == 2
+        return header[off] == PERSISTENT
 
     @property
     def priority(self) -> int:
         """The ``priority`` property, 0 when absent (as RabbitMQ treats it)."""
         header = self.header
-        if not ((header[12] << 8) | header[13]) & _FLAG_PRIORITY:
+        if not header[FLAGS_OFFSET] & HI_PRIORITY:
             return 0
         return self.properties.priority or 0
 
@@ -83,7 +82,7 @@ class Message:
     def expiration(self):
         """The raw ``expiration`` property (a string), or ``None`` when absent."""
         header = self.header
-        if not ((header[12] << 8) | header[13]) & _FLAG_EXPIRATION:
+        if not header[FLAGS_OFFSET] & HI_EXPIRATION:
             return None
         return self.properties.expiration
 

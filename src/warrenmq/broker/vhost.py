@@ -28,6 +28,12 @@ from .timers import Timers
 
 
 
+#: what :meth:`VHost.publish` returns besides a store epoch
+ROUTED = 0
+UNROUTABLE = -1
+REJECTED = -2
+
+
 def generated_name(prefix: str) -> str:
     """A RabbitMQ-style server-generated name, e.g. ``amq.gen-JzTY20BRgKO-HjmUJj0wLg``:
     16 random bytes in URL-safe base64 without padding."""
@@ -96,6 +102,42 @@ class VHost:
             self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, self, durable=True)
 
     # -------------------------------------------------------------- messages
+    def publish(self, exchange: Exchange, msg, keep=None) -> int:
+        """The one publish path: route ``msg`` from ``exchange``, persist it if it is persistent and a
+        durable queue takes it, and enqueue it.  Every protocol, dead lettering, the back door and the
+        management API publish through here, and nothing else enqueues.
+
+        Returns :data:`ROUTED`, :data:`UNROUTABLE` (no queue took it: a mandatory publish is returned),
+        :data:`REJECTED` (a queue with ``x-overflow: reject-publish`` refused it: its confirm is a nack),
+        or, when it was persisted, the store epoch whose sync makes it safe to confirm (a positive int).
+        ``keep(queue)``, when given, filters the queues it was routed to (dead lettering drops cycles)."""
+        if self.recorder is not None:  # warrenmq.testing is recording publishes (unused: this one check)
+            self.recorder(exchange, msg)
+        queues = self.route(exchange, msg)
+        if keep is not None:
+            queues = [q for q in queues if keep(q)]
+        if not queues:
+            return UNROUTABLE
+        epoch = ROUTED
+        if msg.persistent:
+            qids = [q.store_id for q in queues if q.store_id]
+            if qids:
+                store = self.store
+                epoch = store.persist(msg, qids)
+                if epoch <= store.synced_epoch:  # a store that is durable at once (MemoryStore)
+                    epoch = ROUTED
+                # its body can wait on disk if every queue holding it keeps it in the store
+                msg.pageable = len(qids) == len(queues)
+            else:
+                msg.pageable = len(queues) == 1
+        else:
+            msg.pageable = len(queues) == 1
+        rejected = False
+        for q in queues:
+            if q.publish(msg) is False:  # a full queue with x-overflow reject-publish(-dlx)
+                rejected = True
+        return REJECTED if rejected else epoch
+
     def route(self, exchange: Exchange, msg):
         """The queues ``msg`` goes to when published to ``exchange`` (each once)."""
         dests = exchange.route(msg)

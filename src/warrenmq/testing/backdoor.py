@@ -10,12 +10,13 @@ them directly.  What they return are snapshots (:class:`QueueInfo`,
 be read from any thread after the call.
 
 Injected messages (:func:`publish`, :func:`enqueue`) are built in the caller's
-thread (encoding the properties is pure computation) and then routed and
-enqueued on the loop exactly as a ``basic.publish`` would be.
+thread (encoding the properties is pure computation) and then published on the
+loop through ``VHost.publish``, the one publish path a ``basic.publish`` takes:
+routed, persisted when persistent and a durable queue takes them, recorded.
 
 Recording publishes: ``VHost.recorder`` is ``None`` unless a
 :class:`Recording` is active on that vhost; the session checks it once per
-publish (``Session.route_and_enqueue``), so recording costs one attribute
+publish (``VHost.publish``), so recording costs one attribute
 check when unused.  While recordings are active the vhost's recorder is a
 :class:`_RecorderHub` that hands every publish ``(exchange, message)`` to
 each recording; a recording keeps ``(Message, body)`` pairs (list appends,
@@ -222,23 +223,26 @@ def make_message(exchange: str, routing_key: str, body, properties=None, **props
 
 
 def publish(broker: Broker, msg: Message, vhost: str = "/") -> int:
-    """Route ``msg`` from its exchange as a publish would; return how many queues took it."""
+    """Publish ``msg`` to its exchange through the vhost's one publish path, as a client's publish goes
+    (routed, persisted when persistent and a durable queue takes it, recorded); return how many queues
+    it was routed to."""
     vh = get_vhost(broker, vhost)
     ex = vh.exchanges.get(msg.exchange)
     if ex is None:
         raise LookupError(f"no exchange '{msg.exchange}' in vhost '{vhost}'")
-    recorder = vh.recorder
-    if recorder is not None:
-        recorder(ex, msg)
-    queues = vh.route(ex, msg)
-    for q in queues:
-        q.publish(msg)
-    return len(queues)
+    routed = []
+
+    def count(q) -> bool:
+        routed.append(q)
+        return True
+    vh.publish(ex, msg, count)
+    return len(routed)
 
 
 def enqueue(broker: Broker, queue: str, msg: Message, vhost: str = "/") -> None:
-    """Put ``msg`` straight into ``queue`` (no exchange, no routing)."""
-    get_queue(broker, queue, vhost).publish(msg)
+    """Put ``msg`` into ``queue`` through the default exchange (``msg`` is addressed to it)."""
+    get_queue(broker, queue, vhost)
+    publish(broker, msg, vhost)
 
 
 # ---------------------------------------------------------------- recording

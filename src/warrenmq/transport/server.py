@@ -24,6 +24,7 @@ import asyncio
 import logging
 import socket
 
+from ..amqp.session import Session, new_protocol
 from ..protocol.connection import CLOSING, OPEN
 from ..protocol.spec import CONNECTION_FORCED
 
@@ -39,7 +40,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.server = server
         self.broker = server.broker
         self.loop = server.loop
-        self.proto = self.broker.new_protocol()
+        self.proto = new_protocol(self.broker.config)
         self.proto.on_output = self._schedule_flush
         self.session = None
         self.transport = None
@@ -63,7 +64,7 @@ class AMQPProtocol(asyncio.Protocol):
         cfg = self.broker.config
         transport.set_write_buffer_limits(high=cfg.write_buffer_high, low=cfg.write_buffer_low)
         peer = transport.get_extra_info("peername")
-        self.session = self.broker.new_session(self.proto, peer[:2] if peer else None)
+        self.session = Session(self.broker, self.proto, peer[:2] if peer else None)
         self.session.reader = transport
         self.server.connections.add(self)
         self.last_recv = self.last_sent = self.loop.time()

@@ -1,0 +1,267 @@
+"""One AMQP connection's session: protocol events in, domain calls out.
+
+Theory of operation: the transport creates a :class:`Session` per socket, with the sans-I/O
+protocol object (:func:`new_protocol`) it feeds.  ``handle_events`` dispatches each event of a
+batch of received frames to a handler named after its AMQP method (``on_basic_publish``), looked
+up once per method in a table; the connection and channel classes' handlers are here, the others
+in :mod:`.methods`.  Handlers raise :class:`SoftError` (the channel is closed with that code and
+text) or :class:`HardError` (the connection is closed); an unexpected exception closes only that
+connection with INTERNAL_ERROR and is logged, so one bad connection never takes the broker down.
+At the end of a batch the broker's confirm registry sends the batch's coalesced confirms.
+
+Flow: the transport reports a full socket (``set_paused``: the channels' consumers stop
+receiving) and the broker reports resource alarms (``set_blocked``: as in RabbitMQ a connection
+that publishes while an alarm is on is no longer read and gets ``connection.blocked``).
+"""
+from __future__ import annotations
+
+import logging
+import platform
+
+from .. import __version__
+from ..broker.broker import RABBITMQ_COMPAT_VERSION
+from ..protocol import spec
+from ..protocol.connection import CLOSING, ServerConnection, parse_credentials
+from ..protocol.errors import AMQPError, HardError, SoftError
+from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, INTERNAL_ERROR, NOT_ALLOWED, NOT_IMPLEMENTED
+from .channel import AMQPChannel
+from .methods import ChannelMethods
+
+log = logging.getLogger("warrenmq.session")
+
+_CHANNEL_OPEN = spec.ChannelOpen.INDEX
+
+#: only what works is advertised
+CAPABILITIES = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+
+def server_properties() -> dict:
+    return {
+        # Clients switch behaviour on product/version (kombu and Celery choose their prefetch
+        # semantics this way), so WarrenMQ presents itself as the RabbitMQ version it emulates
+        # and names itself in platform/information. See docs/compatibility.md.
+        "product": "RabbitMQ",
+        "version": RABBITMQ_COMPAT_VERSION,
+        "platform": f"WarrenMQ {__version__} on Python {platform.python_version()}",
+        "copyright": "Copyright (c) the WarrenMQ developers",
+        "information": f"WarrenMQ {__version__}, an AMQP 0-9-1 broker in Python compatible with RabbitMQ "
+                       f"{RABBITMQ_COMPAT_VERSION}. Licensed under the MIT License.",
+        "cluster_name": f"warrenmq@{platform.node()}",
+        "capabilities": dict(CAPABILITIES),
+    }
+
+
+_SERVER_PROPERTIES: dict = {}
+
+
+def new_protocol(config) -> ServerConnection:
+    """The protocol object of a new connection, with the limits ``config`` offers."""
+    props = _SERVER_PROPERTIES.get("props")
+    if props is None:  # built once: every connection shares it (it is only ever encoded)
+        props = _SERVER_PROPERTIES["props"] = server_properties()
+    return ServerConnection(props, "PLAIN AMQPLAIN", config.channel_max, config.frame_max, config.heartbeat)
+
+
+class Session(ChannelMethods):
+    """One client connection's broker-side state."""
+
+    def __init__(self, broker, proto, peer=None):
+        self.broker = broker
+        self.proto = proto
+        self.peer = peer
+        self.vhost = None
+        self.user = None
+        self.channels: dict[int, AMQPChannel] = {}
+        self.exclusive_queues: list = []
+        self.paused = False
+        self.blocked = False  # a resource alarm is on (connection.blocked was sent)
+        self.published = False
+        self.reader = None  # the transport: pause_reading()/resume_reading() while blocked
+        self.reading_paused = False
+        self.closed = False
+        self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
+
+    # ---------------------------------------------------------------- events
+    def handle_events(self, events: list) -> None:
+        handlers = HANDLERS
+        channels = self.channels
+        for ch, method, header, body in events:
+            try:
+                if ch:
+                    channel = channels.get(ch)
+                    if channel is None:
+                        # channel.open, or leftovers of a channel closed earlier in this batch
+                        if method.INDEX == _CHANNEL_OPEN:
+                            self.open_channel(ch)
+                        continue
+                    handler = handlers.get(method.INDEX)
+                    if handler is None:
+                        raise HardError(COMMAND_INVALID, "unimplemented method")
+                    if header is None:
+                        handler(self, channel, method)
+                    else:
+                        handler(self, channel, method, header, body)
+                else:
+                    handler = CONNECTION_HANDLERS.get(method.INDEX)
+                    if handler is not None:
+                        handler(self, method)
+            except SoftError as e:
+                self.channel_error(ch, e, method)
+            except HardError as e:
+                self.proto.close(e.code, e.reply_text, e.class_id or method.CLASS_ID,
+                                 e.method_id or method.METHOD_ID)
+                break
+            except Exception:
+                log.exception("internal error on connection %s handling %s", self.name, method.NAME)
+                self.proto.close(INTERNAL_ERROR, "INTERNAL_ERROR", method.CLASS_ID, method.METHOD_ID)
+                break
+        self.broker.confirms.flush()
+        if self.proto.state >= CLOSING:
+            self.connection_lost()
+
+    def channel_error(self, ch: int, e: AMQPError, method) -> None:
+        channel = self.channels.pop(ch, None)
+        if channel is not None:
+            channel.close()
+        self.proto.close_channel(ch, e.code, e.reply_text, e.class_id or method.CLASS_ID,
+                                 e.method_id or method.METHOD_ID)
+
+    # ---------------------------------------------------------------- lifecycle
+    def connection_lost(self) -> None:
+        """The connection is gone (socket closed or close handshake done): release everything."""
+        if self.closed:
+            return
+        self.closed = True
+        for channel in list(self.channels.values()):
+            channel.close()
+        self.channels.clear()
+        vhost = self.vhost
+        for q in self.exclusive_queues:
+            if not q.deleted:
+                vhost.delete_queue(q)
+        self.exclusive_queues.clear()
+        self.broker.session_closed(self)
+
+    def set_paused(self, paused: bool) -> None:
+        """Write back-pressure from the transport: stop or resume deliveries to this connection."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        channels = list(self.channels.values())
+        for channel in channels:
+            channel.paused = paused
+        if not paused:
+            for channel in channels:
+                channel.dispatch_consumers()
+
+    def set_blocked(self, blocked: bool) -> None:
+        """A resource alarm was raised or cleared.
+
+        As in RabbitMQ, a connection is only *blocked* (no longer read, ``connection.blocked`` sent)
+        when it publishes while an alarm is on; clearing the alarm resumes it (``connection.unblocked``).
+        """
+        if blocked == self.blocked or self.closed:
+            return
+        self.blocked = blocked
+        if not blocked and self.reading_paused:
+            self.reading_paused = False
+            if self.reader is not None:
+                self.reader.resume_reading()
+            if self.proto.capabilities.get("connection.blocked"):
+                self.proto.send_method(0, spec.ConnectionUnblocked())
+
+    def pause_reading(self) -> None:
+        """Called on a publish while an alarm is on: stop reading from this connection."""
+        if self.reading_paused:
+            return
+        self.reading_paused = True
+        if self.reader is not None:
+            self.reader.pause_reading()
+        if self.proto.capabilities.get("connection.blocked"):
+            self.proto.send_method(0, spec.ConnectionBlocked(self.broker.blocked_reason()))
+
+    # ---------------------------------------------------------------- connection class
+    def on_connection_start_ok(self, m) -> None:
+        creds = parse_credentials(m.mechanism, m.response)
+        user = self.broker.authenticate(creds, self.peer)
+        if user is None:
+            if self.proto.capabilities.get("authentication_failure_close"):
+                self.proto.close(ACCESS_REFUSED, f"ACCESS_REFUSED - Login was refused using authentication "
+                                 f"mechanism {m.mechanism}. For details see the broker logfile.")
+            else:
+                self.proto.abort()
+            log.warning("login refused for %r from %s", creds[0] if creds else None, self.name)
+            return
+        self.user = user
+        self.proto.send_tune()
+
+    def on_connection_tune_ok(self, m) -> None:
+        pass
+
+    def on_connection_open(self, m) -> None:
+        vhost = self.broker.vhosts.get(m.virtual_host)
+        if vhost is None:
+            raise HardError(NOT_ALLOWED, f"vhost {m.virtual_host} not found")
+        if not self.broker.user_can_access(self.user, m.virtual_host):
+            raise HardError(NOT_ALLOWED, f"access to vhost '{m.virtual_host}' refused for user '{self.user.name}'")
+        self.vhost = vhost
+        self.proto.send_open_ok()
+        self.broker.session_opened(self)
+        if self.broker.alarms:
+            self.set_blocked(True)
+
+    def on_connection_close(self, m) -> None:
+        self.connection_lost()
+
+    def on_connection_update_secret(self, m) -> None:
+        self.proto.send_method(0, spec.ConnectionUpdateSecretOk())
+
+    # ---------------------------------------------------------------- channel class
+    def open_channel(self, number: int) -> None:
+        self.channels[number] = AMQPChannel(self, number)
+        self.proto.send_method(number, spec.ChannelOpenOk(b""))
+
+    def on_channel_close(self, channel, m) -> None:
+        self.channels.pop(channel.number, None)
+        channel.close()
+
+    def on_channel_close_ok(self, channel, m) -> None:
+        pass
+
+    def on_channel_flow(self, channel, m) -> None:
+        if not m.active:
+            raise HardError(NOT_IMPLEMENTED, "active=false")
+        self.proto.send_method(channel.number, spec.ChannelFlowOk(True))
+
+    def on_channel_flow_ok(self, channel, m) -> None:
+        pass
+
+
+def _handler_name(cls) -> str:
+    return "on_" + cls.NAME.replace(".", "_").replace("-", "_")
+
+
+def _build_tables():
+    handlers, conn = {}, {}
+    for index, cls in spec.METHODS.items():
+        fn = getattr(Session, _handler_name(cls), None)
+        if fn is None:
+            continue
+        if cls.CLASS_ID == spec.CLASS_CONNECTION:
+            conn[index] = fn
+        else:
+            handlers[index] = fn
+    return handlers, conn
+
+
+HANDLERS, CONNECTION_HANDLERS = _build_tables()
