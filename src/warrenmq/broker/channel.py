@@ -149,19 +149,20 @@ class Channel:
         if self.tx is not None:
             self.tx.ops.append(("publish", ex, msg, mandatory))
             return
-        self._route(ex, msg, mandatory)
+        outcome = vhost.publish(ex, msg)
+        if outcome:  # (ROUTED is 0: the common case pays one test)
+            self._outcome(outcome, msg, mandatory)
 
-    def _route(self, ex, msg, mandatory: bool) -> None:
-        outcome = self.vhost.publish(ex, msg)
-        if outcome:
-            if outcome > 0:  # persisted: its confirm waits for the store batch ``outcome``
-                if self.confirms is not None:
-                    self.confirms.wait_for(outcome)
-            elif outcome == UNROUTABLE:
-                if mandatory:
-                    self.send_return(msg, NO_ROUTE, "NO_ROUTE")
-            elif outcome == REJECTED and self.confirms is not None:
-                self.confirms.nack()
+    def _outcome(self, outcome: int, msg, mandatory: bool) -> None:
+        """Act on what :meth:`~.vhost.VHost.publish` reported besides ROUTED."""
+        if outcome > 0:  # persisted: its confirm waits for the store batch ``outcome``
+            if self.confirms is not None:
+                self.confirms.wait_for(outcome)
+        elif outcome == UNROUTABLE:
+            if mandatory:
+                self.send_return(msg, NO_ROUTE, "NO_ROUTE")
+        elif outcome == REJECTED and self.confirms is not None:
+            self.confirms.nack()
 
     def _check_properties(self, msg):
         """RabbitMQ's checks of a published message's properties, in its order: user_id, expiration, then
@@ -209,7 +210,9 @@ class Channel:
         for op in self._need_tx().take():
             kind = op[0]
             if kind == "publish":
-                self._route(op[1], op[2], op[3])
+                outcome = self.vhost.publish(op[1], op[2])
+                if outcome:
+                    self._outcome(outcome, op[2], op[3])
             elif kind == "ack":
                 self._ack(op[1], op[2])
             else:
@@ -359,18 +362,21 @@ class Channel:
             raise SoftError(PRECONDITION_FAILED, f"unknown delivery tag {tag}")
         return [entry]
 
+    def _release_one(self, e):
+        """Account for one settled entry (its consumer and channel get the credit back); its queue."""
+        c = e.consumer
+        if c is not None:
+            c.unacked -= 1
+            e.consumer = None
+        self.unacked_count -= 1
+        q = e.queue
+        q.unacked -= 1
+        return q
+
     def _release(self, entries: list) -> set:
         """Account for settled entries; return the queues that may dispatch again."""
-        queues = set()
-        for e in entries:
-            c = e.consumer
-            if c is not None:
-                c.unacked -= 1
-                e.consumer = None
-            self.unacked_count -= 1
-            q = e.queue
-            q.unacked -= 1
-            queues.add(q)
+        release = self._release_one
+        queues = {release(e) for e in entries}
         if self.global_prefetch:
             for c in self.consumers.values():
                 queues.add(c.queue)
@@ -379,16 +385,9 @@ class Channel:
     def _ack(self, tag: int, multiple: bool) -> None:
         entries = self._take(tag, multiple)
         if len(entries) == 1 and not self.global_prefetch:  # the common case, without the sets
-            e = entries[0]
-            c = e.consumer
-            if c is not None:
-                c.unacked -= 1
-                e.consumer = None
-            self.unacked_count -= 1
-            q = e.queue
-            q.unacked -= 1
+            q = self._release_one(entries[0])
             q.stats_acked += 1
-            q.settle(e)
+            q.settle(entries[0])
             if q.messages and q.consumers:
                 q.dispatch()
             return

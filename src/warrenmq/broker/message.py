@@ -61,7 +61,7 @@ class Message:
         hi = header[FLAGS_OFFSET]
         if not hi & HI_DELIVERY_MODE:
             return False
-        off = PROPERTIES_OFFSET  # skip the properties before delivery-mode (protocol.properties.offset_of, inlined)
+        off = PROPERTIES_OFFSET  # the properties before delivery-mode (properties.offset_of, inlined: hot)
         if hi & HI_CONTENT_TYPE:
             off += 1 + header[off]
         if hi & HI_CONTENT_ENCODING:

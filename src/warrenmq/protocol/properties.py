@@ -83,18 +83,3 @@ def offset_of(header, flag: int) -> int:
     if bit < HI_REPLY_TO:
         raise ValueError("offset_of reads content-type to reply-to only")
     return pos
-
-
-def is_persistent(header) -> bool:
-    """delivery-mode is 2, read from the header bytes without decoding the properties."""
-    hi = header[FLAGS_OFFSET]
-    if not hi & HI_DELIVERY_MODE:
-        return False
-    pos = PROPERTIES_OFFSET
-    if hi & HI_CONTENT_TYPE:
-        pos += 1 + header[pos]
-    if hi & HI_CONTENT_ENCODING:
-        pos += 1 + header[pos]
-    if hi & HI_HEADERS:
-        pos += 4 + int.from_bytes(header[pos:pos + 4], "big")
-    return header[pos] == PERSISTENT
