@@ -4,19 +4,19 @@ Theory of operation: the broker layer never imports asyncio.  Things that must
 happen later ask the broker's :class:`Timers` for ``call_later(delay, fn)``:
 a queue's head message reaching its TTL, an unused queue's ``x-expires``, a
 delayed message's release, the consumer-timeout check, and the rest of a
-dispatch cut into batches (``call_later(0, ...)``: the next loop turn).  Every
-vhost shares its broker's one instance.
+dispatch cut into batches (``call_later(0, ...)``: the next loop turn).  The
+vhosts of a broker share its one instance (``Broker.add_vhost``).
 
 The event loop is plugged into the attribute ``loop_call_later``, not
 ``call_later`` (a method; ``__slots__`` makes it read-only on instances):
 ``BrokerApp.start`` sets ``timers.loop_call_later = loop.call_later`` and
 ``BrokerApp.stop`` sets it back to ``None``.  While it is ``None`` (a broker
-driven bare, as the domain tests do) ``call_later`` returns ``None`` and
-schedules nothing; each caller copes in its own way: expired messages are
-dropped lazily when the queue next looks at its head, a queue dispatches
-without batching (it checks ``loop_call_later`` itself), the consumer timeout
-stays off, and ``x-expires`` deletions and delayed-message releases do not
-happen at all.
+used without a BrokerApp, e.g. driven directly by a test) ``call_later``
+returns ``None`` and schedules nothing; each caller copes in its own way:
+expired messages are dropped lazily when the queue next looks at its head, a
+queue dispatches without batching (it checks ``loop_call_later`` itself), the
+consumer timeout stays off, and ``x-expires`` deletions and delayed-message
+releases do not happen at all.
 """
 from __future__ import annotations
 
