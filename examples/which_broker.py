@@ -12,8 +12,8 @@ them apart is the ``platform`` server property that every broker sends in
 
 Each client library keeps the server properties somewhere else:
 
-* pika: ``connection._impl.server_properties`` for a BlockingConnection (the
-  adapter's ``server_properties`` for the asynchronous ones);
+* pika: ``connection._impl.server_properties`` for a BlockingConnection (its
+  asynchronous adapters have ``server_properties`` themselves);
 * aio-pika: ``connection.transport.connection.server_properties`` (the
   underlying aiormq connection);
 * kombu: ``connection.connection.server_properties`` (the py-amqp connection).
@@ -39,8 +39,6 @@ def connected_to(connection):
     impl = getattr(connection, "_impl", None)
     if impl is not None and hasattr(impl, "server_properties"):  # pika.BlockingConnection
         return describe(impl.server_properties, impl.params.host, impl.params.port)
-    if hasattr(connection, "server_properties") and hasattr(connection, "params"):  # pika, asynchronous adapters
-        return describe(connection.server_properties, connection.params.host, connection.params.port)
     transport = getattr(connection, "transport", None)
     if transport is not None and hasattr(transport, "connection"):  # aio-pika
         url = connection.url  # a yarl.URL, whose port is None unless the URL names one
