@@ -22,6 +22,8 @@ import time
 
 import aio_pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 PREFETCH = 100
 IN_FLIGHT = 200  # publishes awaiting their confirms at once
@@ -29,6 +31,7 @@ IN_FLIGHT = 200  # publishes awaiting their confirms at once
 
 async def consume(url, count, ready):
     async with await aio_pika.connect(url) as conn:
+        announce(conn)
         ch = await conn.channel()
         await ch.set_qos(prefetch_count=PREFETCH)
         # a queue of our own for this run: server-named, exclusive, gone when we disconnect
@@ -45,6 +48,7 @@ async def consume(url, count, ready):
 
 async def produce(url, queue_name, count):
     async with await aio_pika.connect(url) as conn:
+        announce(conn)
         ch = await conn.channel()  # publisher_confirms=True by default
         for start in range(0, count, IN_FLIGHT):
             batch = [aio_pika.Message(f"message {i}".encode()) for i in range(start, min(count, start + IN_FLIGHT))]

@@ -26,6 +26,8 @@ import threading
 import pika
 from pika.exceptions import ChannelClosedByBroker
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 EXCHANGE = "logs"
 LISTENERS = 3
@@ -42,6 +44,7 @@ def say(text):
 def listen(url, name="listener", count=None, ready=None):
     """Print what arrives on the exchange: ``count`` messages, or until Ctrl-C."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     # every listener declares the exchange with the same arguments (redeclaring is a no-op)
     ch.exchange_declare(EXCHANGE, exchange_type="fanout", auto_delete=True)
@@ -68,6 +71,7 @@ def listen(url, name="listener", count=None, ready=None):
 def send(url, messages=MESSAGES):
     """Publish ``messages`` to the exchange; return an exit status."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     # publisher confirms: each publish waits for the broker's answer, so an error
     # (here: the exchange does not exist) surfaces at the publish that caused it

@@ -16,12 +16,15 @@ import sys
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 QUEUE = "hello"
 
 
 def send(url, texts):
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.queue_declare(QUEUE)
     ch.confirm_delivery()  # each publish returns once the broker has the message
@@ -34,6 +37,7 @@ def send(url, texts):
 def receive(url, count=None):
     """Print ``count`` messages (or all, until Ctrl-C); return the texts received."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.queue_declare(QUEUE)
     texts = []
@@ -55,6 +59,7 @@ def receive(url, count=None):
 def purge(url):
     """The demo starts from an empty queue: drop what earlier runs of "send" left."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.queue_declare(QUEUE)
     ch.queue_purge(QUEUE)

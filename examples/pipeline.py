@@ -24,6 +24,8 @@ import uuid
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 WORDS = "Pack my box with five dozen liquor jugs while the quick brown fox jumps over the Lazy dog".split()
 WORK_QUEUE = "pipeline.words"
@@ -44,7 +46,9 @@ def responder_for(word):
 
 
 def connect(url):
-    return pika.BlockingConnection(pika.URLParameters(url))
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
+    return conn
 
 
 class Responder:

@@ -22,6 +22,8 @@ import uuid
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 QUEUE = "rpc_queue"
 _print_lock = threading.Lock()
@@ -43,6 +45,7 @@ def fib(n):
 class Server:
     def __init__(self, url):
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        announce(self.conn)
         self.ch = self.conn.channel()
         self.ch.queue_declare(QUEUE)
         self.ch.basic_qos(prefetch_count=1)  # with several servers, each takes one request at a time
@@ -72,6 +75,7 @@ class Server:
 class Client:
     def __init__(self, url):
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        announce(self.conn)
         self.ch = self.conn.channel()
         # the reply queue: named by the broker, ours alone, gone when we disconnect
         self.reply_queue = self.ch.queue_declare("", exclusive=True).method.queue

@@ -28,6 +28,8 @@ import uuid
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 QUEUE = "rpc_queue"
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -52,6 +54,7 @@ class Server:
 
     def __init__(self, url):
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        announce(self.conn)
         self.ch = self.conn.channel()
         self.ch.queue_declare(QUEUE)
         self.ch.basic_qos(prefetch_count=1)
@@ -80,6 +83,7 @@ class Server:
 class Client:
     def __init__(self, url):
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
+        announce(self.conn)
         self.ch = self.conn.channel()
         # step 1: the reply consumer; auto_ack=True is required
         self.ch.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)

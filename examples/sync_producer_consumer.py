@@ -22,12 +22,15 @@ import time
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 PREFETCH = 100
 
 
 def consume(url, count, ready):
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.basic_qos(prefetch_count=PREFETCH)
     # a queue of our own for this run: server-named, exclusive, gone when we disconnect
@@ -45,6 +48,7 @@ def consume(url, count, ready):
 
 def produce(url, queue_name, count):
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.confirm_delivery()
     for i in range(count):

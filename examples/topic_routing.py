@@ -16,6 +16,8 @@ import sys
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 EXCHANGE = "topic_logs"
 
@@ -32,6 +34,7 @@ MESSAGES = ["kern.critical", "kern.info", "auth.info", "auth.critical", "cron.wa
 def main():
     url = next((a for a in sys.argv[1:] if "://" in a), os.environ.get("AMQP_URL", DEFAULT_URL))
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.exchange_declare(EXCHANGE, exchange_type="topic")
 

@@ -23,6 +23,8 @@ import time
 
 import pika
 
+from which_broker import announce  # prints "connected to <broker> at <host>:<port>", once
+
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 QUEUE = "task_queue"
 SECONDS_PER_DOT = 0.1
@@ -37,6 +39,7 @@ def say(text):
 
 def connect(url):
     conn = pika.BlockingConnection(pika.URLParameters(url))
+    announce(conn)
     ch = conn.channel()
     ch.queue_declare(QUEUE, durable=True)  # both sides declare it, with the same arguments
     return conn, ch

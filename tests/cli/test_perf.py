@@ -3,14 +3,23 @@
 perf forks worker processes, so it runs as a child process (``python -m warrenmq
 perf``) against an :class:`EmbeddedBroker` living in the test process.
 """
+import importlib.util
 import json
 import os
+import platform
+import re
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 
 import pytest
 
+from warrenmq import __version__
+from warrenmq.cli.perf import server_name
 from warrenmq.testing import EmbeddedBroker
+
+REFERENCE_ENV = "WARRENMQ_REFERENCE_URL"
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +108,42 @@ def test_bad_url_fails_cleanly():
     p = subprocess.run([sys.executable, "-m", "warrenmq", "perf", "--url", "amqp://127.0.0.1:1/", "-C", "1"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "warrenmq perf:" in p.stderr
+
+
+# ------------------------------------------------------------------ which broker
+# WarrenMQ and RabbitMQ both default to port 5672 and WarrenMQ says product "RabbitMQ" 3.10.8, so perf
+# names the broker by its platform property: in the first progress line, the summary and the JSON.
+def test_names_warrenmq(broker):
+    name = f"WarrenMQ {__version__} on Python {platform.python_version()}"
+    where = f"127.0.0.1:{broker.port}"
+    p = perf("-C", "50", "-a", "-u", "perf-t6", url=broker.url, json_out=False)
+    assert p.stderr.splitlines()[0].startswith(f"warrenmq perf: throughput against {name} at {where}: ")
+    assert p.stdout.splitlines()[0] == f"throughput against {name} at {where}"
+    r = perf("--churn", "2", url=broker.url)
+    assert r["server"] == {"product": "RabbitMQ", "version": "3.10.8", "platform": name, "name": name,
+                           "address": where}
+    assert perf("--idle-connections", "2", "--idle-hold", "0", "--idle-procs", "1", url=broker.url)["server"] \
+        == r["server"]
+
+
+def test_names_the_reference_rabbitmq():
+    url = os.environ.get(REFERENCE_ENV)
+    if not url:
+        pytest.skip(f"{REFERENCE_ENV} is not set: no reference RabbitMQ to run against")
+    r = perf("-C", "20", "-a", "-u", f"warrenmq-perf-{uuid.uuid4().hex[:8]}", url=url)
+    assert r["consumed"] == 20
+    assert r["server"]["product"] == "RabbitMQ" and r["server"]["platform"].startswith("Erlang/OTP ")
+    assert re.fullmatch(r"RabbitMQ 3\.\d+\.\d+ \(Erlang/OTP [\d.]+\)", r["server"]["name"]), r["server"]
+
+
+def test_perf_and_the_examples_word_it_alike():
+    path = Path(__file__).resolve().parents[2] / "examples" / "which_broker.py"
+    spec = importlib.util.spec_from_file_location("which_broker", path)
+    which_broker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(which_broker)
+    for props in ({"product": "RabbitMQ", "version": "3.10.8", "platform": "WarrenMQ 0.1.0 on Python 3.11.7"},
+                  {"product": b"RabbitMQ", "version": b"3.10.8", "platform": b"Erlang/OTP 25.2.3"},
+                  {"product": "Acme MQ", "version": "2"}, {}):
+        assert which_broker.describe(props, "h", 1) == f"connected to {server_name(props)} at h:1"
+    assert server_name({"platform": b"Erlang/OTP 25", "product": b"RabbitMQ", "version": b"3.10.8"}) \
+        == "RabbitMQ 3.10.8 (Erlang/OTP 25)"

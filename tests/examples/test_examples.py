@@ -7,12 +7,17 @@ client) are also run as separate processes; a long-running role is started with
 :class:`Script`, which waits for the lines it prints (never sleeps) and stops it
 with Ctrl-C (SIGINT), as a user would.
 
+Every example first prints the broker it reached ("connected to WarrenMQ 0.1.0
+on Python 3.11.7 at 127.0.0.1:PORT"); :func:`ok` checks that line and returns
+the lines after it.
+
 Set ``WARRENMQ_CLIENT_TESTS_URL`` (as for tests/clients) to run them against
 another broker, e.g. a real RabbitMQ.
 """
 from __future__ import annotations
 
 import os
+import platform
 import queue
 import re
 import signal
@@ -21,9 +26,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from warrenmq import __version__
 from warrenmq.testing import EmbeddedBroker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -48,12 +55,24 @@ def run(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedP
                           timeout=TIMEOUT, env={**os.environ, **(env or {})})
 
 
-def ok(name: str, *args: str, **kw) -> list[str]:
-    """Run an example that must succeed; its output lines."""
-    r = run(name, *args, **kw)
+def connected_line(url: str) -> str:
+    """What an example prints first: the broker it reached (a pattern when that is another broker)."""
+    u = urlsplit(url)
+    where = f"{u.hostname}:{u.port or 5672}"
+    if os.environ.get("WARRENMQ_CLIENT_TESTS_URL"):
+        return rf"connected to .+ at {re.escape(where)}"
+    return re.escape(f"connected to WarrenMQ {__version__} on Python {platform.python_version()} at {where}")
+
+
+def ok(name: str, *args: str, env: dict | None = None) -> list[str]:
+    """Run an example that must succeed; its output lines after the first, which names the broker."""
+    r = run(name, *args, env=env)
     assert r.returncode == 0, f"{name} exited {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
     assert r.stderr == "", r.stderr
-    return r.stdout.splitlines()
+    lines = r.stdout.splitlines()
+    url = next((a for a in args if "://" in a), None) or (env or {}).get("AMQP_URL")
+    assert lines and re.fullmatch(connected_line(url), lines[0]), lines[:1]
+    return lines[1:]
 
 
 class Script:
@@ -139,7 +158,9 @@ def test_broadcast_sender_without_listeners_gets_not_found(url):
 def test_broadcast_listener_processes_and_a_sender_process(url, background):
     listeners = [background("broadcast", "listen", url) for _ in range(2)]
     for listener in listeners:
+        listener.expect(f"^{connected_line(url)}$")
         listener.expect(r"^listener: listening on amq\.gen-")
+        assert len(listener.seen) == 2  # the broker's name came first
     assert ok("broadcast", "send", url) == [f"sender: sent {m!r}" for m in BROADCAST]
     for listener in listeners:
         for m in BROADCAST:
@@ -163,6 +184,29 @@ def test_direct_queue_send_then_receive(url, background):
     receiver.expect("^received 'first'$")
     receiver.expect("^received 'second'$")
     receiver.interrupt()
+
+
+def test_direct_routing_demo(url):
+    assert ok("direct_routing", url) == [
+        "errors   binds error               got: [error] disk full, [error] disk still full",
+        "console  binds info warning error  got: [info] the system is up, [warning] disk 90% full, "
+        "[error] disk full, [error] disk still full",
+    ]
+
+
+def test_direct_routing_listener_gets_only_its_keys(url, background):
+    listener = background("direct_routing", "listen", url, "warning", "error")
+    listener.expect(r"^listening for warning, error on amq\.gen-")
+    assert ok("direct_routing", "send", url, "info", "the system is up") == ["sent [info] 'the system is up'"]
+    assert ok("direct_routing", "send", url, "error", "disk", "full") == ["sent [error] 'disk full'"]
+    listener.expect(r"^got \[error\] 'disk full'$")
+    assert not [ln for ln in listener.seen if "[info]" in ln]  # sent first, bound by nobody: dropped
+    listener.interrupt()
+
+
+def test_direct_routing_send_needs_a_severity(url):
+    r = run("direct_routing", "send", url)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "usage: direct_routing.py send [URL] SEVERITY [TEXT...]\n")
 
 
 def test_topic_routing(url):

@@ -1,12 +1,22 @@
 """Timers for the domain, without the domain importing an event loop.
 
 Theory of operation: the broker layer never imports asyncio.  Things that must
-happen later (a queue's head message reaching its TTL) ask the broker's
-:class:`Timers` for ``call_later(delay, fn)``.  The application plugs its event
-loop in at start (``timers.call_later = loop.call_later``); until then, or
-when a broker is used without a loop, ``call_later`` returns ``None`` and the
-callers fall back to checking lazily (a queue drops expired messages when it
-next looks at its head).
+happen later ask the broker's :class:`Timers` for ``call_later(delay, fn)``:
+a queue's head message reaching its TTL, an unused queue's ``x-expires``, a
+delayed message's release, the consumer-timeout check, and the rest of a
+dispatch cut into batches (``call_later(0, ...)``: the next loop turn).  The
+vhosts of a broker share its one instance (``Broker.add_vhost``).
+
+The event loop is plugged into the attribute ``loop_call_later``, not
+``call_later`` (a method; ``__slots__`` makes it read-only on instances):
+``BrokerApp.start`` sets ``timers.loop_call_later = loop.call_later`` and
+``BrokerApp.stop`` sets it back to ``None``.  While it is ``None`` (a broker
+used without a BrokerApp, e.g. driven directly by a test) ``call_later``
+returns ``None`` and schedules nothing; each caller copes in its own way:
+expired messages are dropped lazily when the queue next looks at its head, a
+queue dispatches without batching (it checks ``loop_call_later`` itself), the
+consumer timeout stays off, and ``x-expires`` deletions and delayed-message
+releases do not happen at all.
 """
 from __future__ import annotations
 

@@ -21,6 +21,12 @@ is involved, so the client side costs little per message:
   out as one write per received chunk (``multiple`` every K messages, or one
   ack per message when K is 1).
 
+The main process names the broker it reached, in the first line on stderr and
+the summary: WarrenMQ and RabbitMQ both default to port 5672, and WarrenMQ
+reports ``product`` "RabbitMQ" with the version it is compatible with (clients
+switch behaviour on them), so :func:`server_name` goes by the ``platform``
+server property ("WarrenMQ 0.1.0 on Python 3.11.7" against "Erlang/OTP 25").
+
 Workers publish their counters in shared memory; the main process prints one
 progress line per second (rates, latency of the last second, broker CPU and RSS
 read from ``/proc/<pid>`` when ``--broker-pid`` is given), then a summary table,
@@ -86,6 +92,29 @@ K_PUB_GO, K_CONS_GO, K_PUB_STOP, K_CONS_STOP, K_GO_NS, K_CONS_GO_NS = range(6)
 
 class PerfError(Exception):
     pass
+
+
+def server_name(server_properties: dict) -> str:
+    """The broker behind ``connection.start``'s server properties, for people.
+
+    "WarrenMQ 0.1.0 on Python 3.11.7" (WarrenMQ's ``platform``), "RabbitMQ 3.10.8 (Erlang/OTP 25.2.3)",
+    otherwise product, version and platform as given.  examples/which_broker.py words it the same way.
+    """
+    props = {k: v.decode() if isinstance(v, bytes) else v for k, v in server_properties.items()}
+    platform = props.get("platform") or ""
+    if platform.startswith("WarrenMQ "):
+        return platform
+    name = " ".join(str(props[k]) for k in ("product", "version") if props.get(k)) or "an unnamed broker"
+    return f"{name} ({platform})" if platform else name
+
+
+def _server_info(conn: "Conn", url: "URL") -> dict:
+    """``result["server"]``: what the broker says it is, and where it was reached."""
+    props = {k: v.decode() if isinstance(v, bytes) else v for k, v in conn.server_properties.items()
+             if k in ("product", "version", "platform")}
+    return {"product": props.get("product", "?"), "version": props.get("version", ""),
+            "platform": props.get("platform", ""), "name": server_name(conn.server_properties),
+            "address": f"{url.host}:{url.port}"}
 
 
 def _take_frame(buf: bytearray):
@@ -1130,6 +1159,14 @@ class Runner:
     def connect(self) -> Conn:
         return Conn(self.url)
 
+    def identify(self) -> dict:
+        """``result["server"]`` from a connection of its own (the modes that have no control connection)."""
+        conn = self.connect()
+        try:
+            return _server_info(conn, self.url)
+        finally:
+            conn.close()
+
     def run(self) -> dict:
         cfg = self.cfg
         if cfg.sink:
@@ -1168,10 +1205,7 @@ class Runner:
             per = [cfg.pmessages or 0] * cfg.publishers
         ctrl_conn = Conn(self.url, timeout=600)  # deleting a queue of millions of messages takes a while
         ctrl_conn.open_channel(1)
-        server = ctrl_conn.server_properties.get("product", b"?")
-        server = server.decode() if isinstance(server, bytes) else str(server)
-        version = ctrl_conn.server_properties.get("version", b"")
-        version = version.decode() if isinstance(version, bytes) else str(version)
+        server = _server_info(ctrl_conn, self.url)
         if not cfg.no_declare:
             topo.declare(ctrl_conn, cfg.durable or cfg.persistent)
         if cfg.purge:
@@ -1188,7 +1222,7 @@ class Runner:
         cons_w = list(range(npw, npw + ncw))
         stats = BrokerStats(cfg.broker_pid)
         result = self.base_result("backlog" if backlog else ("latency" if cfg.rate else "throughput"))
-        result["server"] = {"product": server, "version": version}
+        result["server"] = server
 
         # copies of each publisher's messages that some consumer will read
         consumed_queues = {topo.consumer_queue(c) for c in range(cfg.consumers)}
@@ -1232,7 +1266,7 @@ class Runner:
             t_go = time.monotonic()
             ctrl[K_GO_NS] = time.monotonic_ns()
             ctrl[K_PUB_GO] = 1
-            self.log(f"warrenmq perf: {result['mode']} against {server} {version} at {self.url.host}:{self.url.port}:"
+            self.log(f"warrenmq perf: {result['mode']} against {server['name']} at {server['address']}:"
                      f" {cfg.publishers} publisher(s), {cfg.consumers} consumer(s), {cfg.size} B bodies"
                      + (f", backlog {backlog:,}" if backlog else ""))
             last = (0, 0, 0, 0)
@@ -1395,9 +1429,12 @@ class Runner:
         shm = self.ctx.RawArray("q", (nproc + 1) * SLOT)
         ctrl = self.ctx.RawArray("q", 8)
         stats = BrokerStats(cfg.broker_pid)
+        result = self.base_result("churn")
+        result["server"] = self.identify()
+        self.log(f"warrenmq perf: churn against {result['server']['name']} at {result['server']['address']}: "
+                 f"{cfg.churn:,} connections in {nproc} process(es)")
         procs = self._spawn(_churn_proc, [(w, self.url, shares[w], shm, ctrl, self.results) for w in range(nproc)],
                             "warrenmq-perf-churn")
-        result = self.base_result("churn")
         try:
             self._wait_flag(shm, range(nproc), C_READY, 30, "churn workers")
             stats.reset_cpu()
@@ -1442,6 +1479,9 @@ class Runner:
         ctrl = self.ctx.RawArray("q", 8)
         stats = BrokerStats(cfg.broker_pid)
         result = self.base_result("idle")
+        result["server"] = self.identify()
+        self.log(f"warrenmq perf: idle connections against {result['server']['name']} at "
+                 f"{result['server']['address']}: {total:,} connections in {nproc} process(es)")
         procs = self._spawn(_idle_proc, [(w, self.url, shares[w], cfg.idle_channels, shm, ctrl, self.results)
                                          for w in range(nproc)], "warrenmq-perf-idle")
         try:
@@ -1491,6 +1531,9 @@ def summary_text(r: dict) -> str:
     lines = []
     mode = r["mode"]
     cfg = r["config"]
+    server = r.get("server")
+    if server:
+        lines.append(f"{mode} against {server['name']} at {server['address']}")
     if r.get("sink"):
         lines.append("(against --sink: a fake broker that discards everything; these are the generator's ceilings)")
     if mode == "churn":
