@@ -41,9 +41,10 @@ from itertools import count
 from time import monotonic
 
 from ..protocol.codec import field_type_name
-from ..protocol.errors import HardError, SoftError
-from ..protocol.spec import COMMAND_INVALID, PRECONDITION_FAILED
-from .exchanges import EXCHANGE_TYPES, Exchange
+from ..protocol.errors import SoftError
+from ..protocol.properties import HI_HEADERS
+from ..protocol.spec import PRECONDITION_FAILED
+from .exchanges import EXCHANGE_TYPES, Exchange, exchange_class
 from .message import Message
 
 _ERLANG_INT = re.compile(r"[+-]?[0-9]+\Z")
@@ -169,12 +170,11 @@ class ConsistentHashExchange(Exchange):
 # -------------------------------------------------------------------- delayed message
 #: the longest delay the plugin accepts (an Erlang timer's maximum, in ms); longer ones are not delayed
 MAX_DELAY = 4294967295
-_FLAG_HEADERS = 0x20  # in the first property-flags byte (header[12])
 
 
 def message_delay(msg) -> int | None:
     """The delay (ms) of a message published to a delayed-message exchange, or ``None`` for none."""
-    if not msg.header[12] & _FLAG_HEADERS:
+    if not msg.header[12] & HI_HEADERS:
         return None
     headers = msg.properties.headers
     if not headers or "x-delay" not in headers:
@@ -233,11 +233,7 @@ class DelayedMessageExchange(Exchange):
         if t == cls.TYPE:
             raise SoftError(PRECONDITION_FAILED, "Invalid argument, 'x-delayed-message' can't be used for "
                                                  "'x-delayed-type'")
-        inner = EXCHANGE_TYPES.get(t)
-        if inner is None:
-            from .vhost import _ATOM_TYPE_NAMES  # noqa: PLC0415 (vhost imports this module)
-            adjective = "invalid" if t in _ATOM_TYPE_NAMES else "unknown"
-            raise HardError(COMMAND_INVALID, f"{adjective} exchange type '{t}'")
+        inner = exchange_class(t)  # an unknown type: the same connection error as declaring one
         validate = getattr(inner, "validate", None)
         if validate is not None:
             validate(vhost, name, arguments)

@@ -16,9 +16,10 @@ import base64
 import secrets
 
 from ..protocol.codec import field_type_name
-from ..protocol.errors import HardError, SoftError
-from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
-from .exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key
+from ..protocol.errors import SoftError
+from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
+from .exchanges import (EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key,
+                        exchange_class)
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
 from .flow import MemoryMonitor
 from .policy import Policies
@@ -44,17 +45,6 @@ QUORUM_EQUIVALENCE_ARGS = ("x-dead-letter-exchange", "x-dead-letter-routing-key"
                            "x-max-in-memory-bytes", "x-overflow", "x-single-active-consumer", "x-queue-type",
                            "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
                            "x-queue-leader-locator")
-
-
-# RabbitMQ 3.10 says "invalid exchange type" when the type name is already an Erlang atom in the broker
-# and "unknown exchange type" otherwise (typos, wrong case, x- plugin types that are not enabled).  These
-# names were checked against RabbitMQ 3.10.8 without plugins; any other name gets "unknown".
-_ATOM_TYPE_NAMES = frozenset(
-    [""] + [c for c in "abcdefghijklmnpqrstuvwxyz"]
-    + "foo bar test true false ok error undefined none nil null queue exchange random local hash match all any "
-      "amqp bad badarg badtype basic classic default delay dummy durable event events federation header info "
-      "internal invalid invalid_type log name new old other priority quorum rpc sample simple stream string "
-      "type unknown unknown_type work".split())
 
 
 def fmt_bool(b: bool) -> str:
@@ -161,10 +151,7 @@ class VHost:
             return ex
         if name == "":
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
-        cls = EXCHANGE_TYPES.get(type_)
-        if cls is None:
-            adjective = "invalid" if type_ in _ATOM_TYPE_NAMES else "unknown"
-            raise HardError(COMMAND_INVALID, f"{adjective} exchange type '{type_}'")
+        cls = exchange_class(type_)  # HardError for a type there is none of
         ex = self.exchanges.get(name)
         if ex is not None:
             self._check_equivalent_exchange(ex, type_, durable, auto_delete, internal, arguments or {})
