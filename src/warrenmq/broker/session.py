@@ -32,7 +32,7 @@ from . import acktimeout
 from .direct_reply import REPLY_PREFIX, REPLY_QUEUE, REPLY_QUEUE_SHORTSTR
 from .message import Message, parse_expiration
 from .sender_selected import with_routing_headers
-from .queue import Consumer, check_consumer_priority
+from .queues import Consumer, check_consumer_priority
 from .vhost import generated_name
 
 log = logging.getLogger("warrenmq.session")

@@ -23,8 +23,8 @@ from .exchanges import (EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
 from .flow import MemoryMonitor
 from .policy import Policies
-from .queue import QUEUE_TYPE_MODULES, Queue, check_queue_arguments, queue_type_of
-from .quorum import QuorumQueue
+from .queues import (QUEUE_EQUIVALENCE_ARGS, QUEUE_TYPE_MODULES, QUORUM_EQUIVALENCE_ARGS, Queue, QuorumQueue,
+                     check_queue_arguments, queue_type_of)
 from .timers import Timers
 
 
@@ -33,18 +33,6 @@ def generated_name(prefix: str) -> str:
     """A RabbitMQ-style server-generated name, e.g. ``amq.gen-JzTY20BRgKO-HjmUJj0wLg``:
     16 random bytes in URL-safe base64 without padding."""
     return prefix + base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
-
-
-# the queue arguments RabbitMQ 3.x compares on redeclare of a classic queue, in its order (others are ignored)
-QUEUE_EQUIVALENCE_ARGS = ("x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
-                          "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
-                          "x-single-active-consumer", "x-queue-type", "x-queue-master-locator")
-# ... and of a quorum queue (RabbitMQ 3.10's rabbit_quorum_queue capabilities)
-QUORUM_EQUIVALENCE_ARGS = ("x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
-                           "x-expires", "x-max-length", "x-max-length-bytes", "x-max-in-memory-length",
-                           "x-max-in-memory-bytes", "x-overflow", "x-single-active-consumer", "x-queue-type",
-                           "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
-                           "x-queue-leader-locator")
 
 
 def fmt_bool(b: bool) -> str:
