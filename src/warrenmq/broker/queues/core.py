@@ -260,14 +260,16 @@ class Queue(ConsumerChoice, Expiry, Limits, Paging):
     def restore(self, msg, store_id: int, delivered: bool) -> None:
         """Append a message recovered from the store (at start, before any client connects).
 
-        ``msg.body`` is None when it was left on disk: beyond the paging limit it stays there."""
+        ``msg.body`` is None when the store left it on disk.  Beyond the paging limit it stays there
+        (even if the store read it: the lazy tail keeps such a message as its id only, so its body must
+        not count as memory)."""
         msg.store_id = store_id
         msg.pageable = True
-        if msg.body is None:
-            if self.page_limit and len(self.messages) >= self.page_limit:
-                msg.paged = True
-            else:
-                msg.body = self.store.read_body(store_id) or b""
+        if self.page_limit and len(self.messages) >= self.page_limit:
+            msg.body = None
+            msg.paged = True
+        elif msg.body is None:
+            msg.body = self.store.read_body(store_id) or b""
         if not msg.paged:
             self.memory.used += len(msg.body)
         entry = QueueEntry(msg, self.next_seq, self)
