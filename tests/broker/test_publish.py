@@ -123,3 +123,23 @@ def test_a_direct_reply_is_delivered_to_the_reply_consumer_at_once(broker):
     # as RabbitMQ: delivered, and the publish itself routed to no queue, so a mandatory one comes back
     assert requester.take() == [("reply", 1, b"answer")]
     assert responder.take() == [("return", NO_ROUTE, "NO_ROUTE", b"answer")]
+
+
+def test_a_released_delayed_message_is_persisted_and_recorded_once(tmp_path):
+    import time
+    b = make_broker(tmp_path / "data")
+    try:
+        vh = b.vhosts["/"]
+        vh.declare_exchange("later", "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"})
+        q = declare(vh, "durable", durable=True)
+        vh.bind_queue(q, "later", "k", {})
+        seen = []
+        vh.recorder = lambda ex, msg: seen.append(ex.name)
+        publish(TestChannel(b), "later", "k", b"p", delivery_mode=2, headers={"x-delay": 1})
+        assert len(q.messages) == 0
+        time.sleep(0.01)
+        vh.exchanges["later"]._release()
+        [entry] = list(q.messages)
+        assert entry.message.store_id and seen == ["later"]
+    finally:
+        b.close()

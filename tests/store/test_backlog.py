@@ -2,7 +2,7 @@
 import pika
 import pytest
 
-from warrenmq.broker.queue import LazyMessages
+from warrenmq.broker.queues import LazyMessages
 from warrenmq.testing import EmbeddedBroker
 
 

@@ -3,7 +3,7 @@ the backlog costs memory for its head, and every queue operation still sees ever
 import pika
 import pytest
 
-from warrenmq.broker.queue import LazyMessages
+from warrenmq.broker.queues import LazyMessages
 from warrenmq.testing import EmbeddedBroker
 
 LIMIT = 100

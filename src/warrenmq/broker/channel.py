@@ -36,7 +36,7 @@ from ..protocol.spec import ACCESS_REFUSED, NOT_ALLOWED, NOT_IMPLEMENTED, NO_ROU
 from . import acktimeout
 from .direct_reply import REPLY_PREFIX, REPLY_QUEUE_SHORTSTR
 from .message import Message, parse_expiration
-from .queue import Consumer, check_consumer_priority
+from .queues import Consumer, check_consumer_priority
 from .sender_selected import with_routing_headers
 from .vhost import REJECTED, UNROUTABLE
 

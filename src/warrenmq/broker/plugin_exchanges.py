@@ -41,9 +41,10 @@ from itertools import count
 from time import monotonic
 
 from ..protocol.codec import field_type_name
-from ..protocol.errors import HardError, SoftError
-from ..protocol.spec import COMMAND_INVALID, PRECONDITION_FAILED
-from .exchanges import EXCHANGE_TYPES, Exchange
+from ..protocol.errors import SoftError
+from ..protocol.properties import HI_HEADERS
+from ..protocol.spec import PRECONDITION_FAILED
+from .exchanges import EXCHANGE_TYPES, Exchange, exchange_class
 from .message import Message
 
 _ERLANG_INT = re.compile(r"[+-]?[0-9]+\Z")
@@ -169,12 +170,11 @@ class ConsistentHashExchange(Exchange):
 # -------------------------------------------------------------------- delayed message
 #: the longest delay the plugin accepts (an Erlang timer's maximum, in ms); longer ones are not delayed
 MAX_DELAY = 4294967295
-_FLAG_HEADERS = 0x20  # in the first property-flags byte (header[12])
 
 
 def message_delay(msg) -> int | None:
     """The delay (ms) of a message published to a delayed-message exchange, or ``None`` for none."""
-    if not msg.header[12] & _FLAG_HEADERS:
+    if not msg.header[12] & HI_HEADERS:
         return None
     headers = msg.properties.headers
     if not headers or "x-delay" not in headers:
@@ -233,11 +233,7 @@ class DelayedMessageExchange(Exchange):
         if t == cls.TYPE:
             raise SoftError(PRECONDITION_FAILED, "Invalid argument, 'x-delayed-message' can't be used for "
                                                  "'x-delayed-type'")
-        inner = EXCHANGE_TYPES.get(t)
-        if inner is None:
-            from .vhost import _ATOM_TYPE_NAMES  # noqa: PLC0415 (vhost imports this module)
-            adjective = "invalid" if t in _ATOM_TYPE_NAMES else "unknown"
-            raise HardError(COMMAND_INVALID, f"{adjective} exchange type '{t}'")
+        inner = exchange_class(t)  # an unknown type: the same connection error as declaring one
         validate = getattr(inner, "validate", None)
         if validate is not None:
             validate(vhost, name, arguments)
@@ -289,22 +285,9 @@ class DelayedMessageExchange(Exchange):
         held = self.held
         while held and held[0][0] <= now:
             _, _, msg, delay = heapq.heappop(held)
-            self._publish(_with_negated_delay(msg, delay))
+            # through the one publish path: routed by this exchange's bindings now, persisted as any publish
+            self.vhost.publish(self, _with_negated_delay(msg, delay), record=False)
         self._schedule()
-
-    def _publish(self, msg) -> None:
-        """Route a released message through this exchange (its bindings now) and enqueue it."""
-        vhost = self.vhost
-        queues = vhost.route(self, msg)
-        if not queues:
-            return
-        store = getattr(vhost, "store", None)
-        if getattr(vhost, "defs", None) is not None and store is not None and msg.persistent:
-            qids = [q.store_id for q in queues if getattr(q, "store_id", 0)]
-            if qids:
-                store.persist(msg, qids)
-        for q in queues:
-            q.publish(msg)
 
 
 def _delayed_type(arguments: dict) -> str:

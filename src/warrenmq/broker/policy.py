@@ -62,7 +62,12 @@ EXCHANGE_KEYS = {
 #: argument name -> (policy key, resolution)
 _BY_ARG = {arg: (key, how) for key, (arg, how) in {**QUEUE_KEYS, **EXCHANGE_KEYS}.items()}
 
-_OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
+#: the values of the queue settings a policy and a queue argument share (queues/args.py checks the
+#: arguments against the same ones)
+OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+QUEUE_MODES = ("default", "lazy")
+#: the highest ``x-max-priority`` RabbitMQ accepts
+MAX_SUPPORTED_PRIORITY = 255
 
 
 def _erl(v) -> str:
@@ -97,13 +102,13 @@ def _check_value(key: str, v) -> str | None:
         if not _is_int(v) or v < 1:
             return f"{_erl(v)} is not a valid queue expiry"
     elif key == "overflow":
-        if v not in _OVERFLOW:
+        if v not in OVERFLOW_MODES:
             return f"{_erl(v)} is not a valid overflow value"
     elif key == "queue-mode":
-        if v not in ("default", "lazy"):
+        if v not in QUEUE_MODES:
             return f"{_erl(v)} is not a valid queue-mode value"
     elif key == "max-priority":
-        if not _is_int(v) or v < 0 or v > 255:
+        if not _is_int(v) or v < 0 or v > MAX_SUPPORTED_PRIORITY:
             return f"{_erl(v)} is not a valid max priority"
     return None
 

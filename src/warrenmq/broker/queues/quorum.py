@@ -1,27 +1,28 @@
 """Quorum queues (``x-queue-type: quorum``) as a single RabbitMQ 3.10 node shows them to clients.
 
 Theory of operation: there is no replication here (one node, one copy); a
-:class:`QuorumQueue` is a :class:`~.queue.Queue` with the client-visible
+:class:`QuorumQueue` is a :class:`~.core.Queue` with the client-visible
 differences of RabbitMQ's quorum queues:
 
 * declaring one needs ``durable=true`` and neither ``exclusive`` nor
   ``auto_delete`` (checked in ``VHost.declare_queue``), takes the quorum
   arguments and refuses classic-only ones (``x-max-priority``, ``x-queue-mode``,
-  ...; ``queue.check_queue_arguments``), and cannot be server-named;
+  ...; ``args.check_queue_arguments``), and cannot be server-named;
 * a message returned before carries the header ``x-delivery-count`` (a long):
   how many times it was returned; basic.get adds it even the first time (0),
   consumers then get the message unchanged.  An entry holds a
-  :class:`~.message.CountedMessage` once it needs the header (re-encoded when
+  :class:`~..message.CountedMessage` once it needs the header (re-encoded when
   the count changes), so the session's delivery path stays untouched;
 * a returned message (reject/nack with requeue, recover, a closed channel) is
   marked redelivered and goes, in the order returned, to the back of the queue;
   but with a delivery limit set, to the front (behind the returned messages
   already waiting there), as RabbitMQ 3.10's quorum queue does;
-* with ``x-delivery-limit`` N, a message returned more than N times is
-  dead-lettered with reason ``delivery_limit`` (or dropped without a
-  dead-letter exchange);
+* with ``x-delivery-limit`` N (argument or policy, the lower wins; read by
+  ``args.read_settings`` like every other setting), a message returned more
+  than N times is dead-lettered with reason ``delivery_limit`` (or dropped
+  without a dead-letter exchange);
 * ``x-overflow: reject-publish-dlx`` acts as drop-head (RabbitMQ 3.10 logs that
-  it is not supported by quorum queues and uses the default);
+  it is not supported by quorum queues and uses the default; args.py maps it);
 * a consumer on a channel with a global prefetch limit is refused
   (``540 NOT_IMPLEMENTED - queue 'q' in vhost '/' does not support global qos``,
   checked by the session).
@@ -31,12 +32,12 @@ What a dead-letter exchange receives is the message as published, without
 """
 from __future__ import annotations
 
-from ..protocol.codec import INT_TYPES
-from ..protocol.connection import content_header
-from ..protocol.spec import BasicProperties
-from .deadletter import sorted_table
-from .message import CountedMessage
-from .queue import Queue, SizedMessages, _size
+from ...protocol.codec import INT_TYPES
+from ...protocol.connection import content_header
+from ...protocol.spec import BasicProperties
+from ..deadletter import sorted_table
+from ..message import CountedMessage
+from .core import Queue
 
 _Long = INT_TYPES["l"]
 
@@ -58,21 +59,8 @@ def counted(msg, n: int) -> CountedMessage:
 
 
 class QuorumQueue(Queue):
-    queue_type = "quorum"
-    __slots__ = ("delivery_limit",)
-
-    def __init__(self, name: str, vhost, durable=True, exclusive_owner=None, auto_delete=False, arguments=None):
-        super().__init__(name, vhost, durable, exclusive_owner, auto_delete, arguments)
-        limit = self.effective("x-delivery-limit")  # not validated by RabbitMQ 3.10: non-numbers mean none
-        self.delivery_limit = limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None
-
-    def apply_policy(self, policy) -> None:
-        Queue.apply_policy(self, policy)
-        limit = self.effective("x-delivery-limit")  # policy and argument: the lower wins (policy.py)
-        self.delivery_limit = limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None
-
-    def overflow_mode(self, overflow: str) -> str:
-        return "drop-head" if overflow == "reject-publish-dlx" else overflow
+    queue_type = "quorum"  # args.read_settings reads x-delivery-limit into delivery_limit for this type
+    __slots__ = ()
 
     def get(self):
         """basic.get: the message always has x-delivery-count, 0 the first time (RabbitMQ 3.10)."""
@@ -107,27 +95,9 @@ class QuorumQueue(Queue):
                 self.next_seq += 1
                 msgs.append(e)
             else:
-                _insert_returned(msgs, e)
+                msgs.put_back(e)  # behind the returned entries already waiting at the head
         if dead:
             if self.dlx is not None:
                 self.dead_letter(dead, "delivery_limit")
             self.settle_many(dead)
-        if self.limit is not None:
-            self._drop_head()
-        if self.consumers:
-            self.dispatch()
-        elif self.has_ttl:
-            self._schedule_expiry()
-
-
-def _insert_returned(msgs, entry) -> None:
-    """Put a returned entry behind the returned (redelivered) entries waiting at the head of ``msgs``."""
-    inner = msgs.inner if msgs.__class__ is SizedMessages else msgs
-    i = 0
-    for e in inner:
-        if not e.redelivered:
-            break
-        i += 1
-    inner.insert(i, entry)
-    if inner is not msgs:
-        msgs.bytes += _size(entry)
+        self._after_requeue()

@@ -1,0 +1,300 @@
+"""Paging and the lazy tail: how a queue keeps a backlog larger than memory.
+
+Theory of operation.  Two mechanisms, both active only with a data directory
+(``queue.page_limit`` is the broker's ``queue_max_in_memory``, else 0):
+
+*Paging bodies* (any queue).  When a publish leaves more than ``page_limit``
+entries ready, the new message's body is *paged out* (``page_out``): the
+:class:`~..message.Message` object stays in the queue, ``msg.paged`` is set, and
+``msg.body`` is dropped, so only the entry and its header stay in memory.  If the
+message is already in the message store (persistent, in a durable queue), the
+store just lets go of the body once its record is written (``store.page_out``);
+otherwise the body is written to the transient *page store* first
+(``page_store.stash``, ``msg.page_id``), unless it is smaller than
+``PAGE_MIN_BODY`` (writing it would cost more than keeping it).  Only a
+``pageable`` message is paged: routing sets that flag when no other queue holds
+the same object in memory (one queue, or the store has it for every queue).
+Whatever consumes a paged message first calls ``page_in`` (the session before a
+delivery, dead lettering, a quorum queue before it rewrites the headers), which
+reads the body back and forgets the page-store copy.  Memory accounting
+(``queue.memory``, the memory alarm) counts bodies in memory only: ``page_out``
+releases, ``page_in`` adds.
+
+*The lazy tail* (durable classic queues).  Paging still leaves one entry and one
+message object per ready message.  So once such a queue's backlog passes
+``page_limit`` its plain :class:`~.containers.Fifo` is replaced by a
+:class:`LazyMessages` (``_go_lazy``), RabbitMQ's lazy mode switched on beyond the
+limit.  It keeps the first ``limit`` entries as objects (``head``) and, behind
+them, the *tail*: two packed arrays, the store id and the sequence number of each
+message (16 bytes a message, no objects).  When the head runs down to
+``limit - REFILL_BATCH`` entries the next batch of the tail is read back from the
+store in one call (``store.read_messages``) and becomes entries again, new
+Message objects whose bodies count as memory from then on.  A backlog of millions
+thus costs memory for its head only.
+
+Only a message the store can give back exactly may be an id: a plain Message
+(not one that carries CC/BCC keys or a delivery count), in the store, pageable,
+never delivered, with no deadline (no queue TTL, no ``expiration``).  Any other
+entry in the tail stays an object in ``side`` (by sequence number) and keeps its
+place: ``seqs`` lists it, ``ids`` holds 0 for it.  A new persistent message is
+also kept in ``side`` until the store has *synced* the batch that holds its record
+(``unsynced``: (epoch, seq) pairs, released by ``_settle_synced`` as
+``store.synced_epoch`` moves on), since reading back a record that is not on
+disk yet would fail.  Recovered messages (``restore``) are on disk already.
+
+Invariants the queue relies on: the head is never empty while the tail is not
+(``bool()`` and ``[0]`` look at the head only, so the dispatch loop costs the same
+as with a Fifo); requeued entries came from the head, so they go back into the
+head; ``take_all`` (purge, delete) returns the tail's ids without reading them,
+for the store to forget; ``materialize`` reads the whole tail back (bodies past
+the head stay paged) when a feature needs every entry as an object (a byte
+length limit, whose count needs every size).  A record that cannot be read back
+is logged and dropped rather than stalling the queue.
+"""
+from __future__ import annotations
+
+import logging
+from array import array
+from collections import deque
+
+from ...protocol.properties import HI_EXPIRATION
+from ..message import Message, QueueEntry
+from .containers import Fifo, SizedMessages, entry_size
+
+log = logging.getLogger("warrenmq.queue")
+
+#: a message that is not in the message store is paged out only if its body is at least this large
+PAGE_MIN_BODY = 512
+#: LazyMessages reads messages back from the store this many at a time
+REFILL_BATCH = 512
+
+
+class Paging:
+    """The paging part of :class:`~.core.Queue` (a mixin: its state is in ``_SLOTS``)."""
+    __slots__ = ()
+    _SLOTS = ("store", "store_id", "page_store", "page_limit")
+
+    def _go_lazy(self) -> None:
+        """Past the paging limit, a durable classic queue keeps the rest of its backlog in the store."""
+        msgs = self.messages
+        if msgs.pageable_tail and self.store_id and self.queue_type == "classic":
+            self.set_ready(LazyMessages(self, msgs, self.page_limit))
+
+    def page_out(self, msg) -> None:
+        """Keep ``msg``'s body on disk only: in the message store if it is there, else the page store."""
+        if msg.paged or msg.body is None:
+            return
+        if msg.store_id and self.store_id:
+            store = self.store  # already written: paging costs nothing more
+        else:
+            if len(msg.body) < PAGE_MIN_BODY:
+                return  # writing a small body out costs more than keeping it (its index stays anyway)
+            store = self.page_store
+            if not msg.page_id:
+                msg.page_id = store.stash(msg)
+        msg.paged = True
+        self.memory.release(len(msg.body))
+        store.page_out(msg)
+
+    def page_in(self, msg) -> None:
+        """Bring a paged body back into memory (before a delivery)."""
+        if msg.body is None:
+            if msg.page_id:
+                msg.body = self.page_store.read_body(msg.page_id)
+            else:
+                msg.body = self.store.read_body(msg.store_id)
+            if msg.body is None:  # unreadable: deliver it empty rather than lose the delivery
+                msg.body = b""
+        msg.paged = False
+        if msg.page_id:
+            self.page_store.remove(0, msg.page_id)
+            msg.page_id = 0
+        self.memory.used += len(msg.body)
+
+    def _forget_paged(self, msg) -> None:
+        msg.paged = False
+        if msg.page_id:
+            self.page_store.remove(0, msg.page_id)
+            msg.page_id = 0
+
+
+class LazyMessages:
+    """The ready entries of a durable queue whose backlog went past its paging limit (see the module
+    docstring): ``head`` (a Fifo of at most ``limit`` entries), then the tail (``ids``/``seqs`` from
+    ``pos`` on, ``side`` for the tail entries kept as objects)."""
+    __slots__ = ("queue", "head", "ids", "seqs", "pos", "side", "unsynced", "limit", "low", "names")
+    pageable_tail = False
+
+    def __init__(self, queue, head: Fifo, limit: int):
+        self.queue = queue
+        self.head = head
+        self.limit = limit
+        self.low = max(limit - REFILL_BATCH, 0)  # the head is refilled when it is down to this
+        self.ids = array("Q")  # store ids of the tail (0: the entry is in ``side``)
+        self.seqs = array("Q")  # their sequence numbers
+        self.pos = 0  # the tail starts at this index of ids/seqs
+        self.side: dict = {}  # seq -> entry kept as an object in the tail
+        self.unsynced: deque = deque()  # (store epoch, seq) of side entries that may become ids
+        self.names: dict = {}  # raw exchange + routing key -> (exchange, routing key)
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.ids) - self.pos
+
+    def __bool__(self) -> bool:
+        return bool(self.head)
+
+    def __getitem__(self, i: int):
+        if i == 0:
+            return self.head[0]
+        raise IndexError(i)
+
+    def __iter__(self):
+        """Every entry, the tail's read from the store as copies (for inspection, e.g. by tests)."""
+        yield from self.head
+        for i in range(self.pos, len(self.ids), REFILL_BATCH):
+            yield from self._load(i, min(i + REFILL_BATCH, len(self.ids)))
+
+    def append(self, entry, on_disk: bool = False) -> None:
+        """Add ``entry`` at the end; ``on_disk``: its record is known to be on disk (recovery)."""
+        ids = self.ids
+        if self.pos == len(ids):
+            if len(self.head) < self.limit:
+                self.head.append(entry)
+                return
+            if self.pos:  # the tail ran dry: start afresh
+                self._clear_tail()
+                ids = self.ids
+        msg = entry.message
+        q = self.queue
+        seq = entry.seq
+        self.seqs.append(seq)
+        if (msg.__class__ is Message and msg.store_id and msg.pageable and not entry.redelivered
+                and not entry.expires and not q.has_ttl and not msg.header[12] & HI_EXPIRATION):
+            ids.append(msg.store_id)
+            if not on_disk:  # persisted in the store's current batch: an object until that is synced
+                self.side[seq] = entry
+                self.unsynced.append((q.store.epoch + 1, seq))
+        else:
+            ids.append(0)
+            self.side[seq] = entry
+        self._settle_synced()
+
+    def restore(self, entry) -> None:
+        self.append(entry, on_disk=True)
+
+    def _settle_synced(self) -> None:
+        """Side entries whose record the store has synced become ids only."""
+        unsynced = self.unsynced
+        if unsynced:
+            synced = self.queue.store.synced_epoch
+            side = self.side
+            while unsynced and unsynced[0][0] <= synced:
+                side.pop(unsynced.popleft()[1], None)
+
+    def popleft(self):
+        head = self.head
+        entry = head.popleft()
+        if len(head) <= self.low and self.pos < len(self.ids):
+            self._refill()
+        return entry
+
+    def _refill(self) -> None:
+        self._settle_synced()
+        head, n = self.head, len(self.ids)
+        while self.pos < n:
+            end = min(self.pos + min(REFILL_BATCH, max(self.limit - len(head), 1)), n)
+            head.extend(self._load(self.pos, end, take=True))
+            self.pos = end
+            if head:  # (only unreadable records could leave it empty: then go on)
+                return
+
+    def _load(self, start: int, end: int, take: bool = False) -> list:
+        """Entries for tail positions [start, end): side entries as they are, the others read from the
+        store (their bodies count as queued memory when ``take``)."""
+        q = self.queue
+        ids, seqs, side = self.ids, self.seqs, self.side
+        want = [ids[i] for i in range(start, end) if ids[i] and seqs[i] not in side]
+        parts = dict(zip(want, q.store.read_messages(want))) if want else {}
+        names = self.names
+        out = []
+        size = 0
+        for i in range(start, end):
+            seq = seqs[i]
+            entry = side.pop(seq, None) if take else side.get(seq)
+            if entry is None:
+                sid = ids[i]
+                p = parts.get(sid)
+                if p is None:  # its record cannot be read: it is lost, say so rather than stall
+                    log.error("queue %r: stored message %d could not be read back; dropped", q.name, sid)
+                    if take and q.store_id:
+                        q.store.remove(q.store_id, sid)
+                    continue
+                ex_rk, header, body = p
+                pair = names.get(ex_rk)
+                if pair is None:
+                    if len(names) >= 4096:
+                        names.clear()
+                    n = ex_rk[0]
+                    pair = names[ex_rk] = (ex_rk[1:1 + n].decode("utf-8", "surrogateescape"),
+                                           ex_rk[2 + n:].decode("utf-8", "surrogateescape"))
+                msg = Message(pair[0], pair[1], header, body, ex_rk)
+                msg.store_id = sid
+                msg.pageable = True
+                size += len(body)
+                entry = QueueEntry(msg, seq, q)
+            out.append(entry)
+        if take and size:
+            q.memory.add(size)
+        return out
+
+    def clear(self) -> None:
+        self.head.clear()
+        self._clear_tail()
+
+    def _clear_tail(self) -> None:
+        self.ids, self.seqs, self.pos = array("Q"), array("Q"), 0
+        self.side.clear()
+        self.unsynced.clear()
+
+    def take_all(self) -> tuple:
+        """Empty the queue: (the entries that are objects, the store ids of the others)."""
+        side = self.side
+        entries = list(self.head)
+        sids = []
+        for i in range(self.pos, len(self.ids)):
+            e = side.get(self.seqs[i])
+            if e is not None:
+                entries.append(e)
+            else:
+                sids.append(self.ids[i])
+        self.clear()
+        return entries, sids
+
+    def requeue(self, entries: list) -> None:
+        # requeued entries came from the head, so they go back into it (the tail only has later ones)
+        self.head.requeue(entries)
+
+    def put_back(self, entry) -> None:
+        self.head.put_back(entry)
+
+    def materialize(self) -> Fifo:
+        """Every entry as an object, in a Fifo (bodies beyond the head stay on disk: paged)."""
+        head = self.head
+        for i in range(self.pos, len(self.ids), REFILL_BATCH):
+            for e in self._load(i, min(i + REFILL_BATCH, len(self.ids)), take=True):
+                msg = e.message
+                if msg.store_id and not msg.paged and msg.body is not None and len(head) >= self.limit:
+                    self.queue.page_out(msg)
+                head.append(e)
+        self._clear_tail()
+        return head
+
+    @property
+    def bytes(self) -> int:
+        return sum(map(entry_size, self))
+
+    def with_byte_count(self):
+        return SizedMessages(self.materialize())
+
+    def without_byte_count(self):
+        return self
