@@ -286,6 +286,7 @@ def test_literal_server_handshake_frames():
         "ce")
     conn.send_tune()
     assert conn.data_to_send() == H("01 0000 0000000c 000a 001e 07ff 00020000 003c ce")
+    conn.receive_data(ref.tune_ok() + ref.connection_open())  # open-ok only answers a connection.open
     conn.send_open_ok()
     assert conn.data_to_send() == H("01 0000 00000005 000a 0029 00 ce")
     conn.send_heartbeat()
