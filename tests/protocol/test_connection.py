@@ -264,6 +264,21 @@ def test_frame_max_before_tune_is_4096():
                       f"FRAME_ERROR - type 1, all octets = <<>>: {{frame_too_large,{len(frame) - 8},4088}}")
 
 
+def test_the_negotiated_frame_max_holds_from_the_frame_after_tune_ok_in_the_same_read():
+    # found by test_fuzz: the header of a frame larger than 4096 right behind the tune-ok was
+    # measured against the pre-tune limit when both came in one read (and against the new one
+    # when they came in two)
+    big_frame_header = b"\x01\x00\x00" + u32(5000)
+    for reads in ([ref.tune_ok(frame_max=8192) + big_frame_header], [ref.tune_ok(frame_max=8192), big_frame_header]):
+        conn = new()
+        conn.receive_data(ref.PROTOCOL_HEADER + ref.start_ok())
+        conn.send_tune()
+        conn.data_to_send()
+        events = [e for data in reads for e in conn.receive_data(data)]
+        assert [type(e[1]) for e in events] == [spec.ConnectionTuneOk]
+        assert conn.frame_max == 8192 and conn.state == AWAIT_OPEN and conn.data_to_send() == b""
+
+
 def test_frame_max_after_tune_is_the_negotiated_one():
     conn = opened(frame_max=131072)
     body = bytes(131072)

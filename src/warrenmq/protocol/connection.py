@@ -643,6 +643,8 @@ class ServerConnection:
                     off = end + 1
                     continue
                 self._method_frame(buf, off, end, ch, index, events)
+                if ch == 0:  # a tune-ok's frame_max holds from the next frame on, in this read too
+                    max_payload = self.frame_max
             elif ftype == FRAME_HEADER:
                 self._content_header(buf, off, end, ch, size, events)
             elif ftype == FRAME_BODY:
