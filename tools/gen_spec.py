@@ -12,8 +12,10 @@ Usage::
 
     python tools/gen_spec.py [path/to/amqp-rabbitmq-0.9.1.json]
 
-The default spec path is ``../shared/spec/amqp-rabbitmq-0.9.1.json`` relative to
-the repository root; the output is checked in and a test verifies it is current.
+The default spec is ``tools/amqp-rabbitmq-0.9.1.json``, RabbitMQ's file (from
+rabbitmq-codegen, MIT-style licence in its ``copyright`` field) kept beside this
+generator so the repository is self-contained; the output is checked in and
+tests/protocol/test_spec_generated.py verifies it is current.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = ROOT.parent / "shared" / "spec" / "amqp-rabbitmq-0.9.1.json"
+DEFAULT_SPEC = Path(__file__).resolve().parent / "amqp-rabbitmq-0.9.1.json"
 OUTPUT = ROOT / "src" / "warrenmq" / "protocol" / "spec.py"
 
 FIXED = {"octet": ("B", 1), "short": ("H", 2), "long": ("I", 4), "longlong": ("Q", 8), "timestamp": ("Q", 8)}

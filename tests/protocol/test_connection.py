@@ -9,8 +9,9 @@ from amqp_reference import u32
 
 from warrenmq.protocol import spec
 from warrenmq.protocol.connection import (
-    AWAIT_OPEN, AWAIT_START_OK, AWAIT_TUNE_OK, CH_CLOSING, CH_OPEN, CLOSED, CLOSING, OPEN,
-    ServerConnection, parse_credentials,
+    ANY, AWAIT_HEADER, AWAIT_OPEN, AWAIT_START_OK, AWAIT_TUNE_OK, CH_CLOSED, CH_CLOSING, CH_OPEN, CHANNEL_TRANSITIONS,
+    CLOSED, CLOSING, CONNECTION_TRANSITIONS, OPEN, ChannelState, ConnectionState, Event, ServerConnection,
+    parse_credentials,
 )
 from warrenmq.protocol.spec import REPLY_NAMES
 
@@ -263,6 +264,21 @@ def test_frame_max_before_tune_is_4096():
                       f"FRAME_ERROR - type 1, all octets = <<>>: {{frame_too_large,{len(frame) - 8},4088}}")
 
 
+def test_the_negotiated_frame_max_holds_from_the_frame_after_tune_ok_in_the_same_read():
+    # found by test_fuzz: the header of a frame larger than 4096 right behind the tune-ok was
+    # measured against the pre-tune limit when both came in one read (and against the new one
+    # when they came in two)
+    big_frame_header = b"\x01\x00\x00" + u32(5000)
+    for reads in ([ref.tune_ok(frame_max=8192) + big_frame_header], [ref.tune_ok(frame_max=8192), big_frame_header]):
+        conn = new()
+        conn.receive_data(ref.PROTOCOL_HEADER + ref.start_ok())
+        conn.send_tune()
+        conn.data_to_send()
+        events = [e for data in reads for e in conn.receive_data(data)]
+        assert [type(e[1]) for e in events] == [spec.ConnectionTuneOk]
+        assert conn.frame_max == 8192 and conn.state == AWAIT_OPEN and conn.data_to_send() == b""
+
+
 def test_frame_max_after_tune_is_the_negotiated_one():
     conn = opened(frame_max=131072)
     body = bytes(131072)
@@ -411,6 +427,14 @@ def test_closing_a_channel_mid_content_drops_the_rest_of_it():
     conn.data_to_send()
     assert conn.receive_data(ref.body_frame(1, b"def")) == []
     assert conn.data_to_send() == b"" and conn.state == OPEN
+
+
+def test_a_late_channel_open_on_a_closing_channel_is_dropped_even_at_channel_max():
+    conn = opened(channel_max=1, channels=(1,))
+    conn.close_channel(1, spec.NOT_FOUND, "NOT_FOUND - x")
+    conn.data_to_send()
+    assert conn.receive_data(ref.channel_open(1)) == []
+    assert conn.data_to_send() == b"" and conn.state == OPEN and conn.channels == {1: CH_CLOSING}
 
 
 def test_crossing_channel_close_on_a_closing_channel():
@@ -567,6 +591,17 @@ def test_content_on_two_channels_may_interleave():
     assert [(e[0], e[1].routing_key, e[3]) for e in events] == [(2, "b", b"22"), (1, "a", b"111")]
 
 
+def test_a_publish_without_arguments_is_502_also_as_the_last_bytes_of_a_read():
+    """Issue 13: a basic.publish frame with only its method ids, last in a read, made the publish
+    fast path index past the buffer (IndexError out of receive_data)."""
+    bare = bytes.fromhex("01 0001 00000004 003c0028 ce")
+    for data in (bare, bare + ref.HEARTBEAT):
+        conn = opened()
+        assert conn.receive_data(data) == []
+        reply = expect_hard_close(conn, spec.SYNTAX_ERROR, 60, 40)
+        assert reply.startswith(b"SYNTAX_ERROR - cannot decode basic.publish: ")
+
+
 # ------------------------------------------------------------ connection close
 def test_client_connection_close_gets_close_ok():
     conn = opened()
@@ -683,3 +718,54 @@ def test_parse_credentials_deeply_nested_amqplain_is_none():
     for _ in range(5000):
         value = b"A" + u32(len(value)) + value
     assert parse_credentials("AMQPLAIN", b"\x05LOGIN" + value) is None
+
+
+# ------------------------------------------------------------ the transition tables
+def test_states_are_ordered_and_exported_by_name():
+    assert list(ConnectionState) == [AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, OPEN, CLOSING, CLOSED]
+    assert AWAIT_HEADER < AWAIT_START_OK < AWAIT_TUNE_OK < AWAIT_OPEN < OPEN < CLOSING < CLOSED
+    assert list(ChannelState) == [CH_CLOSED, CH_OPEN, CH_CLOSING]
+
+
+def test_every_state_that_parses_methods_says_what_any_other_method_does():
+    for state in ConnectionState:
+        if state not in (AWAIT_HEADER, CLOSED):  # no frames are parsed in these two
+            assert (state, ANY) in CONNECTION_TRANSITIONS, state
+    for state in ChannelState:
+        assert (state, ANY) in CHANNEL_TRANSITIONS, state
+    for table, states in ((CONNECTION_TRANSITIONS, ConnectionState), (CHANNEL_TRANSITIONS, ChannelState)):
+        for (state, _), (next_state, _) in table.items():
+            assert state in states and (next_state is None or next_state in states)
+
+
+@pytest.mark.parametrize("send", ["send_tune", "send_open_ok"])
+def test_a_handshake_send_out_of_its_state_is_a_programming_error(send):
+    conn = opened()
+    with pytest.raises(RuntimeError, match=f"{send} is not allowed in state OPEN"):
+        getattr(conn, send)()
+    assert conn.state == OPEN and conn.data_to_send() == b""
+
+
+def test_a_late_send_tune_does_not_take_a_closing_connection_back_into_the_handshake():
+    # start-ok and a bad frame in one read: the connection is closing when the broker answers start-ok
+    conn = new()
+    conn.receive_data(ref.PROTOCOL_HEADER)
+    conn.data_to_send()
+    events = conn.receive_data(ref.start_ok() + ref.frame(4, 0, b""))
+    assert [type(e[1]) for e in events] == [spec.ConnectionStartOk]
+    assert conn.state == CLOSING
+    conn.send_tune()  # the broker's answer to the start-ok event
+    assert conn.state == CLOSING
+    conn.data_to_send()
+    assert conn.receive_data(CLOSE_OK) == []
+    assert conn.state == CLOSED and conn.should_close
+
+
+def test_events_are_4_tuples_whose_fields_event_names():
+    conn = opened()
+    data = ref.basic_publish(1, "ex", "rk") + ref.content_header_frame(1, 2) + ref.body_frame(1, b"hi")
+    (e,) = conn.receive_data(data)
+    ch, method, header, body = e
+    view = Event(*e)
+    assert (view.channel, view.method, view.header, view.body) == (ch, method, header, body) == (
+        1, spec.BasicPublish(0, "ex", "rk", False, False), ref.header_payload(2), b"hi")

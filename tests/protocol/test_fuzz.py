@@ -14,9 +14,7 @@ from warrenmq.protocol import spec
 from warrenmq.protocol.connection import CLOSED, CLOSING, ServerConnection
 
 SPEC = ref.load_spec()
-ARGS = {}
-if SPEC is not None:
-    ARGS = {(c["id"] << 16) | m["id"]: args for c, m, args in ref.methods_of(SPEC)}
+ARGS = {(c["id"] << 16) | m["id"]: args for c, m, args in ref.methods_of(SPEC)}
 METHOD_INDEXES = sorted(spec.METHODS)
 
 

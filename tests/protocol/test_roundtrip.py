@@ -11,17 +11,12 @@ from warrenmq.protocol.codec import DecodeError
 from warrenmq.protocol.connection import content_header
 
 SPEC = ref.load_spec()
-needs_spec = pytest.mark.skipif(SPEC is None, reason=ref.SPEC_MISSING_REASON)
-ARGS = {}
-PROPS = None
-if SPEC is not None:
-    ARGS = {(c["id"] << 16) | m["id"]: args for c, m, args in ref.methods_of(SPEC)}
-    PROPS = ref.properties_of(SPEC)[1]
+ARGS = {(c["id"] << 16) | m["id"]: args for c, m, args in ref.methods_of(SPEC)}
+PROPS = ref.properties_of(SPEC)[1]
 
 ALL_METHODS = sorted(spec.METHODS.values(), key=lambda c: c.INDEX)
 
 
-@needs_spec
 @ref.PER_CASE
 @pytest.mark.parametrize("cls", ALL_METHODS, ids=lambda c: c.NAME)
 @given(data=st.data())
@@ -50,7 +45,6 @@ def _props_strategy():
     return st.fixed_dictionaries({}, optional={name: ref.TYPED[t] for name, t in PROPS})
 
 
-@needs_spec
 @ref.FAST
 @given(data=st.data())
 def test_basic_properties_round_trip(data):

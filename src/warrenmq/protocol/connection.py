@@ -4,47 +4,209 @@ Theory of operation (after h11): the transport feeds received bytes to
 :meth:`ServerConnection.receive_data`, which splits frames out of one buffer,
 enforces the protocol's framing rules, assembles content (a ``basic.publish``
 method, its header and its body frames) and returns a list of events.  Every
-event is a 4-tuple ``(channel, method, header, body)``: ``method`` is a decoded
-method object from :mod:`.spec`; ``header`` (the raw content-header payload:
-class, weight, body size, property flags and properties, kept as received so it
-can be forwarded verbatim) and ``body`` are ``None`` except for content methods.
+event is a 4-tuple ``(channel, method, header, body)`` (its fields named by
+:class:`Event`): ``method`` is a decoded method object from :mod:`.spec`;
+``header`` (the raw content-header payload: class, weight, body size, property
+flags and properties, kept as received so it can be forwarded verbatim) and
+``body`` are ``None`` except for content methods (``basic.publish``).
+
+The whole lifecycle is in the tables below: :data:`CONNECTION_TRANSITIONS`
+(the handshake, running, closing, for what the client sends on channel 0 and
+for the broker's ``send_tune``/``send_open_ok``/``close``/``abort``) and
+:data:`CHANNEL_TRANSITIONS` (open, closing, closed per channel).  The code
+consults them; what it adds are the guards (the tune-ok limits, channel_max,
+the mechanism) and the bookkeeping.  Decisions that need the broker
+(authentication, vhost access) are surfaced as events (``connection.start-ok``,
+``connection.open``) and answered through :meth:`~ServerConnection.send_tune`,
+:meth:`~ServerConnection.send_open_ok`, :meth:`~ServerConnection.close` or
+:meth:`~ServerConnection.abort`.
 
 Outgoing frames are appended to an internal list by the ``send_*`` calls and
-collected with :meth:`data_to_send`; ``on_output`` (if set) is called when the
-list goes from empty to non-empty so the transport can schedule exactly one
-write per loop turn.  The close-oks this object answers a client's
-``channel.close``/``connection.close`` with are held back until
-:meth:`data_to_send`, so they follow the caller's replies to the methods that
-came before the close in the same batch (a ``basic.cancel`` then a
-``channel.close`` in one read get cancel-ok, then close-ok, as from RabbitMQ).
-
-The handshake (header, start/start-ok, tune/tune-ok, open/open-ok), channel
-bookkeeping (open, closing, closed) and connection close are tracked here.  The
-decisions that need the broker (authentication, vhost access) are surfaced as
-events (``ConnectionStartOk``, ``ConnectionOpen``) and answered by the caller
-through :meth:`send_tune`, :meth:`send_open_ok` or :meth:`close`.
+collected with :meth:`~ServerConnection.take_output` (what the transport
+writes) or :meth:`~ServerConnection.data_to_send` (the same as one
+``bytes``); ``on_output`` (if set) is called when the list goes from empty to
+non-empty so the transport can schedule exactly one write per loop turn.  The
+close-oks this object answers a client's ``channel.close``/``connection.close``
+with are held back until the output is taken, so they follow the caller's
+replies to the methods that came before the close in the same batch (a
+``basic.cancel`` then a ``channel.close`` in one read get cancel-ok, then
+close-ok, as from RabbitMQ).
 
 Framing violations are answered as RabbitMQ answers them: ``connection.close``
 with a hard-error code; after that only ``connection.close-ok`` (or a crossing
 ``connection.close``) is processed.  Nothing in here raises to the caller except
 for programming errors; malformed input always becomes a close.
+
+The hardest part is speed: two fast paths in :meth:`~ServerConnection._parse`
+(``basic.publish`` with its header and body in the same read, and
+``basic.ack``) skip the general path's table lookups and decoding; each says
+which checks it skips and why that is safe.
 """
 from __future__ import annotations
 
 import struct
+from enum import IntEnum
+from typing import NamedTuple
 
 from . import spec
 from .codec import DecodeError, decode_table, encode_shortstr, encode_table
 from .errors import HardError
+from .properties import PROPERTIES_OFFSET
 from .spec import (
     CHANNEL_ERROR, COMMAND_INVALID, FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER,
-    FRAME_HEARTBEAT, FRAME_METHOD, FRAME_MIN_SIZE, METHODS, PROTOCOL_HEADER, SYNTAX_ERROR,
+    FRAME_HEARTBEAT, FRAME_METHOD, FRAME_MIN_SIZE, METHODS, NOT_ALLOWED, PROTOCOL_HEADER, SYNTAX_ERROR,
     UNEXPECTED_FRAME,
 )
 
+
+# ====================================================================== states
+class ConnectionState(IntEnum):
+    """Where a connection is in its lifecycle.  Ordered: ``state < OPEN`` is "still in the
+    handshake", ``state >= CLOSING`` is "closing or closed"."""
+    AWAIT_HEADER = 0    # nothing received yet: the 8-byte protocol header comes first
+    AWAIT_START_OK = 1  # connection.start sent; after start-ok, the broker authenticates
+    AWAIT_TUNE_OK = 2   # connection.tune sent
+    AWAIT_OPEN = 3      # tune-ok received; after connection.open, the broker checks the vhost
+    OPEN = 4            # open-ok sent: channels may be used
+    CLOSING = 5         # the server sent connection.close: only close-ok (or a crossing close) counts
+    CLOSED = 6          # done: nothing more is parsed; should_close tells the transport
+
+
+AWAIT_HEADER = ConnectionState.AWAIT_HEADER
+AWAIT_START_OK = ConnectionState.AWAIT_START_OK
+AWAIT_TUNE_OK = ConnectionState.AWAIT_TUNE_OK
+AWAIT_OPEN = ConnectionState.AWAIT_OPEN
+OPEN = ConnectionState.OPEN
+CLOSING = ConnectionState.CLOSING
+CLOSED = ConnectionState.CLOSED
+
+
+class ChannelState(IntEnum):
+    """A channel's state, the value of ``ServerConnection.channels[number]`` (a channel that is
+    not open is not in that dict: :data:`CH_CLOSED` is what ``channels.get`` stands for then)."""
+    CLOSED = 0   # never opened, or closed: only channel.open is allowed
+    OPEN = 1
+    CLOSING = 2  # the server sent channel.close: frames are dropped until close-ok
+
+
+CH_CLOSED = ChannelState.CLOSED
+CH_OPEN = ChannelState.OPEN
+CH_CLOSING = ChannelState.CLOSING
+
+# ============================================================ transition tables
+# What happens on a transition (besides the state change):
+EVENT = "event"                # the method is handed to the broker as an event
+IGNORE = "ignore"              # nothing (dropped)
+HOLD_CLOSE_OK = "event, close-ok"  # event, and a close-ok queued behind the broker's replies
+SEND_CLOSE_OK = "send close-ok"    # a close crossing ours: close-ok at once, no event
+CONTENT = "assemble content"   # basic.publish: header and body frames follow, then one event
+SEND = "send"                  # a server send: its frame is written
+NOTHING = "nothing"            # a server send that writes nothing
+ANY = "any other method"       # the row for the methods a state does not list
+
+
+class Refuse(NamedTuple):
+    """The action for a method a state does not allow: the connection is closed with ``code``
+    and ``text`` (formatted with ``name``, the method's name)."""
+    code: int
+    text: str
+
+
+_HANDSHAKE = (AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN)
+_ECHOES = (spec.ConnectionBlocked, spec.ConnectionUnblocked, spec.ConnectionCloseOk)
+
+#: ``(state, what arrives or is sent) -> (next state, action)``.  What arrives is a
+#: connection-class method (its class) on channel 0; what is sent, the name of a
+#: ServerConnection method.  A next state of ``None`` means "unchanged".
+CONNECTION_TRANSITIONS: dict = {
+    # --- the handshake
+    (AWAIT_HEADER, "protocol header"): (AWAIT_START_OK, SEND),   # connection.start (a bad header: ours, CLOSED)
+    (AWAIT_START_OK, spec.ConnectionStartOk): (None, EVENT),     # the broker authenticates, then:
+    (AWAIT_START_OK, "send_tune"): (AWAIT_TUNE_OK, SEND),
+    (AWAIT_TUNE_OK, spec.ConnectionTuneOk): (AWAIT_OPEN, EVENT),  # frame_max/channel_max checked first
+    (AWAIT_OPEN, spec.ConnectionOpen): (None, EVENT),            # the broker checks the vhost, then:
+    (AWAIT_OPEN, "send_open_ok"): (OPEN, SEND),
+    # --- running
+    (OPEN, spec.ConnectionUpdateSecret): (None, EVENT),
+    # --- closing: the client's close is answered (after the replies to what came before it) ...
+    **{(s, spec.ConnectionClose): (CLOSED, HOLD_CLOSE_OK) for s in (*_HANDSHAKE, OPEN)},
+    # ... the server's close waits for the client's close-ok (or a crossing close)
+    (AWAIT_HEADER, "close"): (CLOSED, NOTHING),                  # nothing negotiated: just the socket
+    **{(s, "close"): (CLOSING, SEND) for s in (*_HANDSHAKE, OPEN)},
+    (CLOSING, spec.ConnectionCloseOk): (CLOSED, IGNORE),
+    (CLOSING, spec.ConnectionClose): (CLOSED, SEND_CLOSE_OK),
+    (CLOSING, ANY): (None, IGNORE),
+    **{(s, "abort"): (CLOSED, NOTHING) for s in ConnectionState},  # the socket, without a close handshake
+    # late answers (to a method that came before a close) are written, the state stays
+    **{(s, send): (None, SEND) for s in (CLOSING, CLOSED) for send in ("send_tune", "send_open_ok")},
+    **{(s, "close"): (None, NOTHING) for s in (CLOSING, CLOSED)},
+    # --- clients may echo these at any time; nothing to do
+    **{(s, m): (None, IGNORE) for s in (*_HANDSHAKE, OPEN) for m in _ECHOES},
+    # --- everything else on channel 0
+    **{(s, ANY): (None, Refuse(COMMAND_INVALID, "{name} not expected during the handshake")) for s in _HANDSHAKE},
+    (OPEN, ANY): (None, Refuse(CHANNEL_ERROR, "unexpected method in connection state running")),
+}
+
+#: ``(channel state, what arrives or is sent) -> (next channel state, action)`` for the frames of
+#: channels other than 0 while the connection is OPEN.  (Before OPEN a channel frame is
+#: COMMAND_INVALID; while CLOSING it is dropped.)  Content assembly has two sub-states of an open
+#: channel, kept in ``ServerConnection._content``: a content header is awaited, then body frames
+#: until the announced size has arrived.  Any method frame in between is UNEXPECTED_FRAME.
+CHANNEL_TRANSITIONS: dict = {
+    (CH_CLOSED, spec.ChannelOpen): (CH_OPEN, EVENT),             # unless channel_max channels are open
+    (CH_CLOSED, ANY): (None, Refuse(CHANNEL_ERROR, "expected 'channel.open'")),
+    (CH_OPEN, spec.BasicPublish): (None, CONTENT),
+    (CH_OPEN, spec.ChannelClose): (CH_CLOSED, HOLD_CLOSE_OK),
+    (CH_OPEN, spec.ChannelOpen): (None, Refuse(CHANNEL_ERROR, "second 'channel.open' seen")),
+    (CH_OPEN, ANY): (None, EVENT),
+    (CH_OPEN, "close_channel"): (CH_CLOSING, SEND),              # a soft error: channel.close
+    (CH_CLOSING, spec.ChannelCloseOk): (CH_CLOSED, IGNORE),
+    (CH_CLOSING, spec.ChannelClose): (CH_CLOSED, SEND_CLOSE_OK),
+    (CH_CLOSING, ANY): (None, IGNORE),                           # the client had not seen our close yet
+    **{(s, "close_channel"): (None, NOTHING) for s in (CH_CLOSED, CH_CLOSING)},
+}
+
+
+def _on_receive(table: dict, state, cls):
+    """The row for a received method of class ``cls`` in ``state``, or the state's ANY row."""
+    row = table.get((state, cls))
+    return row if row is not None else table[(state, ANY)]
+
+
+def _on_send(table: dict, state, name: str):
+    """The row for the server send ``name`` in ``state``; a send the table does not allow there
+    is a programming error of the caller."""
+    row = table.get((state, name))
+    if row is None:
+        raise RuntimeError(f"{name} is not allowed in state {state.name}")
+    return row
+
+
+# ====================================================================== events
+class Event(NamedTuple):
+    """The shape of every event :meth:`ServerConnection.receive_data` returns.
+
+    The events themselves are plain 4-tuples ``(channel, method, header, body)``: unpack them
+    (``for ch, method, header, body in events``), or view one by name with ``Event(*e)``.  Two
+    kinds: a method without content (``header`` and ``body`` are ``None``), and a content method,
+    ``basic.publish``, with its raw content-header payload and its whole body (``bytes``).
+    Why not an object of this class per event: even the cheapest typed object CPython offers, a
+    tuple subclass called with a tuple (``Content((ch, m, h, b))``), made ``receive_data`` 12%
+    slower on pipelined publishes and acks (tools/bench_receive.py), and unpacking one costs
+    another 20 ns in the broker's loop.
+    """
+    channel: int
+    method: object
+    header: bytes | None
+    body: bytes | None
+
+
+# ====================================================================== framing
 _FRAME_HDR = struct.Struct(">BHI")
 _pack_frame_hdr = _FRAME_HDR.pack
 _unpack_frame_hdr = _FRAME_HDR.unpack_from
+# a frame header and the first four payload bytes: a method frame's class and method ids
+_unpack_frame_hdr_ids = struct.Struct(">BHII").unpack_from
 _unpack_I = struct.Struct(">I").unpack_from
 _unpack_H = struct.Struct(">H").unpack_from
 _unpack_Q = struct.Struct(">Q").unpack_from
@@ -54,36 +216,31 @@ _CLASS_BASIC = spec.CLASS_BASIC
 _FRAME_END_BYTE = bytes((FRAME_END,))
 _pack_end_hdr = struct.Struct(">BBHI").pack  # the end of one frame and the header of the next
 _QB = struct.Struct(">QB").pack  # delivery tag and redelivered bit
+_unpack_QB = struct.Struct(">QB").unpack_from
 
 #: bodies this large are handed to the transport as they are (take_output) rather than joined
 LARGE_BODY = 16384
 
 HEARTBEAT_FRAME = _pack_frame_hdr(FRAME_HEARTBEAT, 0, 0) + _FRAME_END_BYTE
 
-# connection states
-AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, OPEN, CLOSING, CLOSED = range(7)
-
-# channel states kept in ``ServerConnection.channels``
-CH_OPEN, CH_CLOSING = 1, 2
-
 _PUBLISH_INDEX = spec.BasicPublish.INDEX
-_CHANNEL_OPEN_INDEX = spec.ChannelOpen.INDEX
-_CHANNEL_CLOSE_INDEX = spec.ChannelClose.INDEX
-_CHANNEL_CLOSE_OK_INDEX = spec.ChannelCloseOk.INDEX
+_ACK_INDEX = spec.BasicAck.INDEX
+#: the shortest basic.publish payload: class and method ids, ticket, two empty short strings, bits
+_PUBLISH_MIN_SIZE = 4 + 2 + 1 + 1 + 1
+_BasicAck = spec.BasicAck
+
+
 class _Publish(spec.BasicPublish):
     """A basic.publish event that also carries ``ex_rk``: the exchange and routing key as received
     (two short strings), which is exactly the tail of the basic.deliver that will carry the message."""
     __slots__ = ("ex_rk",)
 
 
-_new_publish = object.__new__
-_BasicAck = spec.BasicAck
-_ACK_INDEX = spec.BasicAck.INDEX
-_unpack_QB = struct.Struct(">QB").unpack_from
+_new_object = object.__new__
 
 
 def _as_publish_event(m) -> _Publish:
-    p = _new_publish(_Publish)
+    p = _new_object(_Publish)
     p.ticket, p.exchange, p.routing_key = m.ticket, m.exchange, m.routing_key
     p.mandatory, p.immediate = m.mandatory, m.immediate
     p.ex_rk = encode_shortstr(m.exchange) + encode_shortstr(m.routing_key)
@@ -162,7 +319,7 @@ class ServerConnection:
         self.client_properties: dict = {}
         self.capabilities: dict = {}
         self.state = AWAIT_HEADER
-        self.channels: dict[int, int] = {}
+        self.channels: dict[int, ChannelState] = {}  # the channels that are OPEN or CLOSING
         self.on_output = None  # callable() -> None, called when output becomes pending
         self.should_close = False  # transport closes the socket once output is flushed
         self.close_reason = None  # (code, text) of the close that ended the connection
@@ -172,7 +329,8 @@ class ServerConnection:
         self._pending: list = []
         self._pending_len = 0
         self._need = 0
-        # content being assembled per channel: channel -> [method, header, size, parts, received]
+        # content being assembled per channel: channel -> [method, header, size, parts, received];
+        # header None: the content header is awaited, else body frames until ``size`` bytes came
         self._content: dict[int, list] = {}
         # the raw tail of a basic.publish (exchange and routing key short strings, bits) -> its event
         # object, shared by the publishes that carry the same (publishers reuse a few pairs)
@@ -180,7 +338,7 @@ class ServerConnection:
 
     def _publish_event(self, exchange: bytes, routing_key: bytes, bits: int, key: bytes) -> _Publish:
         """The (cached) event of a basic.publish whose arguments after the ticket are ``key``."""
-        method = _new_publish(_Publish)
+        method = _new_object(_Publish)
         method.ticket = 0
         method.exchange = exchange.decode("utf-8", "surrogateescape")
         method.routing_key = routing_key.decode("utf-8", "surrogateescape")
@@ -226,6 +384,8 @@ class ServerConnection:
         return bool(self._out or self._held)
 
     def data_to_send(self) -> bytes:
+        """All pending output as one ``bytes`` (tests and simple callers; the transport uses
+        :meth:`take_output`, which does not copy large bodies)."""
         self._release_held()
         self._large_out = False
         out = self._out
@@ -295,47 +455,51 @@ class ServerConnection:
     def send_heartbeat(self) -> None:
         self._emit(HEARTBEAT_FRAME)
 
+    # -------------------------------------------------- the broker's state-changing sends
+    def _send_transition(self, name: str) -> str:
+        next_state, action = _on_send(CONNECTION_TRANSITIONS, self.state, name)
+        if next_state is not None:
+            self.state = next_state
+            if next_state is CLOSED:
+                self.should_close = True
+        return action
+
     def send_tune(self) -> None:
-        self.state = AWAIT_TUNE_OK
-        self.send_method(0, spec.ConnectionTune(self.offer_channel_max, self.offer_frame_max,
-                                                self.offer_heartbeat))
+        """The broker authenticated the client (after a start-ok event)."""
+        if self._send_transition("send_tune") is SEND:
+            self.send_method(0, spec.ConnectionTune(self.offer_channel_max, self.offer_frame_max,
+                                                    self.offer_heartbeat))
 
     def send_open_ok(self) -> None:
-        self.state = OPEN
-        self.send_method(0, spec.ConnectionOpenOk(""))
+        """The broker let the client into the vhost (after a connection.open event)."""
+        if self._send_transition("send_open_ok") is SEND:
+            self.send_method(0, spec.ConnectionOpenOk(""))
 
     def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Start a server-initiated connection close (hard error or shutdown)."""
-        if self.state in (CLOSING, CLOSED):
-            return
-        if self.state == AWAIT_HEADER:
-            self.state = CLOSED
-            self.should_close = True
-            return
-        text = _reply_text(text)
-        self._release_held()
-        self.close_reason = (code, text)
-        self.state = CLOSING
-        self.send_method(0, spec.ConnectionClose(code, text, class_id, method_id))
+        if self._send_transition("close") is SEND:
+            text = _reply_text(text)
+            self._release_held()
+            self.close_reason = (code, text)
+            self.send_method(0, spec.ConnectionClose(code, text, class_id, method_id))
 
     def abort(self) -> None:
         """Close the socket without a close handshake (e.g. failed login, RabbitMQ-style)."""
-        self.state = CLOSED
-        self.should_close = True
+        self._send_transition("abort")
 
     def close_channel(self, channel: int, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Server-initiated channel close (soft error): frames on it are dropped until close-ok."""
-        if self.channels.get(channel) != CH_OPEN:
-            return
-        self.channels[channel] = CH_CLOSING
-        self._content.pop(channel, None)
-        self.send_method(channel, spec.ChannelClose(code, _reply_text(text), class_id, method_id))
+        next_state, action = CHANNEL_TRANSITIONS[(self.channels.get(channel, CH_CLOSED), "close_channel")]
+        if action is SEND:
+            self.channels[channel] = next_state
+            self._content.pop(channel, None)
+            self.send_method(channel, spec.ChannelClose(code, _reply_text(text), class_id, method_id))
 
     # ------------------------------------------------------------------- input
     def receive_data(self, data: bytes) -> list:
         """Parse ``data``; return the list of complete events.  Never raises on bad input."""
         events: list = []
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return events
         rest = None
         if self._pending:
@@ -345,7 +509,7 @@ class ServerConnection:
             if self._pending_len < self._need:
                 return events
             excess = self._pending_len - self._need
-            if excess and self._need > 7 and self.state != AWAIT_HEADER:
+            if excess and self._need > 7 and self.state is not AWAIT_HEADER:
                 # join only the frame that was waiting (its length is known) and parse the rest of
                 # ``data`` where it is: a large frame straddling reads is not copied with its successors
                 start = len(data) - excess
@@ -357,19 +521,15 @@ class ServerConnection:
         else:
             buf = data
         try:
-            if self.state == AWAIT_HEADER:
+            if self.state is AWAIT_HEADER:
                 if len(buf) < 8:
                     self._stash(buf, 8)
                     return events
-                # RabbitMQ also takes AMQP 0-9's header (1, 1, 0, 9) as 0-9-1 (txAMQP sends it)
-                if buf[:8] != PROTOCOL_HEADER and buf[:8] != b"AMQP\x01\x01\x00\x09":
-                    return self._bad_header()
-                self.state = AWAIT_START_OK
-                self.send_method(0, spec.ConnectionStart(0, 9, self.server_properties,
-                                                         self.mechanisms.encode(), b"en_US"))
+                if not self._protocol_header(buf[:8]):
+                    return events
                 buf = buf[8:]
             self._parse(buf, events, 0)
-            if rest is not None and self.state != CLOSED:
+            if rest is not None and self.state is not CLOSED:
                 self._parse(rest, events, start)
         except HardError as e:
             self.close(e.code, e.reply_text, e.class_id, e.method_id)
@@ -380,14 +540,21 @@ class ServerConnection:
         self._pending_len = len(buf)
         self._need = need
 
-    def _bad_header(self) -> list:
-        self._emit(PROTOCOL_HEADER)
-        self.state = CLOSED
-        self.should_close = True
-        return []
+    def _protocol_header(self, header: bytes) -> bool:
+        """Answer the protocol header: connection.start, or for a wrong header ours and the end."""
+        # RabbitMQ also takes AMQP 0-9's header (1, 1, 0, 9) as 0-9-1 (txAMQP sends it)
+        if header != PROTOCOL_HEADER and header != b"AMQP\x01\x01\x00\x09":
+            self._emit(PROTOCOL_HEADER)
+            self.state = CLOSED
+            self.should_close = True
+            return False
+        self.state = CONNECTION_TRANSITIONS[(AWAIT_HEADER, "protocol header")][0]
+        self.send_method(0, spec.ConnectionStart(0, 9, self.server_properties, self.mechanisms.encode(), b"en_US"))
+        return True
 
     def _parse(self, buf: bytes, events: list, off: int) -> None:
-        """Parse the frames in ``buf`` from ``off``; keep an incomplete last one for the next read."""
+        """Split the frames in ``buf`` from ``off`` and hand each to its handler (the two fast paths
+        inline); keep an incomplete last frame for the next read."""
         n = len(buf)
         # RabbitMQ accepts payloads up to frame_max (though its error text names frame_max - 8)
         max_payload = self.frame_max
@@ -395,8 +562,19 @@ class ServerConnection:
         content = self._content
         pub_cache = self._publish_cache
         append = events.append
-        while n - off >= 7:
-            ftype, ch, size = _unpack_frame_hdr(buf, off)
+        # Constant during one parse: nothing received makes a connection OPEN (only the broker's
+        # send_open_ok, between reads), and a parse that leaves OPEN returns (CLOSED) or raises.
+        running = self.state is OPEN
+        while True:
+            # the frame header (type, channel, payload size) and, in the same unpack when they are in
+            # the buffer, the next four bytes: a method frame's class and method ids
+            if n - off >= 11:
+                ftype, ch, size, index = _unpack_frame_hdr_ids(buf, off)
+            elif n - off >= 7:
+                ftype, ch, size = _unpack_frame_hdr(buf, off)
+                index = -1  # not read: a complete method frame of 4 bytes or more has them in the buffer
+            else:
+                break
             if size > max_payload:
                 raise HardError(FRAME_ERROR, f"type {ftype}, all octets = <<>>: "
                                 f"{{frame_too_large,{size},{max_payload - 8}}}")
@@ -406,35 +584,36 @@ class ServerConnection:
             if buf[end] != FRAME_END:
                 raise HardError(FRAME_ERROR, f"type {ftype}, all octets = <<>>: {{invalid_frame_end_marker,"
                                 f"{buf[end]}}}")
-            state = self.state
             if ftype == FRAME_METHOD:
-                if ch in content:
-                    raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
-                                    f"{content[ch][0].CLASS_ID}, got non content header frame instead")
-                if size < 4:
-                    raise HardError(FRAME_ERROR, "method frame too short")
-                index, = _unpack_I(buf, off + 7)
-                if index == _PUBLISH_INDEX and state == OPEN and channels.get(ch) == CH_OPEN:
-                    # the hot path: parse basic.publish in place, keeping exchange and routing key
-                    # as the raw pair of short strings a delivery will carry verbatim
+                if (index == _PUBLISH_INDEX and size >= _PUBLISH_MIN_SIZE and running
+                        and channels.get(ch) is CH_OPEN and ch not in content):
+                    # FAST PATH 1, basic.publish.  It is the general path's (OPEN, CH_OPEN, basic.publish)
+                    # row (CONTENT: a header is awaited), taken without decoding: the row's conditions
+                    # are the ones tested above, and the frame is whole (size checked against the
+                    # shortest publish; the two short strings and the bits must end exactly at the frame
+                    # end, else the general path decodes it and reports the error).  Exchange and
+                    # routing key stay the raw pair of short strings a delivery carries verbatim.
                     p = off + 13  # after the method ids and the ticket
                     rpos = p + 1 + buf[p]
                     bpos = rpos + 1 + buf[rpos] if rpos < end else end
                     if bpos == end - 1:
-                        # one immutable event object per (exchange, routing key, bits), shared by
+                        # one immutable method object per (exchange, routing key, bits), shared by
                         # every publish that carries them: no allocation per message
                         key = buf[p:end]
                         method = pub_cache.get(key)
                         if method is None:
                             method = self._publish_event(buf[p + 1:rpos], buf[rpos + 1:bpos], buf[bpos], key)
                         off = end + 1
-                        # the frames of a publish usually follow each other in the same read: take
-                        # a content header and a single body frame here, when both are complete
+                        # The frames of a publish usually follow each other in the same read: take a
+                        # content header and a single body frame here, when both are complete.  These
+                        # are the checks _content_header and _content_body make on the channel a
+                        # publish just opened (type, channel, class, size within frame_max, frame end,
+                        # body exactly as announced); anything else is left to them.
                         if n - off >= 26:
                             ftype, ch2, size, class_id, _, body_size = _unpack_content_hdr(buf, off)
                             end = off + 7 + size
-                            if (ftype == FRAME_HEADER and ch2 == ch and 14 <= size <= max_payload and end < n
-                                    and buf[end] == FRAME_END and class_id == _CLASS_BASIC):
+                            if (ftype == FRAME_HEADER and ch2 == ch and PROPERTIES_OFFSET <= size <= max_payload
+                                    and end < n and buf[end] == FRAME_END and class_id == _CLASS_BASIC):
                                 header = buf[off + 7:end]
                                 off = end + 1
                                 if body_size == 0:
@@ -452,117 +631,31 @@ class ServerConnection:
                                 continue
                         content[ch] = [method, None, 0, None, 0]
                         continue
-                if index == _ACK_INDEX and state == OPEN and size == 13 and channels.get(ch) == CH_OPEN:
-                    # the other hot method: basic.ack parsed in place
-                    method = _new_publish(_BasicAck)
+                elif (index == _ACK_INDEX and size == 13 and running
+                        and channels.get(ch) is CH_OPEN and ch not in content):
+                    # FAST PATH 2, basic.ack: the general path's (OPEN, CH_OPEN, ANY) row (EVENT), with the
+                    # row's conditions tested above; a 13-byte payload is exactly the method ids, the
+                    # delivery tag and the bits, so there is nothing the decoder could reject.
+                    method = _new_object(_BasicAck)
                     method.delivery_tag, bits = _unpack_QB(buf, off + 11)
                     method.multiple = bits & 1 == 1
                     append((ch, method, None, None))
                     off = end + 1
                     continue
-                cls = METHODS.get(index)
-                if cls is None:
-                    raise HardError(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}",
-                                    index >> 16, index & 0xFFFF)
-                try:
-                    method = cls.decode(buf[off + 11:end], 0)
-                except (DecodeError, struct.error, IndexError, UnicodeDecodeError, ValueError, RecursionError) as e:
-                    raise HardError(SYNTAX_ERROR, f"cannot decode {cls.NAME}: {e}",
-                                    cls.CLASS_ID, cls.METHOD_ID) from None
-                if ch == 0:
-                    self._connection_method(method, events)
-                elif state == OPEN:
-                    chstate = channels.get(ch)
-                    if chstate == CH_OPEN:
-                        if index == _PUBLISH_INDEX:  # a publish the fast path above did not take
-                            content[ch] = [_as_publish_event(method), None, 0, None, 0]
-                        else:
-                            if index == _CHANNEL_CLOSE_INDEX:
-                                del channels[ch]
-                                self._hold(method_frame(ch, spec.ChannelCloseOk()))
-                            elif index == _CHANNEL_OPEN_INDEX:
-                                raise HardError(CHANNEL_ERROR, "second 'channel.open' seen",
-                                                cls.CLASS_ID, cls.METHOD_ID)
-                            append((ch, method, None, None))
-                    elif chstate == CH_CLOSING:
-                        if index == _CHANNEL_CLOSE_OK_INDEX:
-                            del channels[ch]
-                        elif index == _CHANNEL_CLOSE_INDEX:
-                            del channels[ch]
-                            self.send_method(ch, spec.ChannelCloseOk())
-                        # anything else on a closing channel is discarded
-                    elif index == _CHANNEL_OPEN_INDEX:
-                        if len(channels) >= self.channel_max:  # a limit on open channels, not numbers
-                            raise HardError(spec.NOT_ALLOWED, f"number of channels opened ({len(channels)}) has "
-                                            f"reached the negotiated channel_max ({self.channel_max})",
-                                            cls.CLASS_ID, cls.METHOD_ID)
-                        channels[ch] = CH_OPEN
-                        append((ch, method, None, None))
-                    else:
-                        raise HardError(CHANNEL_ERROR, "expected 'channel.open'", cls.CLASS_ID, cls.METHOD_ID)
-                elif state == CLOSING:
-                    pass
-                else:
-                    raise HardError(COMMAND_INVALID, f"{cls.NAME} received before the connection "
-                                    "was open", cls.CLASS_ID, cls.METHOD_ID)
+                self._method_frame(buf, off, end, ch, index, events)
+                if ch == 0:  # a tune-ok's frame_max holds from the next frame on, in this read too
+                    max_payload = self.frame_max
             elif ftype == FRAME_HEADER:
-                pending = content.get(ch)
-                if pending is None or pending[1] is not None:
-                    if state == CLOSING or channels.get(ch) == CH_CLOSING:
-                        off = end + 1
-                        continue
-                    if pending is None:
-                        raise HardError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
-                    raise HardError(UNEXPECTED_FRAME, "expected content body, got non content body frame instead")
-                if size < 14:
-                    raise HardError(FRAME_ERROR, "content header too short")
-                class_id, = _unpack_H(buf, off + 7)
-                body_size, = _unpack_Q(buf, off + 11)
-                if class_id != pending[0].CLASS_ID:
-                    raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
-                                    f"{pending[0].CLASS_ID}, got one for class {class_id} instead")
-                header = buf[off + 7:end]
-                if body_size == 0:
-                    del content[ch]
-                    append((ch, pending[0], header, b""))
-                else:
-                    pending[1] = header
-                    pending[2] = body_size
+                self._content_header(buf, off, end, ch, size, events)
             elif ftype == FRAME_BODY:
-                pending = content.get(ch)
-                if pending is None or pending[1] is None:
-                    if state == CLOSING or channels.get(ch) == CH_CLOSING:
-                        off = end + 1
-                        continue
-                    if pending is None:
-                        raise HardError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
-                    raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
-                                    f"{pending[0].CLASS_ID}, got non content header frame instead")
-                got = pending[4] + size
-                if got > pending[2]:
-                    raise HardError(FRAME_ERROR, f"content body is longer than the {pending[2]} bytes "
-                                    "its header announced")
-                piece = buf[off + 7:end]
-                if got == pending[2]:
-                    del content[ch]
-                    if pending[3] is None:
-                        append((ch, pending[0], pending[1], piece))
-                    else:
-                        pending[3].append(piece)
-                        append((ch, pending[0], pending[1], b"".join(pending[3])))
-                else:
-                    if pending[3] is None:
-                        pending[3] = [piece]
-                    else:
-                        pending[3].append(piece)
-                    pending[4] = got
+                self._content_body(buf, off, end, ch, size, events)
             elif ftype == FRAME_HEARTBEAT:
-                if ch != 0:
+                if ch != 0:  # the client's heartbeats only tell us it is alive (the transport's last_recv)
                     raise HardError(UNEXPECTED_FRAME, "type 8, all octets = <<>>")
             else:
                 raise HardError(FRAME_ERROR, f"type {ftype}, all octets = <<>>: unknown_frame")
             off = end + 1
-            if self.state == CLOSED:
+            if self.state is CLOSED:
                 return
         if off < n:
             rest = buf[off:]
@@ -571,67 +664,170 @@ class ServerConnection:
                 need = _unpack_I(buf, off + 3)[0] + 8
             self._stash(rest, need)
 
-    def _connection_method(self, method, events: list) -> None:
-        state = self.state
-        cls = type(method)
-        if state == CLOSING:
-            if cls is spec.ConnectionCloseOk:
-                self.state = CLOSED
-                self.should_close = True
-            elif cls is spec.ConnectionClose:
-                self.send_method(0, spec.ConnectionCloseOk())
-                self.state = CLOSED
-                self.should_close = True
+    # ---------------------------------------------------------------- method frames
+    def _method_frame(self, buf: bytes, off: int, end: int, ch: int, index: int, events: list) -> None:
+        """A method frame the fast paths did not take: decoded, then the tables decide."""
+        content = self._content
+        if ch in content:
+            raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
+                            f"{content[ch][0].CLASS_ID}, got non content header frame instead")
+        if end - off - 7 < 4:
+            raise HardError(FRAME_ERROR, "method frame too short")
+        cls = METHODS.get(index)
+        if cls is None:
+            raise HardError(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}",
+                            index >> 16, index & 0xFFFF)
+        try:
+            method = cls.decode(buf[off + 11:end], 0)
+        except (DecodeError, struct.error, IndexError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise HardError(SYNTAX_ERROR, f"cannot decode {cls.NAME}: {e}", cls.CLASS_ID, cls.METHOD_ID) from None
+        if ch == 0:
+            self._connection_method(method, events)
             return
-        if cls is spec.ConnectionStartOk and state == AWAIT_START_OK:
-            self.client_properties = method.client_properties or {}
-            caps = self.client_properties.get("capabilities")
-            self.capabilities = caps if isinstance(caps, dict) else {}
-            if method.mechanism not in self.mechanisms.split():
-                raise HardError(COMMAND_INVALID,
-                                f"unknown authentication mechanism '{method.mechanism}'",
-                                cls.CLASS_ID, cls.METHOD_ID)
-            events.append((0, method, None, None))
-        elif cls is spec.ConnectionTuneOk and state == AWAIT_TUNE_OK:
-            # RabbitMQ's checks and texts; 0 ("no limit") is above any limit the server offered
-            frame_max = method.frame_max
-            if frame_max == 0 or frame_max > self.offer_frame_max:
-                raise HardError(spec.NOT_ALLOWED, f"negotiated frame_max = {frame_max} is higher than the "
-                                f"maximum allowed value ({self.offer_frame_max})", cls.CLASS_ID, cls.METHOD_ID)
-            if frame_max < FRAME_MIN_SIZE:
-                raise HardError(spec.NOT_ALLOWED, f"negotiated frame_max = {frame_max} is lower than the "
-                                f"minimum allowed value ({FRAME_MIN_SIZE})", cls.CLASS_ID, cls.METHOD_ID)
-            self.frame_max = frame_max
-            channel_max = method.channel_max
-            if channel_max == 0 or channel_max > self.offer_channel_max:
-                no_limit = " (no limit)" if channel_max == 0 else ""
-                raise HardError(spec.NOT_ALLOWED, f"negotiated channel_max = {channel_max}{no_limit} is higher "
-                                f"than the maximum allowed value ({self.offer_channel_max})",
-                                cls.CLASS_ID, cls.METHOD_ID)
-            self.channel_max = channel_max
-            self.heartbeat = method.heartbeat
-            self.state = AWAIT_OPEN
-            events.append((0, method, None, None))
-        elif cls is spec.ConnectionOpen and state == AWAIT_OPEN:
-            events.append((0, method, None, None))
-        elif cls is spec.ConnectionClose:
+        state = self.state
+        if state is OPEN:
+            self._channel_method(ch, method, events)
+        elif state is not CLOSING:  # while CLOSING, channel frames are dropped
+            raise HardError(COMMAND_INVALID, f"{cls.NAME} received before the connection was open",
+                            cls.CLASS_ID, cls.METHOD_ID)
+
+    def _connection_method(self, method, events: list) -> None:
+        """A method on channel 0: CONNECTION_TRANSITIONS, with the guards of start-ok and tune-ok."""
+        cls = type(method)
+        next_state, action = _on_receive(CONNECTION_TRANSITIONS, self.state, cls)
+        if action.__class__ is Refuse:
+            raise HardError(action.code, action.text.format(name=cls.NAME), cls.CLASS_ID, cls.METHOD_ID)
+        if action is EVENT:  # the guards of the handshake's transitions
+            if cls is spec.ConnectionStartOk:
+                self._start_ok(method)
+            elif cls is spec.ConnectionTuneOk:
+                self._tune_ok(method)
+        elif action is HOLD_CLOSE_OK:
             self.close_reason = (method.reply_code, method.reply_text)
+        if next_state is not None:
+            self.state = next_state
+            if next_state is CLOSED:
+                self.should_close = True
+        if action is EVENT:
+            events.append((0, method, None, None))
+        elif action is HOLD_CLOSE_OK:
             events.append((0, method, None, None))
             self._hold(method_frame(0, spec.ConnectionCloseOk()))
-            self.state = CLOSED
-            self.should_close = True
-        elif cls in (spec.ConnectionBlocked, spec.ConnectionUnblocked, spec.ConnectionCloseOk):
-            # clients may echo these; nothing to do
-            pass
-        elif cls is spec.ConnectionUpdateSecret and state == OPEN:
-            events.append((0, method, None, None))
-        elif state == OPEN:
-            raise HardError(CHANNEL_ERROR, "unexpected method in connection state running",
-                            cls.CLASS_ID, cls.METHOD_ID)
+        elif action is SEND_CLOSE_OK:
+            self.send_method(0, spec.ConnectionCloseOk())
+
+    def _start_ok(self, method) -> None:
+        self.client_properties = method.client_properties or {}
+        caps = self.client_properties.get("capabilities")
+        self.capabilities = caps if isinstance(caps, dict) else {}
+        if method.mechanism not in self.mechanisms.split():
+            raise HardError(COMMAND_INVALID, f"unknown authentication mechanism '{method.mechanism}'",
+                            method.CLASS_ID, method.METHOD_ID)
+
+    def _tune_ok(self, method) -> None:
+        """The limits the client chose: RabbitMQ's checks and texts; 0 ("no limit") is above any limit
+        the server offered."""
+        ids = (method.CLASS_ID, method.METHOD_ID)
+        frame_max = method.frame_max
+        if frame_max == 0 or frame_max > self.offer_frame_max:
+            raise HardError(NOT_ALLOWED, f"negotiated frame_max = {frame_max} is higher than the "
+                            f"maximum allowed value ({self.offer_frame_max})", *ids)
+        if frame_max < FRAME_MIN_SIZE:
+            raise HardError(NOT_ALLOWED, f"negotiated frame_max = {frame_max} is lower than the "
+                            f"minimum allowed value ({FRAME_MIN_SIZE})", *ids)
+        self.frame_max = frame_max
+        channel_max = method.channel_max
+        if channel_max == 0 or channel_max > self.offer_channel_max:
+            no_limit = " (no limit)" if channel_max == 0 else ""
+            raise HardError(NOT_ALLOWED, f"negotiated channel_max = {channel_max}{no_limit} is higher "
+                            f"than the maximum allowed value ({self.offer_channel_max})", *ids)
+        self.channel_max = channel_max
+        self.heartbeat = method.heartbeat
+
+    def _channel_method(self, ch: int, method, events: list) -> None:
+        """A method on channel ``ch`` of an OPEN connection: CHANNEL_TRANSITIONS, with the channel_max
+        guard of channel.open."""
+        channels = self.channels
+        cls = type(method)
+        next_state, action = _on_receive(CHANNEL_TRANSITIONS, channels.get(ch, CH_CLOSED), cls)
+        if action.__class__ is Refuse:
+            raise HardError(action.code, action.text.format(name=cls.NAME), cls.CLASS_ID, cls.METHOD_ID)
+        if next_state is CH_OPEN and len(channels) >= self.channel_max:  # open channels, not numbers
+            raise HardError(NOT_ALLOWED, f"number of channels opened ({len(channels)}) has reached the "
+                            f"negotiated channel_max ({self.channel_max})", cls.CLASS_ID, cls.METHOD_ID)
+        if next_state is CH_CLOSED:
+            del channels[ch]
+        elif next_state is not None:
+            channels[ch] = next_state
+        if action is EVENT:
+            events.append((ch, method, None, None))
+        elif action is CONTENT:  # a publish the fast path did not take
+            self._content[ch] = [_as_publish_event(method), None, 0, None, 0]
+        elif action is HOLD_CLOSE_OK:
+            events.append((ch, method, None, None))
+            self._hold(method_frame(ch, spec.ChannelCloseOk()))
+        elif action is SEND_CLOSE_OK:
+            self.send_method(ch, spec.ChannelCloseOk())
+
+    # ---------------------------------------------------------------- content frames
+    def _dropped(self, ch: int) -> bool:
+        """Content frames nobody waits for are dropped while the connection or their channel closes."""
+        return self.state is CLOSING or self.channels.get(ch) is CH_CLOSING
+
+    def _content_header(self, buf: bytes, off: int, end: int, ch: int, size: int, events: list) -> None:
+        content = self._content
+        pending = content.get(ch)
+        if pending is None or pending[1] is not None:
+            if self._dropped(ch):
+                return
+            if pending is None:
+                raise HardError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+            raise HardError(UNEXPECTED_FRAME, "expected content body, got non content body frame instead")
+        if size < PROPERTIES_OFFSET:
+            raise HardError(FRAME_ERROR, "content header too short")
+        class_id, = _unpack_H(buf, off + 7)
+        body_size, = _unpack_Q(buf, off + 11)
+        if class_id != pending[0].CLASS_ID:
+            raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
+                            f"{pending[0].CLASS_ID}, got one for class {class_id} instead")
+        header = buf[off + 7:end]
+        if body_size == 0:
+            del content[ch]
+            events.append((ch, pending[0], header, b""))
         else:
-            raise HardError(COMMAND_INVALID, f"{cls.NAME} not expected during the handshake",
-                            cls.CLASS_ID, cls.METHOD_ID)
+            pending[1] = header
+            pending[2] = body_size
+
+    def _content_body(self, buf: bytes, off: int, end: int, ch: int, size: int, events: list) -> None:
+        content = self._content
+        pending = content.get(ch)
+        if pending is None or pending[1] is None:
+            if self._dropped(ch):
+                return
+            if pending is None:
+                raise HardError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+            raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
+                            f"{pending[0].CLASS_ID}, got non content header frame instead")
+        got = pending[4] + size
+        if got > pending[2]:
+            raise HardError(FRAME_ERROR, f"content body is longer than the {pending[2]} bytes its header announced")
+        piece = buf[off + 7:end]
+        if got == pending[2]:
+            del content[ch]
+            if pending[3] is None:
+                events.append((ch, pending[0], pending[1], piece))
+            else:
+                pending[3].append(piece)
+                events.append((ch, pending[0], pending[1], b"".join(pending[3])))
+        else:
+            if pending[3] is None:
+                pending[3] = [piece]
+            else:
+                pending[3].append(piece)
+            pending[4] = got
 
 
-__all__ = ["ServerConnection", "HEARTBEAT_FRAME", "method_frame", "content_frames", "content_header",
-           "parse_credentials", "encode_table"]
+__all__ = ["ServerConnection", "ConnectionState", "ChannelState", "CONNECTION_TRANSITIONS", "CHANNEL_TRANSITIONS",
+           "Event", "HEARTBEAT_FRAME", "method_frame", "content_frames", "content_header",
+           "parse_credentials", "encode_table", *ConnectionState.__members__,
+           "CH_CLOSED", "CH_OPEN", "CH_CLOSING"]
