@@ -9,8 +9,8 @@ from amqp_reference import u32
 
 from warrenmq.protocol import spec
 from warrenmq.protocol.connection import (
-    ANY, AWAIT_HEADER, AWAIT_OPEN, AWAIT_START_OK, AWAIT_TUNE_OK, CH_CLOSED, CH_CLOSING, CH_OPEN, CHANNEL_TRANSITIONS,
-    CLOSED, CLOSING, CONNECTION_TRANSITIONS, OPEN, ChannelState, ConnectionState, Event, ServerConnection,
+    ANY, AUTHENTICATING, AWAIT_HEADER, AWAIT_OPEN, AWAIT_START_OK, AWAIT_TUNE_OK, CH_CLOSED, CH_CLOSING, CH_OPEN,
+    CHANNEL_TRANSITIONS, CLOSED, CLOSING, CONNECTION_TRANSITIONS, OPEN, OPENING, ChannelState, ConnectionState, Event, ServerConnection,
     parse_credentials,
 )
 from warrenmq.protocol.spec import REPLY_NAMES
@@ -133,7 +133,7 @@ def test_full_handshake():
     assert conn.client_properties == client_props
     assert conn.capabilities == {"consumer_cancel_notify": True}
     assert conn.data_to_send() == b""  # authentication is the broker's decision
-    assert conn.state == AWAIT_START_OK
+    assert conn.state == AUTHENTICATING
 
     conn.send_tune()
     assert conn.data_to_send() == TUNE
@@ -147,7 +147,7 @@ def test_full_handshake():
 
     events = conn.receive_data(ref.connection_open("/vh"))
     assert events == [(0, spec.ConnectionOpen("/vh", "", False), None, None)]
-    assert conn.data_to_send() == b"" and conn.state == AWAIT_OPEN  # vhost access: broker's decision
+    assert conn.data_to_send() == b"" and conn.state == OPENING  # vhost access: broker's decision
 
     conn.send_open_ok()
     assert conn.data_to_send() == OPEN_OK
@@ -348,7 +348,7 @@ def test_heartbeat_is_ignored():
     # also during the handshake
     conn = new()
     conn.receive_data(ref.PROTOCOL_HEADER + ref.HEARTBEAT + ref.start_ok() + ref.HEARTBEAT)
-    assert conn.data_to_send() == START and conn.state == AWAIT_START_OK
+    assert conn.data_to_send() == START and conn.state == AUTHENTICATING
     conn.send_tune()
     assert conn.receive_data(ref.HEARTBEAT) == []
     assert conn.data_to_send() == TUNE and conn.state == AWAIT_TUNE_OK
@@ -679,6 +679,7 @@ def test_on_output_fires_once_per_empty_to_pending_transition():
     assert calls == [False]  # output was already pending
     conn.data_to_send()
     assert not conn.has_output
+    conn.receive_data(ref.start_ok())
     conn.send_tune()
     assert calls == [False, False]
 
@@ -722,8 +723,10 @@ def test_parse_credentials_deeply_nested_amqplain_is_none():
 
 # ------------------------------------------------------------ the transition tables
 def test_states_are_ordered_and_exported_by_name():
-    assert list(ConnectionState) == [AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, OPEN, CLOSING, CLOSED]
-    assert AWAIT_HEADER < AWAIT_START_OK < AWAIT_TUNE_OK < AWAIT_OPEN < OPEN < CLOSING < CLOSED
+    assert list(ConnectionState) == [AWAIT_HEADER, AWAIT_START_OK, AUTHENTICATING, AWAIT_TUNE_OK, AWAIT_OPEN,
+                                     OPENING, OPEN, CLOSING, CLOSED]
+    assert AWAIT_HEADER < AWAIT_START_OK < AUTHENTICATING < AWAIT_TUNE_OK < AWAIT_OPEN < OPENING < OPEN < CLOSING \
+        < CLOSED
     assert list(ChannelState) == [CH_CLOSED, CH_OPEN, CH_CLOSING]
 
 
@@ -769,3 +772,17 @@ def test_events_are_4_tuples_whose_fields_event_names():
     view = Event(*e)
     assert (view.channel, view.method, view.header, view.body) == (ch, method, header, body) == (
         1, spec.BasicPublish(0, "ex", "rk", False, False), ref.header_payload(2), b"hi")
+
+
+def test_a_second_start_ok_or_open_while_the_broker_decides_is_refused():
+    """The broker answers start-ok (tune) and connection.open (open-ok) after its own checks; a client
+    that sends either again meanwhile breaks the handshake (and must not make the broker answer twice)."""
+    conn = new()
+    events = conn.receive_data(ref.PROTOCOL_HEADER + ref.start_ok() + ref.start_ok())
+    assert len(events) == 1 and conn.state == CLOSING
+    assert b"connection.start-ok not expected during the handshake" in conn.data_to_send()
+    conn = new()
+    conn.receive_data(ref.PROTOCOL_HEADER + ref.start_ok())
+    conn.send_tune()
+    events = conn.receive_data(ref.tune_ok(100, 65536, 30) + ref.connection_open("/") + ref.connection_open("/"))
+    assert len(events) == 2 and conn.state == CLOSING

@@ -5,7 +5,8 @@ import pytest
 
 from warrenmq.protocol import spec
 from warrenmq.protocol.codec import encode_shortstr
-from warrenmq.protocol.connection import ServerConnection, content_frames, content_header
+from warrenmq.protocol.connection import ServerConnection, content_frames
+from warrenmq.protocol.properties import content_header
 
 
 @pytest.mark.parametrize("size", [0, 1, 4096 - 9, 4096 - 8, 4096 - 7, 10000])

@@ -11,9 +11,8 @@ import amqp_reference as ref
 import pytest
 
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import (
-    HEARTBEAT_FRAME, ServerConnection, content_frames, content_header, method_frame,
-)
+from warrenmq.protocol.connection import HEARTBEAT_FRAME, ServerConnection, content_frames, method_frame
+from warrenmq.protocol.properties import content_header
 
 SPEC = ref.load_spec()
 JSON_METHODS = {(_cls["id"], _m["id"]): (_cls, _m, _args) for _cls, _m, _args in ref.methods_of(SPEC)}
@@ -284,6 +283,7 @@ def test_literal_server_handshake_frames():
         "0000000e 504c41494e20414d51504c41494e"            # "PLAIN AMQPLAIN"
         "00000005 656e5f5553"                              # "en_US"
         "ce")
+    conn.receive_data(ref.start_ok())  # a tune only answers a start-ok
     conn.send_tune()
     assert conn.data_to_send() == H("01 0000 0000000c 000a 001e 07ff 00020000 003c ce")
     conn.receive_data(ref.tune_ok() + ref.connection_open())  # open-ok only answers a connection.open

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from warrenmq.protocol import spec
 from warrenmq.protocol.codec import DecodeError
-from warrenmq.protocol.connection import content_header
+from warrenmq.protocol.properties import content_header
 
 SPEC = ref.load_spec()
 ARGS = {(c["id"] << 16) | m["id"]: args for c, m, args in ref.methods_of(SPEC)}

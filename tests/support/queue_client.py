@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from warrenmq.broker.message import Message
 from warrenmq.broker.queues import Consumer
-from warrenmq.protocol.connection import content_header
+from warrenmq.protocol.properties import content_header
 from warrenmq.protocol.spec import BasicProperties
 
 

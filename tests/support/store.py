@@ -1,6 +1,6 @@
 """Helpers shared by the store tests."""
 from warrenmq.broker.message import Message
-from warrenmq.protocol.connection import content_header
+from warrenmq.protocol.properties import content_header
 from warrenmq.protocol.spec import BasicProperties
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from support.raw import RawClient
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import content_frames, content_header
+from warrenmq.protocol.connection import content_frames
+from warrenmq.protocol.properties import content_header
 from warrenmq.testing import EmbeddedBroker
 
 

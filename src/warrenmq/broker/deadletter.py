@@ -47,7 +47,7 @@ import time
 from datetime import datetime, timezone
 
 from ..protocol.codec import INT_TYPES
-from ..protocol.connection import content_header
+from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
 from .message import CountedMessage, Message, RoutedMessage
 from .sender_selected import header_routes

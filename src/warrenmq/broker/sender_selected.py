@@ -19,7 +19,7 @@ this feature.
 from __future__ import annotations
 
 from ..protocol.codec import field_type_name
-from ..protocol.connection import content_header
+from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
 from .message import Message, RoutedMessage
 

@@ -64,18 +64,21 @@ class ConnectionState(IntEnum):
     """Where a connection is in its lifecycle.  Ordered: ``state < OPEN`` is "still in the
     handshake", ``state >= CLOSING`` is "closing or closed"."""
     AWAIT_HEADER = 0    # nothing received yet: the 8-byte protocol header comes first
-    AWAIT_START_OK = 1  # connection.start sent; after start-ok, the broker authenticates
-    AWAIT_TUNE_OK = 2   # connection.tune sent
-    AWAIT_OPEN = 3      # tune-ok received; after connection.open, the broker checks the vhost
-    OPEN = 4            # open-ok sent: channels may be used
-    CLOSING = 5         # the server sent connection.close: only close-ok (or a crossing close) counts
-    CLOSED = 6          # done: nothing more is parsed; should_close tells the transport
-
+    AWAIT_START_OK = 1  # connection.start sent
+    AUTHENTICATING = 2  # start-ok received: the broker decides (send_tune, or close)
+    AWAIT_TUNE_OK = 3   # connection.tune sent
+    AWAIT_OPEN = 4      # tune-ok received
+    OPENING = 5         # connection.open received: the broker checks the vhost (send_open_ok, or close)
+    OPEN = 6            # open-ok sent: channels may be used
+    CLOSING = 7         # the server sent connection.close: only close-ok (or a crossing close) counts
+    CLOSED = 8          # done: nothing more is parsed; should_close tells the transport
 
 AWAIT_HEADER = ConnectionState.AWAIT_HEADER
 AWAIT_START_OK = ConnectionState.AWAIT_START_OK
+AUTHENTICATING = ConnectionState.AUTHENTICATING
 AWAIT_TUNE_OK = ConnectionState.AWAIT_TUNE_OK
 AWAIT_OPEN = ConnectionState.AWAIT_OPEN
+OPENING = ConnectionState.OPENING
 OPEN = ConnectionState.OPEN
 CLOSING = ConnectionState.CLOSING
 CLOSED = ConnectionState.CLOSED
@@ -112,7 +115,7 @@ class Refuse(NamedTuple):
     text: str
 
 
-_HANDSHAKE = (AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN)
+_HANDSHAKE = (AWAIT_START_OK, AUTHENTICATING, AWAIT_TUNE_OK, AWAIT_OPEN, OPENING)
 _ECHOES = (spec.ConnectionBlocked, spec.ConnectionUnblocked, spec.ConnectionCloseOk)
 
 #: ``(state, what arrives or is sent) -> (next state, action)``.  What arrives is a
@@ -121,11 +124,11 @@ _ECHOES = (spec.ConnectionBlocked, spec.ConnectionUnblocked, spec.ConnectionClos
 CONNECTION_TRANSITIONS: dict = {
     # --- the handshake
     (AWAIT_HEADER, "protocol header"): (AWAIT_START_OK, SEND),   # connection.start (a bad header: ours, CLOSED)
-    (AWAIT_START_OK, spec.ConnectionStartOk): (None, EVENT),     # the broker authenticates, then:
-    (AWAIT_START_OK, "send_tune"): (AWAIT_TUNE_OK, SEND),
+    (AWAIT_START_OK, spec.ConnectionStartOk): (AUTHENTICATING, EVENT),  # the mechanism checked first
+    (AUTHENTICATING, "send_tune"): (AWAIT_TUNE_OK, SEND),        # (a refused login: close or abort)
     (AWAIT_TUNE_OK, spec.ConnectionTuneOk): (AWAIT_OPEN, EVENT),  # frame_max/channel_max checked first
-    (AWAIT_OPEN, spec.ConnectionOpen): (None, EVENT),            # the broker checks the vhost, then:
-    (AWAIT_OPEN, "send_open_ok"): (OPEN, SEND),
+    (AWAIT_OPEN, spec.ConnectionOpen): (OPENING, EVENT),
+    (OPENING, "send_open_ok"): (OPEN, SEND),                     # (a refused vhost: close)
     # --- running
     (OPEN, spec.ConnectionUpdateSecret): (None, EVENT),
     # --- closing: the client's close is answered (after the replies to what came before it) ...
@@ -266,11 +269,6 @@ def content_frames(channel: int, method_payload: bytes, header: bytes, body: byt
                 piece = body[i:i + chunk]
                 parts += (_pack_frame_hdr(FRAME_BODY, channel, len(piece)), piece, _FRAME_END_BYTE)
     return parts
-
-
-def content_header(properties, body_size: int) -> bytes:
-    """A content-header payload for ``basic`` built from a :class:`spec.BasicProperties`."""
-    return struct.pack(">HHQ", spec.CLASS_BASIC, 0, body_size) + properties.encode()
 
 
 def parse_credentials(mechanism: str, response: bytes):
@@ -828,6 +826,6 @@ class ServerConnection:
 
 
 __all__ = ["ServerConnection", "ConnectionState", "ChannelState", "CONNECTION_TRANSITIONS", "CHANNEL_TRANSITIONS",
-           "Event", "HEARTBEAT_FRAME", "method_frame", "content_frames", "content_header",
+           "Event", "HEARTBEAT_FRAME", "method_frame", "content_frames",
            "parse_credentials", "encode_table", *ConnectionState.__members__,
            "CH_CLOSED", "CH_OPEN", "CH_CLOSING"]

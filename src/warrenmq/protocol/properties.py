@@ -13,6 +13,12 @@ single bytes of it, so each property has a 16-bit flag (``FLAG_*``) and the bit 
 """
 from __future__ import annotations
 
+import struct
+
+from .spec import CLASS_BASIC
+
+_HEADER_HEAD = struct.Struct(">HHQ").pack  # class id, weight, body size
+
 #: where the property flags start in a content-header payload (class, weight, body size before them)
 FLAGS_OFFSET = 12
 #: where the properties themselves start
@@ -83,3 +89,8 @@ def offset_of(header, flag: int) -> int:
     if bit < HI_REPLY_TO:
         raise ValueError("offset_of reads content-type to reply-to only")
     return pos
+
+
+def content_header(properties, body_size: int) -> bytes:
+    """A basic content-header payload (as a message keeps it) from a :class:`~.spec.BasicProperties`."""
+    return _HEADER_HEAD(CLASS_BASIC, 0, body_size) + properties.encode()

@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 from ..app import BrokerApp
 from ..broker.broker import Broker
 from ..broker.message import Message, parse_expiration
-from ..protocol.connection import OPEN, content_header
+from ..protocol.connection import OPEN
+from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
 
 __all__ = ["QueueInfo", "MessageInfo", "Recording", "AsyncRecording", "SyncBackdoor", "AsyncBackdoor",

@@ -33,7 +33,7 @@ What a dead-letter exchange receives is the message as published, without
 from __future__ import annotations
 
 from ...protocol.codec import INT_TYPES
-from ...protocol.connection import content_header
+from ...protocol.properties import content_header
 from ...protocol.spec import BasicProperties
 from ..deadletter import sorted_table
 from ..message import CountedMessage
