@@ -195,7 +195,7 @@ class Event(NamedTuple):
     ``basic.publish``, with its raw content-header payload and its whole body (``bytes``).
     Why not an object of this class per event: even the cheapest typed object CPython offers, a
     tuple subclass called with a tuple (``Content((ch, m, h, b))``), made ``receive_data`` 12%
-    slower on pipelined publishes and acks (tools/bench_receive.py), and unpacking one costs
+    slower on pipelined publishes and acks (bench/receive.py), and unpacking one costs
     another 20 ns in the broker's loop.
     """
     channel: int

@@ -11,8 +11,8 @@ repetitions are printed in ns per message.  On a shared machine compare two buil
 them alternately, e.g.::
 
     for i in 1 2 3; do
-        PYTHONPATH=/tmp/base/src python tools/bench_receive.py
-        PYTHONPATH=src python tools/bench_receive.py
+        PYTHONPATH=/tmp/base/src python bench/receive.py
+        PYTHONPATH=src python bench/receive.py
     done
 """
 from __future__ import annotations
