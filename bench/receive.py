@@ -22,7 +22,7 @@ import statistics
 import time
 
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import ServerConnection, method_frame
+from warrenmq.protocol.connection import OPEN, ServerConnection, method_frame
 from warrenmq.protocol.spec import PROTOCOL_HEADER
 
 N = 10_000
@@ -65,7 +65,7 @@ def measure(buf: bytes, reps: int) -> list:
         t0 = time.perf_counter_ns()
         events = conn.receive_data(buf)
         t1 = time.perf_counter_ns()
-        assert len(events) == N and conn.state == 4 and not conn.has_output, (len(events), conn.state)
+        assert len(events) == N and conn.state == OPEN and not conn.has_output, (len(events), conn.state)
         times.append((t1 - t0) / N)
     return times
 
