@@ -238,6 +238,21 @@ class Channel:
         self.flush_confirms(self.confirmable())
         return bool(w)
 
+    def store_failed(self) -> None:
+        """The store cannot make what waits for it durable: nack every waiting confirm, in order."""
+        w = self.waiting
+        if not w:
+            return
+        if self.closed:
+            w.clear()
+            return
+        while w:
+            seq = w.popleft()[0]
+            self.flush_confirms(seq - 1)
+            self.proto.send_method(self.number, spec.BasicNack(seq, False, True))
+            self.confirm_acked = seq
+        self.flush_confirms(self.confirmable())
+
     def flush_confirms(self, upto: int) -> None:
         done = self.confirm_acked
         if upto > done:
@@ -404,9 +419,7 @@ class Session:
         if self.reader is not None:
             self.reader.pause_reading()
         if self.proto.capabilities.get("connection.blocked"):
-            alarms = self.broker.alarms
-            reason = "low on disk" if "disk" in alarms and "memory" not in alarms else "low on memory"
-            self.proto.send_method(0, spec.ConnectionBlocked(reason))
+            self.proto.send_method(0, spec.ConnectionBlocked(self.broker.blocked_reason()))
 
     def remove_consumer(self, c: Consumer) -> None:
         q = c.queue
@@ -689,7 +702,7 @@ class Session:
                     qids = [q.store_id for q in queues if q.store_id]
                     if qids:
                         epoch = vhost.store.persist(msg, qids)
-                        if channel.confirm:
+                        if channel.confirm and epoch > vhost.store.synced_epoch:
                             channel.wait_for_store(epoch)
                         # its body can wait on disk if every queue holding it keeps it in the store
                         msg.pageable = len(qids) == len(queues)
