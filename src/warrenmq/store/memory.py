@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from .base import Definitions, MessageStore, RecoveredMessage
 
-# a message's entry: [exchange, routing key, ex_rk, header, body, holders, delivered]; holders is one queue
-# id (int) or a set of them, delivered None or a set of queue ids
-_EX, _RK, _EXRK, _HEADER, _BODY, _HOLDERS, _DELIVERED = range(7)
+# a message's entry: [message, body, holders, delivered]; holders is one queue id (int; 0 for a stashed body)
+# or a set of them, delivered None or a set of queue ids. The body is kept apart from the message, whose
+# body goes when it is paged out.
+_MSG, _BODY, _HOLDERS, _DELIVERED = range(4)
 
 
 class MemoryStore(MessageStore):
@@ -29,24 +30,22 @@ class MemoryStore(MessageStore):
         super().__init__()
         self.state = state if state is not None else {"msgs": {}, "next": 1}
         self._msgs = self.state["msgs"]
+        self._next = self.state["next"]
         self._pending = False
 
     def persist(self, msg, queue_ids) -> int:
-        st = self.state
-        mid = st["next"]
-        st["next"] = mid + 1
+        mid = self._next
+        self._next = mid + 1
         msg.store_id = mid
-        self._msgs[mid] = [msg.exchange, msg.routing_key, msg.ex_rk, msg.header, msg.body,
-                           queue_ids[0] if len(queue_ids) == 1 else set(queue_ids), None]
+        self._msgs[mid] = [msg, msg.body, queue_ids[0] if len(queue_ids) == 1 else set(queue_ids), None]
         if not self._pending:
             self._mark()
         return self.synced_epoch  # nothing to wait for
 
     def stash(self, msg) -> int:
-        st = self.state
-        mid = st["next"]
-        st["next"] = mid + 1
-        self._msgs[mid] = [msg.exchange, msg.routing_key, msg.ex_rk, msg.header, msg.body, 0, None]
+        mid = self._next
+        self._next = mid + 1
+        self._msgs[mid] = [msg, msg.body, 0, None]
         return mid
 
     def _mark(self) -> None:
@@ -66,16 +65,15 @@ class MemoryStore(MessageStore):
     def remove(self, queue_id: int, msg_id: int) -> None:
         msgs = self._msgs
         rec = msgs.get(msg_id)
-        if rec is None:
-            return
-        holders = rec[_HOLDERS]
-        if holders.__class__ is int:
-            if holders == queue_id:
-                del msgs[msg_id]
-        elif queue_id in holders:
-            holders.discard(queue_id)
-            if not holders:
-                del msgs[msg_id]
+        if rec is not None:
+            holders = rec[_HOLDERS]
+            if holders.__class__ is int:
+                if holders == queue_id:
+                    del msgs[msg_id]
+            elif queue_id in holders:
+                holders.discard(queue_id)
+                if not holders:
+                    del msgs[msg_id]
 
     def drop_queue(self, queue_id: int) -> None:
         msgs = self._msgs
@@ -92,7 +90,7 @@ class MemoryStore(MessageStore):
         out = []
         for mid in mids:
             rec = msgs.get(mid)
-            out.append(None if rec is None else (rec[_EXRK], rec[_HEADER], rec[_BODY]))
+            out.append(None if rec is None else (rec[_MSG].ex_rk, rec[_MSG].header, rec[_BODY]))
         return out
 
     def page_out(self, msg) -> None:
@@ -115,13 +113,17 @@ class MemoryStore(MessageStore):
 
     def recover(self) -> dict[int, list[RecoveredMessage]]:
         out: dict[int, list[RecoveredMessage]] = {}
-        for mid, (ex, rk, ex_rk, header, body, holders, delivered) in self._msgs.items():
+        for mid, (msg, body, holders, delivered) in self._msgs.items():
             for qid in ((holders,) if holders.__class__ is int else sorted(holders)):
                 if qid:  # 0: a stashed body, never recovered
                     out.setdefault(qid, []).append(
-                        RecoveredMessage(mid, ex, rk, header, body, delivered is not None and qid in delivered,
-                                         ex_rk))
+                        RecoveredMessage(mid, msg.exchange, msg.routing_key, msg.header, body,
+                                         delivered is not None and qid in delivered, msg.ex_rk))
         return out
+
+    def close(self) -> None:
+        super().close()
+        self.state["next"] = self._next  # for a store reopened over the same state
 
     def stats(self) -> dict:
         return {"messages": len(self._msgs)}
