@@ -518,3 +518,17 @@ def test_open_storage_in_memory_and_in_a_directory(tmp_path):
     finally:
         st.close()
     open_storage(BrokerConfig(data_dir=str(data))).close()  # the lock went with close()
+
+
+def test_what_the_committer_and_the_broker_ask_besides(factory):
+    # may_overlap (may a batch be written during an fsync) and stats (counts for inspection)
+    s = factory.open()
+    assert s.may_overlap is True
+    m = message(1)
+    s.persist(m, [1])
+    commit(s)
+    assert s.stats()["messages"] == 1
+    s.remove(1, m.store_id)
+    commit(s)
+    assert s.stats()["messages"] == 0
+    s.close()

@@ -153,3 +153,48 @@ def test_a_failed_write_nacks_blocks_publishers_until_the_store_works_again(tmp_
             bodies.append(c.read_frame()[2])
         assert bodies == [b"one", b"two", b"three", b"four", b"five"]
         c.close()
+
+
+def test_a_failed_page_store_write_keeps_the_bodies_and_is_retried(tmp_path, monkeypatch, caplog):
+    import asyncio
+    import errno
+
+    from support.store import message
+    from warrenmq.store import SegmentStore
+    from warrenmq.transport.storage import PageFlusher
+
+    def no_space(fd, bufs, off):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    loop = asyncio.new_event_loop()
+    store = SegmentStore(str(tmp_path / "pages"), fsync=False)
+    flusher = PageFlusher(store, loop, retry_interval=0.05)
+    msgs = [message(i, size=3000) for i in range(4)]
+    bodies = [m.body for m in msgs]
+    ids = []
+
+    def page_out(m):
+        ids.append(store.stash(m))
+        m.paged = True
+        store.page_out(m)
+    try:
+        page_out(msgs[0])
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert msgs[0].body is None and store.read_body(ids[0]) == bodies[0]
+        monkeypatch.setattr(os, "pwritev", no_space)
+        with caplog.at_level("INFO", logger="warrenmq"):
+            page_out(msgs[1])
+            loop.run_until_complete(asyncio.sleep(0.01))
+            page_out(msgs[2])
+            loop.run_until_complete(asyncio.sleep(0.2))  # a few retries
+            assert msgs[1].body == bodies[1] and msgs[2].body == bodies[2], "kept in memory meanwhile"
+            monkeypatch.undo()
+            page_out(msgs[3])
+            loop.run_until_complete(asyncio.sleep(0.2))
+        assert [m.body for m in msgs] == [None] * 4
+        assert [store.read_body(i) for i in ids] == bodies
+        assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"], caplog.text
+    finally:
+        flusher.close()
+        store.close()
+        loop.close()

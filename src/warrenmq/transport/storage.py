@@ -205,12 +205,18 @@ class StoreCommitter:
 
 
 class PageFlusher:
-    """Writes the page store's buffered bodies at the end of the loop turn (no fsync: never recovered)."""
+    """Writes the page store's buffered bodies at the end of the loop turn (no fsync: never recovered).
 
-    def __init__(self, store, loop: asyncio.AbstractEventLoop):
+    A failed write keeps its batch (the bodies stay in memory until it is written) and is tried again,
+    before anything newer, a second later; it is logged once per failure."""
+
+    def __init__(self, store, loop: asyncio.AbstractEventLoop, retry_interval: float = 1.0):
         self.store = store
         self.loop = loop
+        self.retry_interval = retry_interval
         self.scheduled = False
+        self.failed: list = []  # (epoch, batch) taken and not written yet, in order
+        self.failing = False
         store.on_pending = self.schedule
 
     def schedule(self) -> None:
@@ -220,12 +226,36 @@ class PageFlusher:
 
     def _flush(self) -> None:
         self.scheduled = False
-        try:
-            epoch = self.store.write_pending()
-        except OSError as e:
-            log.error("page store write failed: %s", e)
+        store = self.store
+        failed = self.failed
+        if store.has_pending:
+            failed.append(store.take_pending())
+        if not failed:
             return
-        self.store.synced(epoch)
+        try:
+            if len(failed) == 1:
+                store.write_batch(failed[0][1])
+            else:
+                store.retry([b for _, b in failed])
+        except OSError as e:
+            if not self.failing:
+                self.failing = True
+                log.error("page store write failed (paged bodies stay in memory until it works): %s", e)
+                self.loop.call_later(self.retry_interval, self._retry)
+            return
+        if self.failing:
+            self.failing = False
+            log.warning("page store writes work again")
+        for _, batch in failed:
+            store.written(batch)
+        store.synced(failed[-1][0])
+        failed.clear()
+
+    def _retry(self) -> None:
+        if self.failing:
+            self._flush()
+            if self.failing:
+                self.loop.call_later(self.retry_interval, self._retry)
 
     def close(self) -> None:
         self.store.on_pending = None
