@@ -132,7 +132,10 @@ class BrokerApp:
         if self.page_flusher is not None:
             self.page_flusher.close()
             self.page_flusher = None
-        self.broker.close()
+        try:
+            self.broker.close()
+        except OSError as e:  # a failing disk: what could not be written was nacked (docs/durability.md)
+            log.error("closing storage failed: %s", e)
 
 
 def install_uvloop() -> bool:

@@ -198,3 +198,36 @@ def test_a_failed_page_store_write_keeps_the_bodies_and_is_retried(tmp_path, mon
         flusher.close()
         store.close()
         loop.close()
+
+
+def test_a_broker_stopping_while_its_store_fails_says_so_and_releases_the_directory(tmp_path, caplog):
+    data = str(tmp_path / "data")
+    b = EmbeddedBroker(data_dir=data).start()
+    c = RawClient(b.port)
+    c.handshake()
+    c.open_channel()
+    c.send_method(1, spec.ConfirmSelect(False))
+    c.read_method()
+    c.send_method(1, spec.QueueDeclare(0, "q", False, True, False, False, False, {}))
+    c.read_method()
+    publish(c, b"one")
+    until(c, lambda ms: acks_and_nacks(ms))
+    fault = DiskFull(store_writer_fd(data))
+    try:
+        publish(c, b"two")
+        assert acks_and_nacks(until(c, lambda ms: acks_and_nacks(ms))) == [("Nack", 2)]
+        c.close()
+        with caplog.at_level("ERROR", logger="warrenmq"):
+            b.stop()
+        assert "still failing at shutdown" in caplog.text
+    finally:
+        os.close(fault.saved)  # the store closed its descriptor: nothing to point back
+    with EmbeddedBroker(data_dir=data) as b2:  # the lock went with the broker; "one" was stored
+        c = RawClient(b2.port)
+        c.handshake()
+        c.open_channel()
+        c.send_method(1, spec.BasicGet(0, "q", True))
+        assert isinstance(c.read_method()[1], spec.BasicGetOk)
+        c.read_frame()
+        assert c.read_frame()[2] == b"one"
+        c.close()

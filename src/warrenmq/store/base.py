@@ -226,12 +226,15 @@ class Storage:
 
     def close(self) -> None:
         """Write and sync what is pending, close files, release the data directory."""
-        try:
-            self.messages.close()
-            if self.pages is not None:
-                self.pages.close()
-            self.definitions.close()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+        error = None
+        for part in (self.messages, self.pages, self.definitions):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as e:  # close the rest all the same; the first error is raised
+                    error = error or e
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+        if error is not None:
+            raise error

@@ -824,12 +824,14 @@ class SegmentStore(MessageStore):
         return rec
 
     def close(self) -> None:
-        super().close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        for number in list(self._read_fds):
-            self._close_reader(number)
+        try:
+            super().close()
+        finally:  # the files are closed even when the last write fails
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            for number in list(self._read_fds):
+                self._close_reader(number)
 
     def stats(self) -> dict:
         return {"messages": len(self.refs), "segments": len(self.segments), "corrupt_records": self.corrupt_records,
