@@ -1,10 +1,14 @@
 """Wiring: a broker, its listeners, and a process that serves until told to stop.
 
-Theory of operation: :class:`BrokerApp` couples one
-:class:`~warrenmq.broker.broker.Broker` to its AMQP listener
+Theory of operation: :class:`BrokerApp` opens the storage the config asks for
+(:func:`warrenmq.store.open_storage`: in memory, or the data directory with its
+lock), hands it to one :class:`~warrenmq.broker.broker.Broker`, and couples
+the broker to its AMQP listener
 (:class:`~warrenmq.transport.server.Server`), plus a second, TLS listener when
 the config names a certificate and key (RabbitMQ's AMQPS listener on 5671), and
-plugs the running event loop into the broker's timers.  :func:`run` is what the
+plugs the running event loop into the broker's timers; with durable storage it
+also runs the store's group commit, the page store's flushes and the disk
+monitor (:mod:`warrenmq.transport.storage`).  :func:`run` is what the
 ``warrenmq`` command calls: it installs uvloop when available, starts the app,
 and on SIGINT/SIGTERM closes every client connection with CONNECTION_FORCED
 before exiting, as RabbitMQ does on shutdown.
@@ -41,6 +45,7 @@ import signal
 
 from .broker.broker import Broker
 from .config import BrokerConfig
+from .store import open_storage
 from .transport.server import Server
 from .transport.storage import DiskMonitor, PageFlusher, StoreCommitter
 
@@ -76,12 +81,13 @@ def tune_malloc() -> bool:
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None):
         self.config = config or BrokerConfig()
-        self.broker = broker or Broker(self.config)
+        self.broker = broker or Broker(self.config, open_storage(self.config))
         self.server = Server(self.broker, self.config.host, self.config.port)
         tls = self.config.tls_context()
         self.tls_server = Server(self.broker, self.config.host, self.config.tls_port, ssl=tls) if tls else None
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
+        self.page_flusher: PageFlusher | None = None
 
     @property
     def port(self) -> int:
@@ -95,11 +101,13 @@ class BrokerApp:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.broker.timers.loop_call_later = loop.call_later
-        if self.broker.store.durable:
+        storage = self.broker.storage
+        if storage.durable:
             self.committer = StoreCommitter(self.broker, loop)
-            self.disk_monitor = DiskMonitor(self.broker, self.config.data_dir, self.config.disk_free_limit, loop)
+            self.disk_monitor = DiskMonitor(self.broker, storage.path, self.config.disk_free_limit, loop)
             self.disk_monitor.start()
-            self.page_flusher = PageFlusher(self.broker.page_store, loop)
+            if storage.pages is not None:
+                self.page_flusher = PageFlusher(storage.pages, loop)
             if self.broker.store.has_pending:  # records written during recovery
                 self.committer.schedule()
         await self.server.start()
@@ -121,8 +129,13 @@ class BrokerApp:
             await self.committer.drain()
             self.committer.close()
             self.committer = None
+        if self.page_flusher is not None:
             self.page_flusher.close()
-        self.broker.close()
+            self.page_flusher = None
+        try:
+            self.broker.close()
+        except OSError as e:  # a failing disk: what could not be written was nacked (docs/durability.md)
+            log.error("closing storage failed: %s", e)
 
 
 def install_uvloop() -> bool:

@@ -13,12 +13,14 @@ import pytest
 from warrenmq.broker.broker import Broker
 from warrenmq.broker.policy import KIND_EXCHANGE, KIND_QUEUE, Policy, effective
 from warrenmq.config import BrokerConfig
+from warrenmq.store import open_storage
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def in_memory_broker() -> Broker:
-    return Broker(BrokerConfig(data_dir=""))
+    config = BrokerConfig(data_dir="")
+    return Broker(config, open_storage(config))
 
 
 @pytest.mark.parametrize("definition, apply_to, priority, pattern, message", [
@@ -147,13 +149,13 @@ def test_policy_reaches_existing_queues_and_exchanges(broker):
 
 def test_policies_survive_a_restart(tmp_path):
     config = BrokerConfig(data_dir=str(tmp_path / "data"))
-    b = Broker(config)
+    b = Broker(config, open_storage(config))
     b.set_policy("/", "dur", "^d", {"max-length": 3, "dead-letter-exchange": "dlx"}, priority=4,
                  apply_to="queues")
     b.set_policy("/", "gone", "^g", {"expires": 1000})
     b.clear_policy("/", "gone")
     b.close()
-    b2 = Broker(config)
+    b2 = Broker(config, open_storage(config))
     try:
         assert b2.list_policies() == [{"vhost": "/", "name": "dur", "pattern": "^d", "apply-to": "queues",
                                        "definition": {"max-length": 3, "dead-letter-exchange": "dlx"},

@@ -1,29 +1,32 @@
-"""The broker: vhosts, users, sessions and global flow control.
+"""The broker: vhosts, users, sessions, resource alarms, and recovery from the stores it is given.
 
 Theory of operation: :class:`Broker` is the root of the domain model.  It owns
-the vhosts and users, creates one :class:`~.session.Session` per connection
-(registered by the protocol adapters), authenticates logins, and
-implements RabbitMQ's memory alarm: while the bytes of queued message bodies
-exceed the high watermark, connections that publish are blocked
-(``connection.blocked`` to clients that support it, and the transport stops
-reading from them) until the queues drain.
+the vhosts and users, knows the open connections of every protocol (the
+adapters register their sessions) and authenticates logins.
+It receives its storage (:class:`~warrenmq.store.base.Storage`: message store,
+page store, definitions) opened by the application, rebuilds what the
+definitions and the message store hold, and reports every durable change to
+them; it never opens a file.
+
+Resource alarms (:mod:`.alarms`) are typed, and each has one owner: while any
+is on, connections that publish are blocked (``connection.blocked`` to clients
+that support it, and the transport stops reading from them).  The store
+committer reports the store's fate: :meth:`Broker.store_synced` sends the
+confirms an fsync made safe; :meth:`Broker.store_failed` raises
+``STORE_FAILED`` and nacks every confirm that waits for the store (later ones
+too, each time it is called again); :meth:`Broker.store_recovered` clears it.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import logging
 import os
-import platform
-import shutil
 from dataclasses import dataclass, field
 
-from .. import __version__
 from ..config import BrokerConfig, physical_memory
-from ..store.memory import MemoryStore
-from ..store.metadata import Definitions
-from ..store.segments import SegmentStore
+from ..store import NO_DEFINITIONS, Storage, open_storage  # interfaces and the factory, no concrete store
+from .alarms import Alarm, blocked_reason
 from .confirms import ConfirmRegistry
 from .direct_reply import DirectReplyTo
 from .flow import MemoryMonitor
@@ -55,8 +58,13 @@ class User:
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig | None = None):
+    """``Broker(config, storage)``: ``storage`` from :func:`warrenmq.store.open_storage` (the broker closes
+    it in :meth:`close`); left out, that factory opens what ``config`` asks for."""
+
+    def __init__(self, config: BrokerConfig | None = None, storage: Storage | None = None):
         self.config = config or BrokerConfig()
+        if storage is None:
+            storage = open_storage(self.config)
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set = set()  # the open connections of every protocol (set_blocked on alarms)
@@ -64,42 +72,25 @@ class Broker:
         self.memory.listeners.append(self._on_memory_alarm)
         self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
-        self.alarms: set = set()  # "memory", "disk": publishers are blocked while any is on
+        self.alarms: set[Alarm] = set()  # publishers are blocked while any is on
         self.confirms = ConfirmRegistry()  # publisher confirms, and those waiting for the store
-        self.page_store = None
-        self.store, self.defs = self._open_storage()
-        if self.defs is not None and self._recover():
+        self.storage = storage
+        self.store = storage.messages
+        self.page_store = storage.pages
+        self.defs = storage.definitions
+        if self._recover():
             return
         self.add_vhost(self.config.default_vhost)
         self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
                       vhosts={self.config.default_vhost})
 
     # --------------------------------------------------------------- storage
-    def _open_storage(self):
-        data_dir = self.config.data_dir
-        if not data_dir:
-            return MemoryStore(), None
-        os.makedirs(data_dir, exist_ok=True)
-        self._lock = open(os.path.join(data_dir, ".lock"), "a+")
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise RuntimeError(f"data directory {data_dir} is in use by another broker") from None
-        store = SegmentStore(os.path.join(data_dir, "msg_store"), fsync=self.config.fsync)
-        defs = Definitions(os.path.join(data_dir, "definitions.sqlite3"))
-        # bodies paged out of memory that are not in the message store: never recovered, wiped at start
-        pages = os.path.join(data_dir, "pages")
-        shutil.rmtree(pages, ignore_errors=True)
-        self.page_store = SegmentStore(pages, fsync=False)
-        return store, defs
-
     def _recover(self) -> bool:
-        """Rebuild durable definitions and persistent messages; False if the data dir was empty."""
+        """Rebuild durable definitions and persistent messages; False if the definitions were empty."""
         d = self.defs.load()
         if not d["vhosts"]:
             return False
-        defs, self.defs = self.defs, None  # no write-back while rebuilding
+        defs, self.defs = self.defs, NO_DEFINITIONS  # no write-back while rebuilding
         try:
             for name in d["vhosts"]:
                 self.add_vhost(name)
@@ -148,7 +139,7 @@ class Broker:
                 q.restore(Message(r.exchange, r.routing_key, r.header, r.body, r.ex_rk), r.msg_id, r.delivered)
                 count += 1
         log.info("recovered %d vhosts, %d durable queues, %d persistent messages from %s",
-                 len(self.vhosts), len(by_id), count, self.config.data_dir)
+                 len(self.vhosts), len(by_id), count, self.storage.path)
         return True
 
     def store_synced(self, epoch: int) -> None:
@@ -156,14 +147,21 @@ class Broker:
         self.store.synced(epoch)
         self.confirms.store_synced(epoch)
 
+    def store_failed(self, exc: BaseException) -> None:
+        """The message store could not write (``exc``): publishers stay blocked (``STORE_FAILED``) until
+        :meth:`store_recovered`, and every confirm waiting for the store is nacked, in order, as is every
+        publish persisted meanwhile (the confirm registry's ``failed``)."""
+        self.set_alarm(Alarm.STORE_FAILED, True)
+        self.confirms.store_failed()
+
+    def store_recovered(self) -> None:
+        """A write and fsync of the message store succeeded again: publishing resumes."""
+        self.confirms.store_recovered()
+        self.set_alarm(Alarm.STORE_FAILED, False)
+
     def close(self) -> None:
         """Flush and close storage (after the listeners stopped)."""
-        self.store.close()
-        if self.page_store is not None:
-            self.page_store.close()
-        if self.defs is not None:
-            self.defs.close()
-            self._lock.close()
+        self.storage.close()
 
     # ------------------------------------------------------------ definitions
     def add_vhost(self, name: str) -> VHost:
@@ -174,8 +172,7 @@ class Broker:
             if self.page_store is not None:
                 vh.page_store = self.page_store
                 vh.page_limit = self.config.queue_max_in_memory
-            if self.defs is not None:
-                self.defs.vhost_added(name)
+            self.defs.vhost_added(name)
         return vh
 
     # --------------------------------------------------------------- policies
@@ -203,10 +200,9 @@ class Broker:
     def add_user(self, name: str, password: str, tags=None, vhosts=None) -> User:
         user = User(name, hash_password(password), list(tags or []), set(vhosts or ()))
         self.users[name] = user
-        if self.defs is not None:
-            self.defs.user_saved(name, user.password_hash, user.tags)
-            for vh in user.vhosts:
-                self.defs.permission_set(name, vh, ".*", ".*", ".*")
+        self.defs.user_saved(name, user.password_hash, user.tags)
+        for vh in user.vhosts:
+            self.defs.permission_set(name, vh, ".*", ".*", ".*")
         return user
 
     # -------------------------------------------------------------- sessions
@@ -217,23 +213,24 @@ class Broker:
         self.sessions.discard(session)
 
     def _on_memory_alarm(self, alarm: bool) -> None:
-        self.set_alarm("memory", alarm)
+        self.set_alarm(Alarm.MEMORY, alarm)
 
-    def set_alarm(self, kind: str, on: bool) -> None:
-        """Raise or clear a resource alarm ("memory", "disk"); publishers are blocked while any is on."""
+    def set_alarm(self, alarm: Alarm, on: bool) -> None:
+        """Raise or clear a resource alarm; publishers are blocked while any is on."""
+        if alarm.__class__ is not Alarm:
+            raise TypeError(f"not an Alarm: {alarm!r}")
         before = bool(self.alarms)
         if on:
-            self.alarms.add(kind)
+            self.alarms.add(alarm)
         else:
-            self.alarms.discard(kind)
+            self.alarms.discard(alarm)
         if bool(self.alarms) != before:
             for s in list(self.sessions):
                 s.set_blocked(bool(self.alarms))
 
     def blocked_reason(self) -> str:
-        """The reason a connection.blocked gives for the alarms that are on."""
-        alarms = self.alarms
-        return "low on disk" if "disk" in alarms and "memory" not in alarms else "low on memory"
+        """The ``connection.blocked`` reason for the alarms that are on."""
+        return blocked_reason(self.alarms)
 
     def authenticate(self, creds, peer):
         """The :class:`User` for ``(username, password)``, or ``None``."""

@@ -192,9 +192,7 @@ class Policies:
         policy = Policy(self.vhost.name, name, pattern, definition, priority, apply_to)
         self.by_name[name] = policy
         self._reorder()
-        defs = getattr(self.vhost, "defs", None)
-        if defs is not None:
-            defs.policy_set(self.vhost.name, name, pattern, apply_to, priority, policy.definition)
+        self.vhost.defs.policy_set(self.vhost.name, name, pattern, apply_to, priority, policy.definition)
         self.reapply()
         return policy
 
@@ -203,9 +201,7 @@ class Policies:
             raise KeyError(f"policy '{name}' not found in vhost '{self.vhost.name}'")
         del self.by_name[name]
         self._reorder()
-        defs = getattr(self.vhost, "defs", None)
-        if defs is not None:
-            defs.policy_cleared(self.vhost.name, name)
+        self.vhost.defs.policy_cleared(self.vhost.name, name)
         self.reapply()
 
     def _reorder(self) -> None:

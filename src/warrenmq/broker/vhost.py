@@ -18,6 +18,7 @@ import secrets
 from ..protocol.codec import field_type_name
 from ..protocol.errors import SoftError
 from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED
+from ..store.base import NO_DEFINITIONS
 from .exchanges import (EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key,
                         exchange_class)
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
@@ -61,11 +62,11 @@ def _fmt_value(v) -> str:
 
 
 class VHost:
-    def __init__(self, name: str, memory: MemoryMonitor | None = None, store=None, defs=None):
+    def __init__(self, name: str, memory: MemoryMonitor | None = None, store=None, defs=NO_DEFINITIONS):
         self.name = name
         self.memory = memory if memory is not None else MemoryMonitor(1 << 62)
         self.store = store  # the message store (persistent messages in durable queues)
-        self.defs = defs  # durable definitions (SQLite), or None when nothing is kept
+        self.defs = defs  # durable definitions (store.base.Definitions): told every durable change
         self.page_store = None  # the transient page store (bodies paged out of memory), with data_dir
         self.page_limit = 0  # bodies a queue keeps in memory before paging (queue_max_in_memory)
         self.timers = Timers()  # the broker shares its own (with the event loop plugged in)
@@ -198,7 +199,7 @@ class VHost:
             validate(self, name, arguments or {})
         ex = cls(name, self, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments)
         self.exchanges[name] = ex
-        if durable and self.defs is not None:
+        if durable:
             self.defs.exchange_declared(self.name, ex)
         return ex
 
@@ -251,7 +252,7 @@ class VHost:
         if self.exchanges.get(ex.name) is not ex:
             return
         del self.exchanges[ex.name]
-        if ex.durable and self.defs is not None:
+        if ex.durable:
             self.defs.exchange_deleted(self.name, ex.name)
         # bindings where it is the source
         for dest, key, ak in list(ex.bindings):
@@ -319,7 +320,7 @@ class VHost:
         q = cls(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
                 auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = q
-        if durable and not exclusive and self.defs is not None:
+        if durable and not exclusive:
             q.store_id = self.defs.queue_declared(self.name, q)
         return q, True
 
@@ -352,7 +353,7 @@ class VHost:
         if self.queues.get(q.name) is q:
             del self.queues[q.name]
         n = q.purge()
-        if q.store_id and self.defs is not None:
+        if q.store_id:
             self.defs.queue_deleted(self.name, q.name)
             self.store.drop_queue(q.store_id)
         for c in list(q.consumers):
@@ -372,7 +373,7 @@ class VHost:
         ex = self.get_exchange(exchange_name)
         if ex.bind(q, key, arguments):
             q.bindings.add((ex, key, args_key(arguments)))
-            if q.store_id and ex.durable and self.defs is not None:
+            if q.store_id and ex.durable:
                 self.defs.binding_added(self.name, ex.name, q.name, "q", key, arguments)
 
     def unbind_queue(self, queue_name: str, owner, exchange_name: str, key: str, arguments) -> None:
@@ -388,7 +389,7 @@ class VHost:
             self.check_exclusive(q, owner)
         if ex.unbind(q, key, arguments):
             q.bindings.discard((ex, key, args_key(arguments)))
-            if q.store_id and ex.durable and self.defs is not None:
+            if q.store_id and ex.durable:
                 self.defs.binding_removed(self.name, ex.name, q.name, "q", key, arguments)
             self._maybe_auto_delete(ex)
 
@@ -397,7 +398,7 @@ class VHost:
             raise SoftError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         src = self.get_exchange(source)
         dest = self.get_exchange(destination)
-        if src.bind(dest, key, arguments) and src.durable and dest.durable and self.defs is not None:
+        if src.bind(dest, key, arguments) and src.durable and dest.durable:
             self.defs.binding_added(self.name, src.name, dest.name, "e", key, arguments)
 
     def unbind_exchange(self, destination: str, source: str, key: str, arguments) -> None:
@@ -408,7 +409,7 @@ class VHost:
         if src is None or dest is None:
             return
         if src.unbind(dest, key, arguments):
-            if src.durable and dest.durable and self.defs is not None:
+            if src.durable and dest.durable:
                 self.defs.binding_removed(self.name, src.name, dest.name, "e", key, arguments)
             self._maybe_auto_delete(src)
 

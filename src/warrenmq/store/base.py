@@ -1,16 +1,39 @@
-"""The message store interface.
+"""The storage interfaces: message store, definitions, and the bundle the broker receives.
 
-Theory of operation: the broker calls the store on the message path only for
-persistent messages in durable queues.  ``persist`` records a message once for
-all the durable queues it was routed to and returns the *epoch* (group-commit
-batch number) whose completion makes it safe to confirm; ``delivered`` and
-``remove`` record what happened to it in one queue.  Records are buffered;
+Theory of operation: the broker calls the message store on the message path
+only for persistent messages in durable queues.  ``persist`` records a message
+once for all the durable queues it was routed to and returns the *epoch*
+(group-commit batch number) whose completion makes it safe to confirm: the
+confirm waits only while ``epoch > store.synced_epoch`` (a store that keeps
+nothing on disk returns an epoch already synced, so its confirms never wait);
+``delivered`` and ``remove`` record what happened to it in one queue.  Records are buffered;
 the application drives the batch cycle: ``write_pending()`` (returns the epoch
 written), ``sync()`` (fsync, may run in a worker thread), ``synced(epoch)``.
 ``on_pending`` is called when the buffer goes from empty to non-empty, so the
 application can schedule a cycle (exactly as the protocol layer's
 ``on_output``).  ``recover()`` returns, per queue id, the messages still held,
 in publish order, with a flag saying whether they had been delivered.
+
+A failed write or fsync leaves the store *failed* until a retry succeeds:
+``retry(batches)`` writes again every record not known to be on disk (the
+batches whose write failed, in order, and those written since the last fsync
+that succeeded: after a failed fsync the kernel may have dropped them) at the
+places they were given, then fsyncs.  Nothing is lost or reordered by a failure.
+
+The same interface serves paging: ``stash`` writes a body that belongs to no
+queue (the page store), ``page_out`` drops a body from memory once it is
+written, ``read_body``/``read_messages`` read bodies back, ``remove(0, id)``
+forgets a stashed one.
+
+:class:`Definitions` is the interface of durable definitions (vhosts, users,
+exchanges, queues, bindings, policies); every method is a change the broker
+reports.  The base class records nothing (the broker uses it while it rebuilds
+what it loaded); implementations hand out queue ids, which durable queues give
+the message store.
+
+:class:`Storage` is what the broker receives: the message store, the page
+store (or ``None``), the definitions, and whether they survive a restart; it is
+built by :func:`warrenmq.store.open_storage` outside the domain.
 """
 from __future__ import annotations
 
@@ -64,6 +87,11 @@ class MessageStore:
         order asked: exchange and routing key as two short strings, the content header as published."""
         raise NotImplementedError
 
+    def stash(self, msg) -> int:
+        """Keep ``msg``'s body for paging only (no queue, never recovered); return its id for
+        ``read_body`` and ``remove(0, id)``."""
+        raise NotImplementedError
+
     def page_out(self, msg) -> None:
         """Drop ``msg.body`` from memory once it is safely stored (``msg.paged`` is set)."""
 
@@ -101,6 +129,14 @@ class MessageStore:
         """Whether a batch may be written while an fsync is in flight."""
         return True
 
+    def retry(self, batches) -> None:
+        """After a failed ``write_batch`` or ``sync`` (on a worker thread, nothing else in flight): write
+        ``batches`` (taken, never ``written``) and every batch written since the last good fsync again,
+        in order and where they belong, then fsync. Raises while the fault lasts."""
+        for batch in batches:
+            self.write_batch(batch)
+        self.sync()
+
     # lifecycle ---------------------------------------------------------------
     def recover(self) -> dict[int, list[RecoveredMessage]]:
         raise NotImplementedError
@@ -114,3 +150,91 @@ class MessageStore:
 
     def stats(self) -> dict:
         return {}
+
+
+class Definitions:
+    """Durable definitions: the broker reports every change; see the module docstring.
+
+    This base class records nothing and hands out no queue ids (0: not stored)."""
+
+    def vhost_added(self, name: str) -> None:
+        pass
+
+    def vhost_deleted(self, name: str) -> None:
+        pass
+
+    def user_saved(self, name: str, password_hash: bytes, tags: list) -> None:
+        pass
+
+    def user_deleted(self, name: str) -> None:
+        pass
+
+    def permission_set(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        pass
+
+    def exchange_declared(self, vhost: str, ex) -> None:
+        pass
+
+    def exchange_deleted(self, vhost: str, name: str) -> None:
+        pass
+
+    def queue_declared(self, vhost: str, q) -> int:
+        """Record a durable queue; return its id for the message store (0: messages are not stored)."""
+        return 0
+
+    def queue_deleted(self, vhost: str, name: str) -> None:
+        pass
+
+    def binding_added(self, vhost: str, source: str, dest: str, kind: str, key: str, arguments) -> None:
+        pass
+
+    def binding_removed(self, vhost: str, source: str, dest: str, kind: str, key: str, arguments) -> None:
+        pass
+
+    def policy_set(self, vhost: str, name: str, pattern: str, apply_to: str, priority: int, definition: dict) -> None:
+        pass
+
+    def policy_cleared(self, vhost: str, name: str) -> None:
+        pass
+
+    def load(self) -> dict:
+        """Everything stored, for the broker to rebuild (empty lists when nothing is)."""
+        return {"vhosts": [], "users": [], "permissions": [], "exchanges": [], "queues": [], "bindings": [],
+                "policies": []}
+
+    def close(self) -> None:
+        pass
+
+
+#: definitions that record nothing (while the broker rebuilds what it loaded)
+NO_DEFINITIONS = Definitions()
+
+
+class Storage:
+    """What the broker is given: its stores, opened (and closed) outside the domain."""
+
+    __slots__ = ("messages", "pages", "definitions", "durable", "path", "_release")
+
+    def __init__(self, messages: MessageStore, definitions: Definitions, pages: MessageStore | None = None,
+                 durable: bool = False, path: str = "", release=None):
+        self.messages = messages  # persistent messages of durable queues
+        self.pages = pages  # bodies paged out of memory (never recovered), or None: no paging
+        self.definitions = definitions
+        self.durable = durable  # whether all of it survives a restart of the process
+        self.path = path  # the data directory ("" when nothing is on disk)
+        self._release = release  # callable() releasing what open_storage took (the directory lock)
+
+    def close(self) -> None:
+        """Write and sync what is pending, close files, release the data directory."""
+        error = None
+        for part in (self.messages, self.pages, self.definitions):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as e:  # close the rest all the same; the first error is raised
+                    error = error or e
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+        if error is not None:
+            raise error

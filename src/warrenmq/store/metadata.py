@@ -1,10 +1,10 @@
 """Durable definitions in SQLite: vhosts, users, permissions, exchanges, queues, bindings, policies.
 
 Theory of operation: the broker reports every change to a durable definition
-(:class:`Definitions` methods named after the change); each is one SQLite
+(:class:`~.base.Definitions` methods named after the change); each is one SQLite
 transaction, so the database always holds a consistent set.  Argument tables
 are stored as AMQP field-table bytes (the codec keeps integer widths, so what
-comes back is exactly what was declared).  At start, :meth:`Definitions.load`
+comes back is exactly what was declared).  At start, :meth:`SQLiteDefinitions.load`
 returns everything for the broker to rebuild its vhosts before messages are
 recovered into the queues (queues carry the integer id the message store uses).
 Non-durable and exclusive entities are never written.
@@ -16,6 +16,7 @@ import os
 import sqlite3
 
 from ..protocol.codec import decode_table, encode_table
+from .base import Definitions
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY);
@@ -39,7 +40,7 @@ def _table(blob) -> dict:
     return decode_table(bytes(blob), 0)[0]
 
 
-class Definitions:
+class SQLiteDefinitions(Definitions):
     def __init__(self, path: str):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.path = path

@@ -15,13 +15,18 @@ file (``<dir>/<number>.seg``)::
 
 Records are buffered in memory (a message record as its parts: the body is not
 copied into it) and written by ``write_pending`` once per batch with
-``writev``; ``sync`` fsyncs once for the whole batch (group commit) and
+``pwritev`` at the offset the batch was given when it was taken (so a batch
+whose write failed part way can be written again where it belongs); ``sync`` fsyncs once for the whole batch (group commit) and
 confirms for the batch's persistent messages go out only after it (see
 ``MessageStore``).  Under the broker, ``take_pending``/``write_batch``/
 ``written`` split that cycle so that the write, like the fsync, runs on a
 worker thread of the committer while the event loop goes on; the segment's
 size, and so what ``read_body`` may read, only grows once the write is done.
-Nothing switches files or compacts while a write is in flight.  A large message
+Nothing switches files or compacts while a write is in flight, or while a
+written batch waits for its fsync (``_unsynced``: those are what ``retry``
+writes again after a failed write or fsync, since after a failed fsync the
+kernel may have dropped the dirty pages).  Nothing is created on disk before
+the first record: the directory and the active segment file are made then.  A large message
 record that every queue has let go of before its batch is taken (a consumer
 acked it while the previous batch was being written) is cut from the buffer and
 never written, as RabbitMQ's message store drops a pending write for a removed
@@ -253,7 +258,6 @@ class SegmentStore(MessageStore):
         self.dir = directory
         self.fsync = fsync
         self.segment_size = segment_size
-        os.makedirs(directory, exist_ok=True)
         self.next_msg_id = 1
         self.segments: dict[int, _Segment] = {}
         # msg_id -> its segment number, the queues still holding it (an int, or a set when several), and
@@ -270,6 +274,7 @@ class SegmentStore(MessageStore):
         self._cut: dict = {}
         self._late: list = []  # (queue id, message id) of DELIVERED records for messages in _large
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
+        self._unsynced: list = []  # batches written since the last fsync known to cover them (see retry)
         self._fd = -1
         self._active: _Segment | None = None
         self._recovered: dict[int, list[RecoveredMessage]] | None = None
@@ -277,7 +282,6 @@ class SegmentStore(MessageStore):
         self._read_fds: dict[int, int] = {}
         self.corrupt_records = 0
         self._scan()
-        self._open_new_segment()
 
     # ------------------------------------------------------------------ writing
     def _append(self, rec: bytes) -> None:
@@ -308,6 +312,8 @@ class SegmentStore(MessageStore):
                            _I.pack(len(header))))
         size = len(prefix) + len(header) + len(body)
         seg = self._active
+        if seg is None:
+            seg = self._start()
         # offset of the record once the pending buffer is written
         self.refs[mid] = _ref(seg.number, queue_ids[0] if n == 1 else set(queue_ids),
                               seg.size + self._inflight + self._buf_bytes, REC_SIZE + size)
@@ -439,8 +445,13 @@ class SegmentStore(MessageStore):
         return epoch
 
     def take_pending(self):
-        """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop)."""
+        """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop): the
+        buffers, their size, the messages whose body goes once written, the offset in the active segment
+        the batch is written at, its epoch."""
         self.epoch += 1
+        seg = self._active
+        if seg is None:
+            seg = self._start()
         buf = self._buf
         if self._small:
             buf.append(b"".join(self._small))
@@ -461,7 +472,7 @@ class SegmentStore(MessageStore):
         if self._cut:
             size -= self._close_cuts()
             buf = [b for b in buf if b]
-        batch = (buf, size, self._drop)
+        batch = (buf, size, self._drop, seg.size + self._inflight, self.epoch)
         self._inflight += size
         self._buf, self._buf_bytes, self._drop = [], 0, []
         self._pending_mids = []
@@ -487,14 +498,16 @@ class SegmentStore(MessageStore):
     @property
     def may_overlap(self) -> bool:
         # no write in flight when synced() may switch to a new segment file
-        return self._active.size + self._inflight < self.segment_size
+        active = self._active
+        return active is None or active.size + self._inflight < self.segment_size
 
     def write_batch(self, batch) -> None:
-        bufs = batch[0]
+        bufs, fd, off = batch[0], self._fd, batch[3]
         for i in range(0, len(bufs), _IOV_MAX):
             chunk = bufs[i:i + _IOV_MAX]
             total = sum(map(len, chunk))
-            done = os.writev(self._fd, chunk)
+            done = os.pwritev(fd, chunk, off)
+            off += done
             while done < total:  # a short write: drop what was written, go on with the rest
                 rest, skip = [], done
                 for b in chunk:
@@ -507,15 +520,24 @@ class SegmentStore(MessageStore):
                         rest.append(b)
                 chunk = rest
                 total -= done
-                done = os.writev(self._fd, chunk)
+                done = os.pwritev(fd, chunk, off)
+                off += done
 
     def written(self, batch) -> None:
         """A batch's write is done (on the loop thread): it may be read back now."""
         self._active.size += batch[1]
         self._inflight -= batch[1]
+        self._unsynced.append(batch)
         for msg in batch[2]:
             if msg.paged:
                 msg.body = None
+
+    def retry(self, batches) -> None:
+        """Write the batches not known to be on disk again, at their offsets, and fsync (see MessageStore)."""
+        for batch in self._unsynced + list(batches):
+            self.write_batch(batch)
+        if self.fsync:
+            os.fsync(self._fd)
 
     def sync(self) -> None:
         if self.fsync:
@@ -523,7 +545,12 @@ class SegmentStore(MessageStore):
 
     def synced(self, epoch: int) -> None:
         super().synced(epoch)
-        if self._active.size >= self.segment_size and not self._inflight:
+        unsynced = self._unsynced
+        while unsynced and unsynced[0][4] <= epoch:
+            del unsynced[0]
+        active = self._active
+        # a new file only once every batch written to this one is synced (an fsync covers one file)
+        if active is not None and active.size >= self.segment_size and not self._inflight and not unsynced:
             self._rotate()
         self._collect()
 
@@ -552,12 +579,18 @@ class SegmentStore(MessageStore):
             new.live += 1
             new.count += 1
 
+    def _start(self) -> _Segment:
+        """The first segment file of this run (and the directory), made with the first record."""
+        os.makedirs(self.dir, exist_ok=True)
+        self._open_new_segment()
+        return self._active
+
     def _open_new_segment(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
         number = max(self.segments, default=0) + 1
         seg = _Segment(number, self._path(number))
-        self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT, 0o644)
         self.segments[number] = seg
         self._active = seg
         if self.fsync:
@@ -612,6 +645,7 @@ class SegmentStore(MessageStore):
         epoch = self.write_pending()
         self.sync()
         super().synced(epoch)
+        self._unsynced.clear()  # that fsync covered every batch written to the active segment
         self._close_reader(seg.number)
         os.unlink(seg.path)
         del self.segments[seg.number]
@@ -624,7 +658,7 @@ class SegmentStore(MessageStore):
 
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> None:
-        names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg"))
+        names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg")) if os.path.isdir(self.dir) else []
         # mid -> [(ex_rk, exchange, routing key), header, holders, delivered, segment, offset, length]; holders
         # is a queue id, a set of them, or None once no queue holds the message; delivered is None or a set
         msgs: dict[int, list] = {}
@@ -790,12 +824,14 @@ class SegmentStore(MessageStore):
         return rec
 
     def close(self) -> None:
-        super().close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        for number in list(self._read_fds):
-            self._close_reader(number)
+        try:
+            super().close()
+        finally:  # the files are closed even when the last write fails
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            for number in list(self._read_fds):
+                self._close_reader(number)
 
     def stats(self) -> dict:
         return {"messages": len(self.refs), "segments": len(self.segments), "corrupt_records": self.corrupt_records,

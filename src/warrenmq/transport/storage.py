@@ -1,9 +1,9 @@
-"""The message store's group commit and the disk-space alarm, driven by the event loop.
+"""The message store's group commit, its failure and retry, and the disk-space alarm, on the event loop.
 
 Theory of operation: the store buffers records and calls ``on_pending`` when
 its buffer first fills; :class:`StoreCommitter` then schedules one *cycle* for
 the end of the loop turn: ``take_pending()`` takes the batch, its write (one
-``writev`` of the whole batch) runs on a writer thread and ``sync()`` (one
+``pwritev`` of the whole batch) runs on a writer thread and ``sync()`` (one
 fsync) on a sync thread, so the loop keeps serving clients meanwhile; then
 ``broker.store_synced(epoch)`` sends the publisher confirms that waited for
 the batches written before that fsync began.  The next batch's write may run
@@ -11,9 +11,20 @@ while an fsync is in flight (a two-stage pipeline: with large messages the
 disk is kept busy instead of waiting for the copy into the page cache), and
 each fsync covers every batch written by the time it starts (group commit).
 
+A failed write or fsync makes the store *failed*: the broker raises
+``STORE_FAILED`` (publishers stay blocked) and nacks every confirm waiting for
+the store (:meth:`Broker.store_failed`); it is logged once.  While failed, each
+cycle only takes the new records aside (in order, behind the failed batch) and
+has the broker nack the confirms that began waiting.  Every
+``retry_interval`` seconds ``store.retry`` writes the failed batches, and the
+batches written since the last good fsync, again where they belong and fsyncs;
+when that succeeds the records are all on disk, the alarm clears
+(:meth:`Broker.store_recovered`) and cycles go on as before.
+
 :class:`DiskMonitor` checks the free space of the data directory once a second
-and raises the broker's "disk" alarm below ``disk_free_limit`` (publishers are
-blocked as with the memory alarm), clearing it when space comes back.
+and raises or clears the broker's ``DISK_FREE`` alarm at ``disk_free_limit``
+(publishers are blocked as with the memory alarm). It owns only that alarm: it
+cannot clear ``STORE_FAILED``, however much space there is.
 """
 from __future__ import annotations
 
@@ -21,6 +32,8 @@ import asyncio
 import logging
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+
+from ..broker.alarms import Alarm
 
 log = logging.getLogger("warrenmq.store")
 
@@ -30,14 +43,17 @@ class StoreCommitter:
     the fsync of batch N (on the sync thread); confirms wait for an fsync that began after their
     batch's write ended."""
 
-    def __init__(self, broker, loop: asyncio.AbstractEventLoop):
+    def __init__(self, broker, loop: asyncio.AbstractEventLoop, retry_interval: float = 1.0):
         self.broker = broker
         self.store = broker.store
         self.loop = loop
-        self.writing = False
+        self.retry_interval = retry_interval
+        self.writing = False  # a write (or a retry) is in flight
         self.syncing = False
         self.scheduled = False
-        self.failed = None
+        self.failed = None  # the error that made the store fail, until a retry succeeds
+        self._failed_batches: list = []  # (epoch, batch) taken but not written, in order
+        self._retry_handle = None
         self._written_epoch = 0  # last epoch whose write is done
         self._idle = asyncio.Event()
         self._idle.set()
@@ -53,7 +69,14 @@ class StoreCommitter:
     def _cycle(self) -> None:
         self.scheduled = False
         store = self.store
-        if self.writing or not store.has_pending or self.failed is not None:
+        if self.failed is not None:
+            # nothing is written until a retry succeeds: set the new records aside (so the next one calls
+            # on_pending again) and nack the confirms that began waiting
+            if not self.writing and store.has_pending:
+                self._failed_batches.append(store.take_pending())
+            self.broker.store_failed(self.failed)
+            return
+        if self.writing or not store.has_pending:
             return
         if self.syncing and not store.may_overlap:
             return  # the store is about to switch files: let the fsync in flight finish first
@@ -67,10 +90,15 @@ class StoreCommitter:
         self.writing = False
         exc = fut.exception()
         if exc is not None:
+            self._failed_batches.append((epoch, batch))
             self._fail(exc)
             return
         self.store.written(batch)
         self._written_epoch = epoch
+        if self.failed is not None:  # an fsync failed meanwhile: the retry writes this batch again too
+            if not self.syncing:
+                self._idle.set()
+            return
         if not self.syncing:
             self._sync()
         if self.store.has_pending:
@@ -89,6 +117,10 @@ class StoreCommitter:
             self._fail(exc)
             return
         self.broker.store_synced(epoch)
+        if self.failed is not None:  # a write failed meanwhile
+            if not self.writing:
+                self._idle.set()
+            return
         if self._written_epoch > epoch:
             self._sync()  # batches written while this fsync ran
         elif not self.writing:
@@ -98,12 +130,55 @@ class StoreCommitter:
                 self._idle.set()
 
     def _fail(self, exc: BaseException) -> None:
-        # Nothing more can be made durable: stop confirming and block publishers.
-        self.writing = self.syncing = False
+        """A write or fsync failed: block publishers, nack waiting confirms, retry until it works."""
+        if self.failed is None:
+            log.critical("message store write failed: publishers are blocked and persistent messages are "
+                         "nacked until a write succeeds again (retried every %gs): %s", self.retry_interval, exc)
         self.failed = exc
-        self._idle.set()
-        log.critical("message store write failed, persistent messages are no longer confirmed: %s", exc)
-        self.broker.set_alarm("disk", True)
+        self.broker.store_failed(exc)
+        if self._retry_handle is None:
+            self._retry_handle = self.loop.call_later(self.retry_interval, self._retry)
+        if not self.writing and not self.syncing:
+            self._idle.set()
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        if self.writing or self.syncing:  # the other stage is still busy: after it
+            self._retry_handle = self.loop.call_later(self.retry_interval, self._retry)
+            return
+        store = self.store
+        if store.has_pending:
+            self._failed_batches.append(store.take_pending())
+        batches = list(self._failed_batches)
+        epoch = max(store.epoch, self._written_epoch)
+        self.writing = True
+        self._idle.clear()
+        fut = self.loop.run_in_executor(self._writer, store.retry, [b for _, b in batches])
+        fut.add_done_callback(lambda f: self._retried(batches, epoch, f))
+
+    def _retried(self, batches: list, epoch: int, fut) -> None:
+        self.writing = False
+        exc = fut.exception()
+        if exc is not None:
+            log.debug("message store retry failed: %s", exc)
+            self.failed = exc
+            self.broker.store_failed(exc)
+            self._retry_handle = self.loop.call_later(self.retry_interval, self._retry)
+            self._idle.set()
+            return
+        store = self.store
+        for _, batch in batches:
+            store.written(batch)
+        del self._failed_batches[:len(batches)]
+        self._written_epoch = epoch
+        self.failed = None
+        log.warning("message store writes work again: publishers are unblocked")
+        self.broker.store_synced(epoch)
+        self.broker.store_recovered()
+        if store.has_pending:
+            self.schedule()
+        else:
+            self._idle.set()
 
     async def drain(self) -> None:
         """Wait for the cycle in flight (the broker's close() writes what is left)."""
@@ -111,17 +186,37 @@ class StoreCommitter:
 
     def close(self) -> None:
         self.store.on_pending = None
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         self._writer.shutdown(wait=True)
         self._syncer.shutdown(wait=True)
+        if self.failed is not None:  # a last try, so that close() writes what follows after these
+            try:
+                self.store.retry([b for _, b in self._failed_batches])
+            except OSError as e:
+                log.error("message store still failing at shutdown; %d batches not written: %s",
+                          len(self._failed_batches), e)
+                return
+            for _, batch in self._failed_batches:
+                self.store.written(batch)
+            self._failed_batches.clear()
+            self.failed = None
 
 
 class PageFlusher:
-    """Writes the page store's buffered bodies at the end of the loop turn (no fsync: never recovered)."""
+    """Writes the page store's buffered bodies at the end of the loop turn (no fsync: never recovered).
 
-    def __init__(self, store, loop: asyncio.AbstractEventLoop):
+    A failed write keeps its batch (the bodies stay in memory until it is written) and is tried again,
+    before anything newer, a second later; it is logged once per failure."""
+
+    def __init__(self, store, loop: asyncio.AbstractEventLoop, retry_interval: float = 1.0):
         self.store = store
         self.loop = loop
+        self.retry_interval = retry_interval
         self.scheduled = False
+        self.failed: list = []  # (epoch, batch) taken and not written yet, in order
+        self.failing = False
         store.on_pending = self.schedule
 
     def schedule(self) -> None:
@@ -131,12 +226,36 @@ class PageFlusher:
 
     def _flush(self) -> None:
         self.scheduled = False
-        try:
-            epoch = self.store.write_pending()
-        except OSError as e:
-            log.error("page store write failed: %s", e)
+        store = self.store
+        failed = self.failed
+        if store.has_pending:
+            failed.append(store.take_pending())
+        if not failed:
             return
-        self.store.synced(epoch)
+        try:
+            if len(failed) == 1:
+                store.write_batch(failed[0][1])
+            else:
+                store.retry([b for _, b in failed])
+        except OSError as e:
+            if not self.failing:
+                self.failing = True
+                log.error("page store write failed (paged bodies stay in memory until it works): %s", e)
+                self.loop.call_later(self.retry_interval, self._retry)
+            return
+        if self.failing:
+            self.failing = False
+            log.warning("page store writes work again")
+        for _, batch in failed:
+            store.written(batch)
+        store.synced(failed[-1][0])
+        failed.clear()
+
+    def _retry(self) -> None:
+        if self.failing:
+            self._flush()
+            if self.failing:
+                self.loop.call_later(self.retry_interval, self._retry)
 
     def close(self) -> None:
         self.store.on_pending = None
@@ -161,12 +280,12 @@ class DiskMonitor:
             free = None
         if free is not None:
             low = free < self.limit
-            if low != ("disk" in self.broker.alarms):
+            if low != (Alarm.DISK_FREE in self.broker.alarms):
                 if low:
                     log.warning("free disk space %d below the limit %d: blocking publishers", free, self.limit)
                 else:
                     log.info("free disk space %d back above the limit %d", free, self.limit)
-                self.broker.set_alarm("disk", low)
+                self.broker.set_alarm(Alarm.DISK_FREE, low)
         self._handle = self.loop.call_later(self.interval, self._check)
 
     def stop(self) -> None:
