@@ -8,8 +8,8 @@ from warrenmq.broker.message import Message
 from warrenmq.broker.queues import Fifo, LazyMessages, SizedMessages
 from warrenmq.broker.queues.lazy import REFILL_BATCH
 from warrenmq.broker.vhost import VHost
-from warrenmq.store.memory import MemoryStore
-from warrenmq.store.metadata import Definitions
+from warrenmq.store.memory import MemoryDefinitions, MemoryStore
+from warrenmq.store.metadata import SQLiteDefinitions
 from warrenmq.store.segments import SegmentStore
 
 LIMIT = 20
@@ -18,7 +18,7 @@ LIMIT = 20
 @pytest.fixture(params=["memory", "segments"])
 def vh(request, tmp_path):
     store = MemoryStore() if request.param == "memory" else SegmentStore(str(tmp_path / "msgs"), fsync=False)
-    defs = Definitions(str(tmp_path / "defs.sqlite3"))
+    defs = MemoryDefinitions() if request.param == "memory" else SQLiteDefinitions(str(tmp_path / "defs.sqlite3"))
     vh = VHost("/", store=store, defs=defs)
     vh.page_store = SegmentStore(str(tmp_path / "pages"), fsync=False)
     vh.page_limit = LIMIT

@@ -4,7 +4,7 @@ Theory of operation: a queue with a dead-letter exchange (``Queue.dlx``, from
 ``x-dead-letter-exchange``) republishes the messages it loses to that exchange
 instead of dropping them, with a reason:
 
-* ``rejected``: basic.reject/basic.nack with requeue=false (``Broker.discard``);
+* ``rejected``: basic.reject/basic.nack with requeue=false (``broker.channel.discard``);
 * ``expired``: the TTL ran out at the head of the queue (``Queue.expired``);
 * ``maxlen``: dropped from the head by ``x-overflow`` drop-head, or refused by
   reject-publish-dlx (``Queue._drop_head``, ``Queue._admit``);
