@@ -22,7 +22,8 @@ import statistics
 import time
 
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import OPEN, ServerConnection, method_frame
+from warrenmq.protocol.connection import OPEN, ServerConnection
+from warrenmq.protocol.frames import method_frame
 from warrenmq.protocol.spec import PROTOCOL_HEADER
 
 N = 10_000

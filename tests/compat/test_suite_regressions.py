@@ -81,7 +81,7 @@ def test_cancel_then_channel_close_in_one_write_get_their_replies_in_order(broke
     c.read_method()
     c.send_method(1, spec.BasicConsume(0, "rq.order", "c1", False, False, False, False, {}))
     c.read_method()
-    from warrenmq.protocol.connection import method_frame
+    from warrenmq.protocol.frames import method_frame
     c.send(method_frame(1, spec.BasicCancel("c1", False)) + method_frame(1, spec.ChannelClose(200, "bye", 0, 0)))
     replies = [type(c.read_method()[1]) for _ in range(2)]
     assert replies == [spec.BasicCancelOk, spec.ChannelCloseOk]
@@ -90,7 +90,7 @@ def test_cancel_then_channel_close_in_one_write_get_their_replies_in_order(broke
 
 def test_replies_before_a_connection_close_in_the_same_write_come_first(broker):
     c = _raw(broker)
-    from warrenmq.protocol.connection import method_frame
+    from warrenmq.protocol.frames import method_frame
     c.send(method_frame(1, spec.QueueDeclare(0, "rq.last", False, False, False, True, False, {}))
            + method_frame(0, spec.ConnectionClose(200, "bye", 0, 0)))
     assert isinstance(c.read_method()[1], spec.QueueDeclareOk)

@@ -10,9 +10,10 @@ from amqp_reference import u32
 from warrenmq.protocol import spec
 from warrenmq.protocol.connection import (
     ANY, AUTHENTICATING, AWAIT_HEADER, AWAIT_OPEN, AWAIT_START_OK, AWAIT_TUNE_OK, CH_CLOSED, CH_CLOSING, CH_OPEN,
-    CHANNEL_TRANSITIONS, CLOSED, CLOSING, CONNECTION_TRANSITIONS, OPEN, OPENING, ChannelState, ConnectionState, Event, ServerConnection,
-    parse_credentials,
+    CHANNEL_TRANSITIONS, CLOSED, CLOSING, CONNECTION_TRANSITIONS, OPEN, OPENING, ChannelState, ConnectionState,
+    Event, ServerConnection,
 )
+from warrenmq.protocol.sasl import parse_credentials
 from warrenmq.protocol.spec import REPLY_NAMES
 
 SERVER_PROPS = {"product": "WarrenMQ", "capabilities": {"publisher_confirms": True}}

@@ -5,7 +5,8 @@ import pytest
 
 from warrenmq.protocol import spec
 from warrenmq.protocol.codec import encode_shortstr
-from warrenmq.protocol.connection import ServerConnection, content_frames
+from warrenmq.protocol.connection import ServerConnection
+from warrenmq.protocol.frames import content_frames
 from warrenmq.protocol.properties import content_header
 
 

@@ -11,7 +11,8 @@ import amqp_reference as ref
 import pytest
 
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import HEARTBEAT_FRAME, ServerConnection, content_frames, method_frame
+from warrenmq.protocol.connection import ServerConnection
+from warrenmq.protocol.frames import HEARTBEAT_FRAME, content_frames, method_frame
 from warrenmq.protocol.properties import content_header
 
 SPEC = ref.load_spec()

@@ -532,3 +532,37 @@ def test_what_the_committer_and_the_broker_ask_besides(factory):
     commit(s)
     assert s.stats()["messages"] == 0
     s.close()
+
+
+def test_a_segment_switched_from_before_its_last_fsync_is_fsynced_by_the_next_sync(tmp_path, monkeypatch):
+    # the committer overlaps the write of batch N+1 with the fsync of batch N: when the fsync of N
+    # completes, the segment may switch while N+1, written to the old file, has not been fsynced; the
+    # next sync must cover that file too (an fsync covers one file), and the file is closed after it
+    from warrenmq.store import segments
+    synced_files = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(segments.os, "fsync", lambda fd: (synced_files.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                          real_fsync(fd)))
+    f = SegmentFactory(tmp_path, segment_size=4 * 1024)
+    s = f.open()
+    for i in range(8):
+        s.persist(message(i, size=400), [1])
+    epoch_n, batch_n = s.take_pending()
+    s.write_batch(batch_n)
+    s.written(batch_n)
+    first = batch_n[5]
+    s.persist(message(100, size=400), [1])
+    epoch_n1, batch_n1 = s.take_pending()  # written to the same (full) file while N's fsync runs
+    s.sync()  # the fsync of N ...
+    s.write_batch(batch_n1)
+    s.written(batch_n1)
+    s.synced(epoch_n)  # ... completes: the file is full, nothing in flight: a new segment
+    old_path = os.readlink(f"/proc/self/fd/{first}")
+    assert s._active.path != old_path
+    synced_files.clear()
+    s.sync()  # the fsync that covers N+1
+    assert old_path in synced_files
+    s.synced(epoch_n1)
+    assert first not in s._retired
+    s.close()
+    assert len(loaded(f.open())[1]) == 9

@@ -3,7 +3,7 @@ import logging
 import os
 
 from warrenmq.store import SegmentStore
-from warrenmq.store.segments import REC_SIZE
+from warrenmq.store.records import REC_SIZE
 
 from support.store import commit, loaded, message
 

@@ -2,7 +2,7 @@
 import random
 import sys
 
-from warrenmq.store.segments import _CHUNK_BITS, _SPARSE, _fields, _Index, _ref
+from warrenmq.store.index import _CHUNK_BITS, _SPARSE, Index as _Index, fields as _fields, ref as _ref
 
 
 def test_index_matches_a_dict_under_a_random_workload():

@@ -19,7 +19,7 @@ import pytest
 
 from support.raw import RawClient
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import method_frame
+from warrenmq.protocol.frames import method_frame
 from warrenmq.protocol.spec import BasicProperties
 from warrenmq.testing import EmbeddedBroker
 

@@ -16,7 +16,7 @@ import pytest
 
 from support.store import commit, loaded, message
 from warrenmq.store import SegmentStore
-from warrenmq.store.segments import REC_SIZE, T_DELIVERED, T_MSG
+from warrenmq.store.records import REC_SIZE, T_DELIVERED, T_MSG
 from warrenmq.testing import EmbeddedBroker
 
 BIG = 20000

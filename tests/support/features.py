@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pika
 
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import method_frame
+from warrenmq.protocol.frames import method_frame
 from warrenmq.protocol.spec import BasicProperties
 
 from .raw import RawClient

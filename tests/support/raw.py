@@ -8,7 +8,7 @@ import socket
 import struct
 
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import method_frame
+from warrenmq.protocol.frames import method_frame
 
 
 class RawClient:

@@ -14,7 +14,7 @@ import pytest
 
 from support.raw import RawClient
 from warrenmq.protocol import spec
-from warrenmq.protocol.connection import content_frames
+from warrenmq.protocol.frames import content_frames
 from warrenmq.protocol.properties import content_header
 from warrenmq.testing import EmbeddedBroker
 

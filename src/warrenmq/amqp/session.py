@@ -21,7 +21,8 @@ import platform
 from .. import __version__
 from ..broker.broker import RABBITMQ_COMPAT_VERSION
 from ..protocol import spec
-from ..protocol.connection import CLOSING, ServerConnection, parse_credentials
+from ..protocol.connection import CLOSING, ServerConnection
+from ..protocol.sasl import parse_credentials
 from ..protocol.errors import AMQPError, HardError, SoftError
 from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, INTERNAL_ERROR, NOT_ALLOWED, NOT_IMPLEMENTED
 from .channel import AMQPChannel

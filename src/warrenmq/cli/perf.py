@@ -57,7 +57,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import __version__
 from ..protocol import spec
-from ..protocol.connection import content_frames, method_frame
+from ..protocol.frames import content_frames, method_frame
 
 _HDR = struct.Struct(">BHI")
 _unpack_hdr = _HDR.unpack_from

@@ -49,8 +49,10 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from . import spec
-from .codec import DecodeError, decode_table, encode_shortstr, encode_table
+from .codec import DecodeError
 from .errors import HardError
+from .events import Event, PublishEvent, as_publish_event  # noqa: F401 (Event: the events' shape, exported)
+from .frames import Output, method_frame
 from .properties import PROPERTIES_OFFSET
 from .spec import (
     CHANNEL_ERROR, COMMAND_INVALID, FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER,
@@ -185,28 +187,8 @@ def _on_send(table: dict, state, name: str):
     return row
 
 
-# ====================================================================== events
-class Event(NamedTuple):
-    """The shape of every event :meth:`ServerConnection.receive_data` returns.
-
-    The events themselves are plain 4-tuples ``(channel, method, header, body)``: unpack them
-    (``for ch, method, header, body in events``), or view one by name with ``Event(*e)``.  Two
-    kinds: a method without content (``header`` and ``body`` are ``None``), and a content method,
-    ``basic.publish``, with its raw content-header payload and its whole body (``bytes``).
-    Why not an object of this class per event: even the cheapest typed object CPython offers, a
-    tuple subclass called with a tuple (``Content((ch, m, h, b))``), made ``receive_data`` 12%
-    slower on pipelined publishes and acks (bench/receive.py), and unpacking one costs
-    another 20 ns in the broker's loop.
-    """
-    channel: int
-    method: object
-    header: bytes | None
-    body: bytes | None
-
-
 # ====================================================================== framing
 _FRAME_HDR = struct.Struct(">BHI")
-_pack_frame_hdr = _FRAME_HDR.pack
 _unpack_frame_hdr = _FRAME_HDR.unpack_from
 # a frame header and the first four payload bytes: a method frame's class and method ids
 _unpack_frame_hdr_ids = struct.Struct(">BHII").unpack_from
@@ -216,83 +198,14 @@ _unpack_Q = struct.Struct(">Q").unpack_from
 # a content header frame's frame header, class id, weight and body size
 _unpack_content_hdr = struct.Struct(">BHIHHQ").unpack_from
 _CLASS_BASIC = spec.CLASS_BASIC
-_FRAME_END_BYTE = bytes((FRAME_END,))
-_pack_end_hdr = struct.Struct(">BBHI").pack  # the end of one frame and the header of the next
-_QB = struct.Struct(">QB").pack  # delivery tag and redelivered bit
 _unpack_QB = struct.Struct(">QB").unpack_from
-
-#: bodies this large are handed to the transport as they are (take_output) rather than joined
-LARGE_BODY = 16384
-
-HEARTBEAT_FRAME = _pack_frame_hdr(FRAME_HEARTBEAT, 0, 0) + _FRAME_END_BYTE
 
 _PUBLISH_INDEX = spec.BasicPublish.INDEX
 _ACK_INDEX = spec.BasicAck.INDEX
 #: the shortest basic.publish payload: class and method ids, ticket, two empty short strings, bits
 _PUBLISH_MIN_SIZE = 4 + 2 + 1 + 1 + 1
 _BasicAck = spec.BasicAck
-
-
-class _Publish(spec.BasicPublish):
-    """A basic.publish event that also carries ``ex_rk``: the exchange and routing key as received
-    (two short strings), which is exactly the tail of the basic.deliver that will carry the message."""
-    __slots__ = ("ex_rk",)
-
-
 _new_object = object.__new__
-
-
-def _as_publish_event(m) -> _Publish:
-    p = _new_object(_Publish)
-    p.ticket, p.exchange, p.routing_key = m.ticket, m.exchange, m.routing_key
-    p.mandatory, p.immediate = m.mandatory, m.immediate
-    p.ex_rk = encode_shortstr(m.exchange) + encode_shortstr(m.routing_key)
-    return p
-
-
-def method_frame(channel: int, method) -> bytes:
-    payload = method.encode()
-    return _pack_frame_hdr(FRAME_METHOD, channel, len(payload)) + payload + _FRAME_END_BYTE
-
-
-def content_frames(channel: int, method_payload: bytes, header: bytes, body: bytes, frame_max: int) -> list:
-    """The frames of one content method (deliver, get-ok, return) as a list of byte strings."""
-    parts = [_pack_frame_hdr(FRAME_METHOD, channel, len(method_payload)), method_payload, _FRAME_END_BYTE,
-             _pack_frame_hdr(FRAME_HEADER, channel, len(header)), header, _FRAME_END_BYTE]
-    n = len(body)
-    if n:
-        chunk = frame_max - 8
-        if n <= chunk:
-            parts += (_pack_frame_hdr(FRAME_BODY, channel, n), body, _FRAME_END_BYTE)
-        else:
-            for i in range(0, n, chunk):
-                piece = body[i:i + chunk]
-                parts += (_pack_frame_hdr(FRAME_BODY, channel, len(piece)), piece, _FRAME_END_BYTE)
-    return parts
-
-
-def parse_credentials(mechanism: str, response: bytes):
-    """(username, password) from a PLAIN or AMQPLAIN response, or ``None`` if malformed."""
-    try:
-        if mechanism == "PLAIN":
-            parts = bytes(response).split(b"\x00")
-            if len(parts) != 3:
-                return None
-            return parts[1].decode("utf-8"), parts[2].decode("utf-8")
-        if mechanism == "AMQPLAIN":
-            body = bytes(response)
-            table, _ = decode_table(struct.pack(">I", len(body)) + body, 0)
-            user, password = table.get("LOGIN"), table.get("PASSWORD")
-            if isinstance(user, bytes):
-                user = user.decode("utf-8")
-            if isinstance(password, bytes):
-                password = password.decode("utf-8")
-            if not isinstance(user, str) or not isinstance(password, str):
-                return None
-            return user, password
-    except (DecodeError, UnicodeDecodeError, struct.error, IndexError, ValueError, RecursionError):
-        return None
-    return None
 
 
 def _reply_text(text: str) -> str:
@@ -300,11 +213,12 @@ def _reply_text(text: str) -> str:
     return text.encode("utf-8", "surrogateescape")[:255].decode("utf-8", "ignore")
 
 
-class ServerConnection:
+class ServerConnection(Output):
     """Protocol state of one server connection; see the module docstring."""
 
     def __init__(self, server_properties: dict, mechanisms: str = "PLAIN AMQPLAIN",
                  channel_max: int = 2047, frame_max: int = 131072, heartbeat: int = 60):
+        Output.__init__(self)
         self.server_properties = server_properties
         self.mechanisms = mechanisms
         self.offer_channel_max = channel_max
@@ -318,12 +232,8 @@ class ServerConnection:
         self.capabilities: dict = {}
         self.state = AWAIT_HEADER
         self.channels: dict[int, ChannelState] = {}  # the channels that are OPEN or CLOSING
-        self.on_output = None  # callable() -> None, called when output becomes pending
         self.should_close = False  # transport closes the socket once output is flushed
         self.close_reason = None  # (code, text) of the close that ended the connection
-        self._out: list = []
-        self._large_out = False  # a body of LARGE_BODY bytes or more is in _out (see take_output)
-        self._held: list = []  # close-oks answered during parsing, sent after the caller's replies
         self._pending: list = []
         self._pending_len = 0
         self._need = 0
@@ -332,11 +242,11 @@ class ServerConnection:
         self._content: dict[int, list] = {}
         # the raw tail of a basic.publish (exchange and routing key short strings, bits) -> its event
         # object, shared by the publishes that carry the same (publishers reuse a few pairs)
-        self._publish_cache: dict[bytes, _Publish] = {}
+        self._publish_cache: dict[bytes, PublishEvent] = {}
 
-    def _publish_event(self, exchange: bytes, routing_key: bytes, bits: int, key: bytes) -> _Publish:
+    def _publish_event(self, exchange: bytes, routing_key: bytes, bits: int, key: bytes) -> PublishEvent:
         """The (cached) event of a basic.publish whose arguments after the ticket are ``key``."""
-        method = _new_object(_Publish)
+        method = _new_object(PublishEvent)
         method.ticket = 0
         method.exchange = exchange.decode("utf-8", "surrogateescape")
         method.routing_key = routing_key.decode("utf-8", "surrogateescape")
@@ -348,110 +258,6 @@ class ServerConnection:
             cache.clear()
         cache[key] = method
         return method
-
-    # ------------------------------------------------------------------ output
-    def _emit(self, data) -> None:
-        if not self._out:
-            cb = self.on_output
-            if cb is not None:
-                cb()
-        self._out.append(data)
-
-    def _emit_parts(self, parts) -> None:
-        if not self._out:
-            cb = self.on_output
-            if cb is not None:
-                cb()
-        self._out.extend(parts)
-
-    def _hold(self, data) -> None:
-        """Queue ``data`` behind whatever the caller sends for the events parsed so far."""
-        if not self._out and not self._held:
-            cb = self.on_output
-            if cb is not None:
-                cb()
-        self._held.append(data)
-
-    def _release_held(self) -> None:
-        if self._held:
-            self._out.extend(self._held)
-            self._held.clear()
-
-    @property
-    def has_output(self) -> bool:
-        return bool(self._out or self._held)
-
-    def data_to_send(self) -> bytes:
-        """All pending output as one ``bytes`` (tests and simple callers; the transport uses
-        :meth:`take_output`, which does not copy large bodies)."""
-        self._release_held()
-        self._large_out = False
-        out = self._out
-        if not out:
-            return b""
-        data = b"".join(out)
-        out.clear()
-        return data
-
-    def take_output(self):
-        """What the transport writes: :meth:`data_to_send`'s bytes, or, when large bodies are among the
-        output, a list of buffers for ``writelines`` (the small pieces between bodies joined, the bodies
-        themselves not copied again)."""
-        if not self._large_out:
-            return self.data_to_send()
-        self._large_out = False
-        self._release_held()
-        chunks: list = []
-        run: list = []
-        for part in self._out:
-            if len(part) >= LARGE_BODY:
-                if run:
-                    chunks.append(b"".join(run))
-                    run = []
-                chunks.append(part)
-            else:
-                run.append(part)
-        if run:
-            chunks.append(b"".join(run))
-        self._out.clear()
-        return chunks
-
-    def send_method(self, channel: int, method) -> None:
-        self._emit(method_frame(channel, method))
-
-    def send_content(self, channel: int, method_payload: bytes, header: bytes, body: bytes) -> None:
-        if len(body) >= LARGE_BODY:
-            self._large_out = True
-        self._emit_parts(content_frames(channel, method_payload, header, body, self.frame_max))
-
-    def send_delivery(self, channel: int, prefix: bytes, tag: int, redelivered: bool, ex_rk: bytes,
-                      header: bytes, body: bytes) -> None:
-        """The frames of a basic.deliver, from the consumer's encoded prefix (method ids and consumer tag),
-        the delivery tag, and the message's exchange/routing key, content header and body as received.
-
-        The hot path: one call, frames packed with two structs, no intermediate joins."""
-        out = self._out
-        if not out:
-            cb = self.on_output
-            if cb is not None:
-                cb()
-        n = len(body)
-        if n >= LARGE_BODY:
-            self._large_out = True
-        if n > self.frame_max - 8:
-            out.extend(content_frames(channel, prefix + _QB(tag, redelivered) + ex_rk, header, body,
-                                      self.frame_max))
-        elif n:
-            out += (_pack_frame_hdr(FRAME_METHOD, channel, len(prefix) + 9 + len(ex_rk)), prefix,
-                    _QB(tag, redelivered), ex_rk, _pack_end_hdr(FRAME_END, FRAME_HEADER, channel, len(header)),
-                    header, _pack_end_hdr(FRAME_END, FRAME_BODY, channel, n), body, _FRAME_END_BYTE)
-        else:  # an empty body is sent as method and header only, as RabbitMQ does
-            out += (_pack_frame_hdr(FRAME_METHOD, channel, len(prefix) + 9 + len(ex_rk)), prefix,
-                    _QB(tag, redelivered), ex_rk, _pack_end_hdr(FRAME_END, FRAME_HEADER, channel, len(header)),
-                    header, _FRAME_END_BYTE)
-
-    def send_heartbeat(self) -> None:
-        self._emit(HEARTBEAT_FRAME)
 
     # -------------------------------------------------- the broker's state-changing sends
     def _send_transition(self, name: str) -> str:
@@ -760,7 +566,7 @@ class ServerConnection:
         if action is EVENT:
             events.append((ch, method, None, None))
         elif action is CONTENT:  # a publish the fast path did not take
-            self._content[ch] = [_as_publish_event(method), None, 0, None, 0]
+            self._content[ch] = [as_publish_event(method), None, 0, None, 0]
         elif action is HOLD_CLOSE_OK:
             events.append((ch, method, None, None))
             self._hold(method_frame(ch, spec.ChannelCloseOk()))
@@ -826,6 +632,5 @@ class ServerConnection:
 
 
 __all__ = ["ServerConnection", "ConnectionState", "ChannelState", "CONNECTION_TRANSITIONS", "CHANNEL_TRANSITIONS",
-           "Event", "HEARTBEAT_FRAME", "method_frame", "content_frames",
-           "parse_credentials", "encode_table", *ConnectionState.__members__,
+           "Event", *ConnectionState.__members__,
            "CH_CLOSED", "CH_OPEN", "CH_CLOSING"]

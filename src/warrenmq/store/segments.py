@@ -1,32 +1,28 @@
 """The durable message store: an append-only log of CRC-checked records in segment files.
 
-Theory of operation.  Every change is a record appended to the active segment
-file (``<dir>/<number>.seg``)::
-
-    magic (2) | payload length (4) | crc32 of type+payload (4) | type (1) | payload
-
-* ``MSG``: message id, the durable queue ids it went to, exchange and routing
-  key (as two short strings), the raw content header, the body.  A message
-  routed to several durable queues is stored once.
-* ``DELIVERED``: (queue id, message id) was handed to a consumer, so it comes
-  back redelivered after a crash.
-* ``ACK``: (queue id, message id) left that queue for good.
-* ``DROPQ``: a queue was deleted with everything in it.
+Theory of operation.  Every change is a record (:mod:`.records`: MSG,
+DELIVERED, ACK, DROPQ) appended to the active segment file
+(``<dir>/<number>.seg``); :mod:`.index` maps each stored message to its record.
 
 Records are buffered in memory (a message record as its parts: the body is not
 copied into it) and written by ``write_pending`` once per batch with
 ``pwritev`` at the offset the batch was given when it was taken (so a batch
-whose write failed part way can be written again where it belongs); ``sync`` fsyncs once for the whole batch (group commit) and
+whose write failed part way can be written again where it belongs); ``sync``
+fsyncs once for the whole batch (group commit) and
 confirms for the batch's persistent messages go out only after it (see
 ``MessageStore``).  Under the broker, ``take_pending``/``write_batch``/
 ``written`` split that cycle so that the write, like the fsync, runs on a
 worker thread of the committer while the event loop goes on; the segment's
 size, and so what ``read_body`` may read, only grows once the write is done.
-Nothing switches files or compacts while a write is in flight, or while a
-written batch waits for its fsync (``_unsynced``: those are what ``retry``
-writes again after a failed write or fsync, since after a failed fsync the
-kernel may have dropped the dirty pages).  Nothing is created on disk before
-the first record: the directory and the active segment file are made then.  A large message
+Nothing switches files or compacts while a write is in flight.  Batches
+written and not yet known to be fsynced are kept (``_unsynced``: what ``retry``
+writes again, each to its own file and offset, after a failed write or fsync,
+since after a failed fsync the kernel may have dropped the dirty pages); a
+segment switched away from while its last batches wait for their fsync stays
+open (``_retired``) and every ``sync`` fsyncs it too, since an fsync covers one
+file, until an fsync covered them.  Nothing is created on disk before
+the first record: the directory and the active segment file are made then.
+A large message
 record that every queue has let go of before its batch is taken (a consumer
 acked it while the previous batch was being written) is cut from the buffer and
 never written, as RabbitMQ's message store drops a pending write for a removed
@@ -42,37 +38,27 @@ When the oldest segment is mostly dead, its live messages are copied forward
 into the active segment (compaction) so one long-lived message does not pin
 every later segment.
 
-Recovery scans the segments in order.  A torn record at the end of the last
-segment (a crash mid-write) is truncated away.  A record whose CRC does not
-match elsewhere is reported in the log and skipped: the scanner resynchronises
-on the next magic marker that starts a valid record, so nothing else is lost.
+Recovery scans the segments in order (:class:`~.records.Scanner`).  A torn
+record at the end of the last segment (a crash mid-write) is truncated away.  A
+record whose CRC does not match elsewhere is reported in the log and skipped.
 """
 from __future__ import annotations
 
 import logging
 import os
 import struct
-from array import array
-
-try:  # ISA-L's CRC-32: the same checksum as zlib's, several times faster on large bodies
-    from isal.isal_zlib import crc32 as _crc32
-except ImportError:  # pragma: no cover - a platform isal has no wheels for
-    from zlib import crc32 as _crc32
 
 from .base import MessageStore, RecoveredMessage
+from .records import (
+    CRC_MSG as _CRC_MSG, I32 as _I, MAGIC, MSG_HEAD as _MSG_HEAD, QI as _QI, REC as _REC, REC_SIZE, T_ACK,
+    T_DELIVERED, T_DROPQ, T_MSG, Scanner, crc32 as _crc32, msg_parts as _msg_parts,
+    parse_at as _parse_at, record as _record,
+)
+from .index import M32 as _M32, Index, fields as _fields, ref as _ref
 
 log = logging.getLogger("warrenmq.store")
 
-MAGIC = b"\xa7W"
-_REC = struct.Struct(">2sIIB")
-REC_SIZE = _REC.size
-T_MSG, T_DELIVERED, T_ACK, T_DROPQ = 1, 2, 3, 4
-_QI = struct.Struct(">IQ")
-_MSG_HEAD = struct.Struct(">QH")
-_I = struct.Struct(">I")
-
 DEFAULT_SEGMENT_SIZE = 64 << 20
-_CRC_MSG = _crc32(bytes((T_MSG,)))
 # read_messages: records at most this far apart are read with one pread, of at most this many bytes
 _READ_GAP = 64 << 10
 _READ_SPAN = 4 << 20
@@ -82,161 +68,8 @@ _LARGE = 8192
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
-def _msg_parts(payload: bytes) -> tuple:
-    """(exchange and routing key as two short strings, content header, body) of a MSG record's payload."""
-    nq = _MSG_HEAD.unpack_from(payload, 0)[1]
-    p = _MSG_HEAD.size + 4 * nq
-    q = p + 1 + payload[p]  # after the exchange
-    e = q + 1 + payload[q]  # after the routing key
-    hlen, = _I.unpack_from(payload, e)
-    return payload[p:e], payload[e + 4:e + 4 + hlen], payload[e + 4 + hlen:]
-
-
-_M32 = (1 << 32) - 1
-_M40 = (1 << 40) - 1
-
-
-def _ref(segno: int, holders, off: int, length: int):
-    """The index entry of a stored message: one int when a single queue holds it (most messages; about
-    40 bytes instead of a list and its ints), else ``[segment, set of queue ids, offset, length]``."""
-    if holders.__class__ is int:
-        return (((segno << 40 | off) << 32 | length) << 32) | holders
-    return [segno, holders, off, length]
-
-
-def _fields(ref) -> tuple:
-    """(segment, holders, offset, length) of an index entry."""
-    if ref.__class__ is int:
-        return ref >> 104, ref & _M32, (ref >> 64) & _M40, (ref >> 32) & _M32
-    return ref[0], ref[1], ref[2], ref[3]
-
-
-_CHUNK_BITS = 12
-_CHUNK_MASK = (1 << _CHUNK_BITS) - 1
-_SPARSE = 32  # an old chunk with fewer live entries than this becomes a dict
-_ZERO = array("Q", (0,))
-
-
-class _Index:
-    """The message store's index: message id -> its entry (see :func:`_ref`), in about 16 bytes a message.
-
-    Message ids grow one by one, so entries held by a single queue live in chunks of 4,096 ids, each
-    two packed arrays of unsigned 64-bit ints: ``hi`` = segment << 40 | offset, ``lo`` = length << 32
-    | queue id (0: no entry; a record is never empty). A chunk goes when its last entry does, and an
-    old chunk pinned by a few long-lived messages becomes a small dict of packed entries. Entries held
-    by several queues (a list with a set) are kept in ``multi``."""
-    __slots__ = ("chunks", "multi", "count", "newest")
-
-    def __init__(self):
-        self.chunks: dict = {}  # chunk number -> [hi, lo, live] or {mid: packed entry}
-        self.multi: dict = {}
-        self.count = 0
-        self.newest = -1  # the chunk new ids go to: never made sparse
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __contains__(self, mid: int) -> bool:
-        return self.get(mid) is not None
-
-    def get(self, mid: int, default=None):
-        c = self.chunks.get(mid >> _CHUNK_BITS)
-        if c is not None:
-            if c.__class__ is dict:
-                v = c.get(mid)
-                if v is not None:
-                    return v
-            else:
-                i = mid & _CHUNK_MASK
-                lo = c[1][i]
-                if lo:
-                    return c[0][i] << 64 | lo
-        if self.multi:
-            return self.multi.get(mid, default)
-        return default
-
-    def __setitem__(self, mid: int, ref) -> None:
-        if ref.__class__ is not int:
-            if self._pop_packed(mid) is None and mid not in self.multi:
-                self.count += 1
-            self.multi[mid] = ref
-            return
-        if self.multi and self.multi.pop(mid, None) is not None:
-            self.count -= 1
-        n = mid >> _CHUNK_BITS
-        c = self.chunks.get(n)
-        if c is None:
-            c = self.chunks[n] = [_ZERO * (1 << _CHUNK_BITS), _ZERO * (1 << _CHUNK_BITS), 0]
-            if n > self.newest:
-                self.newest = n
-        if c.__class__ is dict:
-            if mid not in c:
-                self.count += 1
-            c[mid] = ref
-            return
-        i = mid & _CHUNK_MASK
-        if not c[1][i]:
-            c[2] += 1
-            self.count += 1
-        c[0][i] = ref >> 64
-        c[1][i] = ref & 0xFFFFFFFFFFFFFFFF
-
-    def __delitem__(self, mid: int) -> None:
-        if self._pop_packed(mid) is None:
-            del self.multi[mid]
-        self.count -= 1
-
-    def _pop_packed(self, mid: int):
-        """Remove ``mid``'s packed entry if it has one (returning it); ``count`` is the caller's."""
-        n = mid >> _CHUNK_BITS
-        c = self.chunks.get(n)
-        if c is None:
-            return None
-        if c.__class__ is dict:
-            v = c.pop(mid, None)
-            if v is not None and not c:
-                del self.chunks[n]
-            return v
-        i = mid & _CHUNK_MASK
-        lo = c[1][i]
-        if not lo:
-            return None
-        v = c[0][i] << 64 | lo
-        c[0][i] = c[1][i] = 0
-        c[2] -= 1
-        if not c[2]:
-            del self.chunks[n]
-        elif c[2] < _SPARSE and n != self.newest:
-            self.chunks[n] = {mid: e for mid, e in self._chunk_items(n, c)}
-        return v
-
-    @staticmethod
-    def _chunk_items(n: int, c):
-        hi, lo = c[0], c[1]
-        base = n << _CHUNK_BITS
-        for i, v in enumerate(lo):
-            if v:
-                yield base | i, hi[i] << 64 | v
-
-    def items(self) -> list:
-        out = []
-        for n, c in self.chunks.items():
-            out.extend(c.items() if c.__class__ is dict else self._chunk_items(n, c))
-        out.extend(self.multi.items())
-        return out
-
-
-def _as_set(qids) -> set:
-    return {qids} if qids.__class__ is int else set(qids)
-
-
 def _msg_id(r: RecoveredMessage) -> int:
     return r.msg_id
-
-
-def _record(rtype: int, payload: bytes) -> bytes:
-    tb = bytes((rtype,))
-    return _REC.pack(MAGIC, len(payload), _crc32(payload, _crc32(tb)), rtype) + payload
 
 
 class _Segment:
@@ -262,7 +95,7 @@ class SegmentStore(MessageStore):
         self.segments: dict[int, _Segment] = {}
         # msg_id -> its segment number, the queues still holding it (an int, or a set when several), and
         # its record's offset and length, packed by _ref (read with _fields)
-        self.refs = _Index()
+        self.refs = Index()
         self._buf: list = []
         self._buf_bytes = 0
         self._small: list = []  # small records and pieces not yet joined into a buffer of _buf
@@ -276,6 +109,7 @@ class SegmentStore(MessageStore):
         self._inflight = 0  # bytes taken by take_pending whose write is not done yet
         self._unsynced: list = []  # batches written since the last fsync known to cover them (see retry)
         self._fd = -1
+        self._retired: list = []  # fds of segments switched away from whose last batches await an fsync
         self._active: _Segment | None = None
         self._recovered: dict[int, list[RecoveredMessage]] | None = None
         self._drop: list = []  # paged-out messages whose body goes once their record is written
@@ -426,7 +260,7 @@ class SegmentStore(MessageStore):
                 fd = self._read_fds[segno] = os.open(seg.path, os.O_RDONLY)
             data = os.pread(fd, end - start, start)
             for _, off, _, i in spans[j:k]:
-                parsed = self._parse_at(data, off - start)
+                parsed = _parse_at(data, off - start)
                 if parsed is None or parsed[0] != T_MSG:
                     log.error("message %d: record unreadable in %s", mids[i], seg.path)
                 else:
@@ -447,7 +281,7 @@ class SegmentStore(MessageStore):
     def take_pending(self):
         """Start a cycle: the epoch and the batch of buffered records (and paged bodies to drop): the
         buffers, their size, the messages whose body goes once written, the offset in the active segment
-        the batch is written at, its epoch."""
+        the batch is written at, its epoch, and that segment's file descriptor."""
         self.epoch += 1
         seg = self._active
         if seg is None:
@@ -472,7 +306,7 @@ class SegmentStore(MessageStore):
         if self._cut:
             size -= self._close_cuts()
             buf = [b for b in buf if b]
-        batch = (buf, size, self._drop, seg.size + self._inflight, self.epoch)
+        batch = (buf, size, self._drop, seg.size + self._inflight, self.epoch, self._fd)
         self._inflight += size
         self._buf, self._buf_bytes, self._drop = [], 0, []
         self._pending_mids = []
@@ -502,7 +336,7 @@ class SegmentStore(MessageStore):
         return active is None or active.size + self._inflight < self.segment_size
 
     def write_batch(self, batch) -> None:
-        bufs, fd, off = batch[0], self._fd, batch[3]
+        bufs, fd, off = batch[0], batch[5], batch[3]
         for i in range(0, len(bufs), _IOV_MAX):
             chunk = bufs[i:i + _IOV_MAX]
             total = sum(map(len, chunk))
@@ -536,11 +370,14 @@ class SegmentStore(MessageStore):
         """Write the batches not known to be on disk again, at their offsets, and fsync (see MessageStore)."""
         for batch in self._unsynced + list(batches):
             self.write_batch(batch)
-        if self.fsync:
-            os.fsync(self._fd)
+        self.sync()
 
     def sync(self) -> None:
+        """fsync the active segment, and the segments switched away from whose last batches were not
+        fsynced yet (an fsync covers one file)."""
         if self.fsync:
+            for fd in list(self._retired):
+                os.fsync(fd)
             os.fsync(self._fd)
 
     def synced(self, epoch: int) -> None:
@@ -548,9 +385,13 @@ class SegmentStore(MessageStore):
         unsynced = self._unsynced
         while unsynced and unsynced[0][4] <= epoch:
             del unsynced[0]
+        if self._retired:  # a switched-from segment is closed once an fsync covered its last batch
+            waiting = {b[5] for b in unsynced}
+            for fd in [fd for fd in self._retired if fd not in waiting]:
+                self._retired.remove(fd)
+                os.close(fd)
         active = self._active
-        # a new file only once every batch written to this one is synced (an fsync covers one file)
-        if active is not None and active.size >= self.segment_size and not self._inflight and not unsynced:
+        if active is not None and active.size >= self.segment_size and not self._inflight:
             self._rotate()
         self._collect()
 
@@ -587,7 +428,10 @@ class SegmentStore(MessageStore):
 
     def _open_new_segment(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            if self.fsync and any(b[5] == self._fd for b in self._unsynced):
+                self._retired.append(self._fd)  # the next sync() covers its last batches, then it goes
+            else:
+                os.close(self._fd)
         number = max(self.segments, default=0) + 1
         seg = _Segment(number, self._path(number))
         self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -625,7 +469,7 @@ class SegmentStore(MessageStore):
             segno, holders, off, _length = _fields(ref)
             if segno != seg.number:
                 continue
-            parsed = self._parse_at(data, off)
+            parsed = _parse_at(data, off)
             if parsed is None or parsed[0] != T_MSG:
                 log.error("compaction: record of message %d not found in %s; segment kept", mid, seg.path)
                 return
@@ -658,19 +502,18 @@ class SegmentStore(MessageStore):
 
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> None:
+        """Recovery: apply every segment's records (:class:`~.records.Scanner`), truncate a torn tail of
+        the last segment, and rebuild the index and the per-queue lists ``recover()`` returns."""
         names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg")) if os.path.isdir(self.dir) else []
-        # mid -> [(ex_rk, exchange, routing key), header, holders, delivered, segment, offset, length]; holders
-        # is a queue id, a set of them, or None once no queue holds the message; delivered is None or a set
-        msgs: dict[int, list] = {}
-        self._names: dict[bytes, tuple] = {}  # raw exchange+routing key -> one shared (raw, ex, rk)
+        scanner = Scanner()
+        msgs = scanner.msgs
         max_id = 0
         for i, name in enumerate(names):
             number = int(name[:-4])
             path = os.path.join(self.dir, name)
             with open(path, "rb") as f:
                 data = f.read()
-            last = i == len(names) - 1
-            end = self._scan_segment(data, number, path, last, msgs)
+            end = scanner.segment(data, number, path, i == len(names) - 1)
             if end < len(data):
                 log.warning("truncating a torn record at the end of %s (%d bytes)", path, len(data) - end)
                 with open(path, "r+b") as f:
@@ -679,6 +522,7 @@ class SegmentStore(MessageStore):
             self.segments[number] = _Segment(number, path, len(data))
             if msgs:
                 max_id = max(max_id, max(msgs))
+        self.corrupt_records += scanner.corrupt
         self.next_msg_id = max_id + 1
         recovered: dict[int, list[RecoveredMessage]] = {}
         refs = self.refs
@@ -705,119 +549,6 @@ class SegmentStore(MessageStore):
         for lst in recovered.values():
             lst.sort(key=_msg_id)
         self._recovered = recovered
-        self._names = {}
-
-    def _scan_segment(self, data: bytes, number: int, path: str, last: bool, msgs: dict) -> int:
-        """Apply the records of one segment; return the offset where valid data ends."""
-        off = 0
-        n = len(data)
-        while off < n:
-            rec = self._parse_at(data, off)
-            if rec is None:
-                nxt = self._resync(data, off + 1)
-                if nxt is None:
-                    if last:
-                        return off  # a torn tail: truncate
-                    log.error("corrupted data at %s offset %d to the end of the segment skipped", path, off)
-                    self.corrupt_records += 1
-                    return n
-                log.error("corrupted record at %s offset %d skipped (%d bytes)", path, off, nxt - off)
-                self.corrupt_records += 1
-                off = nxt
-                continue
-            rtype, payload, length = rec
-            try:
-                self._apply(rtype, payload, number, off, length, msgs)
-            except (struct.error, IndexError, UnicodeDecodeError) as e:
-                log.error("undecodable record at %s offset %d skipped: %s", path, off, e)
-                self.corrupt_records += 1
-            off += length
-        return off
-
-    @staticmethod
-    def _parse_at(data: bytes, off: int):
-        if len(data) - off < REC_SIZE:
-            return None
-        magic, size, crc, rtype = _REC.unpack_from(data, off)
-        end = off + REC_SIZE + size
-        if magic != MAGIC or end > len(data):
-            return None
-        payload = data[off + REC_SIZE:end]
-        if _crc32(payload, _crc32(bytes((rtype,)))) != crc:
-            return None
-        return rtype, payload, REC_SIZE + size
-
-    def _resync(self, data: bytes, start: int):
-        pos = data.find(MAGIC, start)
-        while pos != -1:
-            if self._parse_at(data, pos) is not None:
-                return pos
-            pos = data.find(MAGIC, pos + 1)
-        return None
-
-    def _apply(self, rtype, payload, segno, off, length, msgs) -> None:
-        if rtype == T_MSG:
-            mid, nq = _MSG_HEAD.unpack_from(payload, 0)
-            p = _MSG_HEAD.size
-            if nq == 1:
-                qids = _I.unpack_from(payload, p)[0]
-            else:
-                qids = set(struct.unpack_from(f">{nq}I", payload, p))
-            p += 4 * nq
-            q = p + 1 + payload[p]
-            e = q + 1 + payload[q]
-            raw = payload[p:e]
-            names = self._names.get(raw)
-            if names is None:  # messages share a few exchange/routing key pairs: keep one copy of each
-                names = self._names[raw] = (raw, payload[p + 1:q].decode("utf-8", "surrogateescape"),
-                                            payload[q + 1:e].decode("utf-8", "surrogateescape"))
-            hlen, = _I.unpack_from(payload, e)
-            header = payload[e + 4:e + 4 + hlen]
-            # the body stays on disk: read back on demand (read_body), so a backlog need not fit in memory
-            old = msgs.get(mid)
-            delivered = None
-            if old is not None:  # a compacted copy: keep the queues that still hold it
-                held = old[2]
-                if held is None:
-                    qids = None
-                else:
-                    qids = _as_set(qids) & _as_set(held)
-                    qids = (next(iter(qids)) if len(qids) == 1 else qids) if qids else None
-                delivered = old[3]
-            msgs[mid] = [names, header, qids, delivered, segno, off, length]
-        elif rtype == T_ACK:
-            qid, mid = _QI.unpack_from(payload)
-            m = msgs.get(mid)
-            if m is not None:
-                held = m[2]
-                if held.__class__ is int:
-                    if held == qid:
-                        del msgs[mid]
-                elif held is not None:
-                    held.discard(qid)
-                    if not held:
-                        del msgs[mid]
-        elif rtype == T_DELIVERED:
-            qid, mid = _QI.unpack_from(payload)
-            m = msgs.get(mid)
-            if m is not None:
-                if m[3] is None:
-                    m[3] = {qid}
-                else:
-                    m[3].add(qid)
-        elif rtype == T_DROPQ:
-            qid, = _I.unpack_from(payload)
-            for m in msgs.values():
-                held = m[2]
-                if held.__class__ is int:
-                    if held == qid:
-                        m[2] = None
-                elif held is not None:
-                    held.discard(qid)
-                    if not held:
-                        m[2] = None
-        else:
-            raise IndexError(f"unknown record type {rtype}")
 
     def recover(self) -> dict[int, list[RecoveredMessage]]:
         rec, self._recovered = self._recovered or {}, {}
@@ -830,6 +561,9 @@ class SegmentStore(MessageStore):
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            for fd in self._retired:
+                os.close(fd)
+            self._retired = []
             for number in list(self._read_fds):
                 self._close_reader(number)
 
