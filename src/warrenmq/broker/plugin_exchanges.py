@@ -46,6 +46,7 @@ from ..protocol.properties import HI_HEADERS
 from ..protocol.spec import PRECONDITION_FAILED
 from .exchanges import EXCHANGE_TYPES, Exchange, exchange_class
 from .message import Message
+from .timers import Deadline
 
 _ERLANG_INT = re.compile(r"[+-]?[0-9]+\Z")
 _MASK64 = (1 << 64) - 1
@@ -208,7 +209,7 @@ def _with_negated_delay(msg, delay: int) -> Message:
 
 class DelayedMessageExchange(Exchange):
     TYPE = "x-delayed-message"
-    __slots__ = ("inner", "held", "_timer", "_timer_at", "_order")
+    __slots__ = ("inner", "held", "_release_at", "_order")
 
     def __init__(self, name, vhost, durable=False, auto_delete=False, internal=False, arguments=None):
         super().__init__(name, vhost, durable=durable, auto_delete=auto_delete, internal=internal,
@@ -218,8 +219,7 @@ class DelayedMessageExchange(Exchange):
                                arguments=self.arguments)
         self.inner.bindings = self.bindings  # one authoritative binding set (the inner type's _remove reads it)
         self.held: list = []  # heap of (due, order, message, delay)
-        self._timer = None
-        self._timer_at = 0.0
+        self._release_at = Deadline(vhost.timers, self._release)  # the next held message's due time
         self._order = count()
 
     @classmethod
@@ -266,17 +266,9 @@ class DelayedMessageExchange(Exchange):
     def _schedule(self) -> None:
         if not self.held:
             return
-        due = self.held[0][0]
-        timer = self._timer
-        if timer is not None:
-            if self._timer_at <= due:
-                return
-            timer.cancel()
-        self._timer = self.vhost.timers.call_later(max(0.0, due - monotonic()), self._release)
-        self._timer_at = due
+        self._release_at.arm(self.held[0][0])
 
     def _release(self) -> None:
-        self._timer = None
         vhost = self.vhost
         if vhost.exchanges.get(self.name) is not self:  # deleted meanwhile: the held messages go with it
             self.held.clear()

@@ -17,8 +17,14 @@ expired messages are dropped lazily when the queue next looks at its head, a
 queue dispatches without batching (it checks ``loop_call_later`` itself), the
 consumer timeout stays off, and ``x-expires`` deletions and delayed-message
 releases do not happen at all.
+
+A :class:`Deadline` is one timer for the earliest of several deadlines (a
+queue's head expiry, a delayed-message exchange's next release): asking for a
+later deadline than the one armed changes nothing, an earlier one replaces it.
 """
 from __future__ import annotations
+
+from time import monotonic
 
 
 class Timers:
@@ -34,3 +40,28 @@ class Timers:
         if cl is None:
             return None
         return cl(delay, fn)
+
+
+class Deadline:
+    """One timer that fires ``fn()`` at the earliest deadline asked for (``time.monotonic()`` values)."""
+    __slots__ = ("timers", "fn", "handle", "at")
+
+    def __init__(self, timers: Timers, fn):
+        self.timers = timers
+        self.fn = fn
+        self.handle = None  # the armed timer, or None
+        self.at = 0.0  # its deadline
+
+    def arm(self, at: float) -> None:
+        """Fire at ``at`` unless already armed for that time or earlier."""
+        handle = self.handle
+        if handle is not None:
+            if self.at <= at:
+                return
+            handle.cancel()
+        self.handle = self.timers.call_later(max(0.0, at - monotonic()), self._fire)
+        self.at = at
+
+    def _fire(self) -> None:
+        self.handle = None
+        self.fn()

@@ -80,19 +80,9 @@ class ReadyMessages(Protocol):
     def without_byte_count(self): ...
 
 
-class Fifo(deque):
-    """The plain ready container: the entries in sequence order."""
+class _AllInMemory:
+    """What the containers that keep every entry as an object share."""
     __slots__ = ()
-    pageable_tail = True
-
-    def requeue(self, entries: list) -> None:
-        merge_sorted(self, entries)
-
-    def put_back(self, entry) -> None:
-        _put_back(self, entry)
-
-    def restore(self, entry) -> None:
-        self.append(entry)
 
     def take_all(self) -> tuple:
         entries = list(self)
@@ -113,7 +103,22 @@ class Fifo(deque):
         return self
 
 
-class PriorityMessages:
+class Fifo(_AllInMemory, deque):
+    """The plain ready container: the entries in sequence order."""
+    __slots__ = ()
+    pageable_tail = True
+
+    def requeue(self, entries: list) -> None:
+        merge_sorted(self, entries)
+
+    def put_back(self, entry) -> None:
+        _put_back(self, entry)
+
+    def restore(self, entry) -> None:
+        self.append(entry)
+
+
+class PriorityMessages(_AllInMemory):
     """The ready entries of a priority queue: a Fifo per level, highest level first.  A missing priority
     is 0 and one above the maximum counts as the maximum, as in RabbitMQ."""
     __slots__ = ("levels", "max_priority", "count")
@@ -175,24 +180,6 @@ class PriorityMessages:
         self.count += 1
 
     restore = append
-
-    def take_all(self) -> tuple:
-        entries = list(self)
-        self.clear()
-        return entries, ()
-
-    def materialize(self):
-        return self
-
-    @property
-    def bytes(self) -> int:
-        return sum(map(entry_size, self))
-
-    def with_byte_count(self):
-        return SizedMessages(self)
-
-    def without_byte_count(self):
-        return self
 
 
 class SizedMessages:

@@ -79,8 +79,7 @@ class Queue(ConsumerChoice, Expiry, Limits, Paging):
         self.consumer_levels = None  # [(priority, deque of consumers)], highest first, while priorities are used
         # TTL and queue expiry (ttl.py)
         self.has_ttl = False  # entries may carry deadlines
-        self._expiry_timer = None
-        self._expiry_at = 0.0
+        self._expiry = None  # the head expiry's timer (timers.Deadline), made when first needed
         self.expires = None
         self._expires_timer = None
         # paging (lazy.py)

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from time import monotonic
 
+from ..timers import Deadline
+
 
 class Expiry:
     """The TTL and expiry part of :class:`~.core.Queue` (a mixin: its state is in ``_SLOTS``)."""
     __slots__ = ()
-    _SLOTS = ("message_ttl", "has_ttl", "_expiry_timer", "_expiry_at", "expires", "_expires_timer")
+    _SLOTS = ("message_ttl", "has_ttl", "_expiry", "expires", "_expires_timer")
 
     # ------------------------------------------------------------- message TTL
     def _drop_expired(self) -> int:
@@ -58,16 +60,12 @@ class Expiry:
         at = messages[0].expires
         if not at:
             return
-        timer = self._expiry_timer
-        if timer is not None:
-            if self._expiry_at <= at:
-                return
-            timer.cancel()
-        self._expiry_timer = self.vhost.timers.call_later(max(0.0, at - monotonic()), self._on_expiry_timer)
-        self._expiry_at = at
+        deadline = self._expiry
+        if deadline is None:  # made the first time a deadline is needed: most queues never have one
+            deadline = self._expiry = Deadline(self.vhost.timers, self._on_expiry_timer)
+        deadline.arm(at)
 
     def _on_expiry_timer(self) -> None:
-        self._expiry_timer = None
         if self.deleted:
             return
         self._drop_expired()
