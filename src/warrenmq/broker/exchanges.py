@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from ..protocol.errors import HardError
 from ..protocol.spec import COMMAND_INVALID
-from .policy import effective as _effective, policy_for
+from .policy import PolicyTarget
 
 KIND_QUEUE = 0
 KIND_EXCHANGE = 1
@@ -46,33 +46,19 @@ def _freeze(v):
     return (type(v).__name__, v)
 
 
-class Exchange:
+class Exchange(PolicyTarget):
     TYPE = ""
-    __slots__ = ("name", "vhost", "durable", "auto_delete", "internal", "arguments", "bindings",
-                 "e2e_bindings", "alternate", "policy")
+    __slots__ = ("internal", "e2e_bindings", "alternate")
 
     def __init__(self, name: str, vhost, durable=False, auto_delete=False, internal=False, arguments=None):
-        self.name = name
-        self.vhost = vhost
-        self.durable = durable
-        self.auto_delete = auto_delete
+        PolicyTarget.__init__(self, KIND_EXCHANGE, name, vhost, durable, auto_delete, arguments)
         self.internal = internal
-        self.arguments = arguments or {}
-        self.bindings: set = set()
         self.e2e_bindings = 0
         ae = self.arguments.get("alternate-exchange")  # its name (looked up when used), validated on declare
         self.alternate = ae if ae.__class__ is str else None
-        self.policy = policy_for(vhost, KIND_EXCHANGE, name) if name else None  # see policy.py
 
     #: routes by routing key, so a message's CC/BCC keys count (direct, topic, default)
     MULTI_KEY = False
-
-    def effective(self, arg: str):
-        """The value in force for exchange argument ``arg`` (``alternate-exchange``): the argument,
-        else the exchange's policy's value (policy.py)."""
-        if self.policy is None:
-            return self.arguments.get(arg)
-        return _effective(self, arg)
 
     kind = KIND_EXCHANGE
 

@@ -141,9 +141,7 @@ class QueueEntry:
     __slots__ = ("message", "seq", "redelivered", "queue", "consumer", "delivery_count", "expires")
 
     def __init__(self, message: Message, seq: int, queue):
-        self.message = message
-        self.seq = seq
-        self.queue = queue
+        self.message, self.seq, self.queue = message, seq, queue
         self.redelivered = False
         self.consumer = None
         self.delivery_count = 0

@@ -246,3 +246,26 @@ def policy_for(vhost, kind: int, name: str):
     if not policies:
         return None
     return policies.match(kind, name)
+
+
+class PolicyTarget:
+    """What exchanges and queues share: a name in a vhost, durable or not, deleted with their last
+    consumer or binding or not (auto-delete), their arguments, the bindings they take part in, and the
+    policy in force, through which their policy-able settings are read (:meth:`effective`)."""
+    __slots__ = ("name", "vhost", "durable", "auto_delete", "arguments", "bindings", "policy")
+
+    def __init__(self, kind: int, name: str, vhost, durable: bool, auto_delete: bool, arguments):
+        self.name = name
+        self.vhost = vhost
+        self.durable = durable
+        self.auto_delete = auto_delete
+        self.arguments = arguments or {}
+        self.bindings: set = set()
+        self.policy = policy_for(vhost, kind, name) if name else None  # the default exchange has none
+
+    def effective(self, arg: str):
+        """The value in force for argument ``arg`` (``x-message-ttl``, ``alternate-exchange``, ...): the
+        argument combined with the policy as RabbitMQ does (see the module docstring)."""
+        if self.policy is None:
+            return self.arguments.get(arg)
+        return effective(self, arg)

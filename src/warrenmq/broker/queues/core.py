@@ -29,7 +29,7 @@ from time import monotonic
 from ...protocol.properties import HI_EXPIRATION
 from ..deadletter import dead_letter
 from ..message import QueueEntry
-from ..policy import KIND_QUEUE, effective as _effective, policy_for
+from ..policy import KIND_QUEUE, PolicyTarget
 from .args import read_settings
 from .consumers import ConsumerChoice
 from .lazy import Paging
@@ -44,27 +44,21 @@ def _seq(entry: QueueEntry) -> int:
     return entry.seq
 
 
-class Queue(ConsumerChoice, Expiry, Limits, Paging):
+class Queue(PolicyTarget, ConsumerChoice, Expiry, Limits, Paging):
     kind = KIND_QUEUE
     queue_type = "classic"
-    __slots__ = ("name", "vhost", "durable", "exclusive_owner", "auto_delete", "arguments", "policy", "messages",
-                 "next_seq", "unacked", "bindings", "deleted", "_dispatching", "stats_published",
-                 "stats_delivered", "stats_acked", "memory", "dlx", "dlrk", "delivery_limit", "_append",
-                 "_popleft") \
+    __slots__ = ("exclusive_owner", "messages", "next_seq", "unacked", "deleted", "_dispatching",
+                 "stats_published", "stats_delivered", "stats_acked", "memory", "dlx", "dlrk", "delivery_limit",
+                 "_append", "_popleft") \
         + ConsumerChoice._SLOTS + Expiry._SLOTS + Limits._SLOTS + Paging._SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
-        self.name = name
-        self.vhost = vhost
-        self.durable = durable
+        # bindings: (exchange, key, args_key) where this queue is the destination; the policy in force
+        # (policy.py): policy-able settings are read through self.effective(arg)
+        PolicyTarget.__init__(self, KIND_QUEUE, name, vhost, durable, auto_delete, arguments)
         self.exclusive_owner = exclusive_owner
-        self.auto_delete = auto_delete
-        self.arguments = arguments or {}
-        # the policy in force (policy.py): policy-able settings are read through self.effective(arg)
-        self.policy = policy_for(vhost, KIND_QUEUE, name)
         self.next_seq = 0
         self.unacked = 0
-        self.bindings: set = set()  # (exchange, key, args_key) where this queue is the destination
         self.deleted = False
         self._dispatching = False
         self.stats_published = 0
@@ -114,13 +108,6 @@ class Queue(ConsumerChoice, Expiry, Limits, Paging):
         return f"<Queue {self.name!r} ready={len(self.messages)} unacked={self.unacked}>"
 
     # ------------------------------------------------------------------ policies
-    def effective(self, arg: str):
-        """The value in force for queue argument ``arg`` (e.g. ``x-message-ttl``): the argument
-        combined with the queue's policy as RabbitMQ does (policy.py)."""
-        if self.policy is None:
-            return self.arguments.get(arg)
-        return _effective(self, arg)
-
     def apply_policy(self, policy) -> None:
         """``policy`` (or None) is now the one in force: re-read every setting a policy can change, as
         RabbitMQ's queue does on a policy change (x-max-priority is fixed at creation)."""
