@@ -27,10 +27,24 @@ reports ``product`` "RabbitMQ" with the version it is compatible with (clients
 switch behaviour on them), so :func:`server_name` goes by the ``platform``
 server property ("WarrenMQ 0.1.0 on Python 3.11.7" against "Erlang/OTP 25").
 
+Publisher sockets get a small ``SO_SNDBUF`` before they connect (``--sndbuf``,
+128 KiB by default, the same for every broker): with Linux's autotuning a
+throttled publisher's unsent messages would wait megabytes deep in its own
+kernel buffer and count as broker latency.
+
 Workers publish their counters in shared memory; the main process prints one
-progress line per second (rates, latency of the last second, broker CPU and RSS
-read from ``/proc/<pid>`` when ``--broker-pid`` is given), then a summary table,
-or with ``--json`` one JSON object on stdout.  Modes: throughput (default; with
+progress line per second (rates, depth = published - consumed, latency of the
+last second, which each consumer takes when the main process bumps a tick word,
+broker CPU and RSS read from ``/proc/<pid>`` when ``--broker-pid`` is given),
+then a summary table, or with ``--json`` one JSON object on stdout.  The summary
+leads with the publishing window, from the first publish to the moment the last
+publisher stops (each publisher process stores that moment): consumer processes
+log their arrivals (the count at the last read of every millisecond) and the
+arrival time of every latency sample, and at the end the main process counts
+what arrived within the window (:func:`window_figures`), so a consumer that
+starves while publishers run is not hidden by the drain after them.  When the
+main loop sees the window close it samples the broker's RSS and asks the queues'
+depth (``queue.declare`` passive, on a thread).  Modes: throughput (default; with
 ``--rate`` it is the fixed-rate latency test), ``--backlog N`` (fill N messages
 with no consumer, then time the drain), ``--churn N`` (open and close N
 connections) and ``--idle-connections N`` (memory per connection).
