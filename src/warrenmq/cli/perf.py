@@ -62,6 +62,7 @@ import math
 import multiprocessing
 import os
 import resource
+import select
 import selectors
 import socket
 import struct
@@ -404,7 +405,11 @@ class _PubConn:
         self.blocked = False
         self.rbuf = bytearray(self.conn.buf)  # frames that arrived with the setup replies
         self.conn.buf = bytearray()
-        self.sock.settimeout(None)  # blocking: sendall waits, recv(MSG_DONTWAIT) does not
+        self.sock.settimeout(None)  # blocking; send and recv with MSG_DONTWAIT do not wait
+        self.cut_ns = 0
+        self.on_cut = None  # called with cut_ns, before the message in progress is finished
+        self.poller = select.poll()
+        self.poller.register(self.sock, select.POLLOUT | (select.POLLIN if cfg.confirm else 0))
 
     def on_frames(self) -> None:
         """Process whole frames in ``rbuf``: confirms, blocked/unblocked, errors."""
@@ -457,22 +462,36 @@ class _PubConn:
         if self.rbuf:
             self.on_frames()
 
-    def send(self, view, confirm: bool) -> None:
-        if not confirm:
-            self.sock.sendall(view)
-            return
+    def send(self, view, confirm: bool, deadline: float | None = None) -> int:
+        """Write ``view`` (whole messages), reading confirms meanwhile when ``confirm``; returns the bytes written.
+
+        That is all of it, unless ``deadline`` (monotonic) passes while the broker does not take it: then the
+        write stops at the end of the message in progress, so a throttled publisher stops on time (a
+        blocking sendall of a whole batch outlasted -z by seconds against a broker that throttled it).
+        ``cut_ns`` is then the moment it stopped publishing: finishing that message may take a while longer
+        (the broker is not reading), but is no part of the publishing window.
+        """
         sock = self.sock
-        while view:
+        end = len(view)
+        sent = 0
+        poller = self.poller
+        while sent < end:
             try:
-                n = sock.send(view, socket.MSG_DONTWAIT)
-                view = view[n:]
+                sent += sock.send(view[sent:end], socket.MSG_DONTWAIT)
+                continue
             except (BlockingIOError, InterruptedError):
-                sel = selectors.DefaultSelector()
-                sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-                events = sel.select(1.0)
-                sel.close()
-                if any(mask & selectors.EVENT_READ for _, mask in events):
+                pass
+            if deadline is not None and end == len(view) and time.monotonic() >= deadline:
+                end = -(-sent // self.mlen) * self.mlen  # finish the message in progress only
+                if not self.cut_ns:
+                    self.cut_ns = time.monotonic_ns()
+                    if self.on_cut is not None:
+                        self.on_cut(self.cut_ns)
+                continue
+            for _, mask in poller.poll(50):
+                if mask & select.POLLIN and confirm:
                     self.pump(None)
+        return sent
 
 
 def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
@@ -482,6 +501,12 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
         topo = Topology(cfg)
         conns = [_PubConn(cfg, topo, p, url) for p in pubs]
         shm[base + C_SNDBUF] = min(c.sndbuf for c in conns) if conns else 0
+
+        def on_cut(ns):  # tell the main process now that this process stopped publishing
+            if not shm[base + C_PUB_END_NS]:
+                shm[base + C_PUB_END_NS] = ns
+        for c in conns:
+            c.on_cut = on_cut
         shm[base + C_READY] = 1
         while not ctrl[K_PUB_GO]:
             if ctrl[K_PUB_STOP]:
@@ -539,7 +564,9 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
                     else:
                         for off in c.stamped:  # always the same ones: no stale timestamp is ever sent
                             _pack_Q_into(tmpl, off, ns)
-                c.send(c.view[:n * c.mlen], confirm)
+                sent = c.send(c.view[:n * c.mlen], confirm, deadline)
+                if sent < n * c.mlen:  # the deadline passed while the broker held the batch back
+                    n = sent // c.mlen
                 c.published += n
                 total += n
                 if confirm:
@@ -561,7 +588,9 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
             pub_counts[c.index] = c.published
         shm[base + C_COUNT] = total
         shm[base + C_FIRST_NS] = first_ns
-        shm[base + C_PUB_END_NS] = last_ns  # the end of this process's part of the publishing window
+        cuts = [c.cut_ns for c in conns if c.cut_ns]
+        # the end of this process's part of the publishing window
+        shm[base + C_PUB_END_NS] = min(cuts + [last_ns])
         if confirm:  # wait for the outstanding confirms
             wait_until = time.monotonic() + cfg.confirm_timeout
             for c in conns:
