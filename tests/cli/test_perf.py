@@ -6,12 +6,15 @@ perf``) against an :class:`EmbeddedBroker` living in the test process.
 import array
 import importlib.util
 import json
-import socket
 import os
 import platform
 import re
+import select
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -265,3 +268,53 @@ def test_publishers_use_sndbuf(broker):
     assert r["config"]["sndbuf"] == 131072 and r["publisher_sndbuf"] == _expected_sndbuf(131072)
     r = perf("-C", "50", "-a", "-x", "2", "--sndbuf", "32768", "-u", "perf-w7", url=broker.url)
     assert r["publisher_sndbuf"] == _expected_sndbuf(32768)
+
+
+def test_a_held_back_publisher_stops_at_its_deadline_after_the_message_in_progress():
+    # a peer that does not read (a broker holding the publisher back) until the publisher gives up: the write
+    # ends at a message boundary, and the cut is reported before that message is finished
+    from warrenmq.cli.perf import _PubConn
+    ours, peer = socket.socketpair()
+    try:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        c = _PubConn.__new__(_PubConn)
+        c.sock, c.mlen, c.cut_ns, c.rbuf = ours, 1000, 0, bytearray()
+        c.poller = select.poll()
+        c.poller.register(ours, select.POLLOUT)
+        got = bytearray()
+        cuts = []
+
+        def drain():
+            while True:
+                d = peer.recv(1 << 16)
+                if not d:
+                    return
+                got.extend(d)
+
+        started = []
+
+        def start_draining():
+            if not started:
+                started.append(1)
+                threading.Thread(target=drain, daemon=True).start()
+
+        def on_cut(ns):
+            cuts.append(ns)
+            start_draining()
+
+        c.on_cut = on_cut
+        guard = threading.Timer(5.0, start_draining)  # a send that ignored its deadline would block for ever
+        guard.start()
+        view = memoryview(bytes(1000 * 10_000))  # 10 MB: more than any socket buffer takes
+        sent = c.send(view, False, time.monotonic() + 0.2)
+        guard.cancel()
+        ours.close()
+        deadline = time.monotonic() + 10
+        while len(got) < sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cuts == [c.cut_ns] and c.cut_ns > 0
+        assert 0 < sent < len(view) and sent % 1000 == 0
+        assert len(got) == sent
+    finally:
+        ours.close()
+        peer.close()
