@@ -13,7 +13,10 @@ command (see docs/perf.md) run against:
 
 Runs alternate between the brokers (the order flips every repetition), every
 scenario is repeated ``--repeat`` times (heavy ones fewer, see ``Scenario.repeat``)
-and the table shows medians with the ratio WarrenMQ / RabbitMQ.  The runner
+and the table shows medians with the ratio WarrenMQ / RabbitMQ. Every throughput
+row also reports what users feel while the publishers run: ``warrenmq perf``'s
+publishing window (consumer rate and latency during it, depth at its end) and
+the broker's peak RSS above idle (docs/perf.md).  The runner
 writes bench/RESULTS.md (machine, date, commands, table, profile) and
 bench/results.json (every run's raw numbers).  RESULTS.md is shared with other
 benchmarks (bench/startup.py's section): the runner only replaces the block between

@@ -532,6 +532,8 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
                 break
             next_due = None
             for c in list(active):
+                if c.cut_ns or (deadline is not None and len(conns) > 1 and time.monotonic() >= deadline):
+                    break  # one connection's write was cut at the deadline: the others stop too
                 n = c.batch
                 if limit:
                     n = min(n, limit - c.published)
