@@ -13,10 +13,11 @@ Theory of operation: every change is a record appended to a segment file::
 * ``DROPQ``: a queue was deleted with everything in it.
 
 Recovery (:class:`Scanner`) applies the records of the segments in order to a table of the messages
-still held: a compacted copy of a message keeps only the queues that still held it, an ACK removes a
-queue, a DROPQ every message of one.  A record whose magic, length or CRC is wrong is skipped: the
-scanner resynchronises on the next magic marker that starts a valid record, so nothing else is lost;
-at the end of the last segment such a tail is a torn write, and the store truncates it.
+still held, built as the index's own packed chunks (no object per message): a compacted copy of a
+message keeps only the queues that still held it, an ACK removes a queue, a DROPQ every message of
+one.  A record whose magic, length or CRC is wrong is skipped: the scanner resynchronises on the next
+magic marker that starts a valid record, so nothing else is lost; at the end of the last segment such
+a tail is a torn write, and the store copies it aside and truncates it.
 """
 from __future__ import annotations
 

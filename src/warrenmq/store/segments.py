@@ -38,9 +38,19 @@ When the oldest segment is mostly dead, its live messages are copied forward
 into the active segment (compaction) so one long-lived message does not pin
 every later segment.
 
-Recovery scans the segments in order (:class:`~.records.Scanner`).  A torn
-record at the end of the last segment (a crash mid-write) is truncated away.  A
+Recovery.  A clean close (every record taken written and synced) writes a
+checkpoint (``CHECKPOINT``): the index's chunks, each queue's ids in order,
+the delivered and expiring ids (``_delivered``/``_expiring``, kept up to date
+for this), and each segment's number, size and CRC.  The next start loads it
+if the segments still match, deleting it first (it must never outlive the
+state it describes); otherwise (a crash) it scans the segments in order
+(:class:`~.records.Scanner`, which fills the index's chunks in place).  A
+torn record at the end of the last segment (a crash mid-write) is copied to
+``<segment>.torn-<time>-<offset>`` and truncated away, logged at ERROR.  A
 record whose CRC does not match elsewhere is reported in the log and skipped.
+Either way ``recover_ids()`` gives each queue its ids (a packed array, publish
+order), and ``recover()`` the same as objects with headers read back.
+Files are 0640 and directories 0750 (:mod:`.files`).
 """
 from __future__ import annotations
 
