@@ -226,3 +226,30 @@ def test_kill_9_recovers_every_message_in_order_with_flags(tmp_path, monkeypatch
     with BrokerProcess(data) as b:
         assert drain_all(b.url) == want
         b.stop()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("arguments", [{"x-message-ttl": 3600000}, {"x-max-priority": 5}])
+def test_queues_that_cannot_go_lazy_recover_in_order_past_the_limit(tmp_path, arguments):
+    data = str(tmp_path / "data")
+    bodies = [b"n%04d" % i for i in range(1500)]
+    with EmbeddedBroker(data_dir=data, queue_max_in_memory=LIMIT) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("nl", durable=True, arguments=arguments)
+        for body in bodies:
+            ch.basic_publish("", "nl", body, pika.BasicProperties(delivery_mode=2))
+        conn.close()
+    with EmbeddedBroker(data_dir=data, queue_max_in_memory=LIMIT) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        ch = conn.channel()
+        out = []
+        while True:
+            method, _, body = ch.basic_get("nl", auto_ack=True)
+            if method is None:
+                break
+            out.append(body)
+        assert out == bodies
+        assert b.call(lambda: b.broker.memory.used) == 0
+        conn.close()

@@ -117,8 +117,11 @@ class Paging:
             if msgs.__class__ is LazyMessages and not self.has_ttl:
                 return done + msgs.restore_ids(ids, i, delivered, recovered.expiring, cache)
             end = min(i + RESTORE_BATCH, n)
-            if self.page_limit and len(msgs) <= self.page_limit:  # stop where the queue may go lazy
-                end = min(end, i + self.page_limit + 1 - len(msgs))
+            if self.page_limit:
+                if len(msgs) <= self.page_limit:  # stop where the queue may go lazy
+                    end = min(end, i + self.page_limit + 1 - len(msgs))
+                else:  # a queue that cannot go lazy: its bodies are read and dropped again, fewer at a time
+                    end = min(end, i + REFILL_BATCH)
             chunk = ids[i:end]
             for sid, parts in zip(chunk, store.read_messages(chunk)):
                 if parts is None:  # (read_messages logged it)
