@@ -19,7 +19,8 @@ def build(tmp_path, n=20, size=200):
     s.close()
     # as after a crash: no checkpoint (one would not match the damaged files anyway: see test_checkpoint.py)
     os.unlink(os.path.join(d, CHECKPOINT))
-    (seg,) = [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".seg") and os.path.getsize(os.path.join(d, f))]
+    (seg,) = [os.path.join(d, f) for f in os.listdir(d)
+              if f.endswith(".seg") and os.path.getsize(os.path.join(d, f))]
     return d, seg, msgs
 
 

@@ -160,7 +160,8 @@ N = 3000
 
 def fill(url):
     """N persistent messages (every 10th with an expiration), then the first 200 fetched and not acked
-    (they come back redelivered), then one more; returns [(body, redelivered, has expiration)] as a consumer must see them."""
+    (they come back redelivered), then one more; returns [(body, redelivered, has expiration)] as a
+    consumer must see them."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     ch.confirm_delivery()

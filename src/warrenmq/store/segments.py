@@ -734,6 +734,10 @@ class SegmentStore(MessageStore):
         describes. False (then the segments are scanned) when there is none or it does not match."""
         path = self._checkpoint_path()
         try:
+            os.unlink(path + ".tmp")  # a close killed while writing it
+        except OSError:
+            pass
+        try:
             with open(path, "rb") as f:
                 blob = f.read()
         except FileNotFoundError:
