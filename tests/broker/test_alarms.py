@@ -42,6 +42,8 @@ def test_the_memory_monitor_raises_and_clears_only_the_memory_alarm(broker):
     broker.memory.add(broker.memory.high + 1)
     assert broker.alarms == {Alarm.MEMORY, Alarm.STORE_FAILED}
     broker.memory.release(broker.memory.high + 1)
+    assert broker.alarms == {Alarm.MEMORY, Alarm.STORE_FAILED}, "only a sample clears it"
+    broker.memory.sample(rss=1)
     assert broker.alarms == {Alarm.STORE_FAILED}
 
 

@@ -72,7 +72,7 @@ REFILL_BATCH = 512
 class Paging:
     """The paging part of :class:`~.core.Queue` (a mixin: its state is in ``_SLOTS``)."""
     __slots__ = ()
-    _SLOTS = ("store", "store_id", "page_store", "page_limit")
+    _SLOTS = ("store", "store_id", "page_store", "page_limit", "paged_upto")
 
     def _go_lazy(self) -> None:
         """Past the paging limit, a durable classic queue keeps the rest of its backlog in the store."""
@@ -95,6 +95,38 @@ class Paging:
         msg.paged = True
         self.memory.release(len(msg.body))
         store.page_out(msg)
+
+    def page_out_ready(self, budget: int) -> int:
+        """The memory alarm is on: page out the bodies of ready messages, newest first (they are
+        delivered last), until ``budget`` bytes are freed; returns the bytes freed.  Only entries
+        published since the last call are looked at (``paged_upto``), so a sweep under a long alarm
+        costs what was added since.  Needs a page store (a data directory)."""
+        if self.page_store is None or budget <= 0:
+            return 0
+        msgs = self.messages
+        msgs = getattr(msgs, "head", msgs)  # a lazy tail: only its head has bodies in memory
+        upto = getattr(self, "paged_upto", -1)
+        freed = 0
+        newest = upto
+        ordered = isinstance(msgs, deque)  # a Fifo: in sequence order, so walked from the newest
+        for entry in (reversed(msgs) if ordered else msgs):
+            seq = entry.seq
+            if seq <= upto:
+                if ordered:  # the rest was looked at before
+                    break
+                continue
+            if seq > newest:
+                newest = seq
+            msg = entry.message
+            if msg.pageable and not msg.paged and msg.body is not None:
+                n = len(msg.body)
+                self.page_out(msg)
+                if msg.paged:
+                    freed += n
+                    if freed >= budget:
+                        return freed  # (paged_upto unchanged: the older entries are looked at next time)
+        self.paged_upto = newest
+        return freed
 
     def page_in(self, msg) -> None:
         """Bring a paged body back into memory (before a delivery)."""
