@@ -93,14 +93,18 @@ class BrokerApp:
         self.page_flusher: PageFlusher | None = None
         self.memory_sampler: MemorySampler | None = None
         self._trim = None
-        self._ticks = 0
+        self._last_trim = 0.0
 
-    def _relieve_memory(self, excess: int) -> None:
-        """The memory alarm is on (flow.py): page ready bodies out, and every second give free heap back."""
-        self.broker.relieve_memory(excess)
-        self._ticks += 1
-        if self._trim is not None and self._ticks % 5 == 1:
-            self._trim()
+    def _relieve_memory(self, excess: int) -> int:
+        """Memory pressure (flow.py): queues move their backlog to disk; with the alarm on, about once a
+        second free heap goes back to the system."""
+        freed = self.broker.relieve_memory(excess)
+        if self.broker.memory.alarm and self._trim is not None:
+            now = asyncio.get_running_loop().time()
+            if now - self._last_trim >= 1.0:
+                self._last_trim = now
+                self._trim()
+        return freed
 
     @property
     def port(self) -> int:

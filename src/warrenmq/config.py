@@ -44,6 +44,8 @@ class BrokerConfig:
     # ... or, when set, an absolute size in bytes ("1GB", "512MiB" also read: vm_memory_high_watermark.absolute)
     vm_memory_high_watermark_absolute: int = 0
     memory_high_watermark: int = 0  # the former key (bytes): read as vm_memory_high_watermark_absolute
+    # queues start moving messages to disk from this share of the watermark (RabbitMQ's default, 0.5)
+    vm_memory_high_watermark_paging_ratio: float = 0.5
     # bytes a connection may have waiting in its socket buffer before deliveries pause
     write_buffer_high: int = 1024 * 1024
     write_buffer_low: int = 256 * 1024

@@ -68,7 +68,8 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set = set()  # the open connections of every protocol (set_blocked on alarms)
-        self.memory = MemoryMonitor(self.config.memory_watermark)  # samples of RSS: BrokerApp's MemorySampler
+        self.memory = MemoryMonitor(self.config.memory_watermark,
+                                    paging_ratio=self.config.vm_memory_high_watermark_paging_ratio)  # samples of RSS: BrokerApp's MemorySampler
         self.memory.listeners.append(self._on_memory_alarm)
         self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
@@ -216,9 +217,8 @@ class Broker:
         self.set_alarm(Alarm.MEMORY, alarm)
 
     def relieve_memory(self, excess: int) -> int:
-        """The memory alarm is on and memory is ``excess`` bytes above where it clears: page out ready
-        bodies (the queues with the largest backlogs first) until that much is freed; returns the bytes
-        freed (see flow.py)."""
+        """Memory is ``excess`` bytes above where paging stops (flow.py): queues move what they hold to
+        disk (the largest backlogs first) until that much is freed; returns the bytes freed."""
         freed = 0
         queues = [q for vh in self.vhosts.values() for q in vh.queues.values() if q.messages]
         queues.sort(key=lambda q: len(q.messages), reverse=True)

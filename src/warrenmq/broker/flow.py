@@ -21,12 +21,17 @@ bodies, socket buffers, a message still being received).  Two inputs:
   every byte received).  The estimate over-counts a published body (read, then
   queued) and under-counts per-message overhead; the next sample corrects both.
 
-While the alarm is on, the listeners (the broker) block publishing connections
+Paging starts before the alarm, as RabbitMQ's does: from ``paging_ratio`` of
+the watermark (``vm_memory_high_watermark_paging_ratio``, 0.5) on, ``paging``
+is set and the sampler asks the queues to move what they hold to disk
+(:meth:`~.queues.lazy.Paging.page_out_ready`: a classic queue past its paging
+limit becomes a lazy tail, transient messages included, and large bodies at its
+head are paged out), one slice per loop turn with a fresh sample in between,
+until a sample is below that level or nothing more can go.  While the alarm is
+on, the listeners (the broker) also block publishing connections
 (``connection.blocked``, no longer read; consumers keep draining), and the
-sampler asks every queue to page its ready bodies out to disk
-(:meth:`~.queues.lazy.Paging.page_out_ready`, transient bodies to the page
-store) and gives freed heap back to the system (glibc ``malloc_trim``), until
-a sample is below ``low``.
+sampler gives freed heap back to the system (glibc ``malloc_trim``) about once a
+second, until a sample is below ``low``.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ SAMPLE_INTERVAL = 0.2
 LOW_FRACTION = 0.9
 #: RabbitMQ's default vm_memory_high_watermark.relative
 DEFAULT_RELATIVE = 0.4
+#: RabbitMQ's default vm_memory_high_watermark_paging_ratio: queues page to disk from this share of the mark
+DEFAULT_PAGING_RATIO = 0.5
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -67,11 +74,14 @@ class RssReader:
 
 
 class MemoryMonitor:
-    __slots__ = ("used", "high", "watermark", "low", "alarm", "listeners", "rss", "peak_rss", "read_rss")
+    __slots__ = ("used", "high", "watermark", "low", "alarm", "listeners", "rss", "peak_rss", "read_rss",
+                 "page_above", "paging")
 
-    def __init__(self, watermark: int, read_rss=None):
+    def __init__(self, watermark: int, read_rss=None, paging_ratio: float = DEFAULT_PAGING_RATIO):
         self.watermark = watermark
         self.low = int(watermark * LOW_FRACTION)
+        self.page_above = int(watermark * min(paging_ratio, 1.0))  # queues page to disk above this
+        self.paging = False  # a sample was above page_above, or the alarm is on
         self.used = 0  # queued body bytes in memory (the queues keep it)
         self.rss = 0  # the last sample (0: none yet)
         self.peak_rss = 0
@@ -109,6 +119,7 @@ class MemoryMonitor:
                 self._set(False)
             elif not self.alarm and self.used > self.high:
                 self._set(True)
+            self.paging = self.alarm or self.used > self.page_above
             return 0
         self.rss = rss
         if rss > self.peak_rss:
@@ -119,17 +130,21 @@ class MemoryMonitor:
                 self._set(False)
         elif rss > self.watermark:
             self._set(True)
+        self.paging = self.alarm or rss > self.page_above
         return rss
 
     def _set(self, on: bool) -> None:
         self.alarm = on
+        if on:
+            self.paging = True
         for cb in self.listeners:
             cb(on)
 
 
 class MemorySampler:
     """Samples ``monitor`` every :data:`SAMPLE_INTERVAL` seconds through ``call_later`` (the event loop's);
-    while the alarm is on, calls ``relieve(bytes_over_low)`` after each sample (paging, trimming)."""
+    while ``monitor.paging``, calls ``relieve(bytes above the paging level)`` after each sample, which
+    returns the bytes it freed: while that is not 0 the next sample comes at the next loop turn."""
 
     def __init__(self, monitor: MemoryMonitor, call_later, relieve=None, interval: float = SAMPLE_INTERVAL):
         self.monitor = monitor
@@ -149,9 +164,14 @@ class MemorySampler:
     def _tick(self) -> None:
         m = self.monitor
         rss = m.sample()
-        if m.alarm and self.relieve is not None:
-            self.relieve(max(rss - m.low, 0) if rss else m.used - m.low)
-        self._handle = self.call_later(self.interval, self._tick)
+        delay = self.interval
+        if m.paging and self.relieve is not None:
+            excess = (rss if rss else m.used) - m.page_above
+            if m.alarm:
+                excess = max(excess, (rss if rss else m.used) - m.low)
+            if excess > 0 and self.relieve(excess):
+                delay = 0  # more may go: again at the next loop turn, after a fresh sample
+        self._handle = self.call_later(delay, self._tick)
 
 
 def malloc_trim():

@@ -67,8 +67,8 @@ log = logging.getLogger("warrenmq.queue")
 PAGE_MIN_BODY = 512
 #: LazyMessages reads messages back from the store this many at a time
 REFILL_BATCH = 512
-#: under the memory alarm, LazyMessages.spill moves at most this many head entries to the tail at a time
-SPILL_BATCH = 100_000
+#: under memory pressure, LazyMessages.spill moves at most this many head entries to the tail at a time
+SPILL_BATCH = 20_000
 #: memory an entry held as objects costs beyond its body (Message, QueueEntry, seq: see message.py)
 ENTRY_OVERHEAD = 250
 #: a tail id with this bit set is a transient message's id in the page store (else the message store's)
@@ -82,10 +82,11 @@ class Paging:
     _SLOTS = ("store", "store_id", "page_store", "page_limit", "paged_upto")
 
     def _go_lazy(self) -> None:
-        """Past the paging limit, a durable classic queue keeps the rest of its backlog in the store; while
-        the memory alarm is on, any classic queue does (transient messages: in the page store)."""
+        """Past the paging limit, a durable classic queue keeps the rest of its backlog in the store; under
+        memory pressure (``memory.paging``: see flow.py) any classic queue does (transient messages: in
+        the page store)."""
         msgs = self.messages
-        if (msgs.pageable_tail and (self.store_id or self.memory.alarm) and self.queue_type == "classic"
+        if (msgs.pageable_tail and (self.store_id or self.memory.paging) and self.queue_type == "classic"
                 and self.page_limit):
             self.set_ready(LazyMessages(self, msgs, self.page_limit))
 
@@ -106,8 +107,9 @@ class Paging:
         store.page_out(msg)
 
     def page_out_ready(self, budget: int) -> int:
-        """The memory alarm is on: page out the bodies of ready messages, newest first (they are
-        delivered last), until ``budget`` bytes are freed; returns the bytes freed.  Only entries
+        """Memory pressure (flow.py): move the backlog past the paging limit to a lazy tail (a slice of
+        at most SPILL_BATCH entries a call), then page out the bodies of ready messages at the head, newest
+        first (they are delivered last), until ``budget`` bytes are freed; returns the bytes freed.  Only entries
         published since the last call are looked at (``paged_upto``), so a sweep under a long alarm
         costs what was added since.  Needs a page store (a data directory)."""
         if self.page_store is None or budget <= 0:
@@ -246,6 +248,7 @@ class LazyMessages:
         if not msg.paged:
             msg.paged = True
             self.queue.memory.release(len(msg.body))
+            pages.page_out(msg)  # the body goes once written, even if the entry stays in ``side`` a while
         self.ids.append(msg.page_id | PAGE_BIT)
         self.side[entry.seq] = entry
         self.unwritten.append((pages.epoch, entry.seq))
