@@ -181,12 +181,12 @@ def parse_bytes(value) -> int:
     return int(s[:i]) * _UNITS[unit]
 
 
-def cgroup_memory_limit(root: str = "/sys/fs/cgroup") -> int:
+def cgroup_memory_limit(root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> int:
     """The memory limit of this process's cgroup (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``,
     the lowest on the way up), or 0 when there is none."""
     limits = []
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(proc_cgroup) as f:
             lines = f.read().splitlines()
     except OSError:
         return 0

@@ -148,3 +148,34 @@ def test_a_large_message_being_received_counts_and_its_sender_stops_being_read()
         ch, m = c.read_method()
         assert isinstance(m, spec.ConnectionBlocked) and m.reason == "low on memory"
         c.sock.close()
+
+
+def test_under_memory_pressure_a_transient_backlog_becomes_page_store_ids_and_drains_in_order():
+    from warrenmq.broker.queues import LazyMessages
+    n, limit = 20_000, 1_000
+    # paging starts at half the watermark: with the mark at RSS + 40 MB, memory is already past that
+    with EmbeddedBroker(durable=True, queue_max_in_memory=limit,
+                        vm_memory_high_watermark_absolute=_watermark(40 << 20)) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        ch = conn.channel()
+        ch.queue_declare("small")  # not durable: transient messages only
+        for i in range(n):
+            ch.basic_publish("", "small", b"%016d" % i)
+        q = b.broker.vhosts["/"].queues["small"]
+
+        def tail_ids():
+            msgs = q.messages
+            if not isinstance(msgs, LazyMessages):
+                return 0
+            return len(msgs.ids) - msgs.pos - len(msgs.side)
+        assert _wait(lambda: b.call(tail_ids) >= n - limit - 100, conn=conn), b.call(tail_ids)
+        got = []
+        for method, _, body in ch.consume("small", auto_ack=True, inactivity_timeout=2):
+            if method is None:
+                break
+            got.append(body)
+            if len(got) == n:
+                break
+        assert got == [b"%016d" % i for i in range(n)]
+        assert b.call(lambda: len(b.broker.page_store.refs)) == 0
+        conn.close()
