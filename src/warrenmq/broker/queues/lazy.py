@@ -42,6 +42,16 @@ also kept in ``side`` until the store has *synced* the batch that holds its reco
 ``store.synced_epoch`` moves on), since reading back a record that is not on
 disk yet would fail.  Recovered messages (``restore``) are on disk already.
 
+*Under memory pressure* (``memory.paging``: the process is past the memory
+alarm's paging level, see flow.py) any classic queue past ``page_limit`` gets a
+lazy tail, and a transient message in it is written to the page store
+(``_stash``) and kept as its page-store id with :data:`PAGE_BIT` set (in
+``side`` until the page store has written it: ``unwritten``); reading it back
+takes it out of the page store.  The memory sampler calls ``page_out_ready``,
+which turns the queue lazy and moves the head's entries beyond ``limit`` to the
+front of the tail, :data:`SPILL_BATCH` at a time (``spill``), then pages out
+large bodies at the head.  A queue that went lazy stays so.
+
 Invariants the queue relies on: the head is never empty while the tail is not
 (``bool()`` and ``[0]`` look at the head only, so the dispatch loop costs the same
 as with a Fifo); requeued entries came from the head, so they go back into the
