@@ -388,11 +388,80 @@ def scenarios(quick: bool) -> list:
                         [Metric("RSS per queued message", "B", LOW, g("backlog", "rss_per_message")),
                          Metric("fill msg/s (until all are queued)", "msg/s", HIGH, g("backlog", "fill_rate"))],
                         repeat=1, timeout=3600))
+    out += memory_alarm_scenarios(quick)
     out.append(Scenario("startup", "start-up: process start to a completed AMQP handshake", "startup", [],
                         [Metric("process start to AMQP ready", "ms", LOW, g("process_ms")),
                          Metric("EmbeddedBroker start (bench/startup.py)", "ms", LOW, g("embedded_ms"))],
                         repeat=1))
     return out
+
+
+# ------------------------------------------------------------------------------ memory alarm row
+#: the memory-alarm row's watermark (RabbitMQ units: 1GB = 10^9 bytes), by --quick
+MEMORY_MARKS = {False: "1GB", True: "200MB"}
+
+
+def memory_alarm_scenarios(quick: bool) -> list:
+    """N queued 16 B transient messages (no consumer) against a broker whose memory watermark is set
+    (``vm_memory_high_watermark.absolute``): does the process stay under the mark, and how many are queued.
+    WarrenMQ only.  When the alarm blocks the publisher for good, the fill stops: ``run_memory_alarm``
+    waits until the queue stops growing, then stops the publisher."""
+    n, mark = (1_000_000, MEMORY_MARKS[True]) if quick else (10_000_000, MEMORY_MARKS[False])
+    return [Scenario("memory-alarm", f"{n:,} x 16 B transient queued, no consumer, watermark {mark}"
+                     + (" (--quick: smaller N and mark)" if quick else ""), "memory-alarm",
+                     ["-x", "1", "-y", "0", "-s", "16", "--backlog", str(n), "--no-drain", "--keep-queues"],
+                     [Metric("peak RSS", "MB", LOW, g("peak_rss_mb")),
+                      Metric("watermark", "MB", LOW, g("watermark_mb")),
+                      Metric("alarm held (peak <= watermark + 5%)", "1=yes", HIGH, g("held")),
+                      Metric("messages queued", "msgs", HIGH, g("queued"))],
+                     brokers=("WarrenMQ",), repeat=1, timeout=3600)]
+
+
+def run_memory_alarm(bench, sc: Scenario) -> dict:
+    """The memory-alarm row: a WarrenMQ with the watermark, perf filling a queue, RSS watched from /proc."""
+    from warrenmq.config import parse_bytes
+    mark = MEMORY_MARKS[bool(bench.args.quick)]
+    os.environ["WARRENMQ_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE"] = mark
+    try:
+        b = bench.w
+        b.start()
+    finally:
+        del os.environ["WARRENMQ_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE"]
+    qname = f"bench-{sc.name}-{os.getpid()}"
+    cmd = [PY, "-m", "warrenmq", "perf", "--url", b.url, "--json", "--quiet", "-u", qname, *sc.args]
+    bench.commands[sc.name] = (f"WARRENMQ_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE={mark} warrenmq; warrenmq perf "
+                               + " ".join(shlex.quote(x) for x in sc.args))
+    want = int(sc.args[sc.args.index("--backlog") + 1])
+
+    def status(key: str) -> int:  # kB from /proc/PID/status (VmHWM: the peak RSS)
+        with open(f"/proc/{b.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    perf = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+    t0 = time.monotonic()
+    depth, last_change, stalled = 0, t0, False
+    try:
+        while perf.poll() is None and time.monotonic() - t0 < sc.timeout:
+            time.sleep(1.0)
+            d = queue_depth(b.url, qname) or 0
+            if d != depth:
+                depth, last_change = d, time.monotonic()
+            elif depth and time.monotonic() - last_change > 20:  # blocked by the alarm for good
+                stalled = True
+                break
+        depth = queue_depth(b.url, qname) or depth
+        peak = status("VmHWM")
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+        perf.wait()
+        b.stop()
+    wm = parse_bytes(mark)
+    return {"peak_rss_mb": peak / 1e6, "watermark_mb": wm / 1e6, "held": int(peak <= wm * 1.05),
+            "queued": depth, "wanted": want, "stalled_by_alarm": stalled, "seconds": time.monotonic() - t0}
 
 
 # ------------------------------------------------------------------------------------------ runner
@@ -458,6 +527,8 @@ class Bench:
         return r
 
     def run_one(self, sc: Scenario, broker_name: str) -> dict:
+        if sc.kind == "memory-alarm":
+            return run_memory_alarm(self, sc)
         if broker_name == "WarrenMQ":
             b = self.w
             b.start()
