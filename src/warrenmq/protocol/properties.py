@@ -101,7 +101,8 @@ def content_header(properties, body_size: int) -> bytes:
 # 541 INTERNAL_ERROR when they do not decode.  WarrenMQ keeps the raw bytes and decodes them only
 # when a feature needs them, so the parser checks their structure instead (properties_ok): every
 # length within the payload, every field-table value with a tag RabbitMQ knows, floats that are
-# numbers (RabbitMQ's decoder refuses NaN and infinities), nothing after the last property.  No
+# numbers (RabbitMQ's decoder refuses NaN and infinities), table timestamps that are dates (before
+# the year 10000), tables nested at most MAX_NESTING deep, nothing after the last property.  No
 # dict or string is built; for the usual properties (none, or a few short ones) it is a handful of
 # index operations.
 
@@ -117,10 +118,13 @@ _PROPERTY_BITS = 0xFFFC
 _plans: dict = {}  # flags -> the kinds of the properties present, in order (filled lazily, <= 16384 keys)
 
 #: field value tags RabbitMQ 3.10 decodes, and their sizes: >= 0 fixed, -1 a long string, -2 a table,
-#: -3 an array, -4 a float (4 bytes), -5 a double (8 bytes)
+#: -3 an array, -4 a float (4 bytes), -5 a double (8 bytes), -6 a timestamp (8 bytes)
 _FIELD_SIZES = {ord("t"): 1, ord("b"): 1, ord("B"): 1, ord("s"): 2, ord("u"): 2, ord("I"): 4, ord("i"): 4,
-                ord("l"): 8, ord("L"): 8, ord("T"): 8, ord("D"): 5, ord("V"): 0,
+                ord("l"): 8, ord("L"): 8, ord("T"): -6, ord("D"): 5, ord("V"): 0,
                 ord("S"): -1, ord("x"): -1, ord("F"): -2, ord("A"): -3, ord("f"): -4, ord("d"): -5}
+#: the last second of year 9999: a timestamp in a table past it is refused (unlike RabbitMQ, which takes
+#: any 64-bit value) because neither our decoder nor the clients' (pika's datetime) can read it
+MAX_TABLE_TIMESTAMP = 253402300799
 #: how deep tables and arrays may nest: the decoders (ours and the clients') recurse
 MAX_NESTING = 100
 
@@ -141,9 +145,11 @@ def _value_ok(buf, pos: int, end: int, tag: int, depth: int) -> int:
         return -1
     if size == -4:  # float: exponent all ones is NaN or an infinity
         return -1 if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0x80 else pos + 4
-    if size == -5:
+    if size <= -5:
         if pos + 8 > end:
             return -1
+        if size == -6:
+            return -1 if int.from_bytes(buf[pos:pos + 8], "big") > MAX_TABLE_TIMESTAMP else pos + 8
         return -1 if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0xF0 == 0xF0 else pos + 8
     n = pos + 4 + int.from_bytes(buf[pos:pos + 4], "big")
     if n > end:
