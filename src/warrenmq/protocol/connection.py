@@ -339,6 +339,7 @@ class ServerConnection(Output):
             self._held.remove(deferred)
             self.state = self._state_before_close
         if self._send_transition("close") is SEND:
+            self._content.clear()  # what arrives for it now is dropped
             text = _reply_text(text)
             self._release_held()
             self.close_reason = (code, text)
@@ -349,6 +350,7 @@ class ServerConnection(Output):
         frame held behind what the caller sends for the events parsed before the error (RabbitMQ
         answers those in order, then closes)."""
         self._state_before_close = self.state
+        self._content.clear()
         if self._send_transition("close") is SEND:
             text = _reply_text(e.reply_text)
             self.close_reason = (e.code, text)
@@ -375,7 +377,11 @@ class ServerConnection(Output):
         next_state, action = CHANNEL_TRANSITIONS[(self.channels.get(channel, CH_CLOSED), "close_channel")]
         if action is SEND:
             self.channels[channel] = next_state
-            self._content.pop(channel, None)
+            pending = self._content.get(channel)
+            # the rest of a content is dropped, but a refused one's body is still due (the framing
+            # rules do not depend on when the broker got round to closing the channel)
+            if pending is not None and pending[3] is not _DISCARD:
+                del self._content[channel]
             self.send_method(channel, spec.ChannelClose(code, _reply_text(text), class_id, method_id))
 
     # ------------------------------------------------------------------- input
