@@ -53,7 +53,7 @@ from .codec import DecodeError
 from .errors import HardError
 from .events import Event, PublishEvent, as_publish_event  # noqa: F401 (Event: the events' shape, exported)
 from .frames import Output, method_frame
-from .properties import FLAGS_OFFSET, PROPERTIES_OFFSET, properties_ok
+from .properties import FIXED_SIZE_FLAGS, FLAGS_OFFSET, PROPERTIES_OFFSET, VALID_PROPERTIES, properties_ok
 from .spec import (
     CHANNEL_ERROR, COMMAND_INVALID, FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER,
     FRAME_HEARTBEAT, FRAME_METHOD, FRAME_MIN_SIZE, INTERNAL_ERROR, METHODS, NOT_ALLOWED, PROTOCOL_HEADER,
@@ -195,8 +195,8 @@ _unpack_frame_hdr_ids = struct.Struct(">BHII").unpack_from
 _unpack_I = struct.Struct(">I").unpack_from
 _unpack_H = struct.Struct(">H").unpack_from
 _unpack_Q = struct.Struct(">Q").unpack_from
-# a content header frame's frame header, class id, weight and body size
-_unpack_content_hdr = struct.Struct(">BHIHHQ").unpack_from
+# a content header frame's frame header, class id, weight, body size and property flags
+_unpack_content_hdr = struct.Struct(">BHIHHQH").unpack_from
 _CLASS_BASIC = spec.CLASS_BASIC
 _unpack_QB = struct.Struct(">QB").unpack_from
 
@@ -451,6 +451,7 @@ class ServerConnection(Output):
         content = self._content
         pub_cache = self._publish_cache
         max_message = self.max_message_size
+        fixed_size = FIXED_SIZE_FLAGS
         append = events.append
         # Constant during one parse: nothing received makes a connection OPEN (only the broker's
         # send_open_ok, between reads), and a parse that leaves OPEN returns (CLOSED) or raises.
@@ -499,14 +500,17 @@ class ServerConnection(Output):
                         # publish just opened (type, channel, class, size within frame_max, frame end,
                         # properties that decode, body size within max_message_size, body exactly as
                         # announced); anything else is left to them.  Properties: no flags and nothing
-                        # after them is checked inline, the rest by the structural scan.
+                        # after them, or only fixed-size ones and their size, are checked inline, then
+                        # property bytes seen valid before are looked up, the rest is scanned.
                         if n - off >= 26:
-                            ftype, ch2, size, class_id, _, body_size = _unpack_content_hdr(buf, off)
+                            ftype, ch2, size, class_id, _, body_size, pflags = _unpack_content_hdr(buf, off)
                             end = off + 7 + size
                             if (ftype == FRAME_HEADER and ch2 == ch and PROPERTIES_OFFSET <= size <= max_payload
                                     and end < n and buf[end] == FRAME_END and class_id == _CLASS_BASIC
                                     and body_size <= max_message
-                                    and ((size == PROPERTIES_OFFSET and not buf[off + 19] and not buf[off + 20])
+                                    and ((not pflags and size == PROPERTIES_OFFSET)
+                                         or fixed_size.get(pflags) == size - PROPERTIES_OFFSET
+                                         or buf[off + 19:end] in VALID_PROPERTIES
                                          or properties_ok(buf, off + 7 + FLAGS_OFFSET, end))):
                                 header = buf[off + 7:end]
                                 off = end + 1

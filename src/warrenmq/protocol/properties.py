@@ -104,7 +104,9 @@ def content_header(properties, body_size: int) -> bytes:
 # numbers (RabbitMQ's decoder refuses NaN and infinities), table timestamps that are dates (before
 # the year 10000), tables nested at most MAX_NESTING deep, nothing after the last property.  No
 # dict or string is built; for the usual properties (none, or a few short ones) it is a handful of
-# index operations.
+# index operations.  Publishers mostly send the same property bytes again and again (a delivery mode,
+# a content type, the same headers), so property bytes found valid are remembered (VALID_PROPERTIES,
+# bounded) and the parser's fast path looks them up before it scans.
 
 _SHORT, _TABLE = -1, -2
 # the basic class's fourteen properties, in wire order: a short string, a table, or a fixed size
@@ -116,6 +118,16 @@ _KINDS = ((FLAG_CONTENT_TYPE, _SHORT), (FLAG_CONTENT_ENCODING, _SHORT), (FLAG_HE
 #: further flag word, which spec.BasicProperties does not decode: the scan refuses it
 _PROPERTY_BITS = 0xFFFC
 _plans: dict = {}  # flags -> the kinds of the properties present, in order (filled lazily, <= 16384 keys)
+#: flags naming only fixed-size properties (delivery mode, priority, timestamp) -> their total size: for
+#: those, the length of the properties is all there is to check
+FIXED_SIZE_FLAGS = {f | unused: (f & FLAG_DELIVERY_MODE and 1) + (f & FLAG_PRIORITY and 1) + (f & FLAG_TIMESTAMP and 8)
+                    for f in range(0x10000) if f and not f & ~(FLAG_DELIVERY_MODE | FLAG_PRIORITY | FLAG_TIMESTAMP)
+                    for unused in (0, 2)}
+#: property bytes (flags and properties) that passed the scan; shared by every connection (validity is
+#: a function of the bytes alone), at most VALID_PROPERTIES_MAX entries of VALID_PROPERTIES_MAX_LEN bytes
+VALID_PROPERTIES: set = set()
+VALID_PROPERTIES_MAX = 4096
+VALID_PROPERTIES_MAX_LEN = 512
 
 #: field value tags RabbitMQ 3.10 decodes, and their sizes: >= 0 fixed, -1 a long string, -2 a table,
 #: -3 an array, -4 a float (4 bytes), -5 a double (8 bytes), -6 a timestamp (8 bytes)
@@ -187,7 +199,18 @@ def properties_ok(buf, pos: int, end: int) -> bool:
     """Whether the property flags at ``buf[pos]`` and the properties after them, up to ``end``, decode.
 
     ``buf`` is a content-header payload (``pos`` = :data:`FLAGS_OFFSET`) or a whole read with the
-    frame in it (no slice is made).  A structural scan, as described above; it never raises."""
+    frame in it (no slice is made).  A structural scan, as described above; it never raises.  What
+    passes is added to :data:`VALID_PROPERTIES`."""
+    if _scan(buf, pos, end):
+        if end - pos <= VALID_PROPERTIES_MAX_LEN:
+            if len(VALID_PROPERTIES) >= VALID_PROPERTIES_MAX:
+                VALID_PROPERTIES.clear()
+            VALID_PROPERTIES.add(bytes(buf[pos:end]))
+        return True
+    return False
+
+
+def _scan(buf, pos: int, end: int) -> bool:
     flags = (buf[pos] << 8) | buf[pos + 1]
     pos += 2
     if not flags & _PROPERTY_BITS:
