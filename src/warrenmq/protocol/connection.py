@@ -32,10 +32,22 @@ replies to the methods that came before the close in the same batch (a
 ``basic.cancel`` then a ``channel.close`` in one read get cancel-ok, then
 close-ok, as from RabbitMQ).
 
-Framing violations are answered as RabbitMQ answers them: ``connection.close``
-with a hard-error code; after that only ``connection.close-ok`` (or a crossing
-``connection.close``) is processed.  Nothing in here raises to the caller except
-for programming errors; malformed input always becomes a close.
+Framing violations are answered as RabbitMQ answers them (its codes and texts:
+docs/limits.md): ``connection.close`` with a hard-error code; after that only
+``connection.close-ok`` (or a crossing ``connection.close``) is processed.  The
+close of an error found while parsing is held like the close-oks, behind the
+caller's replies to the events parsed before it (RabbitMQ answers in order, then
+closes); if the caller closes the connection itself first (an error about one of
+those earlier methods), its close replaces the held one.  Nothing in here raises
+to the caller except for programming errors; malformed input always becomes a close.
+
+Input refused at the door: a content header's properties must pass the
+structural scan of :func:`.properties.properties_ok` (else 541 INTERNAL_ERROR,
+as RabbitMQ), and a body larger than ``max_message_size`` is refused at its
+header: the publish event comes with ``body`` ``None`` (the broker closes the
+channel, 406) and the body frames that follow are counted and dropped.
+:attr:`~ServerConnection.receiving_bytes` is what is buffered of messages being
+received.
 
 The hardest part is speed: two fast paths in :meth:`~ServerConnection._parse`
 (``basic.publish`` with its header and body in the same read, and
