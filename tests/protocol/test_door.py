@@ -252,3 +252,15 @@ def test_the_scan_is_what_the_fast_path_uses_too():
             conn = opened()
             (_, _, header, body), = conn.receive_data(publish(1, 1, props=props, body=b"x"))
             assert header[PROPERTIES_OFFSET - 2:] == props and body == b"x"
+
+
+def test_a_bug_while_parsing_closes_541_instead_of_escaping(monkeypatch, caplog):
+    conn = opened()
+
+    def broken(*args):
+        raise KeyError("a bug")
+    monkeypatch.setattr(conn, "_channel_method", broken)
+    events = conn.receive_data(ref.channel_open(2))
+    assert events == [] and conn.state == CLOSING
+    assert closes(conn.data_to_send()) == [(541, b"INTERNAL_ERROR", 0, 0)]
+    assert "internal error parsing input" in caplog.text

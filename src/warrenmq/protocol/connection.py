@@ -39,7 +39,8 @@ close of an error found while parsing is held like the close-oks, behind the
 caller's replies to the events parsed before it (RabbitMQ answers in order, then
 closes); if the caller closes the connection itself first (an error about one of
 those earlier methods), its close replaces the held one.  Nothing in here raises
-to the caller except for programming errors; malformed input always becomes a close.
+to the caller except for programming errors; malformed input always becomes a close (and should a bug raise while parsing, it is logged once
+and the connection closes with 541 INTERNAL_ERROR: nothing escapes to the transport).
 
 Input refused at the door: a content header's properties must pass the
 structural scan of :func:`.properties.properties_ok` (else 541 INTERNAL_ERROR,
@@ -56,6 +57,7 @@ which checks it skips and why that is safe.
 """
 from __future__ import annotations
 
+import logging
 import struct
 from enum import IntEnum
 from typing import NamedTuple
@@ -71,6 +73,9 @@ from .spec import (
     FRAME_HEARTBEAT, FRAME_METHOD, FRAME_MIN_SIZE, INTERNAL_ERROR, METHODS, NOT_ALLOWED, PROTOCOL_HEADER,
     UNEXPECTED_FRAME,
 )
+
+
+_log = logging.getLogger("warrenmq.protocol")
 
 
 # ====================================================================== states
@@ -434,6 +439,9 @@ class ServerConnection(Output):
                 self._parse(rest, events, start)
         except HardError as e:
             self._close_after_replies(e)
+        except Exception:  # a bug in here: logged once, and the connection closes as RabbitMQ's would
+            _log.exception("internal error parsing input; closing the connection")
+            self._close_after_replies(HardError(INTERNAL_ERROR, ""))
         return events
 
     def _stash(self, buf, need: int) -> None:
