@@ -13,7 +13,10 @@ command (see docs/perf.md) run against:
 
 Runs alternate between the brokers (the order flips every repetition), every
 scenario is repeated ``--repeat`` times (heavy ones fewer, see ``Scenario.repeat``)
-and the table shows medians with the ratio WarrenMQ / RabbitMQ.  The runner
+and the table shows medians with the ratio WarrenMQ / RabbitMQ. Every throughput
+row also reports what users feel while the publishers run: ``warrenmq perf``'s
+publishing window (consumer rate and latency during it, depth at its end) and
+the broker's peak RSS above idle (docs/perf.md).  The runner
 writes bench/RESULTS.md (machine, date, commands, table, profile) and
 bench/results.json (every run's raw numbers).  RESULTS.md is shared with other
 benchmarks (bench/startup.py's section): the runner only replaces the block between
@@ -298,6 +301,23 @@ def per_kib(*path):
     return get
 
 
+def rss_above_idle(r):
+    """The broker's peak RSS over the run (sampled every second) minus its RSS before the run, in MiB."""
+    b = r.get("broker") if isinstance(r, dict) else None
+    if not b or b.get("rss_max") is None or b.get("rss_start") is None:
+        return None
+    return (b["rss_max"] - b["rss_start"]) / 2 ** 20
+
+
+def window_metrics() -> list:
+    """What users feel while the publishers run (``warrenmq perf``'s publishing window, docs/perf.md)."""
+    return [Metric("consumed msg/s while publishing", "msg/s", HIGH, g("window", "consume_rate")),
+            Metric("latency p50 while publishing", "ms", LOW, ms("window", "latency_us", "p50")),
+            Metric("latency p99 while publishing", "ms", LOW, ms("window", "latency_us", "p99")),
+            Metric("depth when publishing stops", "msgs", LOW, g("window", "depth")),
+            Metric("peak RSS above idle", "MiB", LOW, rss_above_idle)]
+
+
 def scenarios(quick: bool) -> list:
     d = "5" if quick else "10"
     backlog = 200_000 if quick else 1_000_000
@@ -305,18 +325,25 @@ def scenarios(quick: bool) -> list:
     rec_n = 200_000 if quick else 1_000_000
     idle_n = 2_000 if quick else 10_000
     rate_d = "5" if quick else "15"
-    thr = lambda: [Metric("consumed msg/s", "msg/s", HIGH, g("consume_rate"))]  # noqa: E731
+    thr = lambda: [Metric("consumed msg/s", "msg/s", HIGH, g("consume_rate"))] + window_metrics()  # noqa: E731
     out = []
     for size, label in ((16, "16 B"), (1024, "1 KiB"), (65536, "64 KiB")):
         out.append(Scenario(f"p2p-{label.replace(' ', '')}-autoack", f"1 -> 1, {label}, autoack", "perf",
                             ["-x", "1", "-y", "1", "-s", str(size), "-a", "-z", d], thr()))
         out.append(Scenario(f"p2p-{label.replace(' ', '')}-ack", f"1 -> 1, {label}, manual ack, prefetch 100",
                             "perf", ["-x", "1", "-y", "1", "-s", str(size), "-q", "100", "-z", d], thr()))
+        if size == 16:  # issue 17's targets: an unthrottled publisher against manual acks
+            out.append(Scenario("p2p-16B-ack-q1000", "1 -> 1, 16 B, manual ack, prefetch 1,000", "perf",
+                                ["-x", "1", "-y", "1", "-s", "16", "-q", "1000", "-z", d], thr()))
+            out.append(Scenario("queue-4x4-16B-ack", "4 publishers -> 1 queue -> 4 consumers, 16 B, manual ack, "
+                                "prefetch 100", "perf",
+                                ["-x", "4", "-y", "4", "-s", "16", "-q", "100", "-z", d], thr()))
     for size, label in ((1024, "1 KiB"), (65536, "64 KiB")):
         ms_ = [Metric("confirmed msg/s", "msg/s", HIGH, g("confirm_rate")),
                Metric("consumed msg/s", "msg/s", HIGH, g("consume_rate"))]
         if size == 65536:
             ms_.append(Metric("confirmed MB/s", "MB/s", HIGH, mbs("confirm_rate")))
+        ms_ += window_metrics()
         out.append(Scenario(f"persistent-{label.replace(' ', '')}", f"persistent + confirms (1000 in flight), "
                             f"{label}, durable queue, manual ack", "perf",
                             ["-x", "1", "-y", "1", "-s", str(size), "-f", "-c", "1000", "-q", "100", "-z", d], ms_))
@@ -324,7 +351,7 @@ def scenarios(quick: bool) -> list:
                         ["-x", "1", "-y", "10", "--consumer-procs", "2", "-t", "fanout", "--queues", "10",
                          "-s", "16", "-q", "100", "-z", d],
                         [Metric("published msg/s", "msg/s", HIGH, g("publish_rate")),
-                         Metric("deliveries/s", "msg/s", HIGH, g("consume_rate"))]))
+                         Metric("deliveries/s", "msg/s", HIGH, g("consume_rate"))] + window_metrics()))
     out.append(Scenario("backlog", f"{backlog:,} x 16 B queued with no consumer, then drained (autoack)", "perf",
                         ["-x", "1", "-y", "1", "-s", "16", "-a", "--backlog", str(backlog), "--max-drain", "300"],
                         [Metric("fill msg/s", "msg/s", HIGH, g("backlog", "fill_rate")),
@@ -600,6 +627,9 @@ class Bench:
         self.chosen = chosen
         if args.only:
             names = set(args.only.split(","))
+            unknown = names - {s.name for s in chosen}
+            if unknown:
+                raise SystemExit(f"--only: no scenario named {', '.join(sorted(unknown))} (see --list)")
             chosen = [s for s in chosen if s.name in names]
         if args.skip:
             names = set(args.skip.split(","))
@@ -821,6 +851,11 @@ class Bench:
             "the recovery, RSS-per-message and start-up ones), the brokers alternating (the order flips every "
             "repetition). Throughput is measured at the consumers "
             "(messages received / time from the start to the last delivery) unless the metric says otherwise. "
+            "The rows \"... while publishing\" and \"depth when publishing stops\" cover the publishing window "
+            "only (from the first publish to the moment the publishers stop, see docs/perf.md): deliveries received "
+            "in it / its length, the latency of those deliveries, and published - consumed at its end. "
+            "\"Peak RSS above idle\" is the broker's highest RSS during the run (sampled every second) minus its "
+            "RSS before it. "
             "WarrenMQ runs as `python -m warrenmq --host 127.0.0.1 --port P --data-dir <tmp>` "
             "(fsync on), started fresh for every run.",
             "",

@@ -127,8 +127,17 @@ class Broker:
             self.defs = defs
             for vh in self.vhosts.values():
                 vh.defs = defs
-        recovered = self.store.recover()
         count = 0
+        by_ids = self.store.recover_ids()
+        if by_ids is not None:  # ids only: the queues read what they keep as objects (restore_stored)
+            for qid, rq in by_ids.items():
+                q = by_id.get(qid)
+                if q is None:  # the queue is gone: forget its messages
+                    for mid in rq.ids:
+                        self.store.remove(qid, mid)
+                else:
+                    count += q.restore_stored(rq)
+        recovered = {} if by_ids is not None else self.store.recover()
         for qid, records in recovered.items():
             q = by_id.get(qid)
             if q is None:  # the queue is gone: forget its messages

@@ -42,6 +42,13 @@ also kept in ``side`` until the store has *synced* the batch that holds its reco
 ``store.synced_epoch`` moves on), since reading back a record that is not on
 disk yet would fail.  Recovered messages (``restore``) are on disk already.
 
+*Recovery* (``restore_stored``): a store that offers ``recover_ids`` gives each
+queue its messages as an array of store ids.  The first ``page_limit`` (and one)
+are read back in batches (``read_messages``) and restored as objects as before;
+past them, a queue that goes lazy takes the rest of the array as its tail as it
+is (``LazyMessages.restore_ids``): no object, no record read, except for the few
+that must stay objects (delivered before, or with an expiration).
+
 Invariants the queue relies on: the head is never empty while the tail is not
 (``bool()`` and ``[0]`` look at the head only, so the dispatch loop costs the same
 as with a Fifo); requeued entries came from the head, so they go back into the
@@ -55,6 +62,7 @@ from __future__ import annotations
 
 import logging
 from array import array
+from bisect import bisect_left
 from collections import deque
 
 from ...protocol.properties import HI_EXPIRATION
@@ -67,6 +75,20 @@ log = logging.getLogger("warrenmq.queue")
 PAGE_MIN_BODY = 512
 #: LazyMessages reads messages back from the store this many at a time
 REFILL_BATCH = 512
+#: restore_stored reads the messages restored as objects this many at a time
+RESTORE_BATCH = 4096
+
+
+def _names(cache: dict, ex_rk: bytes) -> tuple:
+    """(exchange, routing key) of the raw pair ``ex_rk`` (two short strings), one shared copy each."""
+    pair = cache.get(ex_rk)
+    if pair is None:
+        if len(cache) >= 4096:
+            cache.clear()
+        n = ex_rk[0]
+        pair = cache[ex_rk] = (ex_rk[1:1 + n].decode("utf-8", "surrogateescape"),
+                               ex_rk[2 + n:].decode("utf-8", "surrogateescape"))
+    return pair
 
 
 class Paging:
@@ -79,6 +101,38 @@ class Paging:
         msgs = self.messages
         if msgs.pageable_tail and self.store_id and self.queue_type == "classic":
             self.set_ready(LazyMessages(self, msgs, self.page_limit))
+
+    def restore_stored(self, recovered) -> int:
+        """Recovery: append the messages of ``recovered`` (a :class:`~warrenmq.store.RecoveredQueue`: store
+        ids in publish order) in that order; return how many were restored.  Objects for the head, read in
+        batches; the rest, once the queue went lazy, taken as a tail of ids (see the module docstring)."""
+        store, qid = self.store, self.store_id
+        ids, delivered = recovered.ids, recovered.delivered
+        n = len(ids)
+        cache: dict = {}
+        done = 0
+        i = 0
+        while i < n:
+            msgs = self.messages
+            if msgs.__class__ is LazyMessages and not self.has_ttl:
+                return done + msgs.restore_ids(ids, i, delivered, recovered.expiring, cache)
+            end = min(i + RESTORE_BATCH, n)
+            if self.page_limit:
+                if len(msgs) <= self.page_limit:  # stop where the queue may go lazy
+                    end = min(end, i + self.page_limit + 1 - len(msgs))
+                else:  # a queue that cannot go lazy: its bodies are read and dropped again, fewer at a time
+                    end = min(end, i + REFILL_BATCH)
+            chunk = ids[i:end]
+            for sid, parts in zip(chunk, store.read_messages(chunk)):
+                if parts is None:  # (read_messages logged it)
+                    store.remove(qid, sid)
+                    continue
+                ex_rk, header, body = parts
+                ex, rk = _names(cache, ex_rk)
+                self.restore(Message(ex, rk, header, body, ex_rk), sid, sid in delivered)
+                done += 1
+            i = end
+        return done
 
     def page_out(self, msg) -> None:
         """Keep ``msg``'s body on disk only: in the message store if it is there, else the page store."""
@@ -181,6 +235,44 @@ class LazyMessages:
 
     def restore(self, entry) -> None:
         self.append(entry, on_disk=True)
+
+    def restore_ids(self, ids: array, start: int, delivered: set, expiring: set, cache: dict) -> int:
+        """Recovery: ``ids[start:]`` (store ids, in order, on disk) become the end of the tail without
+        being read, but for those that must stay objects (delivered before, or with an expiration): those
+        are read and kept in ``side``, paged.  Returns how many were added."""
+        q = self.queue
+        tail = ids[start:]
+        m = len(tail)
+        if not m:
+            return 0
+        if self.pos == len(self.ids) and self.pos:
+            self._clear_tail()
+        seq0 = q.next_seq
+        special = []
+        for sid in (delivered | expiring) if expiring else delivered:
+            j = bisect_left(tail, sid)
+            if j < m and tail[j] == sid:
+                special.append(j)
+        if special:
+            special.sort()
+            wanted = [tail[j] for j in special]
+            for j, parts in zip(special, q.store.read_messages(wanted)):
+                if parts is None:
+                    continue  # left as an id: read again (and dropped, logged) when its turn comes
+                ex_rk, header, _ = parts
+                ex, rk = _names(cache, ex_rk)
+                msg = Message(ex, rk, header, None, ex_rk)
+                msg.store_id = tail[j]
+                msg.pageable = True
+                msg.paged = True
+                entry = QueueEntry(msg, seq0 + j, q)
+                entry.redelivered = tail[j] in delivered
+                self.side[seq0 + j] = entry
+                tail[j] = 0
+        self.ids.extend(tail)
+        self.seqs.extend(range(seq0, seq0 + m))
+        q.next_seq = seq0 + m
+        return m
 
     def _settle_synced(self) -> None:
         """Side entries whose record the store has synced become ids only."""
