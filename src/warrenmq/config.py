@@ -22,6 +22,10 @@ except ModuleNotFoundError:  # pragma: no cover
     tomllib = None
 
 
+#: the largest max_message_size RabbitMQ accepts (512 MiB)
+MAX_MESSAGE_SIZE_LIMIT = 536870912
+
+
 @dataclass
 class BrokerConfig:
     host: str = "0.0.0.0"
@@ -31,6 +35,9 @@ class BrokerConfig:
     channel_max: int = 2047
     frame_max: int = 131072
     heartbeat: int = 60
+    # the largest message body a publisher may send (RabbitMQ's max_message_size: 128 MiB, at most 512 MiB);
+    # checked when the content header announces the size, before any of the body is buffered
+    max_message_size: int = 134217728
     # the default user and vhost created at start, as RabbitMQ does
     default_user: str = "guest"
     default_pass: str = "guest"
@@ -69,6 +76,11 @@ class BrokerConfig:
     tls_cafile: str = ""  # CA certificates that client certificates are verified against (PEM)
     tls_verify_peer: bool = False  # ask clients for a certificate and verify it (ssl_options.verify = verify_peer)
     tls_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients that present no certificate
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+            raise ValueError(f"max_message_size must be between 1 and {MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
+                             f"not {self.max_message_size}")
 
     @property
     def memory_watermark(self) -> int:

@@ -83,8 +83,9 @@ class AMQPProtocol(asyncio.Protocol):
         # the memory alarm's estimate until its next RSS sample: what was read and not queued (the
         # queues count the bodies they took), e.g. a message still being received
         memory.received(len(data) - (memory.used - queued))
-        if proto._content and self.session.blocked and not self.session.reading_paused:
-            self.session.pause_reading()  # a message being received while an alarm is on: stop reading
+        session = self.session
+        if session.blocked and not session.reading_paused and proto.receiving_bytes:
+            session.pause_reading()  # a message being received while an alarm is on: stop reading
         if proto.state >= CLOSING:
             self.session.connection_lost()
         if proto.should_close:
