@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover
-    tomllib = None
+    try:  # Python 3.10: the same parser from PyPI (a dependency there, pyproject.toml)
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        tomllib = None
 
 
 #: the largest max_message_size RabbitMQ accepts (512 MiB)
@@ -132,7 +135,7 @@ class BrokerConfig:
         path = path or env.get("WARRENMQ_CONFIG")
         if path:
             if tomllib is None:  # pragma: no cover
-                raise RuntimeError("reading a config file needs Python 3.11+")
+                raise RuntimeError("reading a config file needs Python 3.11+ or the tomli package")
             with open(path, "rb") as f:
                 data = tomllib.load(f)
             values.update(data.get("warrenmq", data))

@@ -123,6 +123,43 @@ def test_deliveries_pause_for_a_consumer_that_does_not_read(broker):
     c.close()
 
 
+@pytest.mark.parametrize("size,count", [(8192, 2500), (65536, 300)], ids=["joined-write", "large-body-writelines"])
+def test_a_stalled_consumer_is_paused_and_resumed_when_it_reads_again(broker, size, count):
+    """Both output paths (small frames joined into one write; large bodies handed to writelines,
+    which on CPython 3.12.0-3.12.8/3.13.0-3.13.1 does not pause the protocol by itself) leave the
+    backlog in the queue while the consumer does not read, and resume once it reads again."""
+    c = RawClient(broker.port)
+    c.handshake()
+    c.open_channel(1)
+    c.send_method(1, spec.QueueDeclare(queue="stalled"))
+    assert isinstance(c.read_method()[1], spec.QueueDeclareOk)
+    c.send_method(1, spec.BasicConsume(queue="stalled", consumer_tag="t", no_ack=True))
+    assert isinstance(c.read_method()[1], spec.BasicConsumeOk)
+    # a small fixed receive buffer (not 4 KiB: reading through that later would take minutes)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    pub = pika.BlockingConnection(pika.URLParameters(broker.url))
+    pch = pub.channel()
+    for _ in range(count):
+        pch.basic_publish("", "stalled", b"s" * size)
+    pub.process_data_events(time_limit=0.5)
+    depth = lambda: broker.call(lambda: len(broker.broker.vhosts["/"].queues["stalled"].messages))
+    # ~20 MB published: the write buffer's high mark (1 MiB) and the kernel's socket buffers take a
+    # few MB, the rest must wait in the queue (where paging and the memory alarm see it)
+    assert depth() > count // 2, f"only {depth()} of {count} held back for a stalled consumer"
+    delivered = body_bytes = 0
+    while delivered < count or body_bytes < count * size:  # read again: the broker must resume
+        frame = c.read_frame()
+        assert frame is not None, "broker closed the connection"
+        if frame[0] == spec.FRAME_METHOD and isinstance(
+                spec.METHODS[int.from_bytes(frame[2][:4], "big")].decode(frame[2][4:], 0), spec.BasicDeliver):
+            delivered += 1
+        elif frame[0] == spec.FRAME_BODY:
+            body_bytes += len(frame[2])
+    assert (delivered, body_bytes, depth()) == (count, count * size, 0)
+    pub.close()
+    c.close()
+
+
 def test_a_backlog_is_not_dumped_onto_a_new_consumer_that_does_not_read(broker):
     """Deliveries go out in batches per loop turn, so a full socket pauses a consumer even when
     the whole backlog was waiting before it subscribed."""

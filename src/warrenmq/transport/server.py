@@ -11,7 +11,9 @@ deliveries caused by other connections' publishes) leaves in one ``write``.
 
 Back-pressure: when a socket's write buffer passes the high mark asyncio calls
 ``pause_writing`` and the session stops dispatching to that connection's
-consumers until ``resume_writing``.  Fairness: after a large read a connection
+consumers until ``resume_writing`` (after a ``writelines``, ``_flush`` makes
+the transport check its high mark: CPython 3.12.0-3.12.8 and 3.13.0-3.13.1 do
+not, gh-127655, and a stalled consumer would take every delivery).  Fairness: after a large read a connection
 is not read again until the next loop turn (libuv would otherwise read a busy
 publisher's socket many times in one turn, and everything else would wait).  Heartbeats: after tune-ok, a timer sends a
 heartbeat frame when nothing was sent for half an interval and drops a peer
@@ -51,6 +53,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.closed = False
         self._handshaking = True
         self._yielding = False
+        self._write_paused = False  # between pause_writing and resume_writing
 
     # ------------------------------------------------------------ asyncio API
     def connection_made(self, transport) -> None:
@@ -116,9 +119,11 @@ class AMQPProtocol(asyncio.Protocol):
             self.session.connection_lost()
 
     def pause_writing(self) -> None:
+        self._write_paused = True
         self.session.set_paused(True)
 
     def resume_writing(self) -> None:
+        self._write_paused = False
         self.session.set_paused(False)
 
     # ------------------------------------------------------------------ output
@@ -134,7 +139,15 @@ class AMQPProtocol(asyncio.Protocol):
         data = self.proto.take_output()
         if data:
             if data.__class__ is list:  # large bodies: written without joining them to the rest
-                self.transport.writelines(data)
+                transport = self.transport
+                transport.writelines(data)
+                if not self._write_paused and transport.get_write_buffer_size():
+                    # CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines
+                    # buffers without checking the high mark (gh-127655), so pause_writing never
+                    # came. Setting the limits again makes the transport check: past the high mark it
+                    # pauses us, and so resumes us when its buffer drains below the low mark.
+                    low, high = transport.get_write_buffer_limits()
+                    transport.set_write_buffer_limits(high=high, low=low)
             else:
                 self.transport.write(data)
             self.last_sent = self.loop.time()
