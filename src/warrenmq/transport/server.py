@@ -253,14 +253,31 @@ class TLSAcceptor(asyncio.Protocol):
     def __init__(self, server: "Server"):
         self.server = server
         self.amqp = None
+        self.early: list = []  # what came before start_tls took the socket over (uvloop reads at once)
 
     def connection_made(self, transport) -> None:
-        transport.pause_reading()  # start_tls resumes it, with its own protocol in place
+        transport.pause_reading()  # asyncio: nothing reaches us; uvloop starts reading after this returns
         self.server.handshaking.add(self)
         self.task = self.server.loop.create_task(self._upgrade(transport))
 
-    def data_received(self, data) -> None:  # pragma: no cover - reading is paused until start_tls
-        pass
+    def data_received(self, data) -> None:
+        self.early.append(bytes(data))
+
+    def _replay(self, transport) -> None:
+        """Hand what we read (the ClientHello) to the TLS protocol start_tls put in place: it waits in
+        the protocol's incoming buffer until its handshake starts."""
+        early, self.early = self.early, []
+        proto = transport.get_protocol()
+        if proto is self or transport.is_closing():
+            return
+        for data in early:
+            view = memoryview(data)
+            while view:
+                buf = proto.get_buffer(len(view))
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                proto.buffer_updated(n)
+                view = view[n:]
 
     def connection_lost(self, exc) -> None:
         pass
@@ -272,6 +289,9 @@ class TLSAcceptor(asyncio.Protocol):
         early: list = []
         amqp.data_received = early.append  # bytes that come with the end of the handshake, replayed below
         try:
+            # runs after start_tls swapped its protocol in (below, in this step) and before it starts
+            # the handshake (start_tls schedules that after this)
+            server.loop.call_soon(self._replay, transport)
             tls = await server.loop.start_tls(transport, amqp, server.ssl, server_side=True,
                                               ssl_handshake_timeout=server.tls_handshake_timeout)
         except (OSError, asyncio.TimeoutError, ssl.SSLError, EOFError) as e:
@@ -332,10 +352,14 @@ class Server:
         host = peer[0] if peer else None
         if not self.tls_log.allow(host, self.loop.time()):
             return
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "timed out" in str(exc):
+        text = str(exc)
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "timed out" in text or "taking longer" in text:
             reason = f"no TLS handshake within {self.tls_handshake_timeout:g}s"
         else:
-            reason = getattr(exc, "reason", None) or str(exc) or exc.__class__.__name__
+            reason = getattr(exc, "reason", None) or text or exc.__class__.__name__
+            detail = getattr(exc, "verify_message", None)  # why a certificate was not trusted
+            if detail:
+                reason = f"{reason} ({detail})"
         where = f"{peer[0]}:{peer[1]}" if peer else "unknown peer"
         log.warning("TLS handshake with %s failed: %s (further failures from %s are not logged for %ds)",
                     where, reason, host, int(self.tls_log.interval))
