@@ -21,6 +21,17 @@ from ..transport.server import ListenError
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+def port_number(text: str) -> int:
+    """argparse type of a TCP port (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port} (0 to 65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warrenmq", description="WarrenMQ, an AMQP 0-9-1 broker.")
     p.add_argument("--version", action="version", version=f"warrenmq {__version__}")
@@ -29,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("perf", help="load generator for AMQP brokers (see `warrenmq perf --help`)", add_help=False)
     for parser in (p, serve):
         parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-        parser.add_argument("--port", type=int, help="AMQP port (default 5672)")
+        parser.add_argument("--port", type=port_number, help="AMQP port (default 5672)")
         parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, metavar="LEVEL",
                             help=f"one of {', '.join(LOG_LEVELS)} (default info)")
         parser.add_argument("--config", help="TOML config file (also WARRENMQ_CONFIG)")
@@ -41,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="do not fsync group commits: faster, and UNSAFE (a machine crash loses "
                                 "confirmed messages); for CI-style runs only")
         tls = parser.add_argument_group("TLS (AMQPS) listener, on when --tls-certfile and --tls-keyfile are given")
-        tls.add_argument("--tls-port", type=int, help="AMQPS port (default 5671)")
+        tls.add_argument("--tls-port", type=port_number, help="AMQPS port (default 5671)")
         tls.add_argument("--tls-certfile", help="server certificate chain, PEM")
         tls.add_argument("--tls-keyfile", help="server private key, PEM")
         tls.add_argument("--tls-cafile", help="CA certificates to verify client certificates with, PEM")
