@@ -13,7 +13,10 @@ command (see docs/perf.md) run against:
 
 Runs alternate between the brokers (the order flips every repetition), every
 scenario is repeated ``--repeat`` times (heavy ones fewer, see ``Scenario.repeat``)
-and the table shows medians with the ratio WarrenMQ / RabbitMQ.  The runner
+and the table shows medians with the ratio WarrenMQ / RabbitMQ. Every throughput
+row also reports what users feel while the publishers run: ``warrenmq perf``'s
+publishing window (consumer rate and latency during it, depth at its end) and
+the broker's peak RSS above idle (docs/perf.md).  The runner
 writes bench/RESULTS.md (machine, date, commands, table, profile) and
 bench/results.json (every run's raw numbers).  RESULTS.md is shared with other
 benchmarks (bench/startup.py's section): the runner only replaces the block between
@@ -298,6 +301,23 @@ def per_kib(*path):
     return get
 
 
+def rss_above_idle(r):
+    """The broker's peak RSS over the run (sampled every second) minus its RSS before the run, in MiB."""
+    b = r.get("broker") if isinstance(r, dict) else None
+    if not b or b.get("rss_max") is None or b.get("rss_start") is None:
+        return None
+    return (b["rss_max"] - b["rss_start"]) / 2 ** 20
+
+
+def window_metrics() -> list:
+    """What users feel while the publishers run (``warrenmq perf``'s publishing window, docs/perf.md)."""
+    return [Metric("consumed msg/s while publishing", "msg/s", HIGH, g("window", "consume_rate")),
+            Metric("latency p50 while publishing", "ms", LOW, ms("window", "latency_us", "p50")),
+            Metric("latency p99 while publishing", "ms", LOW, ms("window", "latency_us", "p99")),
+            Metric("depth when publishing stops", "msgs", LOW, g("window", "depth")),
+            Metric("peak RSS above idle", "MiB", LOW, rss_above_idle)]
+
+
 def scenarios(quick: bool) -> list:
     d = "5" if quick else "10"
     backlog = 200_000 if quick else 1_000_000
@@ -305,18 +325,25 @@ def scenarios(quick: bool) -> list:
     rec_n = 200_000 if quick else 1_000_000
     idle_n = 2_000 if quick else 10_000
     rate_d = "5" if quick else "15"
-    thr = lambda: [Metric("consumed msg/s", "msg/s", HIGH, g("consume_rate"))]  # noqa: E731
+    thr = lambda: [Metric("consumed msg/s", "msg/s", HIGH, g("consume_rate"))] + window_metrics()  # noqa: E731
     out = []
     for size, label in ((16, "16 B"), (1024, "1 KiB"), (65536, "64 KiB")):
         out.append(Scenario(f"p2p-{label.replace(' ', '')}-autoack", f"1 -> 1, {label}, autoack", "perf",
                             ["-x", "1", "-y", "1", "-s", str(size), "-a", "-z", d], thr()))
         out.append(Scenario(f"p2p-{label.replace(' ', '')}-ack", f"1 -> 1, {label}, manual ack, prefetch 100",
                             "perf", ["-x", "1", "-y", "1", "-s", str(size), "-q", "100", "-z", d], thr()))
+        if size == 16:  # issue 17's targets: an unthrottled publisher against manual acks
+            out.append(Scenario("p2p-16B-ack-q1000", "1 -> 1, 16 B, manual ack, prefetch 1,000", "perf",
+                                ["-x", "1", "-y", "1", "-s", "16", "-q", "1000", "-z", d], thr()))
+            out.append(Scenario("queue-4x4-16B-ack", "4 publishers -> 1 queue -> 4 consumers, 16 B, manual ack, "
+                                "prefetch 100", "perf",
+                                ["-x", "4", "-y", "4", "-s", "16", "-q", "100", "-z", d], thr()))
     for size, label in ((1024, "1 KiB"), (65536, "64 KiB")):
         ms_ = [Metric("confirmed msg/s", "msg/s", HIGH, g("confirm_rate")),
                Metric("consumed msg/s", "msg/s", HIGH, g("consume_rate"))]
         if size == 65536:
             ms_.append(Metric("confirmed MB/s", "MB/s", HIGH, mbs("confirm_rate")))
+        ms_ += window_metrics()
         out.append(Scenario(f"persistent-{label.replace(' ', '')}", f"persistent + confirms (1000 in flight), "
                             f"{label}, durable queue, manual ack", "perf",
                             ["-x", "1", "-y", "1", "-s", str(size), "-f", "-c", "1000", "-q", "100", "-z", d], ms_))
@@ -324,7 +351,7 @@ def scenarios(quick: bool) -> list:
                         ["-x", "1", "-y", "10", "--consumer-procs", "2", "-t", "fanout", "--queues", "10",
                          "-s", "16", "-q", "100", "-z", d],
                         [Metric("published msg/s", "msg/s", HIGH, g("publish_rate")),
-                         Metric("deliveries/s", "msg/s", HIGH, g("consume_rate"))]))
+                         Metric("deliveries/s", "msg/s", HIGH, g("consume_rate"))] + window_metrics()))
     out.append(Scenario("backlog", f"{backlog:,} x 16 B queued with no consumer, then drained (autoack)", "perf",
                         ["-x", "1", "-y", "1", "-s", "16", "-a", "--backlog", str(backlog), "--max-drain", "300"],
                         [Metric("fill msg/s", "msg/s", HIGH, g("backlog", "fill_rate")),
@@ -361,11 +388,80 @@ def scenarios(quick: bool) -> list:
                         [Metric("RSS per queued message", "B", LOW, g("backlog", "rss_per_message")),
                          Metric("fill msg/s (until all are queued)", "msg/s", HIGH, g("backlog", "fill_rate"))],
                         repeat=1, timeout=3600))
+    out += memory_alarm_scenarios(quick)
     out.append(Scenario("startup", "start-up: process start to a completed AMQP handshake", "startup", [],
                         [Metric("process start to AMQP ready", "ms", LOW, g("process_ms")),
                          Metric("EmbeddedBroker start (bench/startup.py)", "ms", LOW, g("embedded_ms"))],
                         repeat=1))
     return out
+
+
+# ------------------------------------------------------------------------------ memory alarm row
+#: the memory-alarm row's watermark (RabbitMQ units: 1GB = 10^9 bytes), by --quick
+MEMORY_MARKS = {False: "1GB", True: "200MB"}
+
+
+def memory_alarm_scenarios(quick: bool) -> list:
+    """N queued 16 B transient messages (no consumer) against a broker whose memory watermark is set
+    (``vm_memory_high_watermark.absolute``): does the process stay under the mark, and how many are queued.
+    WarrenMQ only.  When the alarm blocks the publisher for good, the fill stops: ``run_memory_alarm``
+    waits until the queue stops growing, then stops the publisher."""
+    n, mark = (1_000_000, MEMORY_MARKS[True]) if quick else (10_000_000, MEMORY_MARKS[False])
+    return [Scenario("memory-alarm", f"{n:,} x 16 B transient queued, no consumer, watermark {mark}"
+                     + (" (--quick: smaller N and mark)" if quick else ""), "memory-alarm",
+                     ["-x", "1", "-y", "0", "-s", "16", "--backlog", str(n), "--no-drain", "--keep-queues"],
+                     [Metric("peak RSS", "MB", LOW, g("peak_rss_mb")),
+                      Metric("watermark", "MB", LOW, g("watermark_mb")),
+                      Metric("alarm held (peak <= watermark + 5%)", "1=yes", HIGH, g("held")),
+                      Metric("messages queued", "msgs", HIGH, g("queued"))],
+                     brokers=("WarrenMQ",), repeat=1, timeout=3600)]
+
+
+def run_memory_alarm(bench, sc: Scenario) -> dict:
+    """The memory-alarm row: a WarrenMQ with the watermark, perf filling a queue, RSS watched from /proc."""
+    from warrenmq.config import parse_bytes
+    mark = MEMORY_MARKS[bool(bench.args.quick)]
+    os.environ["WARRENMQ_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE"] = mark
+    try:
+        b = bench.w
+        b.start()
+    finally:
+        del os.environ["WARRENMQ_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE"]
+    qname = f"bench-{sc.name}-{os.getpid()}"
+    cmd = [PY, "-m", "warrenmq", "perf", "--url", b.url, "--json", "--quiet", "-u", qname, *sc.args]
+    bench.commands[sc.name] = (f"WARRENMQ_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE={mark} warrenmq; warrenmq perf "
+                               + " ".join(shlex.quote(x) for x in sc.args))
+    want = int(sc.args[sc.args.index("--backlog") + 1])
+
+    def status(key: str) -> int:  # kB from /proc/PID/status (VmHWM: the peak RSS)
+        with open(f"/proc/{b.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    perf = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+    t0 = time.monotonic()
+    depth, last_change, stalled = 0, t0, False
+    try:
+        while perf.poll() is None and time.monotonic() - t0 < sc.timeout:
+            time.sleep(1.0)
+            d = queue_depth(b.url, qname) or 0
+            if d != depth:
+                depth, last_change = d, time.monotonic()
+            elif depth and time.monotonic() - last_change > 20:  # blocked by the alarm for good
+                stalled = True
+                break
+        depth = queue_depth(b.url, qname) or depth
+        peak = status("VmHWM")
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+        perf.wait()
+        b.stop()
+    wm = parse_bytes(mark)
+    return {"peak_rss_mb": peak / 1e6, "watermark_mb": wm / 1e6, "held": int(peak <= wm * 1.05),
+            "queued": depth, "wanted": want, "stalled_by_alarm": stalled, "seconds": time.monotonic() - t0}
 
 
 # ------------------------------------------------------------------------------------------ runner
@@ -431,6 +527,8 @@ class Bench:
         return r
 
     def run_one(self, sc: Scenario, broker_name: str) -> dict:
+        if sc.kind == "memory-alarm":
+            return run_memory_alarm(self, sc)
         if broker_name == "WarrenMQ":
             b = self.w
             b.start()
@@ -600,6 +698,9 @@ class Bench:
         self.chosen = chosen
         if args.only:
             names = set(args.only.split(","))
+            unknown = names - {s.name for s in chosen}
+            if unknown:
+                raise SystemExit(f"--only: no scenario named {', '.join(sorted(unknown))} (see --list)")
             chosen = [s for s in chosen if s.name in names]
         if args.skip:
             names = set(args.skip.split(","))
@@ -821,6 +922,11 @@ class Bench:
             "the recovery, RSS-per-message and start-up ones), the brokers alternating (the order flips every "
             "repetition). Throughput is measured at the consumers "
             "(messages received / time from the start to the last delivery) unless the metric says otherwise. "
+            "The rows \"... while publishing\" and \"depth when publishing stops\" cover the publishing window "
+            "only (from the first publish to the moment the publishers stop, see docs/perf.md): deliveries received "
+            "in it / its length, the latency of those deliveries, and published - consumed at its end. "
+            "\"Peak RSS above idle\" is the broker's highest RSS during the run (sampled every second) minus its "
+            "RSS before it. "
             "WarrenMQ runs as `python -m warrenmq --host 127.0.0.1 --port P --data-dir <tmp>` "
             "(fsync on), started fresh for every run.",
             "",

@@ -137,8 +137,10 @@ def gen_method(cls: dict, m: dict, domains: dict, structs: dict) -> str:
             out.append(f"        self.{items[0][0]}, off = decode_longstr(buf, off)")
         elif kind == "table":
             out.append(f"        self.{items[0][0]}, off = decode_table(buf, off)")
-    out.append("        if off > len(buf):")
-    out.append("            raise DecodeError('method frame truncated')")
+    # the arguments must end at the frame end, as RabbitMQ's decoder requires (both are 501 there)
+    out.append("        if off != len(buf):")
+    out.append("            raise DecodeError('method frame truncated' if off > len(buf) else "
+               "'bytes after the method arguments')")
     out.append("        return self")
     return "\n".join(out) + "\n"
 

@@ -6,7 +6,9 @@ lock), hands it to one :class:`~warrenmq.broker.broker.Broker`, and couples
 the broker to its AMQP listener
 (:class:`~warrenmq.transport.server.Server`), plus a second, TLS listener when
 the config names a certificate and key (RabbitMQ's AMQPS listener on 5671), and
-plugs the running event loop into the broker's timers; with durable storage it
+plugs the running event loop into the broker's timers and the memory alarm's
+RSS sampler (:class:`~warrenmq.broker.flow.MemorySampler`: while the alarm is
+on it has the queues page bodies out and trims the heap); with durable storage it
 also runs the store's group commit, the page store's flushes and the disk
 monitor (:mod:`warrenmq.transport.storage`).  :func:`run` is what the
 ``warrenmq`` command calls: it installs uvloop when available, starts the app,
@@ -50,6 +52,7 @@ import os
 import signal
 
 from .broker.broker import Broker
+from .broker.flow import MemorySampler, RssReader, malloc_trim
 from .config import BrokerConfig
 from .store import open_storage
 from .transport.server import Server
@@ -98,6 +101,20 @@ class BrokerApp:
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
+        self.memory_sampler: MemorySampler | None = None
+        self._trim = None
+        self._last_trim = 0.0
+
+    def _relieve_memory(self, excess: int) -> int:
+        """Memory pressure (flow.py): queues move their backlog to disk; with the alarm on, about once a
+        second free heap goes back to the system."""
+        freed = self.broker.relieve_memory(excess)
+        if self.broker.memory.alarm and self._trim is not None:
+            now = asyncio.get_running_loop().time()
+            if now - self._last_trim >= 1.0:
+                self._last_trim = now
+                self._trim()
+        return freed
 
     @property
     def port(self) -> int:
@@ -123,6 +140,10 @@ class BrokerApp:
                 await s.stop(0)
             raise
         self.broker.timers.loop_call_later = loop.call_later
+        self.broker.memory.read_rss = RssReader()  # the memory alarm samples the process's RSS
+        self._trim = malloc_trim()
+        self.memory_sampler = MemorySampler(self.broker.memory, loop.call_later, self._relieve_memory)
+        self.memory_sampler.start()
         storage = self.broker.storage
         if storage.durable:
             self.committer = StoreCommitter(self.broker, loop)
@@ -141,6 +162,11 @@ class BrokerApp:
         else:
             await self.server.stop(timeout)
         self.broker.timers.loop_call_later = None
+        if self.memory_sampler is not None:
+            self.memory_sampler.stop()
+            self.memory_sampler = None
+            reader, self.broker.memory.read_rss = self.broker.memory.read_rss, None
+            reader.close()
         if self.committer is not None:
             self.disk_monitor.stop()
             await self.committer.drain()

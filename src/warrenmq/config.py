@@ -22,6 +22,10 @@ except ModuleNotFoundError:  # pragma: no cover
     tomllib = None
 
 
+#: the largest max_message_size RabbitMQ accepts (512 MiB)
+MAX_MESSAGE_SIZE_LIMIT = 536870912
+
+
 @dataclass
 class BrokerConfig:
     host: str = "0.0.0.0"
@@ -31,14 +35,24 @@ class BrokerConfig:
     channel_max: int = 2047
     frame_max: int = 131072
     heartbeat: int = 60
+    # the largest message body a publisher may send (RabbitMQ's max_message_size: 128 MiB, at most 512 MiB);
+    # checked when the content header announces the size, before any of the body is buffered
+    max_message_size: int = 134217728
     # the default user and vhost created at start, as RabbitMQ does
     default_user: str = "guest"
     default_pass: str = "guest"
     default_vhost: str = "/"
     # guest may only connect from loopback, as in RabbitMQ (loopback_users)
     loopback_users: list = field(default_factory=lambda: ["guest"])
-    # publishers are blocked (connection.blocked) while queued message bytes exceed this
-    memory_high_watermark: int = 0  # bytes; 0 = 40% of physical memory
+    # the memory alarm (RabbitMQ's vm_memory_high_watermark): publishers are blocked (connection.blocked)
+    # and queues page bodies to disk while the process's memory (RSS) is above the watermark:
+    # a fraction of the memory available (physical RAM, or the cgroup's limit when lower) ...
+    vm_memory_high_watermark: float = 0.4  # vm_memory_high_watermark.relative
+    # ... or, when set, an absolute size in bytes ("1GB", "512MiB" also read: vm_memory_high_watermark.absolute)
+    vm_memory_high_watermark_absolute: int = 0
+    memory_high_watermark: int = 0  # the former key (bytes): read as vm_memory_high_watermark_absolute
+    # queues start moving messages to disk from this share of the watermark (RabbitMQ's default, 0.5)
+    vm_memory_high_watermark_paging_ratio: float = 0.5
     # bytes a connection may have waiting in its socket buffer before deliveries pause
     write_buffer_high: int = 1024 * 1024
     write_buffer_low: int = 256 * 1024
@@ -73,6 +87,19 @@ class BrokerConfig:
     # a TLS handshake not done within this is dropped (RabbitMQ's ssl_handshake_timeout, 5 s); failed TLS
     # handshakes are logged at most once a minute per peer address
     tls_handshake_timeout_ms: int = 5_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+            raise ValueError(f"max_message_size must be between 1 and {MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
+                             f"not {self.max_message_size}")
+
+    @property
+    def memory_watermark(self) -> int:
+        """The memory alarm's watermark in bytes (absolute if set, else relative to the memory available)."""
+        absolute = parse_bytes(self.vm_memory_high_watermark_absolute or self.memory_high_watermark)
+        if absolute:
+            return absolute
+        return int(total_memory() * float(self.vm_memory_high_watermark))
 
     @property
     def tls_enabled(self) -> bool:
@@ -135,7 +162,9 @@ class BrokerConfig:
 def _coerce(f, raw: str):
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
     if t == "int":
-        return int(raw)
+        return parse_bytes(raw)
+    if t == "float":
+        return float(raw)
     if t == "bool":
         return raw.lower() in ("1", "true", "yes", "on")
     if t == "list":
@@ -154,3 +183,68 @@ def physical_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         return 8 << 30
+
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "KI": 1024, "M": 1 << 20, "MB": 1000 ** 2,
+          "MIB": 1 << 20, "MI": 1 << 20, "G": 1 << 30, "GB": 1000 ** 3, "GIB": 1 << 30, "GI": 1 << 30,
+          "T": 1 << 40, "TB": 1000 ** 4, "TIB": 1 << 40}
+
+
+def parse_bytes(value) -> int:
+    """A size in bytes: an int, or a string with RabbitMQ's units ("1GB" = 10^9, "1GiB" and "1G" = 2^30)."""
+    if isinstance(value, int):
+        return value
+    s = str(value).strip().replace("_", "")
+    i = len(s)
+    while i and not s[i - 1].isdigit():
+        i -= 1
+    unit = s[i:].strip().upper()
+    if unit not in _UNITS or not s[:i]:
+        raise ValueError(f"not a size in bytes: {value!r}")
+    return int(s[:i]) * _UNITS[unit]
+
+
+def cgroup_memory_limit(root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> int:
+    """The memory limit of this process's cgroup (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``,
+    the lowest on the way up), or 0 when there is none."""
+    limits = []
+    try:
+        with open(proc_cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2
+            base, name = os.path.join(root, path.lstrip("/")), "memory.max"
+            top = root
+        elif "memory" in controllers.split(","):
+            top = os.path.join(root, "memory")
+            base, name = os.path.join(top, path.lstrip("/")), "memory.limit_in_bytes"
+        else:
+            continue
+        d = base
+        while True:
+            try:
+                with open(os.path.join(d, name)) as f:
+                    raw = f.read().strip()
+                if raw and raw != "max":
+                    limits.append(int(raw))
+            except (OSError, ValueError):
+                pass
+            if os.path.normpath(d) == os.path.normpath(top) or len(d) <= len(top):
+                break
+            d = os.path.dirname(d)
+    limits = [n for n in limits if 0 < n < (1 << 60)]  # v1 says "no limit" with a huge number
+    return min(limits) if limits else 0
+
+
+def total_memory() -> int:
+    """The memory the broker may use: physical RAM, or the cgroup's limit when that is lower
+    (what RabbitMQ's relative watermark is a fraction of)."""
+    phys = physical_memory()
+    limit = cgroup_memory_limit()
+    return min(phys, limit) if limit else phys

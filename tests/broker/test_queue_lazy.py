@@ -154,3 +154,58 @@ def test_restored_messages_beyond_the_limit_stay_on_disk(vh, tmp_path):
     assert shape(q2) == (100, LIMIT + 1, 100 - LIMIT - 1)  # on disk already: ids at once, no sync needed
     assert drain(q2) == bodies(100)
     assert vh2.memory.used == 0  # a body the store gave back beyond the limit never counted
+
+
+def flush_pages(pages):
+    """One page-store flush, as the transport's PageFlusher runs it."""
+    if pages.has_pending:
+        _, batch = pages.take_pending()
+        pages.write_batch(batch)
+        pages.written(batch)
+
+
+def test_under_the_memory_alarm_a_transient_backlog_moves_to_the_page_store_and_comes_back(vh):
+    q, _ = vh.declare_queue("transient", None)  # not durable: nothing of it is in the message store
+    sent = bodies(3 * REFILL_BATCH)
+    for b in sent:
+        publish(vh, q, b, persistent=False)
+    assert q.messages.__class__ is Fifo, "no alarm: a transient backlog stays in memory"
+    used = vh.memory.used
+    vh.memory.add(vh.memory.high + 1)  # the alarm is on
+    assert vh.memory.alarm
+    freed = q.page_out_ready(1 << 40)
+    assert freed > 0 and isinstance(q.messages, LazyMessages)
+    flush_pages(vh.page_store)
+    count, objects, ids = shape(q)
+    assert count == len(sent) and objects == LIMIT and ids == len(sent) - LIMIT
+    assert vh.memory.used - (vh.memory.high + 1) == used - sum(map(len, sent[LIMIT:])), \
+        "the bodies moved to disk no longer count"
+    # publishes during the alarm go to the tail too
+    more = bodies(10, b"n")
+    for b in more:
+        publish(vh, q, b, persistent=False)
+    flush_pages(vh.page_store)
+    assert shape(q)[2] == len(sent) - LIMIT + len(more)
+    vh.memory.release(vh.memory.high + 1)
+    vh.memory.sample(rss=1)
+    client = Client()
+    client.consume(q, "c", prefetch=50)
+    while client.unacked:
+        client.ack()
+    assert client.take() == sent + more
+    assert len(q.messages) == 0 and vh.memory.used == 0
+    assert len(vh.page_store.refs) == 0, "every page-store record was let go of"
+
+
+def test_a_transient_tail_not_written_yet_stays_in_memory_and_purge_lets_go_of_the_page_store(vh):
+    q, _ = vh.declare_queue("transient", None)
+    for b in bodies(200):
+        publish(vh, q, b, persistent=False)
+    vh.memory.add(vh.memory.high + 1)
+    q.page_out_ready(1 << 40)
+    count, objects, ids = shape(q)
+    assert (count, objects, ids) == (200, 200, 0), "records not written yet: every entry is still an object"
+    flush_pages(vh.page_store)
+    assert shape(q) == (200, LIMIT, 200 - LIMIT)
+    assert q.purge() == 200
+    assert len(vh.page_store.refs) == 0 and vh.memory.used == vh.memory.high + 1

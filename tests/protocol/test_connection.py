@@ -291,7 +291,11 @@ def test_frame_max_after_tune_is_the_negotiated_one():
 
 
 @pytest.mark.parametrize("frame, text", [
-    (ref.queue_declare(1)[:-1] + b"\x00", "FRAME_ERROR - type 1, all octets = <<>>: {invalid_frame_end_marker,0}"),
+    (ref.channel_open(1)[:-1] + b"\x00",
+     "FRAME_ERROR - type 1, all octets = <<0,20,0,10,0>>: {invalid_frame_end_marker,0}"),
+    # RabbitMQ 3.10's text, line break included
+    (ref.queue_declare(1, "")[:-1] + b"\x00", "FRAME_ERROR - type 1, all octets = <<0,50,0,10,0,0,0,0,0,0,0,0>>: "
+     "{invalid_frame_end_marker,\n" + " " * 53 + "0}"),
     (ref.HEARTBEAT[:-1] + b"\xcf", "FRAME_ERROR - type 8, all octets = <<>>: {invalid_frame_end_marker,207}"),
 ])
 def test_bad_frame_end_is_501(frame, text):
@@ -318,16 +322,25 @@ def test_unknown_method_is_503():
     expect_hard_close(conn, spec.COMMAND_INVALID, 50, 99, "COMMAND_INVALID - unknown method 50.99")
 
 
-def test_undecodable_method_is_502():
+def test_undecodable_method_is_501_with_its_argument_bytes_as_rabbitmq():
+    """Issue 13: truncated method arguments were 502 SYNTAX_ERROR; RabbitMQ says 501 and shows them."""
     conn = opened()
     truncated = ref.queue_declare(1, "q")
     payload = truncated[7:-1][:-2]  # cut into the arguments table
     assert conn.receive_data(ref.frame(1, 1, payload)) == []
-    reply = expect_hard_close(conn, spec.SYNTAX_ERROR, 50, 10)
-    assert reply.startswith(b"SYNTAX_ERROR - cannot decode queue.declare: ")
+    expect_hard_close(conn, spec.FRAME_ERROR, 50, 10, "FRAME_ERROR - cannot decode <<0,0,1,113,0,0,0>>")
 
 
-def test_deeply_nested_table_is_502_not_a_recursion_crash():
+def test_cannot_decode_text_of_long_arguments_is_cut_like_rabbitmq():
+    conn = opened()
+    assert conn.receive_data(ref.frame(1, 1, b"\x00\x32\x00\x0a" + bytes(range(256)) * 2)) == []
+    reply = expect_hard_close(conn, spec.FRAME_ERROR, 50, 10)
+    # RabbitMQ 3.10's text, exactly (255 bytes, the last three "...")
+    assert reply == ("FRAME_ERROR - cannot decode <<" + ",".join(map(str, range(77))) + ",7...").encode()
+    assert len(reply) == 255
+
+
+def test_deeply_nested_table_is_501_not_a_recursion_crash():
     conn = opened()
     value = b"V"
     for _ in range(5000):  # 5 bytes a level, well inside frame_max, far past the recursion limit
@@ -337,8 +350,8 @@ def test_deeply_nested_table_is_502_not_a_recursion_crash():
     frame = ref.frame(1, 1, payload + u32(len(table)) + table)
     assert len(frame) < 131072
     assert conn.receive_data(frame) == []
-    reply = expect_hard_close(conn, spec.SYNTAX_ERROR, 50, 10)
-    assert reply.startswith(b"SYNTAX_ERROR - cannot decode queue.declare: ")
+    reply = expect_hard_close(conn, spec.FRAME_ERROR, 50, 10)
+    assert reply.startswith(b"FRAME_ERROR - cannot decode <<0,0,1,113,0,")
 
 
 def test_heartbeat_is_ignored():
@@ -387,7 +400,7 @@ def test_channel_max_limits_the_number_of_open_channels():
     conn.data_to_send()
     assert [e[0] for e in conn.receive_data(ref.channel_open(5))] == [5]
     assert conn.receive_data(ref.channel_open(6)) == []
-    expect_hard_close(conn, spec.NOT_ALLOWED, 20, 10,
+    expect_hard_close(conn, spec.NOT_ALLOWED, 0, 0,
                       "NOT_ALLOWED - number of channels opened (3) has reached the negotiated channel_max (3)")
 
 
@@ -455,7 +468,7 @@ def test_close_channel_truncates_a_long_reply_text():
     assert (ftype, ch, ref.method_id_of(payload)) == (1, 1, (20, 40))
     code, reply, cid, mid = ref.decode_close(payload)
     assert (code, cid, mid) == (404, 50, 10)
-    assert reply == text.encode()[:255]
+    assert reply == text.encode()[:252] + b"..."  # RabbitMQ's cut
 
 
 def test_close_channel_on_a_channel_that_is_not_open_does_nothing():
@@ -487,15 +500,23 @@ def test_body_without_publish_is_505():
 def test_wrong_frame_when_a_content_header_was_expected_is_505(after_publish, text):
     conn = opened()
     assert conn.receive_data(ref.basic_publish(1) + after_publish) == []
-    expect_hard_close(conn, spec.UNEXPECTED_FRAME, 0, 0, "UNEXPECTED_FRAME - " + text)
+    expect_hard_close(conn, spec.UNEXPECTED_FRAME, 60, 40, "UNEXPECTED_FRAME - " + text)
 
 
+@pytest.mark.parametrize("body", [b"", b"ab"])
 @pytest.mark.parametrize("after_header", [ref.queue_declare(1), ref.content_header_frame(1, 5)])
-def test_wrong_frame_when_a_body_was_expected_is_505(after_header):
+@pytest.mark.parametrize("split", [False, True])
+def test_wrong_frame_when_a_body_was_expected_is_505_with_rabbitmqs_text(after_header, body, split):
+    """Issue 13: a missing body frame was reported as "expected content header"."""
     conn = opened()
-    assert conn.receive_data(ref.basic_publish(1) + ref.content_header_frame(1, 5) + ref.body_frame(1, b"ab")
-                             + after_header) == []
-    expect_hard_close(conn, spec.UNEXPECTED_FRAME)
+    data = (ref.basic_publish(1) + ref.content_header_frame(1, 5) + (ref.body_frame(1, body) if body else b"")
+            + after_header)
+    if split:  # not on the publish fast path
+        assert conn.receive_data(data[:20]) == []
+        data = data[20:]
+    assert conn.receive_data(data) == []
+    expect_hard_close(conn, spec.UNEXPECTED_FRAME, 60, 40,
+                      "UNEXPECTED_FRAME - expected content body, got non content body frame instead")
 
 
 @pytest.mark.parametrize("bodies", [[b"abcdef"], [b"abc", b"def"], [b"ab", b"", b"cdef"]])
@@ -592,15 +613,21 @@ def test_content_on_two_channels_may_interleave():
     assert [(e[0], e[1].routing_key, e[3]) for e in events] == [(2, "b", b"22"), (1, "a", b"111")]
 
 
-def test_a_publish_without_arguments_is_502_also_as_the_last_bytes_of_a_read():
+def test_a_publish_without_arguments_is_501_also_as_the_last_bytes_of_a_read():
     """Issue 13: a basic.publish frame with only its method ids, last in a read, made the publish
-    fast path index past the buffer (IndexError out of receive_data)."""
+    fast path index past the buffer (IndexError out of receive_data); RabbitMQ's answer is 501."""
     bare = bytes.fromhex("01 0001 00000004 003c0028 ce")
-    for data in (bare, bare + ref.HEARTBEAT):
+    for data in (bare, bare + ref.HEARTBEAT, ref.channel_open(2) + bare):
         conn = opened()
-        assert conn.receive_data(data) == []
-        reply = expect_hard_close(conn, spec.SYNTAX_ERROR, 60, 40)
-        assert reply.startswith(b"SYNTAX_ERROR - cannot decode basic.publish: ")
+        events = conn.receive_data(data)
+        if events:  # the channel.open before it is answered first
+            assert [e[1].NAME for e in events] == ["channel.open"]
+            conn.send_method(2, spec.ChannelOpenOk(b""))
+            frames = ref.split_frames(conn.data_to_send())
+            assert [(ch, ref.method_id_of(p)) for _t, ch, p in frames] == [(2, (20, 11)), (0, (10, 50))]
+            assert ref.decode_close(frames[1][2]) == (501, b"FRAME_ERROR - cannot decode <<>>", 60, 40)
+            continue
+        expect_hard_close(conn, spec.FRAME_ERROR, 60, 40, "FRAME_ERROR - cannot decode <<>>")
 
 
 # ------------------------------------------------------------ connection close
@@ -651,8 +678,12 @@ def test_server_close_truncates_a_long_reply_text():
     (ftype, ch, payload), = ref.split_frames(conn.data_to_send())
     code, reply, cid, mid = ref.decode_close(payload)
     assert (code, cid, mid) == (530, 10, 40)
-    assert len(reply) == 254  # 255 would split a two-byte character
-    assert reply.decode("utf-8") == text.encode()[:254].decode()
+    assert len(reply) == 255  # 252 bytes and "...", as RabbitMQ
+    assert reply.decode("utf-8") == text.encode()[:252].decode() + "..."
+    conn = opened()
+    conn.close(spec.NOT_ALLOWED, "x" + text, 10, 40)  # 252 bytes would split a two-byte character
+    code, reply, cid, mid = ref.decode_close(ref.split_frames(conn.data_to_send())[0][2])
+    assert reply.decode("utf-8") == ("x" + text).encode()[:251].decode() + "..." and len(reply) == 254
 
 
 def test_close_before_the_header_just_closes_the_socket():

@@ -4,6 +4,7 @@ import os
 
 from warrenmq.store import SegmentStore
 from warrenmq.store.records import REC_SIZE
+from warrenmq.store.segments import CHECKPOINT
 
 from support.store import commit, loaded, message
 
@@ -16,7 +17,10 @@ def build(tmp_path, n=20, size=200):
         s.persist(m, [1])
     commit(s)
     s.close()
-    (seg,) = [os.path.join(d, f) for f in os.listdir(d) if os.path.getsize(os.path.join(d, f))]
+    # as after a crash: no checkpoint (one would not match the damaged files anyway: see test_checkpoint.py)
+    os.unlink(os.path.join(d, CHECKPOINT))
+    (seg,) = [os.path.join(d, f) for f in os.listdir(d)
+              if f.endswith(".seg") and os.path.getsize(os.path.join(d, f))]
     return d, seg, msgs
 
 
@@ -34,11 +38,19 @@ def test_torn_tail_is_truncated_and_earlier_records_kept(tmp_path, caplog):
     size = os.path.getsize(seg)
     with open(seg, "r+b") as f:
         f.truncate(size - 37)  # a crash in the middle of writing the last record
+    torn = open(seg, "rb").read()[record_offsets(seg)[-1]:]
     with caplog.at_level(logging.WARNING, "warrenmq.store"):
         s = SegmentStore(d)
     rec = loaded(s)
     assert [r.body for r in rec[1]] == [m.body for m in msgs[:-1]]
-    assert "torn" in caplog.text
+    # what is cut is kept beside the segment, and the log says so at ERROR, with the size and the copy
+    (copy,) = [os.path.join(d, f) for f in os.listdir(d) if ".torn-" in f]
+    assert copy.startswith(seg + ".torn-")
+    assert open(copy, "rb").read() == torn
+    assert os.stat(copy).st_mode & 0o777 == 0o640
+    (log,) = [r for r in caplog.records if "torn" in r.getMessage()]
+    assert log.levelno == logging.ERROR
+    assert f"{len(torn)} bytes" in log.getMessage() and copy in log.getMessage()
     offs = record_offsets(seg)
     assert os.path.getsize(seg) == offs[-1] + REC_SIZE + int.from_bytes(open(seg, "rb").read()[offs[-1] + 2:offs[-1] + 6], "big")
     s.close()
@@ -111,7 +123,7 @@ def test_records_carry_zlibs_crc32(tmp_path):
     s.remove(1, msgs[1].store_id)
     commit(s)
     s.close()
-    (seg,) = [os.path.join(d, f) for f in os.listdir(d) if os.path.getsize(os.path.join(d, f))]
+    (seg,) = [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".seg") and os.path.getsize(os.path.join(d, f))]
     data = open(seg, "rb").read()
     offs = record_offsets(seg)
     assert len(offs) == 5

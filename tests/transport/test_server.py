@@ -100,28 +100,6 @@ def test_malformed_connection_does_not_affect_others(broker):
     good.close()
 
 
-def test_memory_alarm_blocks_and_unblocks_publishers():
-    with EmbeddedBroker(memory_high_watermark=200_000) as b:
-        conn = pika.BlockingConnection(pika.URLParameters(b.url))
-        events = []
-        conn.add_on_connection_blocked_callback(lambda c, m: events.append("blocked"))
-        conn.add_on_connection_unblocked_callback(lambda c, m: events.append("unblocked"))
-        ch = conn.channel()
-        ch.queue_declare("big")
-        for _ in range(30):
-            ch.basic_publish("", "big", b"x" * 10_000)
-        conn.process_data_events(time_limit=0.3)
-        assert events == ["blocked"]
-        # drain from another connection: the alarm clears
-        other = pika.BlockingConnection(pika.URLParameters(b.url))
-        och = other.channel()
-        och.queue_purge("big")
-        other.close()
-        conn.process_data_events(time_limit=0.3)
-        assert events == ["blocked", "unblocked"]
-        conn.close()
-
-
 def test_deliveries_pause_for_a_consumer_that_does_not_read(broker):
     """A consumer whose socket is full stops receiving; the rest stays queued in the broker."""
     c = RawClient(broker.port)

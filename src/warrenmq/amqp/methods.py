@@ -158,6 +158,9 @@ class ChannelMethods:
             channel.cancel(m.consumer_tag)
 
     def on_basic_publish(self, channel, m, header, body) -> None:
+        if body is None:  # refused by the parser at its content header: larger than max_message_size
+            raise SoftError(PRECONDITION_FAILED, f"message size {int.from_bytes(header[4:12], 'big')} is larger "
+                            f"than configured max size {self.proto.max_message_size}")
         if m.immediate:  # RabbitMQ 3 dropped immediate: a connection error, checked first
             raise HardError(NOT_IMPLEMENTED, "immediate=true")
         channel.publish(m.exchange, m.routing_key, header, body, m.mandatory, m.ex_rk)

@@ -75,7 +75,8 @@ def new_protocol(config) -> ServerConnection:
     props = _SERVER_PROPERTIES.get("props")
     if props is None:  # built once: every connection shares it (it is only ever encoded)
         props = _SERVER_PROPERTIES["props"] = server_properties()
-    return ServerConnection(props, "PLAIN AMQPLAIN", config.channel_max, config.frame_max, config.heartbeat)
+    return ServerConnection(props, "PLAIN AMQPLAIN", config.channel_max, config.frame_max, config.heartbeat,
+                            config.max_message_size)
 
 
 class Session(ChannelMethods):

@@ -26,7 +26,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from ..config import BrokerConfig, physical_memory
+from ..config import BrokerConfig
 from ..store import NO_DEFINITIONS, Storage, open_storage  # interfaces and the factory, no concrete store
 from .alarms import Alarm, blocked_reason
 from .confirms import ConfirmRegistry
@@ -72,7 +72,8 @@ class Broker:
         self.users: dict[str, User] = {}
         self.sessions: set = set()  # the open connections of every protocol (set_blocked on alarms)
         self.limits = Limits()  # vhost and user limits, and the connection counts they are checked against
-        self.memory = MemoryMonitor(self.config.memory_high_watermark or int(physical_memory() * 0.4))
+        self.memory = MemoryMonitor(self.config.memory_watermark,
+                                    paging_ratio=self.config.vm_memory_high_watermark_paging_ratio)  # samples of RSS: BrokerApp's MemorySampler
         self.memory.listeners.append(self._on_memory_alarm)
         self.timers = Timers()  # BrokerApp plugs its event loop in (timers.loop_call_later)
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
@@ -136,8 +137,17 @@ class Broker:
             self.defs = defs
             for vh in self.vhosts.values():
                 vh.defs = defs
-        recovered = self.store.recover()
         count = 0
+        by_ids = self.store.recover_ids()
+        if by_ids is not None:  # ids only: the queues read what they keep as objects (restore_stored)
+            for qid, rq in by_ids.items():
+                q = by_id.get(qid)
+                if q is None:  # the queue is gone: forget its messages
+                    for mid in rq.ids:
+                        self.store.remove(qid, mid)
+                else:
+                    count += q.restore_stored(rq)
+        recovered = {} if by_ids is not None else self.store.recover()
         for qid, records in recovered.items():
             q = by_id.get(qid)
             if q is None:  # the queue is gone: forget its messages
@@ -292,6 +302,18 @@ class Broker:
 
     def _on_memory_alarm(self, alarm: bool) -> None:
         self.set_alarm(Alarm.MEMORY, alarm)
+
+    def relieve_memory(self, excess: int) -> int:
+        """Memory is ``excess`` bytes above where paging stops (flow.py): queues move what they hold to
+        disk (the largest backlogs first) until that much is freed; returns the bytes freed."""
+        freed = 0
+        queues = [q for vh in self.vhosts.values() for q in vh.queues.values() if q.messages]
+        queues.sort(key=lambda q: len(q.messages), reverse=True)
+        for q in queues:
+            if freed >= excess:
+                break
+            freed += q.page_out_ready(excess - freed)
+        return freed
 
     def set_alarm(self, alarm: Alarm, on: bool) -> None:
         """Raise or clear a resource alarm; publishers are blocked while any is on."""

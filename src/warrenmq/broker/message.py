@@ -8,6 +8,16 @@ only when a feature needs them (:attr:`Message.properties`).  ``ex_rk`` is the
 exchange and routing key already encoded as two short strings, the tail of a
 ``basic.deliver``/``basic.get-ok`` method, so deliveries never re-encode them.
 
+Memory per queued message (what the memory alarm's docs quote): a Message
+(10 slots, 112 bytes with its GC header), a QueueEntry (7 slots, 96), the body
+(a bytes object: 33 bytes + its length, rounded up to 16) and the entry's place
+in the queue's deque (8) and its sequence number (an int object, 32, above 256).
+The content header is shared: messages whose header bytes are the same (same
+properties and body size, up to :data:`SHARED_HEADER_MAX` bytes) point to one
+bytes object, kept in a bounded cache, so a stream of like messages pays for
+its header once.  The exchange and routing-key strings and ``ex_rk`` are shared
+already (the protocol keeps one publish method per exchange and routing key).
+
 A :class:`QueueEntry` is one message's place in one queue: its sequence number
 (requeued messages go back to their original place), redelivery flag and
 delivery count.  Unacked deliveries keep their entry until settled.
@@ -22,6 +32,13 @@ from ..protocol.properties import (
 from ..protocol.spec import BasicProperties
 
 
+#: content headers up to this long are shared between messages that carry the same bytes (see Message)
+SHARED_HEADER_MAX = 64
+#: at most this many distinct shared headers are remembered (then the cache starts afresh)
+SHARED_HEADERS_CACHE = 4096
+_shared_headers: dict = {}
+
+
 class Message:
     __slots__ = ("exchange", "routing_key", "header", "body", "ex_rk", "_props", "store_id", "paged", "page_id",
                  "pageable")
@@ -32,6 +49,13 @@ class Message:
     def __init__(self, exchange: str, routing_key: str, header: bytes, body: bytes, ex_rk: bytes | None = None):
         self.exchange = exchange
         self.routing_key = routing_key
+        if len(header) <= SHARED_HEADER_MAX:  # one bytes object for every message with this header
+            shared = _shared_headers.get(header)
+            if shared is None:
+                if len(_shared_headers) >= SHARED_HEADERS_CACHE:
+                    _shared_headers.clear()
+                shared = _shared_headers[header] = header
+            header = shared
         self.header = header
         self.body = body
         self.ex_rk = ex_rk if ex_rk is not None else encode_shortstr(exchange) + encode_shortstr(routing_key)

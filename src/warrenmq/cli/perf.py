@@ -11,8 +11,8 @@ is involved, so the client side costs little per message:
 * a publisher pre-encodes a batch of whole messages (``basic.publish`` method
   frame + content header frame + body frame(s)) once, and writes the batch with
   one ``send`` (up to ~256 KiB per write).  Only the 8-byte timestamp at the
-  start of a body is patched in place (every message at a fixed rate, the
-  first message of each batch otherwise).  Confirms are tracked by delivery tag
+  start of a body is patched in place (every message at a fixed rate, a
+  fixed sample of 16 messages of each batch otherwise).  Confirms are tracked by delivery tag
   (``multiple`` acks move a low-water mark, single acks fill a set above it),
   with at most ``--confirm N`` messages in flight.
 * a consumer walks frame headers only: it counts ``basic.deliver`` method
@@ -27,10 +27,24 @@ reports ``product`` "RabbitMQ" with the version it is compatible with (clients
 switch behaviour on them), so :func:`server_name` goes by the ``platform``
 server property ("WarrenMQ 0.1.0 on Python 3.11.7" against "Erlang/OTP 25").
 
+Publisher sockets get a small ``SO_SNDBUF`` before they connect (``--sndbuf``,
+128 KiB by default, the same for every broker): with Linux's autotuning a
+throttled publisher's unsent messages would wait megabytes deep in its own
+kernel buffer and count as broker latency.
+
 Workers publish their counters in shared memory; the main process prints one
-progress line per second (rates, latency of the last second, broker CPU and RSS
-read from ``/proc/<pid>`` when ``--broker-pid`` is given), then a summary table,
-or with ``--json`` one JSON object on stdout.  Modes: throughput (default; with
+progress line per second (rates, depth = published - consumed, latency of the
+last second, which each consumer takes when the main process bumps a tick word,
+broker CPU and RSS read from ``/proc/<pid>`` when ``--broker-pid`` is given),
+then a summary table, or with ``--json`` one JSON object on stdout.  The summary
+leads with the publishing window, from the first publish to the moment the last
+publisher stops (each publisher process stores that moment): consumer processes
+log their arrivals (the count at the last read of every millisecond) and the
+arrival time of every latency sample, and at the end the main process counts
+what arrived within the window (:func:`window_figures`), so a consumer that
+starves while publishers run is not hidden by the drain after them.  When the
+main loop sees the window close it samples the broker's RSS and asks the queues'
+depth (``queue.declare`` passive, on a thread).  Modes: throughput (default; with
 ``--rate`` it is the fixed-rate latency test), ``--backlog N`` (fill N messages
 with no consumer, then time the drain), ``--churn N`` (open and close N
 connections) and ``--idle-connections N`` (memory per connection).
@@ -42,11 +56,13 @@ from __future__ import annotations
 
 import argparse
 import array
+import bisect
 import json
 import math
 import multiprocessing
 import os
 import resource
+import select
 import selectors
 import socket
 import struct
@@ -83,11 +99,16 @@ CLIENT_PROPERTIES = {
 }
 
 # shared-memory layout: one slot of SLOT int64 counters per worker process
-SLOT = 12
-C_COUNT, C_CONFIRMED, C_NACKED, C_READY, C_DONE, C_ERROR, C_BYTES, C_FIRST_NS, C_LAST_NS, C_P50, C_P99, C_BLOCKED = \
-    range(SLOT)
+SLOT = 15
+(C_COUNT, C_CONFIRMED, C_NACKED, C_READY, C_DONE, C_ERROR, C_BYTES, C_FIRST_NS, C_LAST_NS, C_P50, C_P99, C_BLOCKED,
+ C_PUB_END_NS, C_SNDBUF, C_TICK) = range(SLOT)
+# publisher sockets' SO_SNDBUF unless --sndbuf says otherwise: a few batches, as a client library's socket holds,
+# not the megabytes Linux autotuning grows to (which would count a throttled publisher's backlog as latency)
+DEFAULT_SNDBUF = 131072
+# timestamped messages per batch without --rate/--stamp-all: enough samples for a p99 over a few seconds
+SAMPLES_PER_BATCH = 16
 # control words
-K_PUB_GO, K_CONS_GO, K_PUB_STOP, K_CONS_STOP, K_GO_NS, K_CONS_GO_NS = range(6)
+K_PUB_GO, K_CONS_GO, K_PUB_STOP, K_CONS_STOP, K_GO_NS, K_CONS_GO_NS, K_TICK = range(7)
 
 
 class PerfError(Exception):
@@ -150,11 +171,29 @@ class URL:
 
 
 # ------------------------------------------------------------------------------- blocking connection
+def _connect(host: str, port: int, timeout: float, sndbuf: int = 0) -> socket.socket:
+    """A connected TCP socket; ``sndbuf`` > 0 sets SO_SNDBUF before connect (which turns off Linux's send
+    buffer autotuning for it; Linux doubles the value for its bookkeeping and caps it at net.core.wmem_max)."""
+    err = None
+    for family, stype, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        s = socket.socket(family, stype, proto)
+        try:
+            if sndbuf > 0:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            s.settimeout(timeout)
+            s.connect(addr)
+            return s
+        except OSError as e:
+            err = e
+            s.close()
+    raise err if err is not None else OSError(f"cannot resolve {host}")
+
+
 class Conn:
     """A blocking AMQP client connection for setup; workers then drive ``sock`` directly."""
 
-    def __init__(self, url: URL, timeout: float = 30.0, heartbeat: int = 0):
-        self.sock = socket.create_connection((url.host, url.port), timeout=timeout)
+    def __init__(self, url: URL, timeout: float = 30.0, heartbeat: int = 0, sndbuf: int = 0):
+        self.sock = _connect(url.host, url.port, timeout, sndbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.sock.sendall(spec.PROTOCOL_HEADER)
@@ -348,7 +387,8 @@ class Confirms:
 class _PubConn:
     def __init__(self, cfg, topo, index, url):
         self.index = index
-        self.conn = Conn(url)
+        self.conn = Conn(url, sndbuf=cfg.sndbuf)
+        self.sndbuf = self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         self.conn.open_channel(1)
         if cfg.confirm:
             self.conn.rpc(1, spec.ConfirmSelect(), spec.ConfirmSelectOk)
@@ -365,7 +405,11 @@ class _PubConn:
         self.blocked = False
         self.rbuf = bytearray(self.conn.buf)  # frames that arrived with the setup replies
         self.conn.buf = bytearray()
-        self.sock.settimeout(None)  # blocking: sendall waits, recv(MSG_DONTWAIT) does not
+        self.sock.settimeout(None)  # blocking; send and recv with MSG_DONTWAIT do not wait
+        self.cut_ns = 0
+        self.on_cut = None  # called with cut_ns, before the message in progress is finished
+        self.poller = select.poll()
+        self.poller.register(self.sock, select.POLLOUT | (select.POLLIN if cfg.confirm else 0))
 
     def on_frames(self) -> None:
         """Process whole frames in ``rbuf``: confirms, blocked/unblocked, errors."""
@@ -418,22 +462,36 @@ class _PubConn:
         if self.rbuf:
             self.on_frames()
 
-    def send(self, view, confirm: bool) -> None:
-        if not confirm:
-            self.sock.sendall(view)
-            return
+    def send(self, view, confirm: bool, deadline: float | None = None) -> int:
+        """Write ``view`` (whole messages), reading confirms meanwhile when ``confirm``; returns the bytes written.
+
+        That is all of it, unless ``deadline`` (monotonic) passes while the broker does not take it: then the
+        write stops at the end of the message in progress, so a throttled publisher stops on time (a
+        blocking sendall of a whole batch outlasted -z by seconds against a broker that throttled it).
+        ``cut_ns`` is then the moment it stopped publishing: finishing that message may take a while longer
+        (the broker is not reading), but is no part of the publishing window.
+        """
         sock = self.sock
-        while view:
+        end = len(view)
+        sent = 0
+        poller = self.poller
+        while sent < end:
             try:
-                n = sock.send(view, socket.MSG_DONTWAIT)
-                view = view[n:]
+                sent += sock.send(view[sent:end], socket.MSG_DONTWAIT)
+                continue
             except (BlockingIOError, InterruptedError):
-                sel = selectors.DefaultSelector()
-                sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-                events = sel.select(1.0)
-                sel.close()
-                if any(mask & selectors.EVENT_READ for _, mask in events):
+                pass
+            if deadline is not None and end == len(view) and time.monotonic() >= deadline:
+                end = -(-sent // self.mlen) * self.mlen  # finish the message in progress only
+                if not self.cut_ns:
+                    self.cut_ns = time.monotonic_ns()
+                    if self.on_cut is not None:
+                        self.on_cut(self.cut_ns)
+                continue
+            for _, mask in poller.poll(50):
+                if mask & select.POLLIN and confirm:
                     self.pump(None)
+        return sent
 
 
 def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
@@ -442,6 +500,13 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
     try:
         topo = Topology(cfg)
         conns = [_PubConn(cfg, topo, p, url) for p in pubs]
+        shm[base + C_SNDBUF] = min(c.sndbuf for c in conns) if conns else 0
+
+        def on_cut(ns):  # tell the main process now that this process stopped publishing
+            if not shm[base + C_PUB_END_NS]:
+                shm[base + C_PUB_END_NS] = ns
+        for c in conns:
+            c.on_cut = on_cut
         shm[base + C_READY] = 1
         while not ctrl[K_PUB_GO]:
             if ctrl[K_PUB_STOP]:
@@ -455,6 +520,8 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
             c.t0 = t0 + (i / len(conns)) / rate if rate else t0
         confirm = cfg.confirm
         stamp_all = bool(rate) or cfg.stamp_all
+        for c in conns:  # otherwise a fixed sample of each batch: its first message and every (batch/16)th
+            c.stamped = c.offsets[::max(1, c.batch // SAMPLES_PER_BATCH)]
         first_ns = time.monotonic_ns()
         total = 0
         active = list(conns)
@@ -465,6 +532,8 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
                 break
             next_due = None
             for c in list(active):
+                if c.cut_ns or (deadline is not None and len(conns) > 1 and time.monotonic() >= deadline):
+                    break  # one connection's write was cut at the deadline: the others stop too
                 n = c.batch
                 if limit:
                     n = min(n, limit - c.published)
@@ -495,8 +564,11 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
                         for i in range(n):
                             _pack_Q_into(tmpl, offsets[i], ns)
                     else:
-                        _pack_Q_into(tmpl, offsets[0], ns)
-                c.send(c.view[:n * c.mlen], confirm)
+                        for off in c.stamped:  # always the same ones: no stale timestamp is ever sent
+                            _pack_Q_into(tmpl, off, ns)
+                sent = c.send(c.view[:n * c.mlen], confirm, deadline)
+                if sent < n * c.mlen:  # the deadline passed while the broker held the batch back
+                    n = sent // c.mlen
                 c.published += n
                 total += n
                 if confirm:
@@ -514,9 +586,13 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
                 if delay > 0:
                     time.sleep(min(delay, 0.05))
         last_ns = time.monotonic_ns()
-        shm[base + C_COUNT] = total
         for c in conns:
             pub_counts[c.index] = c.published
+        shm[base + C_COUNT] = total
+        shm[base + C_FIRST_NS] = first_ns
+        cuts = [c.cut_ns for c in conns if c.cut_ns]
+        # the end of this process's part of the publishing window
+        shm[base + C_PUB_END_NS] = min(cuts + [last_ns])
         if confirm:  # wait for the outstanding confirms
             wait_until = time.monotonic() + cfg.confirm_timeout
             for c in conns:
@@ -558,7 +634,9 @@ class _ConsConn:
         self.rest = b""
         self.want_ts = False
         self.lat = array.array("q")
+        self.lat_t = array.array("q")  # when each latency sample arrived (monotonic ns)
         self.interval_lat = []
+        self.interval_t = []
         self.first_ns = 0
         self.last_ns = 0
         self.bytes = 0
@@ -570,8 +648,8 @@ class _ConsConn:
         self.conn.buf = bytearray()
         self.sock.setblocking(False)
 
-    def feed(self, data: bytes, now: int, stamps: bool) -> None:
-        """Count deliveries in ``data`` (plus the partial frame kept from last time)."""
+    def feed(self, data: bytes, now: int, stamps: bool) -> int:
+        """Count deliveries in ``data`` (plus the partial frame kept from last time); returns how many."""
         if self.rest:
             data = self.rest + data
         self.bytes += len(data) - len(self.rest)
@@ -580,6 +658,7 @@ class _ConsConn:
         tag = self.last_tag
         want_ts = self.want_ts
         lat = self.interval_lat
+        lat_t = self.interval_t
         pending = self.pending
         each = pending is not None and self.individual
         while off + 7 <= end:
@@ -594,6 +673,7 @@ class _ConsConn:
                         ts = _unpack_Q(data, off + 7)[0]
                         if ts:
                             lat.append(now - ts)
+                            lat_t.append(now)
             elif ftype == 1:
                 idx = _unpack_I(data, off + 7)[0]
                 if idx == DELIVER:
@@ -615,6 +695,7 @@ class _ConsConn:
             self.last_ns = now
             self.count += n
             self.last_tag = tag
+        return n
 
     def acks(self, threshold: int) -> bytes:
         """The ack frames due (all of them when ``threshold`` is 0)."""
@@ -670,8 +751,24 @@ def _consumer_proc(wid, cfg, url, cons, shm, ctrl, results):
             sel.register(c.sock, selectors.EVENT_READ, c)
         autoack = cfg.autoack
         stamps = True
-        last_update = last_interval = time.monotonic()
+        last_update = time.monotonic()
+        seen_tick = ctrl[K_TICK]
         mono_ns = time.monotonic_ns
+        # arrivals over time, for the main process to count what arrived before the publishers stopped:
+        # (time, deliveries so far) at the last read of each millisecond that received something
+        log_t, log_n = array.array("q"), array.array("q")
+        received = 0
+        bucket = -1
+        for c in conns:  # deliveries that came in the same read as consume-ok (a small backlog: all of it)
+            if c.rest:
+                data, c.rest = c.rest, b""
+                now_ns = mono_ns()
+                n = c.feed(data, now_ns, stamps)
+                if n:
+                    received += n
+                    bucket = now_ns // 1_000_000
+                    log_t.append(now_ns)
+                    log_n.append(received)
         while not ctrl[K_CONS_STOP]:
             events = sel.select(0.05)
             for key, _ in events:
@@ -684,7 +781,17 @@ def _consumer_proc(wid, cfg, url, cons, shm, ctrl, results):
                         break
                     if not data:
                         raise PerfError(f"consumer {c.index}: the broker closed the connection")
-                    c.feed(data, mono_ns(), stamps)
+                    now_ns = mono_ns()
+                    n = c.feed(data, now_ns, stamps)
+                    if n:
+                        received += n
+                        if now_ns // 1_000_000 == bucket:
+                            log_t[-1] = now_ns
+                            log_n[-1] = received
+                        else:
+                            bucket = now_ns // 1_000_000
+                            log_t.append(now_ns)
+                            log_n.append(received)
                     if len(data) < (1 << 20):
                         break
                 if not autoack:
@@ -701,34 +808,41 @@ def _consumer_proc(wid, cfg, url, cons, shm, ctrl, results):
                         c.sock.sendall(out)
                         c.sock.setblocking(False)
             t = time.monotonic()
-            if t - last_update >= 0.05:
+            tick = ctrl[K_TICK]
+            if t - last_update >= 0.05 or tick != seen_tick:
                 last_update = t
                 shm[base + C_COUNT] = sum(c.count for c in conns)
                 shm[base + C_BYTES] = sum(c.bytes for c in conns)
-                if t - last_interval >= 1.0:
-                    last_interval = t
+                if tick != seen_tick:  # the main process's progress line: this second's latency
+                    seen_tick = tick
                     window = []
                     for c in conns:
                         if c.interval_lat:
                             window.extend(c.interval_lat)
                             c.lat.extend(c.interval_lat)
+                            c.lat_t.extend(c.interval_t)
                             c.interval_lat = []
+                            c.interval_t = []
                     if window:
                         window.sort()
                         shm[base + C_P50] = _percentile(window, 50)
                         shm[base + C_P99] = _percentile(window, 99)
                     else:
                         shm[base + C_P50] = shm[base + C_P99] = -1
-        lat = array.array("q")
+                    shm[base + C_TICK] = tick
+        lat, lat_t = array.array("q"), array.array("q")
         for c in conns:
             c.lat.extend(c.interval_lat)
+            c.lat_t.extend(c.interval_t)
             lat.extend(c.lat)
+            lat_t.extend(c.lat_t)
         shm[base + C_COUNT] = sum(c.count for c in conns)
         shm[base + C_BYTES] = sum(c.bytes for c in conns)
         firsts = [c.first_ns for c in conns if c.first_ns]
         shm[base + C_FIRST_NS] = min(firsts) if firsts else 0
         shm[base + C_LAST_NS] = max(c.last_ns for c in conns) if conns else 0
-        results.put(("latency", lat.tobytes()))
+        results.put(("consumer", {"latency": lat.tobytes(), "latency_at": lat_t.tobytes(),
+                                  "arrivals_at": log_t.tobytes(), "arrivals": log_n.tobytes()}))
     except Exception as e:  # noqa: BLE001
         shm[base + C_ERROR] = 1
         results.put(("error", f"consumer process {wid}: {e}"))
@@ -803,6 +917,7 @@ class BrokerStats:
         if cpu is not None and self._cpu0 is not None and t > self._t0:
             pct = round(100.0 * (cpu - self._cpu0) / (t - self._t0), 1)
         return {"pid": self.pid, "rss_start": self.rss_start, "rss_end": self.rss_end, "rss_max": self.rss_max,
+                "rss_max_above_start": self.rss_max - self.rss_start if self.rss_max and self.rss_start else None,
                 "cpu_percent": pct, "cpu_seconds": None if cpu is None or self._cpu0 is None
                 else round(cpu - self._cpu0, 3)}
 
@@ -1128,7 +1243,7 @@ class Runner:
 
     def _drain_results(self, expect_latency: int = 0, timeout: float = 0.0):
         got = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout if expect_latency else 0.0)  # nothing to wait for: take what is there
         while True:
             try:
                 remaining = max(0.0, deadline - time.monotonic())
@@ -1137,6 +1252,12 @@ class Runner:
                 break
             if kind == "error":
                 self.errors.append(payload)
+            elif kind == "consumer":  # a dict of int64 arrays
+                arrays = {}
+                for k, v in payload.items():
+                    arrays[k] = array.array("q")
+                    arrays[k].frombytes(v)
+                got.append(arrays)
             else:
                 a = array.array("q")
                 a.frombytes(payload)
@@ -1248,6 +1369,24 @@ class Runner:
             cons = sum(shm[w * SLOT + C_COUNT] for w in cons_w)
             return pub, conf, nack, cons
 
+        def routed():  # copies published so far into the queues that have consumers
+            return sum(pub_counts[p] * copies[p] for p in range(cfg.publishers))
+
+        # the publishing window: from the first publish to the moment the last publisher stopped.  When the
+        # main loop sees it closed it samples the broker's RSS and asks the queues' depth (queue.declare
+        # passive, on a thread: a busy broker may take a while to answer)
+        windowed = bool(cfg.publishers and cfg.consumers and not backlog)
+        win_seen = None
+        depth_box: dict = {}
+        depth_thread = None
+
+        def poll_depth():
+            try:
+                depth_box["depth"] = topo.depth(ctrl_conn)
+                depth_box["at_ns"] = time.monotonic_ns()
+            except (OSError, PerfError) as e:
+                depth_box["error"] = str(e)
+
         try:
             if cfg.consumers and not backlog:
                 start_consumers()
@@ -1286,12 +1425,23 @@ class Runner:
                     t_last_progress = now
                 last_tick = c
                 if now - last_t >= 1.0:
+                    if cons_started:  # each consumer takes this second's latency percentiles now
+                        tick = ctrl[K_TICK] = ctrl[K_TICK] + 1
+                        wait_until = now + 0.3
+                        while (time.monotonic() < wait_until and
+                               any(shm[w * SLOT + C_TICK] != tick and not shm[w * SLOT + C_DONE] for w in cons_w)):
+                            time.sleep(0.002)
+                        now = time.monotonic()
+                        c = counts()
                     dt = now - last_t
                     cpu, rss = stats.sample()
                     lat_p50 = [shm[w * SLOT + C_P50] for w in cons_w if shm[w * SLOT + C_P50] > 0]
                     lat_p99 = [shm[w * SLOT + C_P99] for w in cons_w if shm[w * SLOT + C_P99] > 0]
                     sec = {"t": round(now - t_go, 2), "published": round((c[0] - last[0]) / dt),
                            "confirmed": round((c[1] - last[1]) / dt), "consumed": round((c[3] - last[3]) / dt)}
+                    depth_now = max(0, routed() - c[3]) if cfg.consumers and not backlog else None
+                    if depth_now is not None:
+                        sec["depth"] = depth_now
                     if lat_p50:
                         sec["latency_p50_us"] = round(sorted(lat_p50)[len(lat_p50) // 2] / 1000.0, 1)
                         sec["latency_p99_us"] = round(max(lat_p99) / 1000.0, 1)
@@ -1300,13 +1450,17 @@ class Runner:
                     if rss is not None:
                         sec["broker_rss"] = rss
                     self.per_second.append(sec)
-                    line = (f"time {now - t_go:6.1f}s  sent {sec['published']:>9,} msg/s")
+                    line = (f"time {now - t_go:6.1f}s  published {sec['published']:>9,} msg/s")
                     if cfg.confirm:
                         line += f"  confirmed {sec['confirmed']:>9,} msg/s"
-                    line += f"  received {sec['consumed']:>9,} msg/s"
+                    line += f"  consumed {sec['consumed']:>9,} msg/s"
+                    if depth_now is not None:
+                        line += f"  depth {depth_now:>10,}"
                     if lat_p50:
                         line += (f"  latency p50 {_fmt_us(sorted(lat_p50)[len(lat_p50) // 2])}"
                                  f" p99 {_fmt_us(max(lat_p99))}")
+                    elif cons_started:
+                        line += "  latency -"
                     if cpu is not None:
                         line += f"  broker cpu {cpu:4.0f}% rss {_fmt_bytes(rss)}"
                     if any(shm[w * SLOT + C_BLOCKED] for w in pub_w):
@@ -1319,6 +1473,13 @@ class Runner:
                 pubs_done = all(shm[w * SLOT + C_DONE] for w in pub_w)
                 if pubs_done and t_pub_done is None:
                     t_pub_done = now
+                if windowed and win_seen is None and all(shm[w * SLOT + C_PUB_END_NS] for w in pub_w):
+                    stats.sample()
+                    win_seen = {"rss_peak": stats.rss_max, "seen_ns": time.monotonic_ns()}
+                    depth_thread = threading.Thread(target=poll_depth, daemon=True, name="warrenmq-perf-depth")
+                    depth_thread.start()
+                    self.log(f"publishers stopped after {now - t_go:.1f}s: depth {max(0, routed() - c[3]):,}"
+                             + (f", broker rss {_fmt_bytes(stats.rss_end)}" if cfg.broker_pid else ""))
                 if cfg.sink and cfg.duration and now - t_go >= cfg.duration:
                     ctrl[K_PUB_STOP] = 1
                     break
@@ -1374,6 +1535,9 @@ class Runner:
             ctrl[K_CONS_STOP] = 1
             lat_arrays = self._drain_results(expect_latency=len(procs_c) if cons_started else 0, timeout=10.0)
             self._join(procs_p + procs_c)
+            self._drain_results()  # errors reported while the workers finished
+            if depth_thread is not None:
+                depth_thread.join(60)
         t_end = time.monotonic()
         pub, conf, nack, cons = counts()
         go_ns = ctrl[K_GO_NS]
@@ -1386,7 +1550,7 @@ class Runner:
         cons_secs = (max(cons_last) - max(cons_from, go_ns)) / 1e9 if cons_last else None
         samples = array.array("q")
         for a in lat_arrays:
-            samples.extend(a)
+            samples.extend(a["latency"])
         result.update({
             "publishers": cfg.publishers, "consumers": cfg.consumers, "queues": topo.queues[:20],
             "queue_count": len(topo.queues), "exchange": topo.exchange, "exchange_type": topo.type,
@@ -1404,6 +1568,15 @@ class Runner:
             "per_second": self.per_second,
             "broker": stats.summary(),
         })
+        pub_end = [shm[w * SLOT + C_PUB_END_NS] for w in pub_w]
+        if windowed and pub_end and all(pub_end):
+            pub_first = [shm[w * SLOT + C_FIRST_NS] for w in pub_w if shm[w * SLOT + C_FIRST_NS]]
+            result["window"] = window_figures(
+                min(pub_first) if pub_first else go_ns, max(pub_end), pub, routed(), lat_arrays,
+                depth_box, stats, win_seen)
+        if cfg.publishers:
+            bufs = [shm[w * SLOT + C_SNDBUF] for w in pub_w if shm[w * SLOT + C_SNDBUF]]
+            result["publisher_sndbuf"] = min(bufs) if bufs else None
         if backlog:
             cons_first = [shm[w * SLOT + C_FIRST_NS] for w in cons_w if shm[w * SLOT + C_FIRST_NS]]
             result["backlog"] = dict(fill, drain_s=round(cons_secs, 3) if cons_secs else None,
@@ -1413,7 +1586,10 @@ class Runner:
         if cfg.sink:
             result["sink_received_bytes"] = self.sink_counters[0]
             result["sink_flooded_messages"] = self.sink_counters[1]
-        if not cfg.keep_queues and not cfg.no_declare:
+        if depth_thread is not None and depth_thread.is_alive():
+            self.errors.append("the broker did not answer queue.declare (passive) after the publishing window: "
+                               "the queues are left as they are")
+        elif not cfg.keep_queues and not cfg.no_declare:
             try:
                 topo.delete(ctrl_conn)
             except (OSError, PerfError) as e:
@@ -1526,6 +1702,38 @@ class Runner:
         return result
 
 
+# ------------------------------------------------------------------------------------------ window
+def _count_at(times, counts, t_ns: int) -> int:
+    """Deliveries a consumer process had received by ``t_ns``, from its arrival log."""
+    i = bisect.bisect_right(times, t_ns)
+    return counts[i - 1] if i else 0
+
+
+def window_figures(start_ns: int, end_ns: int, published: int, routed: int, consumers: list, depth_box: dict,
+                   stats: "BrokerStats", seen: dict | None) -> dict:
+    """``result["window"]``: what happened between the first publish and the moment the publishers stopped.
+
+    ``consumers`` holds each consumer process's arrays (latency samples with their arrival times, and the
+    arrival log); ``routed`` is the copies published into consumed queues (the depth's reference).
+    """
+    dur = max(1e-9, (end_ns - start_ns) / 1e9)
+    consumed = sum(_count_at(a["arrivals_at"], a["arrivals"], end_ns) for a in consumers)
+    samples = array.array("q")
+    for a in consumers:
+        lat, at = a["latency"], a["latency_at"]
+        samples.extend(lat[i] for i in range(len(lat)) if start_ns <= at[i] <= end_ns)
+    out = {"duration_s": round(dur, 3), "published": published, "publish_rate": round(published / dur),
+           "consumed": consumed, "consume_rate": round(consumed / dur),
+           "depth": routed - consumed, "latency_us": latency_summary(samples),
+           "queue_depth": depth_box.get("depth"),
+           "queue_depth_delay_s": round((depth_box["at_ns"] - end_ns) / 1e9, 3) if "at_ns" in depth_box else None}
+    if stats.pid:
+        peak = (seen or {}).get("rss_peak") or stats.rss_max
+        out.update({"rss_idle": stats.rss_start, "rss_peak": peak,
+                    "rss_peak_above_idle": peak - stats.rss_start if peak and stats.rss_start else None})
+    return out
+
+
 # ------------------------------------------------------------------------------------------ output
 def summary_text(r: dict) -> str:
     lines = []
@@ -1551,13 +1759,31 @@ def summary_text(r: dict) -> str:
             lines.append(f"broker RSS                      {_fmt_bytes(r['rss_before'])} -> {_fmt_bytes(r['rss_after'])}")
             lines.append(f"RSS per connection              {_fmt_bytes(r['rss_per_connection']):>12}")
     else:
-        lines.append(f"{'':24}{'messages':>14}{'msg/s':>14}{'MB/s':>10}")
         size = cfg["size"]
 
         def row(name, n, rate):
             mbs = "-" if rate is None else f"{rate * size / 1e6:.1f}"
             lines.append(f"{name:24}{n if isinstance(n, str) else f'{n:,}':>14}{_fmt_rate(rate):>14}{mbs:>10}")
 
+        w = r.get("window")
+        if w:
+            lines.append(f"publishing window: {w['duration_s']:.2f} s from the first publish to the publishers' stop")
+            lines.append(f"{'':24}{'messages':>14}{'msg/s':>14}{'MB/s':>10}")
+            row("published", w["published"], w["publish_rate"])
+            row("consumed in window", w["consumed"], w["consume_rate"])
+            lines.append(f"{'depth at window end':24}{w['depth']:>14,}  (published - consumed"
+                         + (f"; queue.declare {w['queue_depth_delay_s']:.2f} s later: {w['queue_depth']:,} ready)"
+                            if w.get("queue_depth") is not None else ")"))
+            wl = w.get("latency_us")
+            lines.append("latency in window  " + ("  ".join(f"{k} {_fmt_us(wl[k] * 1000)}" for k in ("p50", "p99",
+                                                                                                     "max"))
+                                                  + f"  ({wl['samples']:,} samples)" if wl else "no samples"))
+            if w.get("rss_peak") is not None:
+                lines.append(f"broker RSS: idle {_fmt_bytes(w['rss_idle'])}, peak in window {_fmt_bytes(w['rss_peak'])}"
+                             f" ({'+' if w['rss_peak_above_idle'] >= 0 else ''}"
+                             f"{_fmt_bytes(w['rss_peak_above_idle'])})")
+            lines.append("whole run (the publishing window and the drain after it):")
+        lines.append(f"{'':24}{'messages':>14}{'msg/s':>14}{'MB/s':>10}")
         row("published", r["published"], r["publish_rate"])
         if r.get("confirmed") is not None:
             row("confirmed", r["confirmed"], r["confirm_rate"])
@@ -1618,6 +1844,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--confirm", "-c", type=int, default=0, help="publisher confirms with at most N "
                    "unconfirmed messages in flight per publisher")
     g.add_argument("--batch", type=int, default=0, help="messages per write (default: ~256 KiB worth, max 1000)")
+    g.add_argument("--sndbuf", type=int, default=DEFAULT_SNDBUF, metavar="BYTES",
+                   help=f"SO_SNDBUF of publisher sockets, set before connect (default {DEFAULT_SNDBUF}; 0 = the "
+                   "OS default, autotuned): keeps client-side queueing out of the latency figure")
     g.add_argument("--stamp-all", action="store_true", help="timestamp every message even without --rate")
     t = p.add_argument_group("topology")
     t.add_argument("--queue", "-u", default="perf-test", help="queue name, or prefix with --queues > 1")
@@ -1672,7 +1901,7 @@ def parse_args(argv):
         cfg.duration = 5.0
     if cfg.backlog and cfg.duration:
         p.error("--backlog counts messages; do not combine it with --duration")
-    if cfg.publishers < 0 or cfg.consumers < 0 or cfg.queues < 1 or cfg.size < 0:
+    if cfg.publishers < 0 or cfg.consumers < 0 or cfg.queues < 1 or cfg.size < 0 or cfg.sndbuf < 0:
         p.error("counts and sizes must not be negative")
     if cfg.backlog and not cfg.publishers:
         p.error("--backlog needs at least one publisher")

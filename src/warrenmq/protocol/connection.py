@@ -32,10 +32,23 @@ replies to the methods that came before the close in the same batch (a
 ``basic.cancel`` then a ``channel.close`` in one read get cancel-ok, then
 close-ok, as from RabbitMQ).
 
-Framing violations are answered as RabbitMQ answers them: ``connection.close``
-with a hard-error code; after that only ``connection.close-ok`` (or a crossing
-``connection.close``) is processed.  Nothing in here raises to the caller except
-for programming errors; malformed input always becomes a close.
+Framing violations are answered as RabbitMQ answers them (its codes and texts:
+docs/limits.md): ``connection.close`` with a hard-error code; after that only
+``connection.close-ok`` (or a crossing ``connection.close``) is processed.  The
+close of an error found while parsing is held like the close-oks, behind the
+caller's replies to the events parsed before it (RabbitMQ answers in order, then
+closes); if the caller closes the connection itself first (an error about one of
+those earlier methods), its close replaces the held one.  Nothing in here raises
+to the caller except for programming errors; malformed input always becomes a close (and should a bug raise while parsing, it is logged once
+and the connection closes with 541 INTERNAL_ERROR: nothing escapes to the transport).
+
+Input refused at the door: a content header's properties must pass the
+structural scan of :func:`.properties.properties_ok` (else 541 INTERNAL_ERROR,
+as RabbitMQ), and a body larger than ``max_message_size`` is refused at its
+header: the publish event comes with ``body`` ``None`` (the broker closes the
+channel, 406) and the body frames that follow are counted and dropped.
+:attr:`~ServerConnection.receiving_bytes` is what is buffered of messages being
+received.
 
 The hardest part is speed: two fast paths in :meth:`~ServerConnection._parse`
 (``basic.publish`` with its header and body in the same read, and
@@ -44,6 +57,7 @@ which checks it skips and why that is safe.
 """
 from __future__ import annotations
 
+import logging
 import struct
 from enum import IntEnum
 from typing import NamedTuple
@@ -53,12 +67,15 @@ from .codec import DecodeError
 from .errors import HardError
 from .events import Event, PublishEvent, as_publish_event  # noqa: F401 (Event: the events' shape, exported)
 from .frames import Output, method_frame
-from .properties import PROPERTIES_OFFSET
+from .properties import FIXED_SIZE_FLAGS, FLAGS_OFFSET, PROPERTIES_OFFSET, VALID_PROPERTIES, properties_ok
 from .spec import (
     CHANNEL_ERROR, COMMAND_INVALID, FRAME_BODY, FRAME_END, FRAME_ERROR, FRAME_HEADER,
-    FRAME_HEARTBEAT, FRAME_METHOD, FRAME_MIN_SIZE, METHODS, NOT_ALLOWED, PROTOCOL_HEADER, SYNTAX_ERROR,
+    FRAME_HEARTBEAT, FRAME_METHOD, FRAME_MIN_SIZE, INTERNAL_ERROR, METHODS, NOT_ALLOWED, PROTOCOL_HEADER,
     UNEXPECTED_FRAME,
 )
+
+
+_log = logging.getLogger("warrenmq.protocol")
 
 
 # ====================================================================== states
@@ -195,8 +212,8 @@ _unpack_frame_hdr_ids = struct.Struct(">BHII").unpack_from
 _unpack_I = struct.Struct(">I").unpack_from
 _unpack_H = struct.Struct(">H").unpack_from
 _unpack_Q = struct.Struct(">Q").unpack_from
-# a content header frame's frame header, class id, weight and body size
-_unpack_content_hdr = struct.Struct(">BHIHHQ").unpack_from
+# a content header frame's frame header, class id, weight, body size and property flags
+_unpack_content_hdr = struct.Struct(">BHIHHQH").unpack_from
 _CLASS_BASIC = spec.CLASS_BASIC
 _unpack_QB = struct.Struct(">QB").unpack_from
 
@@ -208,17 +225,63 @@ _BasicAck = spec.BasicAck
 _new_object = object.__new__
 
 
+#: the default largest body a publisher may send (RabbitMQ's max_message_size, 128 MiB)
+MAX_MESSAGE_SIZE = 134217728
+# the parts list of a content whose body is counted and dropped (refused at its header)
+_DISCARD = ()
+
+
 def _reply_text(text: str) -> str:
-    """``text`` cut to the 255 bytes a shortstr reply text can hold (at a character boundary)."""
-    return text.encode("utf-8", "surrogateescape")[:255].decode("utf-8", "ignore")
+    """``text`` as a shortstr reply text holds it: longer than 255 bytes, cut to 252 (at a character
+    boundary) and ``...`` added, as RabbitMQ does."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) <= 255:
+        return text
+    return raw[:252].decode("utf-8", "ignore") + "..."
+
+
+def _frame_end_error(ftype: int, payload: bytes, marker: int) -> str:
+    """RabbitMQ's text for a frame whose end octet is not 0xCE: the payload's first 16 bytes, and the
+    error term as Erlang's pretty printer lays it out (broken after the comma past column 80)."""
+    which = "all" if len(payload) <= 16 else "first 16"
+    head = f"type {ftype}, {which} octets = "
+    indent = len(head) + 2
+    col = indent
+    parts = [head, "<<"]
+    snippet = payload[:16]
+    for i, byte in enumerate(snippet):
+        piece = f"{byte}," if i < len(snippet) - 1 else f"{byte}>>"
+        if col + len(piece) >= 80:
+            parts.append("\n" + " " * indent)
+            col = indent
+        parts.append(piece)
+        col += len(piece)
+    if not snippet:
+        parts.append(">>")
+        col += 2
+    parts.append(": ")
+    col += 2
+    term = f"{{invalid_frame_end_marker,{marker}}}"
+    if col + len(term) >= 80:
+        term = "{invalid_frame_end_marker,\n" + " " * (col + 1) + f"{marker}}}"
+    parts.append(term)
+    return "".join(parts)
+
+
+def _erlang_binary(data: bytes) -> str:
+    """``data`` as RabbitMQ prints a binary in its "cannot decode" texts (``<<0,50,97>>``); only as
+    much as a reply text can hold."""
+    return "<<" + ",".join(map(str, data[:100])) + ">>"
 
 
 class ServerConnection(Output):
     """Protocol state of one server connection; see the module docstring."""
 
     def __init__(self, server_properties: dict, mechanisms: str = "PLAIN AMQPLAIN",
-                 channel_max: int = 2047, frame_max: int = 131072, heartbeat: int = 60):
+                 channel_max: int = 2047, frame_max: int = 131072, heartbeat: int = 60,
+                 max_message_size: int = MAX_MESSAGE_SIZE):
         Output.__init__(self)
+        self.max_message_size = max_message_size
         self.server_properties = server_properties
         self.mechanisms = mechanisms
         self.offer_channel_max = channel_max
@@ -239,7 +302,11 @@ class ServerConnection(Output):
         self._need = 0
         # content being assembled per channel: channel -> [method, header, size, parts, received];
         # header None: the content header is awaited, else body frames until ``size`` bytes came
+        # (parts _DISCARD: a content refused at its header, whose body is counted and dropped)
         self._content: dict[int, list] = {}
+        # the connection.close of a framing error, held behind the replies to the events before it
+        self._deferred_close: bytes | None = None
+        self._state_before_close = AWAIT_HEADER
         # the raw tail of a basic.publish (exchange and routing key short strings, bits) -> its event
         # object, shared by the publishes that carry the same (publishers reuse a few pairs)
         self._publish_cache: dict[bytes, PublishEvent] = {}
@@ -281,11 +348,42 @@ class ServerConnection(Output):
 
     def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Start a server-initiated connection close (hard error or shutdown)."""
+        deferred = self._deferred_close
+        if deferred is not None:
+            # the parser found a framing error and holds its close behind the replies to the methods
+            # before it; the caller's error (about one of those methods) came first, so it is the one sent
+            self._deferred_close = None
+            self._held.remove(deferred)
+            self.state = self._state_before_close
         if self._send_transition("close") is SEND:
+            self._content.clear()  # what arrives for it now is dropped
             text = _reply_text(text)
             self._release_held()
             self.close_reason = (code, text)
             self.send_method(0, spec.ConnectionClose(code, text, class_id, method_id))
+
+    def _close_after_replies(self, e: HardError) -> None:
+        """A framing error found while parsing: ``connection.close`` now (the state is CLOSING), its
+        frame held behind what the caller sends for the events parsed before the error (RabbitMQ
+        answers those in order, then closes)."""
+        self._state_before_close = self.state
+        self._content.clear()
+        if self._send_transition("close") is SEND:
+            text = _reply_text(e.reply_text)
+            self.close_reason = (e.code, text)
+            frame = self._deferred_close = method_frame(0, spec.ConnectionClose(e.code, text, e.class_id,
+                                                                                   e.method_id))
+            self._hold(frame)
+
+    def _release_held(self) -> None:
+        self._deferred_close = None
+        Output._release_held(self)
+
+    @property
+    def receiving_bytes(self) -> int:
+        """Bytes of messages being received, buffered now: the body frames of unfinished contents
+        and an incomplete frame waiting for the rest of it (for the memory alarm)."""
+        return self._pending_len + sum(p[4] for p in self._content.values() if p[3] is not _DISCARD)
 
     def abort(self) -> None:
         """Close the socket without a close handshake (e.g. failed login, RabbitMQ-style)."""
@@ -296,7 +394,11 @@ class ServerConnection(Output):
         next_state, action = CHANNEL_TRANSITIONS[(self.channels.get(channel, CH_CLOSED), "close_channel")]
         if action is SEND:
             self.channels[channel] = next_state
-            self._content.pop(channel, None)
+            pending = self._content.get(channel)
+            # the rest of a content is dropped, but a refused one's body is still due (the framing
+            # rules do not depend on when the broker got round to closing the channel)
+            if pending is not None and pending[3] is not _DISCARD:
+                del self._content[channel]
             self.send_method(channel, spec.ChannelClose(code, _reply_text(text), class_id, method_id))
 
     # ------------------------------------------------------------------- input
@@ -336,7 +438,10 @@ class ServerConnection(Output):
             if rest is not None and self.state is not CLOSED:
                 self._parse(rest, events, start)
         except HardError as e:
-            self.close(e.code, e.reply_text, e.class_id, e.method_id)
+            self._close_after_replies(e)
+        except Exception:  # a bug in here: logged once, and the connection closes as RabbitMQ's would
+            _log.exception("internal error parsing input; closing the connection")
+            self._close_after_replies(HardError(INTERNAL_ERROR, ""))
         return events
 
     def _stash(self, buf, need: int) -> None:
@@ -365,6 +470,8 @@ class ServerConnection(Output):
         channels = self.channels
         content = self._content
         pub_cache = self._publish_cache
+        max_message = self.max_message_size
+        fixed_size = FIXED_SIZE_FLAGS
         append = events.append
         # Constant during one parse: nothing received makes a connection OPEN (only the broker's
         # send_open_ok, between reads), and a parse that leaves OPEN returns (CLOSED) or raises.
@@ -386,8 +493,7 @@ class ServerConnection(Output):
             if end >= n:
                 break
             if buf[end] != FRAME_END:
-                raise HardError(FRAME_ERROR, f"type {ftype}, all octets = <<>>: {{invalid_frame_end_marker,"
-                                f"{buf[end]}}}")
+                raise HardError(FRAME_ERROR, _frame_end_error(ftype, buf[off + 7:end], buf[end]))
             if ftype == FRAME_METHOD:
                 if (index == _PUBLISH_INDEX and size >= _PUBLISH_MIN_SIZE and running
                         and channels.get(ch) is CH_OPEN and ch not in content):
@@ -412,12 +518,20 @@ class ServerConnection(Output):
                         # content header and a single body frame here, when both are complete.  These
                         # are the checks _content_header and _content_body make on the channel a
                         # publish just opened (type, channel, class, size within frame_max, frame end,
-                        # body exactly as announced); anything else is left to them.
+                        # properties that decode, body size within max_message_size, body exactly as
+                        # announced); anything else is left to them.  Properties: no flags and nothing
+                        # after them, or only fixed-size ones and their size, are checked inline, then
+                        # property bytes seen valid before are looked up, the rest is scanned.
                         if n - off >= 26:
-                            ftype, ch2, size, class_id, _, body_size = _unpack_content_hdr(buf, off)
+                            ftype, ch2, size, class_id, _, body_size, pflags = _unpack_content_hdr(buf, off)
                             end = off + 7 + size
                             if (ftype == FRAME_HEADER and ch2 == ch and PROPERTIES_OFFSET <= size <= max_payload
-                                    and end < n and buf[end] == FRAME_END and class_id == _CLASS_BASIC):
+                                    and end < n and buf[end] == FRAME_END and class_id == _CLASS_BASIC
+                                    and body_size <= max_message
+                                    and ((not pflags and size == PROPERTIES_OFFSET)
+                                         or fixed_size.get(pflags) == size - PROPERTIES_OFFSET
+                                         or buf[off + 19:end] in VALID_PROPERTIES
+                                         or properties_ok(buf, off + 7 + FLAGS_OFFSET, end))):
                                 header = buf[off + 7:end]
                                 off = end + 1
                                 if body_size == 0:
@@ -473,18 +587,22 @@ class ServerConnection(Output):
         """A method frame the fast paths did not take: decoded, then the tables decide."""
         content = self._content
         if ch in content:
-            raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
-                            f"{content[ch][0].CLASS_ID}, got non content header frame instead")
+            pending = content[ch]
+            _content_expected(pending)
         if end - off - 7 < 4:
             raise HardError(FRAME_ERROR, "method frame too short")
         cls = METHODS.get(index)
         if cls is None:
             raise HardError(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}",
                             index >> 16, index & 0xFFFF)
+        args = buf[off + 11:end]
         try:
-            method = cls.decode(buf[off + 11:end], 0)
-        except (DecodeError, struct.error, IndexError, UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise HardError(SYNTAX_ERROR, f"cannot decode {cls.NAME}: {e}", cls.CLASS_ID, cls.METHOD_ID) from None
+            method = cls.decode(args, 0)
+        except (DecodeError, struct.error, IndexError, UnicodeDecodeError, ValueError, RecursionError,
+                OverflowError, TypeError):
+            # RabbitMQ's answer to arguments that do not decode (truncated, a bad table): 501 and the bytes
+            raise HardError(FRAME_ERROR, f"cannot decode {_erlang_binary(args)}", cls.CLASS_ID,
+                            cls.METHOD_ID) from None
         if ch == 0:
             self._connection_method(method, events)
             return
@@ -558,7 +676,7 @@ class ServerConnection(Output):
             raise HardError(action.code, action.text.format(name=cls.NAME), cls.CLASS_ID, cls.METHOD_ID)
         if next_state is CH_OPEN and len(channels) >= self.channel_max:  # open channels, not numbers
             raise HardError(NOT_ALLOWED, f"number of channels opened ({len(channels)}) has reached the "
-                            f"negotiated channel_max ({self.channel_max})", cls.CLASS_ID, cls.METHOD_ID)
+                            f"negotiated channel_max ({self.channel_max})")  # no method ids, as RabbitMQ
         if next_state is CH_CLOSED:
             del channels[ch]
         elif next_state is not None:
@@ -586,15 +704,28 @@ class ServerConnection(Output):
                 return
             if pending is None:
                 raise HardError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
-            raise HardError(UNEXPECTED_FRAME, "expected content body, got non content body frame instead")
+            _content_expected(pending)
         if size < PROPERTIES_OFFSET:
-            raise HardError(FRAME_ERROR, "content header too short")
+            raise HardError(FRAME_ERROR, f"type 2, all octets = {_erlang_binary(buf[off + 7:end])}: unknown_frame")
         class_id, = _unpack_H(buf, off + 7)
         body_size, = _unpack_Q(buf, off + 11)
-        if class_id != pending[0].CLASS_ID:
+        method = pending[0]
+        if class_id != method.CLASS_ID:
             raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
-                            f"{pending[0].CLASS_ID}, got one for class {class_id} instead")
+                            f"{method.CLASS_ID}, got one for class {class_id} instead", method.CLASS_ID,
+                            method.METHOD_ID)
+        if not properties_ok(buf, off + 7 + FLAGS_OFFSET, end):
+            # RabbitMQ's channel fails to decode them at publish: the connection goes, 541 and no text
+            raise HardError(INTERNAL_ERROR, "")
         header = buf[off + 7:end]
+        if body_size > self.max_message_size:
+            # refused before any of the body is buffered: the event has no body (the broker closes the
+            # channel, 406); the body frames that follow are counted and dropped
+            events.append((ch, method, header, None))
+            pending[1] = header
+            pending[2] = body_size
+            pending[3] = _DISCARD
+            return
         if body_size == 0:
             del content[ch]
             events.append((ch, pending[0], header, b""))
@@ -610,11 +741,17 @@ class ServerConnection(Output):
                 return
             if pending is None:
                 raise HardError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
-            raise HardError(UNEXPECTED_FRAME, f"expected content header for class "
-                            f"{pending[0].CLASS_ID}, got non content header frame instead")
+            _content_expected(pending)
         got = pending[4] + size
         if got > pending[2]:
             raise HardError(FRAME_ERROR, f"content body is longer than the {pending[2]} bytes its header announced")
+        parts = pending[3]
+        if parts is _DISCARD:  # refused at its header: counted, dropped
+            if got == pending[2]:
+                del content[ch]
+            else:
+                pending[4] = got
+            return
         piece = buf[off + 7:end]
         if got == pending[2]:
             del content[ch]
@@ -629,6 +766,17 @@ class ServerConnection(Output):
             else:
                 pending[3].append(piece)
             pending[4] = got
+
+
+def _content_expected(pending: list):
+    """The UNEXPECTED_FRAME of a frame other than the one the content ``pending`` waits for (its header
+    or body): RabbitMQ's texts, with the ids of the content's method."""
+    method = pending[0]
+    if pending[1] is None:
+        text = f"expected content header for class {method.CLASS_ID}, got non content header frame instead"
+    else:
+        text = "expected content body, got non content body frame instead"
+    raise HardError(UNEXPECTED_FRAME, text, method.CLASS_ID, method.METHOD_ID)
 
 
 __all__ = ["ServerConnection", "ConnectionState", "ChannelState", "CONNECTION_TRANSITIONS", "CHANNEL_TRANSITIONS",

@@ -23,7 +23,9 @@ class AMQPError(Exception):
 
     @property
     def reply_text(self) -> str:
-        return f"{REPLY_NAMES.get(self.code, 'ERROR')} - {self.text}"
+        """``NAME - text``; just the name for an empty ``text`` (RabbitMQ's bare ``INTERNAL_ERROR``)."""
+        name = REPLY_NAMES.get(self.code, 'ERROR')
+        return f"{name} - {self.text}" if self.text else name
 
     def __str__(self) -> str:
         return self.reply_text

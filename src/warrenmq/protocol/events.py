@@ -22,7 +22,9 @@ class Event(NamedTuple):
     The events themselves are plain 4-tuples ``(channel, method, header, body)``: unpack them
     (``for ch, method, header, body in events``), or view one by name with ``Event(*e)``.  Two
     kinds: a method without content (``header`` and ``body`` are ``None``), and a content method,
-    ``basic.publish``, with its raw content-header payload and its whole body (``bytes``).
+    ``basic.publish``, with its raw content-header payload and its whole body (``bytes``), or with
+    ``body`` ``None`` when the message was refused at its content header (larger than
+    ``max_message_size``: the handler closes the channel with 406 PRECONDITION_FAILED).
     Why not an object of this class per event: even the cheapest typed object CPython offers, a
     tuple subclass called with a tuple (``Content((ch, m, h, b))``), made ``receive_data`` 12%
     slower on pipelined publishes and acks (bench/receive.py), and unpacking one costs

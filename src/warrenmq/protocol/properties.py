@@ -94,3 +94,144 @@ def offset_of(header, flag: int) -> int:
 def content_header(properties, body_size: int) -> bytes:
     """A basic content-header payload (as a message keeps it) from a :class:`~.spec.BasicProperties`."""
     return _HEADER_HEAD(CLASS_BASIC, 0, body_size) + properties.encode()
+
+
+# ------------------------------------------------------------ the structural scan at publish
+# RabbitMQ decodes a message's properties when it is published and closes the connection with
+# 541 INTERNAL_ERROR when they do not decode.  WarrenMQ keeps the raw bytes and decodes them only
+# when a feature needs them, so the parser checks their structure instead (properties_ok): every
+# length within the payload, every field-table value with a tag RabbitMQ knows, floats that are
+# numbers (RabbitMQ's decoder refuses NaN and infinities), table timestamps that are dates (before
+# the year 10000), tables nested at most MAX_NESTING deep, nothing after the last property.  No
+# dict or string is built; for the usual properties (none, or a few short ones) it is a handful of
+# index operations.  Publishers mostly send the same property bytes again and again (a delivery mode,
+# a content type, the same headers), so property bytes found valid are remembered (VALID_PROPERTIES,
+# bounded) and the parser's fast path looks them up before it scans.
+
+_SHORT, _TABLE = -1, -2
+# the basic class's fourteen properties, in wire order: a short string, a table, or a fixed size
+_KINDS = ((FLAG_CONTENT_TYPE, _SHORT), (FLAG_CONTENT_ENCODING, _SHORT), (FLAG_HEADERS, _TABLE),
+          (FLAG_DELIVERY_MODE, 1), (FLAG_PRIORITY, 1), (FLAG_CORRELATION_ID, _SHORT), (FLAG_REPLY_TO, _SHORT),
+          (FLAG_EXPIRATION, _SHORT), (FLAG_MESSAGE_ID, _SHORT), (FLAG_TIMESTAMP, 8), (FLAG_TYPE, _SHORT),
+          (FLAG_USER_ID, _SHORT), (FLAG_APP_ID, _SHORT), (FLAG_CLUSTER_ID, _SHORT))
+#: the two low flag bits name no property; RabbitMQ ignores them.  The lowest (0x0001) announces a
+#: further flag word, which spec.BasicProperties does not decode: the scan refuses it
+_PROPERTY_BITS = 0xFFFC
+_plans: dict = {}  # flags -> the kinds of the properties present, in order (filled lazily, <= 16384 keys)
+#: flags naming only fixed-size properties (delivery mode, priority, timestamp) -> their total size: for
+#: those, the length of the properties is all there is to check
+FIXED_SIZE_FLAGS = {f | unused: (f & FLAG_DELIVERY_MODE and 1) + (f & FLAG_PRIORITY and 1) + (f & FLAG_TIMESTAMP and 8)
+                    for f in range(0x10000) if f and not f & ~(FLAG_DELIVERY_MODE | FLAG_PRIORITY | FLAG_TIMESTAMP)
+                    for unused in (0, 2)}
+#: property bytes (flags and properties) that passed the scan; shared by every connection (validity is
+#: a function of the bytes alone), at most VALID_PROPERTIES_MAX entries of VALID_PROPERTIES_MAX_LEN bytes
+VALID_PROPERTIES: set = set()
+VALID_PROPERTIES_MAX = 4096
+VALID_PROPERTIES_MAX_LEN = 512
+
+#: field value tags RabbitMQ 3.10 decodes, and their sizes: >= 0 fixed, -1 a long string, -2 a table,
+#: -3 an array, -4 a float (4 bytes), -5 a double (8 bytes), -6 a timestamp (8 bytes)
+_FIELD_SIZES = {ord("t"): 1, ord("b"): 1, ord("B"): 1, ord("s"): 2, ord("u"): 2, ord("I"): 4, ord("i"): 4,
+                ord("l"): 8, ord("L"): 8, ord("T"): -6, ord("D"): 5, ord("V"): 0,
+                ord("S"): -1, ord("x"): -1, ord("F"): -2, ord("A"): -3, ord("f"): -4, ord("d"): -5}
+#: the last second of year 9999: a timestamp in a table past it is refused (unlike RabbitMQ, which takes
+#: any 64-bit value) because neither our decoder nor the clients' (pika's datetime) can read it
+MAX_TABLE_TIMESTAMP = 253402300799
+#: how deep tables and arrays may nest: the decoders (ours and the clients') recurse
+MAX_NESTING = 100
+
+
+def _plan(flags: int) -> tuple:
+    plan = _plans[flags] = tuple(kind for bit, kind in _KINDS if flags & bit)
+    return plan
+
+
+def _value_ok(buf, pos: int, end: int, tag: int, depth: int) -> int:
+    """The end of one field value with ``tag`` at ``pos``, or -1 when it does not decode."""
+    size = _FIELD_SIZES.get(tag)
+    if size is None:
+        return -1
+    if size >= 0:
+        return pos + size
+    if pos + 4 > end:
+        return -1
+    if size == -4:  # float: exponent all ones is NaN or an infinity
+        return -1 if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0x80 else pos + 4
+    if size <= -5:
+        if pos + 8 > end:
+            return -1
+        if size == -6:
+            return -1 if int.from_bytes(buf[pos:pos + 8], "big") > MAX_TABLE_TIMESTAMP else pos + 8
+        return -1 if buf[pos] & 0x7F == 0x7F and buf[pos + 1] & 0xF0 == 0xF0 else pos + 8
+    n = pos + 4 + int.from_bytes(buf[pos:pos + 4], "big")
+    if n > end:
+        return -1
+    if size == -1:
+        return n
+    if depth >= MAX_NESTING:
+        return -1
+    if size == -2:
+        return n if _table_ok(buf, pos + 4, n, depth + 1) else -1
+    return n if _array_ok(buf, pos + 4, n, depth + 1) else -1
+
+
+def _table_ok(buf, pos: int, end: int, depth: int = 0) -> bool:
+    """Whether ``buf[pos:end]`` is a field table's entries (short-string key, tag, value)."""
+    while pos < end:
+        pos += 1 + buf[pos]  # the key
+        if pos >= end:
+            return False
+        pos = _value_ok(buf, pos + 1, end, buf[pos], depth)
+        if pos < 0 or pos > end:
+            return False
+    return True
+
+
+def _array_ok(buf, pos: int, end: int, depth: int) -> bool:
+    while pos < end:
+        pos = _value_ok(buf, pos + 1, end, buf[pos], depth)
+        if pos < 0 or pos > end:
+            return False
+    return True
+
+
+def properties_ok(buf, pos: int, end: int) -> bool:
+    """Whether the property flags at ``buf[pos]`` and the properties after them, up to ``end``, decode.
+
+    ``buf`` is a content-header payload (``pos`` = :data:`FLAGS_OFFSET`) or a whole read with the
+    frame in it (no slice is made).  A structural scan, as described above; it never raises.  What
+    passes is added to :data:`VALID_PROPERTIES`."""
+    if _scan(buf, pos, end):
+        if end - pos <= VALID_PROPERTIES_MAX_LEN:
+            if len(VALID_PROPERTIES) >= VALID_PROPERTIES_MAX:
+                VALID_PROPERTIES.clear()
+            VALID_PROPERTIES.add(bytes(buf[pos:end]))
+        return True
+    return False
+
+
+def _scan(buf, pos: int, end: int) -> bool:
+    flags = (buf[pos] << 8) | buf[pos + 1]
+    pos += 2
+    if not flags & _PROPERTY_BITS:
+        return pos == end and not flags & 1
+    if flags & 1:  # a continuation flag word: not decoded (spec.BasicProperties refuses it too)
+        return False
+    flags &= _PROPERTY_BITS
+    plan = _plans.get(flags)
+    if plan is None:
+        plan = _plan(flags)
+    try:
+        for kind in plan:
+            if kind == _SHORT:
+                pos += 1 + buf[pos]
+            elif kind == _TABLE:
+                start = pos + 4
+                pos = start + int.from_bytes(buf[pos:start], "big")
+                if pos > end or not _table_ok(buf, start, pos):
+                    return False
+            else:
+                pos += kind
+    except IndexError:  # a length byte past the end of the buffer
+        return False
+    return pos == end

@@ -120,8 +120,8 @@ class ConnectionStart(Method):
         self.server_properties, off = decode_table(buf, off)
         self.mechanisms, off = decode_longstr(buf, off)
         self.locales, off = decode_longstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -155,8 +155,8 @@ class ConnectionStartOk(Method):
         self.mechanism, off = decode_shortstr(buf, off)
         self.response, off = decode_longstr(buf, off)
         self.locale, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -181,8 +181,8 @@ class ConnectionSecure(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.challenge, off = decode_longstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -207,8 +207,8 @@ class ConnectionSecureOk(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.response, off = decode_longstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -236,8 +236,8 @@ class ConnectionTune(Method):
         self = cls.__new__(cls)
         self.channel_max, self.frame_max, self.heartbeat = _S1.unpack_from(buf, off)
         off += 8
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -265,8 +265,8 @@ class ConnectionTuneOk(Method):
         self = cls.__new__(cls)
         self.channel_max, self.frame_max, self.heartbeat = _S1.unpack_from(buf, off)
         off += 8
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -299,8 +299,8 @@ class ConnectionOpen(Method):
         bits = buf[off]
         off += 1
         self.insist = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -325,8 +325,8 @@ class ConnectionOpenOk(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.known_hosts, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -360,8 +360,8 @@ class ConnectionClose(Method):
         self.reply_text, off = decode_shortstr(buf, off)
         self.class_id, self.method_id = _S3.unpack_from(buf, off)
         off += 4
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -384,8 +384,8 @@ class ConnectionCloseOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -410,8 +410,8 @@ class ConnectionBlocked(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.reason, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -434,8 +434,8 @@ class ConnectionUnblocked(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -463,8 +463,8 @@ class ConnectionUpdateSecret(Method):
         self = cls.__new__(cls)
         self.new_secret, off = decode_longstr(buf, off)
         self.reason, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -487,8 +487,8 @@ class ConnectionUpdateSecretOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -513,8 +513,8 @@ class ChannelOpen(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.out_of_band, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -539,8 +539,8 @@ class ChannelOpenOk(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.channel_id, off = decode_longstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -567,8 +567,8 @@ class ChannelFlow(Method):
         bits = buf[off]
         off += 1
         self.active = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -595,8 +595,8 @@ class ChannelFlowOk(Method):
         bits = buf[off]
         off += 1
         self.active = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -630,8 +630,8 @@ class ChannelClose(Method):
         self.reply_text, off = decode_shortstr(buf, off)
         self.class_id, self.method_id = _S3.unpack_from(buf, off)
         off += 4
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -654,8 +654,8 @@ class ChannelCloseOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -693,8 +693,8 @@ class AccessRequest(Method):
         self.active = bool(bits & 4)
         self.write = bool(bits & 8)
         self.read = bool(bits & 16)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -720,8 +720,8 @@ class AccessRequestOk(Method):
         self = cls.__new__(cls)
         self.ticket, = _S2.unpack_from(buf, off)
         off += 2
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -769,8 +769,8 @@ class ExchangeDeclare(Method):
         self.internal = bool(bits & 8)
         self.nowait = bool(bits & 16)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -793,8 +793,8 @@ class ExchangeDeclareOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -830,8 +830,8 @@ class ExchangeDelete(Method):
         off += 1
         self.if_unused = bool(bits & 1)
         self.nowait = bool(bits & 2)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -854,8 +854,8 @@ class ExchangeDeleteOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -898,8 +898,8 @@ class ExchangeBind(Method):
         off += 1
         self.nowait = bool(bits & 1)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -922,8 +922,8 @@ class ExchangeBindOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -966,8 +966,8 @@ class ExchangeUnbind(Method):
         off += 1
         self.nowait = bool(bits & 1)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -990,8 +990,8 @@ class ExchangeUnbindOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1036,8 +1036,8 @@ class QueueDeclare(Method):
         self.auto_delete = bool(bits & 8)
         self.nowait = bool(bits & 16)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1067,8 +1067,8 @@ class QueueDeclareOk(Method):
         self.queue, off = decode_shortstr(buf, off)
         self.message_count, self.consumer_count = _S4.unpack_from(buf, off)
         off += 8
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1111,8 +1111,8 @@ class QueueBind(Method):
         off += 1
         self.nowait = bool(bits & 1)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1135,8 +1135,8 @@ class QueueBindOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1170,8 +1170,8 @@ class QueuePurge(Method):
         bits = buf[off]
         off += 1
         self.nowait = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1197,8 +1197,8 @@ class QueuePurgeOk(Method):
         self = cls.__new__(cls)
         self.message_count, = _S5.unpack_from(buf, off)
         off += 4
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1236,8 +1236,8 @@ class QueueDelete(Method):
         self.if_unused = bool(bits & 1)
         self.if_empty = bool(bits & 2)
         self.nowait = bool(bits & 4)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1263,8 +1263,8 @@ class QueueDeleteOk(Method):
         self = cls.__new__(cls)
         self.message_count, = _S5.unpack_from(buf, off)
         off += 4
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1302,8 +1302,8 @@ class QueueUnbind(Method):
         self.exchange, off = decode_shortstr(buf, off)
         self.routing_key, off = decode_shortstr(buf, off)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1326,8 +1326,8 @@ class QueueUnbindOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1359,8 +1359,8 @@ class BasicQos(Method):
         bits = buf[off]
         off += 1
         self.global_ = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1383,8 +1383,8 @@ class BasicQosOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1430,8 +1430,8 @@ class BasicConsume(Method):
         self.exclusive = bool(bits & 4)
         self.nowait = bool(bits & 8)
         self.arguments, off = decode_table(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1456,8 +1456,8 @@ class BasicConsumeOk(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.consumer_tag, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1487,8 +1487,8 @@ class BasicCancel(Method):
         bits = buf[off]
         off += 1
         self.nowait = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1513,8 +1513,8 @@ class BasicCancelOk(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.consumer_tag, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1553,8 +1553,8 @@ class BasicPublish(Method):
         off += 1
         self.mandatory = bool(bits & 1)
         self.immediate = bool(bits & 2)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1589,8 +1589,8 @@ class BasicReturn(Method):
         self.reply_text, off = decode_shortstr(buf, off)
         self.exchange, off = decode_shortstr(buf, off)
         self.routing_key, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1630,8 +1630,8 @@ class BasicDeliver(Method):
         self.redelivered = bool(bits & 1)
         self.exchange, off = decode_shortstr(buf, off)
         self.routing_key, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1665,8 +1665,8 @@ class BasicGet(Method):
         bits = buf[off]
         off += 1
         self.no_ack = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1707,8 +1707,8 @@ class BasicGetOk(Method):
         self.routing_key, off = decode_shortstr(buf, off)
         self.message_count, = _S5.unpack_from(buf, off)
         off += 4
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1733,8 +1733,8 @@ class BasicGetEmpty(Method):
     def decode(cls, buf, off):
         self = cls.__new__(cls)
         self.cluster_id, off = decode_shortstr(buf, off)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1765,8 +1765,8 @@ class BasicAck(Method):
         bits = buf[off]
         off += 1
         self.multiple = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1797,8 +1797,8 @@ class BasicReject(Method):
         bits = buf[off]
         off += 1
         self.requeue = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1825,8 +1825,8 @@ class BasicRecoverAsync(Method):
         bits = buf[off]
         off += 1
         self.requeue = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1853,8 +1853,8 @@ class BasicRecover(Method):
         bits = buf[off]
         off += 1
         self.requeue = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1877,8 +1877,8 @@ class BasicRecoverOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -1911,8 +1911,8 @@ class BasicNack(Method):
         off += 1
         self.multiple = bool(bits & 1)
         self.requeue = bool(bits & 2)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2055,8 +2055,8 @@ class TxSelect(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2079,8 +2079,8 @@ class TxSelectOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2103,8 +2103,8 @@ class TxCommit(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2127,8 +2127,8 @@ class TxCommitOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2151,8 +2151,8 @@ class TxRollback(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2175,8 +2175,8 @@ class TxRollbackOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2203,8 +2203,8 @@ class ConfirmSelect(Method):
         bits = buf[off]
         off += 1
         self.nowait = bool(bits & 1)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 
@@ -2227,8 +2227,8 @@ class ConfirmSelectOk(Method):
     @classmethod
     def decode(cls, buf, off):
         self = cls.__new__(cls)
-        if off > len(buf):
-            raise DecodeError('method frame truncated')
+        if off != len(buf):
+            raise DecodeError('method frame truncated' if off > len(buf) else 'bytes after the method arguments')
         return self
 
 

@@ -21,16 +21,18 @@ record), and deletes the page store's directory ``pages/`` left by the previous
 run (its bodies are never recovered; the directory is created again when the
 first body is paged out).  The concrete stores are imported here, when storage
 is opened, so importing the interfaces (``warrenmq.store.base``) loads none of them.
+Directories are made 0750 and files 0640 whatever the umask, and a directory
+left by an older version is tightened to those modes (:mod:`.files`).
 """
 from __future__ import annotations
 
 import os
 import shutil
 
-from .base import NO_DEFINITIONS, Definitions, MessageStore, RecoveredMessage, Storage
+from .base import NO_DEFINITIONS, Definitions, MessageStore, RecoveredMessage, RecoveredQueue, Storage
 
-__all__ = ["MessageStore", "Definitions", "NO_DEFINITIONS", "RecoveredMessage", "Storage", "open_storage",
-           "memory_storage", "MemoryStore", "SegmentStore"]
+__all__ = ["MessageStore", "Definitions", "NO_DEFINITIONS", "RecoveredMessage", "RecoveredQueue", "Storage",
+           "open_storage", "memory_storage", "MemoryStore", "SegmentStore"]
 
 
 def memory_storage() -> Storage:
@@ -49,8 +51,9 @@ def open_storage(config) -> Storage:
 
     from .metadata import SQLiteDefinitions
     from .segments import SegmentStore
-    os.makedirs(data_dir, exist_ok=True)
-    lock = open(os.path.join(data_dir, ".lock"), "a+")
+    from .files import open_file, secure_dir, tighten
+    secure_dir(data_dir)
+    lock = os.fdopen(open_file(os.path.join(data_dir, ".lock"), os.O_RDWR | os.O_APPEND), "a+")
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -58,6 +61,7 @@ def open_storage(config) -> Storage:
         raise RuntimeError(f"data directory {data_dir} is in use by another broker (it holds the lock "
                            f"{os.path.join(data_dir, '.lock')})") from None
     try:
+        tighten(data_dir)  # modes left by an older version, which followed the umask
         defs = SQLiteDefinitions(os.path.join(data_dir, "definitions.sqlite3"))
         try:
             messages = SegmentStore(os.path.join(data_dir, "msg_store"), fsync=config.fsync)
@@ -66,7 +70,7 @@ def open_storage(config) -> Storage:
             raise
         pages = os.path.join(data_dir, "pages")
         shutil.rmtree(pages, ignore_errors=True)
-        return Storage(messages, defs, SegmentStore(pages, fsync=False), durable=True, path=data_dir,
+        return Storage(messages, defs, SegmentStore(pages, fsync=False, checkpoint=False), durable=True, path=data_dir,
                        release=lock.close)
     except BaseException:
         lock.close()

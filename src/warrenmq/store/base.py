@@ -12,7 +12,10 @@ written), ``sync()`` (fsync, may run in a worker thread), ``synced(epoch)``.
 ``on_pending`` is called when the buffer goes from empty to non-empty, so the
 application can schedule a cycle (exactly as the protocol layer's
 ``on_output``).  ``recover()`` returns, per queue id, the messages still held,
-in publish order, with a flag saying whether they had been delivered.
+in publish order, with a flag saying whether they had been delivered.  A store
+may also offer ``recover_ids()``: the same per queue as store ids in packed
+arrays, for a broker that restores a large backlog without an object per
+message (``None``: use ``recover()``).
 
 A failed write or fsync leaves the store *failed* until a retry succeeds:
 ``retry(batches)`` writes again every record not known to be on disk (the
@@ -37,6 +40,7 @@ built by :func:`warrenmq.store.open_storage` outside the domain.
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 
@@ -49,6 +53,14 @@ class RecoveredMessage:
     body: bytes | None  # None: not read during recovery; ``store.read_body(msg_id)`` has it
     delivered: bool
     ex_rk: bytes | None = None  # exchange and routing key as two short strings, when the store kept them
+
+
+@dataclass(slots=True)
+class RecoveredQueue:
+    """What ``recover_ids()`` returns for one queue: no object per message."""
+    ids: array  # store ids of the messages the queue still holds, in publish order ("Q")
+    delivered: set  # those of them that had been handed to a consumer (they come back redelivered)
+    expiring: set  # store ids (of any queue) whose properties carry an expiration
 
 
 class MessageStore:
@@ -140,6 +152,11 @@ class MessageStore:
     # lifecycle ---------------------------------------------------------------
     def recover(self) -> dict[int, list[RecoveredMessage]]:
         raise NotImplementedError
+
+    def recover_ids(self) -> dict[int, RecoveredQueue] | None:
+        """Per queue id, the store ids ``recover()`` would return (``read_messages`` has the rest), or
+        ``None`` when this store only offers ``recover()``.  Either call takes what was recovered."""
+        return None
 
     def close(self) -> None:
         """Write and sync what is pending, release files."""

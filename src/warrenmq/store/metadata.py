@@ -17,6 +17,7 @@ import sqlite3
 
 from ..protocol.codec import decode_table, encode_table
 from .base import Definitions
+from .files import FILE_MODE, secure_dir, secure_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY);
@@ -43,12 +44,19 @@ def _table(blob) -> dict:
 
 class SQLiteDefinitions(Definitions):
     def __init__(self, path: str):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        secure_dir(os.path.dirname(path) or ".")
+        secure_file(path)  # 0640 before SQLite opens it: SQLite gives its -wal and -shm the same mode
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        for side in (path + "-wal", path + "-shm"):
+            try:
+                if os.stat(side).st_mode & 0o7777 != FILE_MODE:
+                    os.chmod(side, FILE_MODE)
+            except FileNotFoundError:
+                pass
 
     def close(self) -> None:
         self.db.close()

@@ -38,23 +38,39 @@ When the oldest segment is mostly dead, its live messages are copied forward
 into the active segment (compaction) so one long-lived message does not pin
 every later segment.
 
-Recovery scans the segments in order (:class:`~.records.Scanner`).  A torn
-record at the end of the last segment (a crash mid-write) is truncated away.  A
+Recovery.  A clean close (every record taken written and synced) writes a
+checkpoint (``CHECKPOINT``): the index's chunks, each queue's ids in order,
+the delivered and expiring ids (``_delivered``/``_expiring``, kept up to date
+for this), and each segment's number, size and CRC.  The next start loads it
+if the segments still match, deleting it first (it must never outlive the
+state it describes); otherwise (a crash) it scans the segments in order
+(:class:`~.records.Scanner`, which fills the index's chunks in place).  A
+torn record at the end of the last segment (a crash mid-write) is copied to
+``<segment>.torn-<time>-<offset>`` and truncated away, logged at ERROR.  A
 record whose CRC does not match elsewhere is reported in the log and skipped.
+Either way ``recover_ids()`` gives each queue its ids (a packed array, publish
+order), and ``recover()`` the same as objects with headers read back.
+Files are 0640 and directories 0750 (:mod:`.files`).
 """
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import struct
+import sys
+import time
+from array import array
 
-from .base import MessageStore, RecoveredMessage
+from ..protocol.properties import HI_EXPIRATION as _HI_EXP
+from .base import MessageStore, RecoveredMessage, RecoveredQueue
 from .records import (
     CRC_MSG as _CRC_MSG, I32 as _I, MAGIC, MSG_HEAD as _MSG_HEAD, QI as _QI, REC as _REC, REC_SIZE, T_ACK,
     T_DELIVERED, T_DROPQ, T_MSG, Scanner, crc32 as _crc32, msg_parts as _msg_parts,
     parse_at as _parse_at, record as _record,
 )
 from .index import M32 as _M32, Index, fields as _fields, ref as _ref
+from .files import fsync_dir, open_file, secure_dir
 
 log = logging.getLogger("warrenmq.store")
 
@@ -66,10 +82,11 @@ _READ_SPAN = 4 << 20
 # a batch is a few large buffers (each writev lets the writer thread wait for the GIL once)
 _LARGE = 8192
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
-
-
-def _msg_id(r: RecoveredMessage) -> int:
-    return r.msg_id
+#: the index a clean shutdown leaves (see _write_checkpoint); a start that finds it valid skips the scan
+CHECKPOINT = "clean-shutdown.idx"
+_CKPT_MAGIC = b"WMQIDX01"
+_CKPT_READ = 4 << 20  # the checkpoint keeps each segment's CRC, checked (read this much at a time) before use
+_RECOVER_BATCH = 4096
 
 
 class _Segment:
@@ -86,10 +103,12 @@ class _Segment:
 class SegmentStore(MessageStore):
     durable = True
 
-    def __init__(self, directory: str, fsync: bool = True, segment_size: int = DEFAULT_SEGMENT_SIZE):
+    def __init__(self, directory: str, fsync: bool = True, segment_size: int = DEFAULT_SEGMENT_SIZE,
+                 checkpoint: bool = True):
         super().__init__()
         self.dir = directory
         self.fsync = fsync
+        self.checkpoint = checkpoint  # write an index at a clean close, for the next start to load
         self.segment_size = segment_size
         self.next_msg_id = 1
         self.segments: dict[int, _Segment] = {}
@@ -111,11 +130,16 @@ class SegmentStore(MessageStore):
         self._fd = -1
         self._retired: list = []  # fds of segments switched away from whose last batches await an fsync
         self._active: _Segment | None = None
-        self._recovered: dict[int, list[RecoveredMessage]] | None = None
+        self._recovered: dict[int, RecoveredQueue] | None = None
+        # what a checkpoint needs that the index does not hold: (mid << 32 | queue id) of messages handed
+        # to a consumer and not yet removed from that queue, and the ids of messages with an expiration
+        self._delivered: set = set()
+        self._expiring: set = set()
         self._drop: list = []  # paged-out messages whose body goes once their record is written
         self._read_fds: dict[int, int] = {}
         self.corrupt_records = 0
-        self._scan()
+        if not self._load_checkpoint():
+            self._scan()
 
     # ------------------------------------------------------------------ writing
     def _append(self, rec: bytes) -> None:
@@ -142,6 +166,8 @@ class SegmentStore(MessageStore):
         self.next_msg_id = mid + 1
         n = len(queue_ids)
         header, body = msg.header, msg.body
+        if header[12] & _HI_EXP:
+            self._expiring.add(mid)
         prefix = b"".join((_MSG_HEAD.pack(mid, n), struct.pack(f">{n}I", *queue_ids), msg.ex_rk,
                            _I.pack(len(header))))
         size = len(prefix) + len(header) + len(body)
@@ -178,6 +204,9 @@ class SegmentStore(MessageStore):
             self._late.append((queue_id, msg_id))
         elif msg_id in self.refs:
             self._append(_record(T_DELIVERED, _QI.pack(queue_id, msg_id)))
+        else:
+            return
+        self._delivered.add(msg_id << 32 | queue_id)
 
     def remove(self, queue_id: int, msg_id: int) -> None:
         ref = self.refs.get(msg_id)
@@ -195,8 +224,12 @@ class SegmentStore(MessageStore):
             holders.discard(queue_id)
             gone = not holders
             segno = ref[0]
+        if self._delivered:
+            self._delivered.discard(msg_id << 32 | queue_id)
         if gone:
             del self.refs[msg_id]
+            if self._expiring:
+                self._expiring.discard(msg_id)
             seg = self.segments.get(segno)
             if seg is not None:
                 seg.live -= 1
@@ -422,7 +455,7 @@ class SegmentStore(MessageStore):
 
     def _start(self) -> _Segment:
         """The first segment file of this run (and the directory), made with the first record."""
-        os.makedirs(self.dir, exist_ok=True)
+        secure_dir(self.dir)
         self._open_new_segment()
         return self._active
 
@@ -434,15 +467,11 @@ class SegmentStore(MessageStore):
                 os.close(self._fd)
         number = max(self.segments, default=0) + 1
         seg = _Segment(number, self._path(number))
-        self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self._fd = open_file(seg.path, os.O_WRONLY)
         self.segments[number] = seg
         self._active = seg
         if self.fsync:
-            dfd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self.dir)
 
     def _collect(self) -> None:
         """Delete dead segments oldest first; compact the oldest when it is mostly dead."""
@@ -502,12 +531,11 @@ class SegmentStore(MessageStore):
 
     # ------------------------------------------------------------------ recovery
     def _scan(self) -> None:
-        """Recovery: apply every segment's records (:class:`~.records.Scanner`), truncate a torn tail of
-        the last segment, and rebuild the index and the per-queue lists ``recover()`` returns."""
+        """Recovery: apply every segment's records (:class:`~.records.Scanner`, which builds the index's
+        chunks in place), cut a torn tail off the last segment (keeping a copy), and derive the segments'
+        counts and the per-queue id arrays."""
         names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg")) if os.path.isdir(self.dir) else []
-        scanner = Scanner()
-        msgs = scanner.msgs
-        max_id = 0
+        scanner = Scanner(_HI_EXP)
         for i, name in enumerate(names):
             number = int(name[:-4])
             path = os.path.join(self.dir, name)
@@ -515,48 +543,260 @@ class SegmentStore(MessageStore):
                 data = f.read()
             end = scanner.segment(data, number, path, i == len(names) - 1)
             if end < len(data):
-                log.warning("truncating a torn record at the end of %s (%d bytes)", path, len(data) - end)
-                with open(path, "r+b") as f:
-                    f.truncate(end)
-                data = data[:end]
-            self.segments[number] = _Segment(number, path, len(data))
-            if msgs:
-                max_id = max(max_id, max(msgs))
+                self._cut_torn_tail(path, data, end)
+            self.segments[number] = _Segment(number, path, end)
+            del data
         self.corrupt_records += scanner.corrupt
-        self.next_msg_id = max_id + 1
-        recovered: dict[int, list[RecoveredMessage]] = {}
+        self.next_msg_id = scanner.max_id + 1
         refs = self.refs
-        segments = self.segments
-        for mid, (names, header, qids, delivered, segno, off, length) in msgs.items():
-            if qids is None:
+        per_queue: dict[int, array] = {}
+        live: dict[int, int] = {}
+        for n in sorted(scanner.chunks):
+            c = scanner.chunks[n]
+            if not c[2]:
                 continue
-            ex_rk, ex, rk = names
-            seg = segments[segno]
-            seg.live += 1
-            seg.count += 1
-            if qids.__class__ is int:
-                refs[mid] = _ref(segno, qids, off, length)
-                lst = recovered.get(qids)
-                if lst is None:
-                    lst = recovered[qids] = []
-                lst.append(RecoveredMessage(mid, ex, rk, header, None, delivered is not None and qids in delivered,
-                                            ex_rk))
-                continue
-            refs[mid] = _ref(segno, next(iter(qids)) if len(qids) == 1 else set(qids), off, length)
-            for qid in qids:
-                recovered.setdefault(qid, []).append(
-                    RecoveredMessage(mid, ex, rk, header, None, delivered is not None and qid in delivered, ex_rk))
-        for lst in recovered.values():
-            lst.sort(key=_msg_id)
-        self._recovered = recovered
+            refs.chunks[n] = c
+            refs.count += c[2]
+            refs.newest = max(refs.newest, n)
+            hi, lo = c[0], c[1]
+            base = n << 12
+            qid_last, ids, seg_last, seg_n = -1, None, -1, 0
+            for i, v in enumerate(lo):
+                if v:
+                    qid = v & _M32
+                    if qid != qid_last:
+                        ids = per_queue.get(qid)
+                        if ids is None:
+                            ids = per_queue[qid] = array("Q")
+                        qid_last = qid
+                    ids.append(base | i)
+                    segno = hi[i] >> 40
+                    if segno != seg_last:
+                        if seg_n:
+                            live[seg_last] = live.get(seg_last, 0) + seg_n
+                        seg_last, seg_n = segno, 0
+                    seg_n += 1
+            if seg_n:
+                live[seg_last] = live.get(seg_last, 0) + seg_n
+        if scanner.multi:
+            touched = set()
+            for mid, m in scanner.multi.items():
+                refs.multi[mid] = m
+                refs.count += 1
+                live[m[0]] = live.get(m[0], 0) + 1
+                for qid in m[1]:
+                    per_queue.setdefault(qid, array("Q")).append(mid)
+                    touched.add(qid)
+            for qid in touched:
+                per_queue[qid] = array("Q", sorted(per_queue[qid]))
+        for segno, count in live.items():
+            seg = self.segments.get(segno)
+            if seg is not None:
+                seg.live = seg.count = count
+        self._delivered = {x for x in scanner.delivered if (x >> 32) in refs}
+        self._expiring = {mid for mid in scanner.expiring if mid in refs}
+        self._recovered = self._recovered_queues(per_queue)
 
-    def recover(self) -> dict[int, list[RecoveredMessage]]:
+    def _cut_torn_tail(self, path: str, data, end: int) -> None:
+        """A crash in the middle of a write left a torn record at the end of the last segment: copy what
+        is cut beside it (``<segment>.torn-<time>``), then truncate.  It may have held a message whose
+        publisher was never confirmed, or, after a disk fault, one that was: an operator can look."""
+        copy = f"{path}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{end}"
+        fd = open_file(copy, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, data[end:])
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.error("torn record at the end of %s: %d bytes from offset %d cut off; they are kept in %s",
+                  path, len(data) - end, end, copy)
+        with open(path, "r+b") as f:
+            f.truncate(end)
+
+    def _recovered_queues(self, per_queue: dict) -> dict[int, RecoveredQueue]:
+        delivered: dict[int, set] = {}
+        for x in self._delivered:
+            qid = x & _M32
+            d = delivered.get(qid)
+            if d is None:
+                d = delivered[qid] = set()
+            d.add(x >> 32)
+        expiring = self._expiring
+        return {qid: RecoveredQueue(ids, delivered.get(qid, set()), expiring) for qid, ids in per_queue.items()}
+
+    def recover_ids(self) -> dict[int, RecoveredQueue]:
         rec, self._recovered = self._recovered or {}, {}
         return rec
 
+    def recover(self) -> dict[int, list[RecoveredMessage]]:
+        """:meth:`recover_ids` with each message's exchange, routing key and header read back (bodies stay
+        on disk)."""
+        out: dict[int, list[RecoveredMessage]] = {}
+        names: dict = {}
+        for qid, rq in self.recover_ids().items():
+            lst = out[qid] = []
+            ids, delivered = rq.ids, rq.delivered
+            for i in range(0, len(ids), _RECOVER_BATCH):
+                chunk = ids[i:i + _RECOVER_BATCH]
+                for mid, parts in zip(chunk, self.read_messages(chunk)):
+                    if parts is None:
+                        continue
+                    ex_rk, header, _ = parts
+                    pair = names.get(ex_rk)
+                    if pair is None:
+                        n = ex_rk[0]
+                        pair = names[ex_rk] = (ex_rk[1:1 + n].decode("utf-8", "surrogateescape"),
+                                               ex_rk[2 + n:].decode("utf-8", "surrogateescape"))
+                    lst.append(RecoveredMessage(mid, pair[0], pair[1], header, None, mid in delivered, ex_rk))
+        return out
+
+    # ---------------------------------------------------------------- checkpoint
+    def _checkpoint_path(self) -> str:
+        return os.path.join(self.dir, CHECKPOINT)
+
+    def _write_checkpoint(self) -> None:
+        """At a clean close (every batch written and synced): the index, the segments and the per-queue
+        id arrays, so that the next start loads them instead of scanning every record."""
+        if not self.segments or not os.path.isdir(self.dir):
+            return
+        chunks = {}
+        per_queue: dict[int, array] = {}
+        for n in sorted(self.refs.chunks):
+            c = self.refs.chunks[n]
+            if c.__class__ is dict:
+                chunks[n] = dict(c)
+                for mid in sorted(c):
+                    qid = c[mid] & _M32
+                    ids = per_queue.get(qid)
+                    if ids is None:
+                        ids = per_queue[qid] = array("Q")
+                    ids.append(mid)
+                continue
+            chunks[n] = (c[0].tobytes(), c[1].tobytes(), c[2])
+            base = n << 12
+            for i, v in enumerate(c[1]):
+                if v:
+                    qid = v & _M32
+                    ids = per_queue.get(qid)
+                    if ids is None:
+                        ids = per_queue[qid] = array("Q")
+                    ids.append(base | i)
+        multi = {}
+        if self.refs.multi:
+            touched = set()
+            for mid, (segno, holders, off, length) in self.refs.multi.items():
+                multi[mid] = (segno, set(holders), off, length)
+                for qid in holders:
+                    per_queue.setdefault(qid, array("Q")).append(mid)
+                    touched.add(qid)
+            for qid in touched:
+                per_queue[qid] = array("Q", sorted(per_queue[qid]))
+        segs = []
+        for seg in sorted(self.segments.values(), key=lambda s: s.number):
+            segs.append((seg.number, seg.size, seg.live, seg.count, self._file_crc(seg.path, seg.size)))
+        body = marshal.dumps({
+            "next": self.next_msg_id, "segments": segs, "chunks": chunks, "multi": multi,
+            "count": self.refs.count, "newest": self.refs.newest,
+            "queues": {qid: ids.tobytes() for qid, ids in per_queue.items()},
+            "delivered": set(self._delivered), "expiring": set(self._expiring),
+            "byteorder": sys.byteorder,
+        })
+        path = self._checkpoint_path()
+        tmp = path + ".tmp"
+        fd = open_file(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, _CKPT_MAGIC + _I.pack(_crc32(body)) + body)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        if self.fsync:
+            fsync_dir(self.dir)
+
+    @staticmethod
+    def _file_crc(path: str, size: int) -> int:
+        """The CRC-32 of a segment's first ``size`` bytes (all of it; ISA-L does gigabytes a second)."""
+        crc = 0
+        with open(path, "rb") as f:
+            while size > 0:
+                b = f.read(min(size, _CKPT_READ))
+                if not b:
+                    raise ValueError(f"{path} is shorter than {size} bytes")
+                crc = _crc32(b, crc)
+                size -= len(b)
+        return crc
+
+    def _load_checkpoint(self) -> bool:
+        """Recovery after a clean close: load the checkpoint if it matches the segments on disk (names,
+        sizes, CRCs of their whole content); it is deleted first, so that it never outlives the state it
+        describes. False (then the segments are scanned) when there is none or it does not match."""
+        path = self._checkpoint_path()
+        try:
+            os.unlink(path + ".tmp")  # a close killed while writing it
+        except OSError:
+            pass
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            log.warning("index checkpoint %s unreadable (%s): scanning the segments", path, e)
+            blob = b""
+        os.unlink(path)
+        if self.fsync:
+            fsync_dir(self.dir)
+        try:
+            if blob[:8] != _CKPT_MAGIC or _I.unpack_from(blob, 8)[0] != _crc32(memoryview(blob)[12:]):
+                raise ValueError("bad magic or checksum")
+            d = marshal.loads(memoryview(blob)[12:])
+            if d["byteorder"] != sys.byteorder:
+                raise ValueError("written on another byte order")
+            names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg"))
+            if names != [f"{number:010d}.seg" for number, *_ in d["segments"]]:
+                raise ValueError("the segment files differ")
+            segments = {}
+            for number, size, live, count, crc in d["segments"]:
+                seg_path = self._path(number)
+                if os.path.getsize(seg_path) != size or self._file_crc(seg_path, size) != crc:
+                    raise ValueError(f"{seg_path} changed")
+                seg = segments[number] = _Segment(number, seg_path, size)
+                seg.live, seg.count = live, count
+            refs = Index()
+            for n, c in d["chunks"].items():
+                if c.__class__ is dict:
+                    refs.chunks[n] = c
+                else:
+                    hi, lo = array("Q"), array("Q")
+                    hi.frombytes(c[0])
+                    lo.frombytes(c[1])
+                    refs.chunks[n] = [hi, lo, c[2]]
+            for mid, (segno, holders, off, length) in d["multi"].items():
+                refs.multi[mid] = [segno, holders, off, length]
+            refs.count, refs.newest = d["count"], d["newest"]
+            per_queue = {}
+            for qid, raw in d["queues"].items():
+                ids = per_queue[qid] = array("Q")
+                ids.frombytes(raw)
+        except Exception as e:  # whatever is wrong with it, the scan recovers from the segments themselves
+            log.warning("index checkpoint %s not used (%s): scanning the segments", path, e)
+            return False
+        self.segments = segments
+        self.refs = refs
+        self.next_msg_id = d["next"]
+        self._delivered = d["delivered"]
+        self._expiring = d["expiring"]
+        self._recovered = self._recovered_queues(per_queue)
+        return True
+
     def close(self) -> None:
+        clean = False
         try:
             super().close()
+            # a checkpoint only when every record taken was written and synced (not after a failure)
+            clean = self.synced_epoch >= self.epoch and not self._inflight and not self._buf_bytes
         finally:  # the files are closed even when the last write fails
             if self._fd >= 0:
                 os.close(self._fd)
@@ -566,6 +806,15 @@ class SegmentStore(MessageStore):
             self._retired = []
             for number in list(self._read_fds):
                 self._close_reader(number)
+        if clean and self.checkpoint:
+            try:
+                self._write_checkpoint()
+            except OSError as e:  # the next start scans instead
+                log.warning("index checkpoint not written: %s", e)
+                try:
+                    os.unlink(self._checkpoint_path())
+                except OSError:
+                    pass
 
     def stats(self) -> dict:
         return {"messages": len(self.refs), "segments": len(self.segments), "corrupt_records": self.corrupt_records,

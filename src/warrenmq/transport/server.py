@@ -96,11 +96,19 @@ class AMQPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_recv = self.loop.time()
         proto = self.proto
+        memory = self.broker.memory
+        queued = memory.used
         events = proto.receive_data(data)
         if events:
             self.session.handle_events(events)
             if self._handshaking and proto.state == OPEN:
                 self._handshake_done()
+        # the memory alarm's estimate until its next RSS sample: what was read and not queued (the
+        # queues count the bodies they took), e.g. a message still being received
+        memory.received(len(data) - (memory.used - queued))
+        session = self.session
+        if session.blocked and not session.reading_paused and proto.receiving_bytes:
+            session.pause_reading()  # a message being received while an alarm is on: stop reading
         if proto.state >= CLOSING:
             self.session.connection_lost()
         if proto.should_close:
