@@ -15,6 +15,12 @@ monitor (:mod:`warrenmq.transport.storage`).  :func:`run` is what the
 and on SIGINT/SIGTERM closes every client connection with CONNECTION_FORCED
 before exiting, as RabbitMQ does on shutdown.
 
+Start-up order: :meth:`BrokerApp.start` binds every listener first (without
+accepting), and only then, for an app made with ``defer_storage=True`` (what
+:func:`serve` does), opens the storage: a taken port fails before anything is
+created on disk, and a locked data directory releases the bound ports.
+Connections are accepted once the broker has recovered.
+
 Garbage collection: a broker holds millions of small, acyclic objects (a
 ``Message`` and a ``QueueEntry`` per queued message), freed by reference
 counting. CPython's cyclic collector still walks all of them in every full
@@ -82,12 +88,16 @@ def tune_malloc() -> bool:
 
 
 class BrokerApp:
-    def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None):
+    def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
+                 defer_storage: bool = False):
         self.config = config or BrokerConfig()
-        self.broker = broker or Broker(self.config, open_storage(self.config))
-        self.server = Server(self.broker, self.config.host, self.config.port)
+        if broker is None and not defer_storage:
+            broker = Broker(self.config, open_storage(self.config))
+        self.broker = broker  # None until start() when defer_storage
+        self.server = Server(self.broker, self.config.host, self.config.port, config=self.config)
         tls = self.config.tls_context()
-        self.tls_server = Server(self.broker, self.config.host, self.config.tls_port, ssl=tls) if tls else None
+        self.tls_server = (Server(self.broker, self.config.host, self.config.tls_port, ssl=tls, config=self.config)
+                           if tls else None)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -117,6 +127,18 @@ class BrokerApp:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        listeners = [s for s in (self.server, self.tls_server) if s is not None]
+        try:
+            for s in listeners:  # every port first: a taken one fails before storage is touched
+                await s.bind()
+            if self.broker is None:
+                self.broker = Broker(self.config, open_storage(self.config))
+                for s in listeners:
+                    s.broker = self.broker
+        except BaseException:
+            for s in listeners:
+                await s.stop(0)
+            raise
         self.broker.timers.loop_call_later = loop.call_later
         self.broker.memory.read_rss = RssReader()  # the memory alarm samples the process's RSS
         self._trim = malloc_trim()
@@ -131,13 +153,8 @@ class BrokerApp:
                 self.page_flusher = PageFlusher(storage.pages, loop)
             if self.broker.store.has_pending:  # records written during recovery
                 self.committer.schedule()
-        await self.server.start()
-        if self.tls_server is not None:
-            try:
-                await self.tls_server.start()
-            except BaseException:
-                await self.server.stop(0)
-                raise
+        for s in listeners:
+            await s.start()
 
     async def stop(self, timeout: float = 2.0) -> None:
         if self.tls_server is not None:
@@ -179,7 +196,7 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     if manage_gc:
         gc.disable()  # recovery allocates an object or two per stored message, none of them cyclic
     try:
-        app = BrokerApp(config)
+        app = BrokerApp(config, defer_storage=True)
         await app.start()
     finally:
         if manage_gc:

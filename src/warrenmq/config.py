@@ -62,6 +62,14 @@ class BrokerConfig:
     # a channel whose delivery stays unacknowledged this long is closed (RabbitMQ's consumer_timeout,
     # 30 minutes in 3.10); 0 turns the check off
     consumer_timeout_ms: int = 1_800_000
+    # connection lifecycle (RabbitMQ's rabbit_reader): a connection must complete the AMQP handshake within
+    # handshake_timeout_ms (RabbitMQ's handshake_timeout, 10 s); a connection the broker is closing is
+    # dropped when the client has not answered connection.close within close_timeout_ms (RabbitMQ's
+    # CLOSING_TIMEOUT, 30 s); a failed login of a client without the authentication_failure_close
+    # capability is closed after auth_failure_delay_ms, unread meanwhile (RabbitMQ's SILENT_CLOSE_DELAY, 3 s)
+    handshake_timeout_ms: int = 10_000
+    close_timeout_ms: int = 30_000
+    auth_failure_delay_ms: int = 3_000
     use_uvloop: bool = True
     # durability: where persistent messages and durable definitions live ("" keeps everything in memory)
     data_dir: str = field(default_factory=lambda: default_data_dir())
@@ -79,6 +87,9 @@ class BrokerConfig:
     tls_cafile: str = ""  # CA certificates that client certificates are verified against (PEM)
     tls_verify_peer: bool = False  # ask clients for a certificate and verify it (ssl_options.verify = verify_peer)
     tls_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients that present no certificate
+    # a TLS handshake not done within this is dropped (RabbitMQ's ssl_handshake_timeout, 5 s); failed TLS
+    # handshakes are logged at most once a minute per peer address
+    tls_handshake_timeout_ms: int = 5_000
 
     def __post_init__(self) -> None:
         if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:

@@ -9,6 +9,11 @@ text) or :class:`HardError` (the connection is closed); an unexpected exception 
 connection with INTERNAL_ERROR and is logged, so one bad connection never takes the broker down.
 At the end of a batch the broker's confirm registry sends the batch's coalesced confirms.
 
+Refusals (RabbitMQ's): a failed login of a client without the ``authentication_failure_close``
+capability sets ``close_delay`` (the transport leaves the socket unread that long before closing
+it, which makes password guessing slow); connection.open checks the vhost's and the user's
+``max-connections`` and channel.open the user's ``max-channels`` (:mod:`warrenmq.broker.limits`).
+
 Flow: the transport reports a full socket (``set_paused``: the channels' consumers stop
 receiving) and the broker reports resource alarms (``set_blocked``: as in RabbitMQ a connection
 that publishes while an alarm is on is no longer read and gets ``connection.blocked``).
@@ -91,6 +96,8 @@ class Session(ChannelMethods):
         self.reader = None  # the transport: pause_reading()/resume_reading() while blocked
         self.reading_paused = False
         self.closed = False
+        self.close_delay = 0.0  # seconds the transport waits before closing the socket (a refused login)
+        self.counted = False  # in the broker's per-vhost/per-user connection counts (limits)
         self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
 
     # ---------------------------------------------------------------- events
@@ -152,6 +159,9 @@ class Session(ChannelMethods):
             if not q.deleted:
                 vhost.delete_queue(q)
         self.exclusive_queues.clear()
+        if self.counted:
+            self.counted = False
+            self.broker.limits.connection_closed(vhost.name, self.user.name)
         self.broker.session_closed(self)
 
     def set_paused(self, paused: bool) -> None:
@@ -200,7 +210,8 @@ class Session(ChannelMethods):
             if self.proto.capabilities.get("authentication_failure_close"):
                 self.proto.close(ACCESS_REFUSED, f"ACCESS_REFUSED - Login was refused using authentication "
                                  f"mechanism {m.mechanism}. For details see the broker logfile.")
-            else:
+            else:  # RabbitMQ waits before closing (SILENT_CLOSE_DELAY), so password guessing is slow
+                self.close_delay = self.broker.config.auth_failure_delay_ms / 1000.0
                 self.proto.abort()
             log.warning("login refused for %r from %s", creds[0] if creds else None, self.name)
             return
@@ -216,6 +227,10 @@ class Session(ChannelMethods):
             raise HardError(NOT_ALLOWED, f"vhost {m.virtual_host} not found")
         if not self.broker.user_can_access(self.user, m.virtual_host):
             raise HardError(NOT_ALLOWED, f"access to vhost '{m.virtual_host}' refused for user '{self.user.name}'")
+        limits = self.broker.limits
+        limits.check_connection(m.virtual_host, self.user.name)
+        limits.connection_opened(m.virtual_host, self.user.name)
+        self.counted = True
         self.vhost = vhost
         self.proto.send_open_ok()
         self.broker.session_opened(self)
@@ -230,6 +245,9 @@ class Session(ChannelMethods):
 
     # ---------------------------------------------------------------- channel class
     def open_channel(self, number: int) -> None:
+        max_channels = self.broker.limits.max_channels(self.user.name)
+        if max_channels >= 0 and self.broker.user_channel_count(self.user.name) >= max_channels:
+            raise self.broker.limits.channel_limit_error(self.user.name, max_channels)
         self.channels[number] = AMQPChannel(self, number)
         self.proto.send_method(number, spec.ChannelOpenOk(b""))
 

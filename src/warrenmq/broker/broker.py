@@ -2,7 +2,9 @@
 
 Theory of operation: :class:`Broker` is the root of the domain model.  It owns
 the vhosts and users, knows the open connections of every protocol (the
-adapters register their sessions) and authenticates logins.
+adapters register their sessions) and authenticates logins.  Vhost and user
+limits (:mod:`.limits`: ``set_vhost_limits``, ``set_user_limits`` and their
+``clear_``/getter and counting methods) are durable definitions too.
 It receives its storage (:class:`~warrenmq.store.base.Storage`: message store,
 page store, definitions) opened by the application, rebuilds what the
 definitions and the message store hold, and reports every durable change to
@@ -30,6 +32,7 @@ from .alarms import Alarm, blocked_reason
 from .confirms import ConfirmRegistry
 from .direct_reply import DirectReplyTo
 from .flow import MemoryMonitor
+from .limits import Limits, validate as validate_limits
 from .message import Message
 from .timers import Timers
 from .vhost import VHost
@@ -68,6 +71,7 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set = set()  # the open connections of every protocol (set_blocked on alarms)
+        self.limits = Limits()  # vhost and user limits, and the connection counts they are checked against
         self.memory = MemoryMonitor(self.config.memory_watermark,
                                     paging_ratio=self.config.vm_memory_high_watermark_paging_ratio)  # samples of RSS: BrokerApp's MemorySampler
         self.memory.listeners.append(self._on_memory_alarm)
@@ -124,6 +128,11 @@ class Broker:
                     vh.bind_queue(vh.queues[dest], source, key, args)
                 elif kind == "e" and dest in vh.exchanges and source in vh.exchanges:
                     vh.bind_exchange(dest, source, key, args)
+            for kind, name, limits in d.get("limits", ()):  # after the queues: recovery is never refused
+                if kind == "vhost" and name in self.vhosts:
+                    self.set_vhost_limits(name, limits)
+                elif kind == "user" and name in self.users:
+                    self.set_user_limits(name, limits)
         finally:
             self.defs = defs
             for vh in self.vhosts.values():
@@ -214,6 +223,75 @@ class Broker:
         for vh in user.vhosts:
             self.defs.permission_set(name, vh, ".*", ".*", ".*")
         return user
+
+    # ---------------------------------------------------------------- limits
+    def set_vhost_limits(self, vhost: str, limits: dict) -> None:
+        """Replace the limits of ``vhost`` (``{"max-connections": n, "max-queues": n}``, either or both; a
+        negative value: no limit), as ``rabbitmqctl set_vhost_limits``.  KeyError/ValueError if invalid.
+        Existing connections and queues beyond a new limit are kept (as in RabbitMQ)."""
+        vh = self.vhosts.get(vhost)
+        if vh is None:
+            raise KeyError(f"vhost '{vhost}' not found")
+        limits = validate_limits("vhost", limits)
+        if limits:
+            self.limits.vhost[vhost] = limits
+        else:
+            self.limits.vhost.pop(vhost, None)
+        vh.max_queues = limits.get("max-queues", -1)
+        self.defs.limits_set("vhost", vhost, limits)
+
+    def clear_vhost_limits(self, vhost: str, name: str | None = None) -> None:
+        """Clear one limit (``name``) or all limits of ``vhost``."""
+        current = dict(self.vhost_limits(vhost))
+        if name is None:
+            current.clear()
+        else:
+            current.pop(name, None)
+        self.set_vhost_limits(vhost, current)
+
+    def vhost_limits(self, vhost: str) -> dict:
+        if vhost not in self.vhosts:
+            raise KeyError(f"vhost '{vhost}' not found")
+        return dict(self.limits.vhost.get(vhost, {}))
+
+    def set_user_limits(self, user: str, limits: dict) -> None:
+        """Replace the limits of ``user`` (``{"max-connections": n, "max-channels": n}``), as
+        ``rabbitmqctl set_user_limits``.  KeyError/ValueError if invalid."""
+        if user not in self.users:
+            raise KeyError(f"user '{user}' not found")
+        limits = validate_limits("user", limits)
+        if limits:
+            self.limits.user[user] = limits
+        else:
+            self.limits.user.pop(user, None)
+        self.defs.limits_set("user", user, limits)
+
+    def clear_user_limits(self, user: str, name: str | None = None) -> None:
+        """Clear one limit (``name``) or all limits of ``user``."""
+        current = dict(self.user_limits(user))
+        if name is None:
+            current.clear()
+        else:
+            current.pop(name, None)
+        self.set_user_limits(user, current)
+
+    def user_limits(self, user: str) -> dict:
+        if user not in self.users:
+            raise KeyError(f"user '{user}' not found")
+        return dict(self.limits.user.get(user, {}))
+
+    def vhost_connection_count(self, vhost: str) -> int:
+        """Open AMQP connections in ``vhost``."""
+        return self.limits.vhost_connections.get(vhost, 0)
+
+    def user_connection_count(self, user: str) -> int:
+        """Open AMQP connections of ``user``."""
+        return self.limits.user_connections.get(user, 0)
+
+    def user_channel_count(self, user: str) -> int:
+        """Open channels on the connections of ``user``."""
+        return sum(len(s.channels) for s in self.sessions
+                   if getattr(s, "user", None) is not None and s.user.name == user)
 
     # -------------------------------------------------------------- sessions
     def session_opened(self, session) -> None:

@@ -72,6 +72,7 @@ class VHost:
         self.timers = Timers()  # the broker shares its own (with the event loop plugged in)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        self.max_queues = -1  # the vhost's max-queues limit (broker.set_vhost_limits); negative: none
         self.recorder = None  # warrenmq.testing: called (exchange, message) on every publish while set
         self.policies = Policies(self)  # operator policies (policy.py), applied to queues and exchanges
         default = DefaultExchange(self)
@@ -317,6 +318,9 @@ class VHost:
                     raise SoftError(PRECONDITION_FAILED, f"invalid property '{prop}' for queue '{name}' in vhost "
                                     f"'{self.name}'")
             cls = QuorumQueue
+        if self.max_queues >= 0 and len(self.queues) >= self.max_queues:
+            raise SoftError(PRECONDITION_FAILED, f"cannot declare queue '{name}': queue limit in vhost "
+                            f"'{self.name}' ({self.max_queues}) is reached")
         q = cls(name, self, durable=durable, exclusive_owner=owner if exclusive else None,
                 auto_delete=auto_delete, arguments=arguments)
         self.queues[name] = q

@@ -2,7 +2,10 @@
 
 Theory of operation: argparse builds a :class:`~warrenmq.config.BrokerConfig`
 from flags over environment variables over an optional TOML file, configures
-logging, and calls :func:`warrenmq.app.run`.
+logging, and calls :func:`warrenmq.app.run`.  The faults of a first run (a
+bad option or config value, a port in use, a data directory another broker
+holds, one that cannot be created) are one line on stderr and a non-zero exit,
+never a traceback; the app binds its ports before it creates anything on disk.
 """
 from __future__ import annotations
 
@@ -13,6 +16,20 @@ import sys
 from .. import __version__
 from ..app import run
 from ..config import BrokerConfig
+from ..transport.server import ListenError
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def port_number(text: str) -> int:
+    """argparse type of a TCP port (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port} (0 to 65535)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("perf", help="load generator for AMQP brokers (see `warrenmq perf --help`)", add_help=False)
     for parser in (p, serve):
         parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-        parser.add_argument("--port", type=int, help="AMQP port (default 5672)")
-        parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
+        parser.add_argument("--port", type=port_number, help="AMQP port (default 5672)")
+        parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, metavar="LEVEL",
+                            help=f"one of {', '.join(LOG_LEVELS)} (default info)")
         parser.add_argument("--config", help="TOML config file (also WARRENMQ_CONFIG)")
         store = parser.add_argument_group("durability")
         store.add_argument("--data-dir", help="where persistent messages and durable definitions are kept "
@@ -34,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="do not fsync group commits: faster, and UNSAFE (a machine crash loses "
                                 "confirmed messages); for CI-style runs only")
         tls = parser.add_argument_group("TLS (AMQPS) listener, on when --tls-certfile and --tls-keyfile are given")
-        tls.add_argument("--tls-port", type=int, help="AMQPS port (default 5671)")
+        tls.add_argument("--tls-port", type=port_number, help="AMQPS port (default 5671)")
         tls.add_argument("--tls-certfile", help="server certificate chain, PEM")
         tls.add_argument("--tls-keyfile", help="server private key, PEM")
         tls.add_argument("--tls-cafile", help="CA certificates to verify client certificates with, PEM")
@@ -50,7 +68,8 @@ def main(argv=None) -> int:
     if argv[:1] == ["perf"]:
         from .perf import main as perf_main
         return perf_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         config = BrokerConfig.load(args.config, host=args.host, port=args.port, log_level=args.log_level,
                                    tls_port=args.tls_port, tls_certfile=args.tls_certfile,
@@ -60,13 +79,24 @@ def main(argv=None) -> int:
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None)
         config.tls_context()  # report bad TLS files or options before starting
+        if str(config.log_level).lower() not in LOG_LEVELS:  # from the environment or the config file
+            raise ValueError(f"invalid log_level {config.log_level!r} (choose from {', '.join(LOG_LEVELS)})")
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         print(f"warrenmq: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run(config)
-    except OSError as e:
-        print(f"warrenmq: cannot listen: {e}", file=sys.stderr)  # e names the address (AMQP or TLS port)
+    except ListenError as e:
+        hint = "--tls-port" if e.tls else "--port"
+        print(f"warrenmq: {e.strerror}; is another broker running? Choose another port with {hint}",
+              file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # the data directory's lock is held
+        print(f"warrenmq: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # the data directory cannot be created or opened
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"warrenmq: cannot open the data directory{where}: {e.strerror or e}", file=sys.stderr)
         return 1
     return 0

@@ -58,7 +58,8 @@ def open_storage(config) -> Storage:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         lock.close()
-        raise RuntimeError(f"data directory {data_dir} is in use by another broker") from None
+        raise RuntimeError(f"data directory {data_dir} is in use by another broker (it holds the lock "
+                           f"{os.path.join(data_dir, '.lock')})") from None
     try:
         tighten(data_dir)  # modes left by an older version, which followed the umask
         defs = SQLiteDefinitions(os.path.join(data_dir, "definitions.sqlite3"))

@@ -214,10 +214,14 @@ class Definitions:
     def policy_cleared(self, vhost: str, name: str) -> None:
         pass
 
+    def limits_set(self, kind: str, name: str, limits: dict) -> None:
+        """The limits of vhost or user ``name`` (``kind`` "vhost" or "user") are now ``limits`` ({}: none)."""
+        pass
+
     def load(self) -> dict:
         """Everything stored, for the broker to rebuild (empty lists when nothing is)."""
         return {"vhosts": [], "users": [], "permissions": [], "exchanges": [], "queues": [], "bindings": [],
-                "policies": []}
+                "policies": [], "limits": []}
 
     def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""Durable definitions in SQLite: vhosts, users, permissions, exchanges, queues, bindings, policies.
+"""Durable definitions in SQLite: vhosts, users, permissions, exchanges, queues, bindings, policies, limits.
 
 Theory of operation: the broker reports every change to a durable definition
 (:class:`~.base.Definitions` methods named after the change); each is one SQLite
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS bindings (vhost TEXT, source TEXT, destination TEXT, 
                                      routing_key TEXT, arguments BLOB);
 CREATE TABLE IF NOT EXISTS policies (vhost TEXT, name TEXT, pattern TEXT, apply_to TEXT, priority INTEGER,
                                      definition TEXT, PRIMARY KEY (vhost, name));
+CREATE TABLE IF NOT EXISTS limits (kind TEXT, name TEXT, definition TEXT, PRIMARY KEY (kind, name));
 """
 
 
@@ -81,13 +82,15 @@ class SQLiteDefinitions(Definitions):
                  ("DELETE FROM queues WHERE vhost=?", (name,)),
                  ("DELETE FROM bindings WHERE vhost=?", (name,)),
                  ("DELETE FROM permissions WHERE vhost=?", (name,)),
-                 ("DELETE FROM policies WHERE vhost=?", (name,)))
+                 ("DELETE FROM policies WHERE vhost=?", (name,)),
+                 ("DELETE FROM limits WHERE kind='vhost' AND name=?", (name,)))
 
     def user_saved(self, name: str, password_hash: bytes, tags: list) -> None:
         self._tx(("INSERT OR REPLACE INTO users VALUES (?, ?, ?)", (name, password_hash, json.dumps(list(tags)))))
 
     def user_deleted(self, name: str) -> None:
-        self._tx(("DELETE FROM users WHERE name=?", (name,)), ("DELETE FROM permissions WHERE user=?", (name,)))
+        self._tx(("DELETE FROM users WHERE name=?", (name,)), ("DELETE FROM permissions WHERE user=?", (name,)),
+                 ("DELETE FROM limits WHERE kind='user' AND name=?", (name,)))
 
     def permission_set(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self._tx(("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)", (user, vhost, configure, write, read)))
@@ -136,6 +139,12 @@ class SQLiteDefinitions(Definitions):
     def policy_cleared(self, vhost: str, name: str) -> None:
         self._tx(("DELETE FROM policies WHERE vhost=? AND name=?", (vhost, name)))
 
+    def limits_set(self, kind: str, name: str, limits: dict) -> None:
+        if limits:
+            self._tx(("INSERT OR REPLACE INTO limits VALUES (?, ?, ?)", (kind, name, json.dumps(limits))))
+        else:
+            self._tx(("DELETE FROM limits WHERE kind=? AND name=?", (kind, name)))
+
     # --------------------------------------------------------------- loading
     def load(self) -> dict:
         db = self.db
@@ -151,4 +160,5 @@ class SQLiteDefinitions(Definitions):
                          db.execute("SELECT * FROM bindings ORDER BY rowid")],
             "policies": [(v, n, p, a, pr, json.loads(d)) for v, n, p, a, pr, d in
                          db.execute("SELECT * FROM policies ORDER BY rowid")],
+            "limits": [(k, n, json.loads(d)) for k, n, d in db.execute("SELECT * FROM limits ORDER BY rowid")],
         }

@@ -19,12 +19,32 @@ publisher's socket many times in one turn, and everything else would wait).  Hea
 heartbeat frame when nothing was sent for half an interval and drops a peer
 that sent nothing for two intervals.  ``Server.stop`` closes every connection
 with CONNECTION_FORCED and waits briefly for the clients' close-ok.
+
+Bounded lifetimes (as RabbitMQ's rabbit_reader): whatever the peer does, a connection
+is gone within a known time once it is not healthy.  A connection must be OPEN
+within ``handshake_timeout_ms`` of being accepted, and one that fails during the
+handshake (a framing error, a refused vhost) is dropped by the same deadline
+even if it never answers the close.  Once the broker has sent
+``connection.close`` (the first output with ``proto.close_reason`` set), the
+socket is aborted if no close-ok came within ``close_timeout_ms``.  A refused
+login of a client without the ``authentication_failure_close`` capability is
+left unread for ``auth_failure_delay_ms`` before the socket is closed (the
+session sets ``close_delay``), which makes password guessing slow.
+
+TLS: the listener accepts plain TCP and upgrades it with ``loop.start_tls``
+(:class:`TLSAcceptor`), so a failed or timed-out TLS handshake is seen here and
+logged with the peer and the reason, at most once a minute per peer address
+(:class:`RateLimitedLog`, bounded memory).  ``Server.bind`` binds the socket
+without accepting; ``Server.start`` binds if needed and starts accepting (the
+app binds every listener before it opens storage).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import ssl
 
 from ..amqp.session import Session, new_protocol
 from ..protocol.connection import CLOSING, OPEN
@@ -32,7 +52,9 @@ from ..protocol.spec import CONNECTION_FORCED
 
 log = logging.getLogger("warrenmq.transport")
 
-HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0  # the default of config.handshake_timeout_ms, in seconds
+#: failed TLS handshakes are logged at most once per peer address in this many seconds
+TLS_LOG_INTERVAL = 60.0
 #: a read at least this large makes the connection yield: it is not read again in the same loop turn
 FAIR_READ = 64 * 1024
 
@@ -49,6 +71,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush_scheduled = False
         self._hb_handle = None
         self._handshake_handle = None
+        self._close_handle = None  # the close-ok deadline, once connection.close went out
         self.last_recv = self.last_sent = 0.0
         self.closed = False
         self._handshaking = True
@@ -71,7 +94,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.session.reader = transport
         self.server.connections.add(self)
         self.last_recv = self.last_sent = self.loop.time()
-        self._handshake_handle = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+        self._handshake_handle = self.loop.call_later(self.server.handshake_timeout, self._handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
         self.last_recv = self.loop.time()
@@ -111,10 +134,10 @@ class AMQPProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        for h in (self._hb_handle, self._handshake_handle):
+        for h in (self._hb_handle, self._handshake_handle, self._close_handle):
             if h is not None:
                 h.cancel()
-        self._hb_handle = self._handshake_handle = None
+        self._hb_handle = self._handshake_handle = self._close_handle = None
         if self.session is not None:
             self.session.connection_lost()
 
@@ -152,15 +175,40 @@ class AMQPProtocol(asyncio.Protocol):
                 self.transport.write(data)
             self.last_sent = self.loop.time()
         if self.proto.should_close:
-            self.closed = True
+            self._close_socket()
+        elif self._close_handle is None and self.proto.close_reason is not None:
+            self._close_handle = self.loop.call_later(self.server.close_timeout, self._close_timeout)
+
+    def _close_socket(self) -> None:
+        """The protocol is done: close the socket, at once or after the session's ``close_delay``."""
+        self.closed = True
+        delay = self.session.close_delay if self.session is not None else 0
+        if delay > 0:  # a refused login: leave the client unanswered and unread for a while
+            self.transport.pause_reading()
+            self._close_handle = self.loop.call_later(delay, self.transport.close)
+        else:
             self.transport.close()
 
     # ------------------------------------------------------------- timers
     def _handshake_timeout(self) -> None:
         self._handshake_handle = None
         if self.proto.state < OPEN and not self.closed:
-            log.warning("closing %s: handshake not completed within %ss", self.session.name, HANDSHAKE_TIMEOUT)
-            self.transport.close()
+            log.warning("closing %s: handshake not completed within %ss", self.session.name,
+                        self.server.handshake_timeout)
+            self.closed = True
+            self.transport.abort()
+        elif self.proto.state >= CLOSING and not self.closed:  # refused during the handshake, no close-ok
+            log.warning("closing %s: no connection.close-ok after a handshake error", self.session.name)
+            self.closed = True
+            self.transport.abort()
+
+    def _close_timeout(self) -> None:
+        self._close_handle = None
+        if not self.closed:
+            log.warning("closing %s: no connection.close-ok within %ss", self.session.name,
+                        self.server.close_timeout)
+            self.closed = True
+            self.transport.abort()
 
     def _handshake_done(self) -> None:
         self._handshaking = False
@@ -189,30 +237,162 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush()
 
 
+class ListenError(OSError):
+    """A listener could not bind its address (in use, not permitted, no such address)."""
+
+    def __init__(self, host: str, port: int, tls: bool, cause: OSError):
+        reason = os.strerror(cause.errno).lower() if cause.errno else str(cause)  # asyncio's text repeats us
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}{' (TLS)' if tls else ''}: {reason}")
+        self.host, self.port, self.tls = host, port, tls
+
+
+class RateLimitedLog:
+    """Log at most once per key (a peer address) per ``interval`` seconds, remembering at most ``size``
+    keys (the oldest are forgotten first), so a flood of peers cannot grow it without bound."""
+
+    def __init__(self, interval: float = TLS_LOG_INTERVAL, size: int = 4096):
+        self.interval = interval
+        self.size = size
+        self.last: dict = {}  # key -> time of its last line, oldest first
+        self.suppressed = 0  # lines not logged because of the limit
+
+    def allow(self, key, now: float) -> bool:
+        last = self.last.get(key)
+        if last is not None and now - last < self.interval:
+            self.suppressed += 1
+            return False
+        self.last.pop(key, None)
+        self.last[key] = now
+        if len(self.last) > self.size:
+            del self.last[next(iter(self.last))]
+        return True
+
+
+class TLSAcceptor(asyncio.Protocol):
+    """A TLS listener's accepted socket until its TLS handshake is done (see the module docstring)."""
+
+    def __init__(self, server: "Server"):
+        self.server = server
+        self.amqp = None
+        self.early: list = []  # what came before start_tls took the socket over (uvloop reads at once)
+
+    def connection_made(self, transport) -> None:
+        transport.pause_reading()  # asyncio: nothing reaches us; uvloop starts reading after this returns
+        self.server.handshaking.add(self)
+        self.task = self.server.loop.create_task(self._upgrade(transport))
+
+    def data_received(self, data) -> None:
+        self.early.append(bytes(data))
+
+    def _replay(self, transport) -> None:
+        """Hand what we read (the ClientHello) to the TLS protocol start_tls put in place: it waits in
+        the protocol's incoming buffer until its handshake starts."""
+        early, self.early = self.early, []
+        proto = transport.get_protocol()
+        if proto is self or transport.is_closing():
+            return
+        for data in early:
+            view = memoryview(data)
+            while view:
+                buf = proto.get_buffer(len(view))
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                proto.buffer_updated(n)
+                view = view[n:]
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+    async def _upgrade(self, transport) -> None:
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        amqp = self.amqp = AMQPProtocol(server)
+        early: list = []
+        amqp.data_received = early.append  # bytes that come with the end of the handshake, replayed below
+        try:
+            # runs after start_tls swapped its protocol in (below, in this step) and before it starts
+            # the handshake (start_tls schedules that after this)
+            server.loop.call_soon(self._replay, transport)
+            tls = await server.loop.start_tls(transport, amqp, server.ssl, server_side=True,
+                                              ssl_handshake_timeout=server.tls_handshake_timeout)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError, EOFError) as e:
+            server.tls_handshake_failed(peer, e)
+            transport.abort()
+            return
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+        finally:
+            server.handshaking.discard(self)
+        del amqp.data_received
+        amqp.connection_made(tls)
+        for data in early:
+            if amqp.closed:
+                break
+            amqp.data_received(data)
+
+
 class Server:
     """Listens for AMQP connections for one :class:`~warrenmq.broker.broker.Broker`."""
 
-    def __init__(self, broker, host: str = "0.0.0.0", port: int = 5672, ssl=None):
+    def __init__(self, broker, host: str = "0.0.0.0", port: int = 5672, ssl=None, config=None):
         self.broker = broker
         self.host = host
         self.port = port
         self.ssl = ssl  # an ssl.SSLContext makes this a TLS (AMQPS) listener
+        config = config if config is not None else getattr(broker, "config", None)
+        self.handshake_timeout = getattr(config, "handshake_timeout_ms", HANDSHAKE_TIMEOUT * 1000) / 1000.0
+        self.close_timeout = getattr(config, "close_timeout_ms", 30_000) / 1000.0
+        self.tls_handshake_timeout = getattr(config, "tls_handshake_timeout_ms", 5_000) / 1000.0
+        self.tls_log = RateLimitedLog()
         self.loop = None
         self.connections: set[AMQPProtocol] = set()
+        self.handshaking: set[TLSAcceptor] = set()  # TLS sockets still in their TLS handshake
         self._server = None
 
-    async def start(self) -> None:
+    async def bind(self) -> None:
+        """Bind the listening socket (OSError if the address is taken); connections wait for start()."""
+        if self._server is not None:
+            return
         self.loop = asyncio.get_running_loop()
-        kw = {"ssl": self.ssl, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT} if self.ssl is not None else {}
-        self._server = await self.loop.create_server(lambda: AMQPProtocol(self), self.host, self.port,
-                                                     reuse_address=True, backlog=1024, **kw)
+        factory = (lambda: AMQPProtocol(self)) if self.ssl is None else (lambda: TLSAcceptor(self))
+        try:
+            self._server = await self.loop.create_server(factory, self.host, self.port, reuse_address=True,
+                                                         backlog=1024, start_serving=False)
+        except OSError as e:
+            raise ListenError(self.host, self.port, self.ssl is not None, e) from e
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 
+    async def start(self) -> None:
+        await self.bind()
+        await self._server.start_serving()
+
+    def tls_handshake_failed(self, peer, exc) -> None:
+        """Log a failed TLS handshake: the peer and the reason, once a minute per peer address."""
+        host = peer[0] if peer else None
+        if not self.tls_log.allow(host, self.loop.time()):
+            return
+        text = str(exc)
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "timed out" in text or "taking longer" in text:
+            reason = f"no TLS handshake within {self.tls_handshake_timeout:g}s"
+        else:
+            reason = getattr(exc, "reason", None) or text or exc.__class__.__name__
+            detail = getattr(exc, "verify_message", None)  # why a certificate was not trusted
+            if detail:
+                reason = f"{reason} ({detail})"
+        where = f"{peer[0]}:{peer[1]}" if peer else "unknown peer"
+        log.warning("TLS handshake with %s failed: %s (further failures from %s are not logged for %ds)",
+                    where, reason, host, int(self.tls_log.interval))
+
     async def stop(self, timeout: float = 2.0) -> None:
         """Stop listening; close every connection with CONNECTION_FORCED (as RabbitMQ on shutdown)."""
+        if self.loop is None:  # never bound
+            return
         if self._server is not None:
             self._server.close()
+        for a in list(self.handshaking):
+            a.task.cancel()
         conns = list(self.connections)
         for c in conns:
             if c.proto.state == OPEN:
