@@ -42,6 +42,13 @@ class BrokerConfig:
     # bytes a connection may have waiting in its socket buffer before deliveries pause
     write_buffer_high: int = 1024 * 1024
     write_buffer_low: int = 256 * 1024
+    # credit flow (RabbitMQ's credit_flow_default_credit): a queue with consumers and more than flow_high
+    # ready messages stops reading the connections publishing into it until it is below flow_low (0 = off)
+    flow_high: int = 4000
+    flow_low: int = 2000
+    # SO_RCVBUF given to a connection the first time it is throttled, so what it sent does not wait in
+    # a multi-MiB autotuned socket buffer (0 = leave the OS autotuning alone)
+    flow_recbuf: int = 128 * 1024
     # a channel whose delivery stays unacknowledged this long is closed (RabbitMQ's consumer_timeout,
     # 30 minutes in 3.10); 0 turns the check off
     consumer_timeout_ms: int = 1_800_000
@@ -62,6 +69,14 @@ class BrokerConfig:
     tls_cafile: str = ""  # CA certificates that client certificates are verified against (PEM)
     tls_verify_peer: bool = False  # ask clients for a certificate and verify it (ssl_options.verify = verify_peer)
     tls_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients that present no certificate
+
+    def __post_init__(self) -> None:
+        for name in ("flow_high", "flow_low", "flow_recbuf"):
+            v = getattr(self, name)
+            if v.__class__ is not int or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
+        if self.flow_high and self.flow_low >= self.flow_high:
+            raise ValueError(f"flow_low ({self.flow_low}) must be below flow_high ({self.flow_high})")
 
     @property
     def tls_enabled(self) -> bool:

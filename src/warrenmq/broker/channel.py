@@ -149,7 +149,7 @@ class Channel:
         if self.tx is not None:
             self.tx.ops.append(("publish", ex, msg, mandatory))
             return
-        outcome = vhost.publish(ex, msg)
+        outcome = vhost.publish(ex, msg, None, True, self.owner)
         if outcome:  # (ROUTED is 0: the common case pays one test)
             self._outcome(outcome, msg, mandatory)
 
@@ -210,7 +210,7 @@ class Channel:
         for op in self._need_tx().take():
             kind = op[0]
             if kind == "publish":
-                outcome = self.vhost.publish(op[1], op[2])
+                outcome = self.vhost.publish(op[1], op[2], None, True, self.owner)
                 if outcome:
                     self._outcome(outcome, op[2], op[3])
             elif kind == "ack":

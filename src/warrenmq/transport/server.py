@@ -24,7 +24,7 @@ import asyncio
 import logging
 import socket
 
-from ..amqp.session import Session, new_protocol
+from ..amqp.session import PAUSE_YIELD, Session, new_protocol
 from ..protocol.connection import CLOSING, OPEN
 from ..protocol.spec import CONNECTION_FORCED
 
@@ -50,7 +50,6 @@ class AMQPProtocol(asyncio.Protocol):
         self.last_recv = self.last_sent = 0.0
         self.closed = False
         self._handshaking = True
-        self._yielding = False
 
     # ------------------------------------------------------------ asyncio API
     def connection_made(self, transport) -> None:
@@ -66,6 +65,8 @@ class AMQPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.session = Session(self.broker, self.proto, peer[:2] if peer else None)
         self.session.reader = transport
+        if cfg.flow_recbuf and sock is not None:
+            self.session.on_throttled = self._on_throttled
         self.server.connections.add(self)
         self.last_recv = self.last_sent = self.loop.time()
         self._handshake_handle = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
@@ -82,17 +83,22 @@ class AMQPProtocol(asyncio.Protocol):
             self.session.connection_lost()
         if proto.should_close:
             self._flush()
-        elif len(data) >= FAIR_READ and not self._yielding:
+        elif len(data) >= FAIR_READ and not self.session.reading_paused & PAUSE_YIELD:
             # a busy publisher: libuv would read its socket again and again in this loop turn, starving
             # consumers, timers and the store's group commit; let the others run first
-            self._yielding = True
-            self.transport.pause_reading()
-            self.loop.call_soon(self._resume_after_yield)
+            self.session.pause(PAUSE_YIELD)
+            self.loop.call_soon(self.session.resume, PAUSE_YIELD)
 
-    def _resume_after_yield(self) -> None:
-        self._yielding = False
-        if not self.closed and not self.session.reading_paused:  # not paused by a resource alarm
-            self.transport.resume_reading()
+    def _on_throttled(self) -> None:
+        """Credit flow throttled this connection for the first time: shrink its receive buffer, so what
+        the client sends while it is not read waits in the client (where its latency is seen), not in
+        megabytes of autotuned kernel buffer.  Connections never throttled keep the autotuning."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.broker.config.flow_recbuf)
+            except OSError:
+                pass
 
     def eof_received(self):
         return False
