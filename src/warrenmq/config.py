@@ -44,8 +44,8 @@ class BrokerConfig:
     write_buffer_low: int = 256 * 1024
     # credit flow (RabbitMQ's credit_flow_default_credit): a queue with consumers and more than flow_high
     # ready messages stops reading the connections publishing into it until it is below flow_low (0 = off)
-    flow_high: int = 4000
-    flow_low: int = 2000
+    flow_high: int = 2000
+    flow_low: int = 1000
     # SO_RCVBUF given to a connection the first time it is throttled, so what it sent does not wait in
     # a multi-MiB autotuned socket buffer (0 = leave the OS autotuning alone)
     flow_recbuf: int = 128 * 1024

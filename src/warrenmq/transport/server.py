@@ -1,9 +1,10 @@
 """The asyncio adapter: sockets in, protocol objects and sessions behind them.
 
 Theory of operation: each accepted socket gets an :class:`AMQPProtocol` (an
-``asyncio.Protocol``, not a stream, for speed).  ``data_received`` feeds the
-bytes to the sans-I/O :class:`~warrenmq.protocol.connection.ServerConnection`
-and hands the resulting events to the broker session in one batch.  Output is
+``asyncio.BufferedProtocol``, not a stream, for speed; the loop reads into its
+``FAIR_READ`` buffer).  ``data_received`` feeds the bytes to the sans-I/O
+:class:`~warrenmq.protocol.connection.ServerConnection` and hands the resulting
+events to the broker session in one batch.  Output is
 never written inline: when the protocol object first gets pending output it
 calls ``_schedule_flush``, which queues one ``_flush`` for the end of this loop
 turn, so everything produced for a connection in a turn (replies, confirms,
@@ -11,9 +12,15 @@ deliveries caused by other connections' publishes) leaves in one ``write``.
 
 Back-pressure: when a socket's write buffer passes the high mark asyncio calls
 ``pause_writing`` and the session stops dispatching to that connection's
-consumers until ``resume_writing``.  Fairness: after a large read a connection
-is not read again until the next loop turn (libuv would otherwise read a busy
-publisher's socket many times in one turn, and everything else would wait).  Heartbeats: after tune-ok, a timer sends a
+consumers until ``resume_writing``.  Fairness: a connection is read at most
+``FAIR_READ`` bytes per loop turn: a read that fills the buffer makes it yield
+until the next turn (libuv would otherwise read a busy publisher's socket many
+times in one turn, and a consumer's acks, hence its deliveries, would wait behind
+all of it).  Reading is paused through the session (``Session.pause``/``resume``
+with a reason: the fairness yield, a resource alarm, credit flow), which calls
+``pause_reading``/``resume_reading`` only when the first reason comes and the
+last one goes; the first time credit flow throttles a connection, its
+``SO_RCVBUF`` is set to ``flow_recbuf`` (``_on_throttled``).  Heartbeats: after tune-ok, a timer sends a
 heartbeat frame when nothing was sent for half an interval and drops a peer
 that sent nothing for two intervals.  ``Server.stop`` closes every connection
 with CONNECTION_FORCED and waits briefly for the clients' close-ok.
@@ -31,11 +38,14 @@ from ..protocol.spec import CONNECTION_FORCED
 log = logging.getLogger("warrenmq.transport")
 
 HANDSHAKE_TIMEOUT = 10.0
-#: a read at least this large makes the connection yield: it is not read again in the same loop turn
-FAIR_READ = 64 * 1024
+#: the most a connection is read in one loop turn: reads go into a buffer this large, and a read that
+#: fills it makes the connection yield (it is not read again in the same loop turn).  Measured with one
+#: publisher flooding 16 B messages and one consumer acking each (flow control off): the consumer got
+#: 3-5k msg/s with the loop's own 256 KiB reads, 17-28k with 64 KiB, 31-62k with 16 KiB (docs/perf.md).
+FAIR_READ = 16 * 1024
 
 
-class AMQPProtocol(asyncio.Protocol):
+class AMQPProtocol(asyncio.BufferedProtocol):
     def __init__(self, server: "Server"):
         self.server = server
         self.broker = server.broker
@@ -50,6 +60,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.last_recv = self.last_sent = 0.0
         self.closed = False
         self._handshaking = True
+        self._rbuf = server.read_buffer
 
     # ------------------------------------------------------------ asyncio API
     def connection_made(self, transport) -> None:
@@ -70,6 +81,14 @@ class AMQPProtocol(asyncio.Protocol):
         self.server.connections.add(self)
         self.last_recv = self.last_sent = self.loop.time()
         self._handshake_handle = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+
+    def get_buffer(self, sizehint: int):
+        # one buffer for every connection of the server: the loop fills it and calls buffer_updated at
+        # once, which copies the bytes out before anything else can read (idle connections cost nothing)
+        return self._rbuf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._rbuf[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self.last_recv = self.loop.time()
@@ -185,6 +204,7 @@ class Server:
         self.loop = None
         self.connections: set[AMQPProtocol] = set()
         self._server = None
+        self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
