@@ -22,6 +22,10 @@ except ModuleNotFoundError:  # pragma: no cover
     tomllib = None
 
 
+#: the smallest flow_recbuf accepted (see BrokerConfig.__post_init__)
+MIN_FLOW_RECBUF = 64 * 1024
+
+
 @dataclass
 class BrokerConfig:
     host: str = "0.0.0.0"
@@ -77,6 +81,10 @@ class BrokerConfig:
                 raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
         if self.flow_high and self.flow_low >= self.flow_high:
             raise ValueError(f"flow_low ({self.flow_low}) must be below flow_high ({self.flow_high})")
+        if 0 < self.flow_recbuf < MIN_FLOW_RECBUF:
+            # below one segment of the loopback interface (MSS ~64 KiB) the window never opens by a full
+            # segment: the sender waits for its 200 ms persist timer between every few messages
+            raise ValueError(f"flow_recbuf must be 0 or at least {MIN_FLOW_RECBUF}, not {self.flow_recbuf}")
 
     @property
     def tls_enabled(self) -> bool:

@@ -177,7 +177,7 @@ def test_a_stuck_consumer_does_not_hold_its_publishers_for_good(broker):
 
 def test_the_flow_settings_are_validated():
     for bad in (dict(flow_high=10, flow_low=10), dict(flow_low=-1), dict(flow_recbuf=-1),
-                dict(flow_high="many")):
+                dict(flow_recbuf=16384), dict(flow_high="many")):
         with pytest.raises(ValueError):
             BrokerConfig(data_dir="", **bad)
     BrokerConfig(data_dir="", flow_high=0, flow_low=5)  # off: the low mark does not matter
