@@ -12,11 +12,11 @@ deliveries caused by other connections' publishes) leaves in one ``write``.
 
 Back-pressure: when a socket's write buffer passes the high mark asyncio calls
 ``pause_writing`` and the session stops dispatching to that connection's
-consumers until ``resume_writing``.  Fairness: a connection is read at most
-``FAIR_READ`` bytes per loop turn: a read that fills the buffer makes it yield
-until the next turn (libuv would otherwise read a busy publisher's socket many
-times in one turn, and a consumer's acks, hence its deliveries, would wait behind
-all of it).  Reading is paused through the session (``Session.pause``/``resume``
+consumers until ``resume_writing``.  Fairness: a read takes at most
+``FAIR_READ`` bytes, and once a connection has handed the broker ``FAIR_BUDGET``
+units of work (events, and 4 KiB units of bytes read) it yields until the next
+loop turn (libuv would otherwise read a busy publisher's socket many times in one
+turn, and a consumer's acks, hence its deliveries, would wait behind all of it).  Reading is paused through the session (``Session.pause``/``resume``
 with a reason: the fairness yield, a resource alarm, credit flow), which calls
 ``pause_reading``/``resume_reading`` only when the first reason comes and the
 last one goes; the first time credit flow throttles a connection, its
@@ -38,11 +38,16 @@ from ..protocol.spec import CONNECTION_FORCED
 log = logging.getLogger("warrenmq.transport")
 
 HANDSHAKE_TIMEOUT = 10.0
-#: the most a connection is read in one loop turn: reads go into a buffer this large, and a read that
-#: fills it makes the connection yield (it is not read again in the same loop turn).  Measured with one
-#: publisher flooding 16 B messages and one consumer acking each (flow control off): the consumer got
-#: 3-5k msg/s with the loop's own 256 KiB reads, 17-28k with 64 KiB, 31-62k with 16 KiB (docs/perf.md).
+#: the most one read takes (reads go into a buffer this large).  Measured with one publisher flooding
+#: 16 B messages and one consumer acking each (flow control off), yielding after each full read: the
+#: consumer got 3-5k msg/s with the loop's own 256 KiB reads, 17-28k with 64 KiB, 31-62k with 16 KiB.
 FAIR_READ = 16 * 1024
+#: the read size of a connection whose messages are large (more than 4 KiB read per event)
+LARGE_READ = 256 * 1024
+#: the work a connection may hand the broker before it yields its loop turn, in units of one event
+#: (a publish, an ack, ...) or 4 KiB read: 16 B publishes yield after every full read, 64 KiB ones after
+#: about half a MiB (yielding after every 16 KiB read halved 64 KiB persistent throughput)
+FAIR_BUDGET = 128
 
 
 class AMQPProtocol(asyncio.BufferedProtocol):
@@ -60,7 +65,8 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         self.last_recv = self.last_sent = 0.0
         self.closed = False
         self._handshaking = True
-        self._rbuf = server.read_buffer
+        self._rbuf = server.read_buffer  # small reads until it sends large messages (see data_received)
+        self._budget = FAIR_BUDGET  # what it may still hand the broker before it yields (see FAIR_BUDGET)
 
     # ------------------------------------------------------------ asyncio API
     def connection_made(self, transport) -> None:
@@ -102,11 +108,22 @@ class AMQPProtocol(asyncio.BufferedProtocol):
             self.session.connection_lost()
         if proto.should_close:
             self._flush()
-        elif len(data) >= FAIR_READ and not self.session.reading_paused & PAUSE_YIELD:
-            # a busy publisher: libuv would read its socket again and again in this loop turn, starving
-            # consumers, timers and the store's group commit; let the others run first
-            self.session.pause(PAUSE_YIELD)
-            self.loop.call_soon(self.session.resume, PAUSE_YIELD)
+        else:
+            n = len(data)
+            # large messages (more than 4 KiB read per event) are read LARGE_READ at a time: 16 KiB reads
+            # cost 64 KiB publishes a third of their throughput (more reads, bodies joined from pieces)
+            if n == len(self._rbuf):
+                self._rbuf = self.server.large_read_buffer if n > len(events) << 12 else self.server.read_buffer
+            budget = self._budget - len(events) - (n >> 12)
+            if budget > 0:
+                self._budget = budget
+            else:
+                # a busy publisher: libuv would read its socket again and again in this loop turn, starving
+                # consumers, timers and the store's group commit; let the others run first
+                self._budget = FAIR_BUDGET
+                if not self.session.reading_paused & PAUSE_YIELD:
+                    self.session.pause(PAUSE_YIELD)
+                    self.loop.call_soon(self.session.resume, PAUSE_YIELD)
 
     def _on_throttled(self) -> None:
         """Credit flow throttled this connection for the first time: shrink its receive buffer, so what
@@ -205,6 +222,7 @@ class Server:
         self.connections: set[AMQPProtocol] = set()
         self._server = None
         self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
+        self.large_read_buffer = memoryview(bytearray(LARGE_READ))  # for connections sending large messages
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
