@@ -9,7 +9,9 @@ the rest:
   numbers the publish for confirms, delivers a direct reply at once, and hands the message to the
   one publish path, :meth:`~.vhost.VHost.publish` (in a transaction: at commit).  What the vhost
   reports back becomes a ``basic.return`` (unroutable and mandatory), a nack (refused by a full
-  queue) or a confirm that waits for the store (persisted).
+  queue) or a confirm that waits for the store (persisted).  The channel's ``owner`` goes along as
+  the publisher: a queue whose consumers are behind throttles it (``owner.set_flow``, credit flow:
+  queues/credit.py), so every adapter's connection implements ``set_flow(on)``.
 * consuming: :meth:`consume` registers a :class:`~.queue.Consumer` with its queue; the queue calls
   :meth:`deliver` whenever it hands the consumer a message.  ``deliver`` takes the next delivery
   tag, keeps the entry in the unacked map (tag -> entry, in tag order) unless the consumer does
