@@ -29,6 +29,10 @@ except ModuleNotFoundError:  # pragma: no cover
 MAX_MESSAGE_SIZE_LIMIT = 536870912
 
 
+#: the smallest flow_recbuf accepted (see BrokerConfig.__post_init__)
+MIN_FLOW_RECBUF = 64 * 1024
+
+
 @dataclass
 class BrokerConfig:
     host: str = "0.0.0.0"
@@ -59,6 +63,13 @@ class BrokerConfig:
     # bytes a connection may have waiting in its socket buffer before deliveries pause
     write_buffer_high: int = 1024 * 1024
     write_buffer_low: int = 256 * 1024
+    # credit flow (RabbitMQ's credit_flow_default_credit): a queue with consumers and more than flow_high
+    # ready messages stops reading the connections publishing into it until it is below flow_low (0 = off)
+    flow_high: int = 2000
+    flow_low: int = 1000
+    # SO_RCVBUF given to a connection the first time it is throttled, so what it sent does not wait in
+    # a multi-MiB autotuned socket buffer (0 = leave the OS autotuning alone)
+    flow_recbuf: int = 128 * 1024
     # a channel whose delivery stays unacknowledged this long is closed (RabbitMQ's consumer_timeout,
     # 30 minutes in 3.10); 0 turns the check off
     consumer_timeout_ms: int = 1_800_000
@@ -103,6 +114,18 @@ class BrokerConfig:
         if absolute:
             return absolute
         return int(total_memory() * float(self.vm_memory_high_watermark))
+
+    def __post_init__(self) -> None:
+        for name in ("flow_high", "flow_low", "flow_recbuf"):
+            v = getattr(self, name)
+            if v.__class__ is not int or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
+        if self.flow_high and self.flow_low >= self.flow_high:
+            raise ValueError(f"flow_low ({self.flow_low}) must be below flow_high ({self.flow_high})")
+        if 0 < self.flow_recbuf < MIN_FLOW_RECBUF:
+            # below one segment of the loopback interface (MSS ~64 KiB) the window never opens by a full
+            # segment: the sender waits for its 200 ms persist timer between every few messages
+            raise ValueError(f"flow_recbuf must be 0 or at least {MIN_FLOW_RECBUF}, not {self.flow_recbuf}")
 
     @property
     def tls_enabled(self) -> bool:

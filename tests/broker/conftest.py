@@ -18,6 +18,10 @@ class Owner:
 
     def __init__(self, user):
         self.user = user
+        self.flow_count = 0  # how many queues throttle it (credit flow: set_flow)
+
+    def set_flow(self, on):
+        self.flow_count += 1 if on else -1
 
 
 class TestChannel(Channel):

@@ -306,6 +306,7 @@ def test_a_busy_publisher_is_read_once_per_loop_turn():
     finally:
         server.AMQPProtocol.data_received = data_received
         asyncio.set_event_loop_policy(policy)
+    assert max(size for _, _, size in reads) <= server.FAIR_READ, "one read took more than FAIR_READ bytes"
     large = [size for _, _, size in reads if size >= server.FAIR_READ]
     assert len(large) > 20, "the publisher's socket was never busy enough to test this"
     by_turn: dict = {}

@@ -17,6 +17,16 @@ it, which makes password guessing slow); connection.open checks the vhost's and 
 Flow: the transport reports a full socket (``set_paused``: the channels' consumers stop
 receiving) and the broker reports resource alarms (``set_blocked``: as in RabbitMQ a connection
 that publishes while an alarm is on is no longer read and gets ``connection.blocked``).
+
+Reading: one mechanism stops reading a connection, for three reasons kept as bits in
+``reading_paused``: a resource alarm (``PAUSE_ALARM``), the transport's fairness yield after a
+large read (``PAUSE_YIELD``) and credit flow (``PAUSE_FLOW``: ``set_flow``, called by the queues
+this connection publishes into while their consumers are behind, counted in ``flow_count``; see
+broker/queues/credit.py).  ``pause``/``resume`` set and clear a bit and call the transport's
+``pause_reading``/``resume_reading`` only when the set goes from empty to non-empty and back.
+Flow sends nothing to the client (as RabbitMQ, unlike an alarm's ``connection.blocked``); the first
+time it throttles a connection the session calls ``on_throttled`` (the transport shrinks the socket's
+receive buffer).  ``state`` reports RabbitMQ's connection state: running, flow, blocking, blocked.
 """
 from __future__ import annotations
 
@@ -34,6 +44,11 @@ from .channel import AMQPChannel
 from .methods import ChannelMethods
 
 log = logging.getLogger("warrenmq.session")
+
+#: why a connection is not being read: the bits of Session.reading_paused
+PAUSE_ALARM = 1  # it published while a resource alarm is on
+PAUSE_YIELD = 2  # the transport's fairness yield after a large read (for one loop turn)
+PAUSE_FLOW = 4  # credit flow: a queue it publishes into is behind its consumers
 
 _CHANNEL_OPEN = spec.ChannelOpen.INDEX
 
@@ -93,8 +108,10 @@ class Session(ChannelMethods):
         self.paused = False
         self.blocked = False  # a resource alarm is on (connection.blocked was sent)
         self.published = False
-        self.reader = None  # the transport: pause_reading()/resume_reading() while blocked
-        self.reading_paused = False
+        self.reader = None  # the transport: pause_reading()/resume_reading() while reading_paused
+        self.reading_paused = 0  # PAUSE_* bits: why this connection is not read (0: it is)
+        self.flow_count = 0  # the queues throttling this connection (credit flow)
+        self.on_throttled = None  # called the first time credit flow throttles this connection
         self.closed = False
         self.close_delay = 0.0  # seconds the transport waits before closing the socket (a refused login)
         self.counted = False  # in the broker's per-vhost/per-user connection counts (limits)
@@ -185,22 +202,63 @@ class Session(ChannelMethods):
         if blocked == self.blocked or self.closed:
             return
         self.blocked = blocked
-        if not blocked and self.reading_paused:
-            self.reading_paused = False
-            if self.reader is not None:
-                self.reader.resume_reading()
+        if not blocked and self.reading_paused & PAUSE_ALARM:
+            self.resume(PAUSE_ALARM)
             if self.proto.capabilities.get("connection.blocked"):
                 self.proto.send_method(0, spec.ConnectionUnblocked())
 
     def pause_reading(self) -> None:
         """Called on a publish while an alarm is on: stop reading from this connection."""
-        if self.reading_paused:
+        if self.reading_paused & PAUSE_ALARM:
             return
-        self.reading_paused = True
-        if self.reader is not None:
-            self.reader.pause_reading()
+        self.pause(PAUSE_ALARM)
         if self.proto.capabilities.get("connection.blocked"):
             self.proto.send_method(0, spec.ConnectionBlocked(self.broker.blocked_reason()))
+
+    def pause(self, reason: int) -> None:
+        """Stop reading this connection for ``reason`` (a PAUSE_* bit)."""
+        paused = self.reading_paused
+        self.reading_paused = paused | reason
+        if not paused and self.reader is not None and not self.closed:
+            self.reader.pause_reading()
+
+    def resume(self, reason: int) -> None:
+        """``reason`` no longer holds; read again if no other reason does."""
+        paused = self.reading_paused
+        if paused & reason:
+            paused = self.reading_paused = paused & ~reason
+            if not paused and self.reader is not None and not self.closed:
+                self.reader.resume_reading()
+
+    def set_flow(self, on: bool) -> None:
+        """Credit flow (broker/queues/credit.py): a queue this connection publishes into is behind its
+        consumers (``on``), or no longer is.  Reading stops while any queue throttles it."""
+        if on:
+            self.flow_count += 1
+            if self.flow_count == 1:
+                if self.on_throttled is not None:
+                    hook, self.on_throttled = self.on_throttled, None  # only the first time
+                    hook()
+                self.pause(PAUSE_FLOW)
+        elif self.flow_count > 0:
+            self.flow_count -= 1
+            if not self.flow_count:
+                self.resume(PAUSE_FLOW)
+
+    @property
+    def state(self) -> str:
+        """The connection's state as RabbitMQ reports it (``rabbitmqctl list_connections state``)."""
+        if self.closed:
+            return "closed"
+        if self.proto.state >= CLOSING:
+            return "closing"
+        if self.vhost is None:
+            return "starting"
+        if self.blocked:
+            return "blocked" if self.reading_paused & PAUSE_ALARM else "blocking"
+        if self.flow_count:
+            return "flow"
+        return "running"
 
     # ---------------------------------------------------------------- connection class
     def on_connection_start_ok(self, m) -> None:

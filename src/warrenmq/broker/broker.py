@@ -188,6 +188,8 @@ class Broker:
         if vh is None:
             vh = self.vhosts[name] = VHost(name, self.memory, self.store, self.defs)
             vh.timers = self.timers
+            vh.flow_high = self.config.flow_high
+            vh.flow_low = self.config.flow_low
             if self.page_store is not None:
                 vh.page_store = self.page_store
                 vh.page_limit = self.config.queue_max_in_memory

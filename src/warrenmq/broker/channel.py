@@ -9,7 +9,9 @@ the rest:
   numbers the publish for confirms, delivers a direct reply at once, and hands the message to the
   one publish path, :meth:`~.vhost.VHost.publish` (in a transaction: at commit).  What the vhost
   reports back becomes a ``basic.return`` (unroutable and mandatory), a nack (refused by a full
-  queue) or a confirm that waits for the store (persisted).
+  queue) or a confirm that waits for the store (persisted).  The channel's ``owner`` goes along as
+  the publisher: a queue whose consumers are behind throttles it (``owner.set_flow``, credit flow:
+  queues/credit.py), so every adapter's connection implements ``set_flow(on)``.
 * consuming: :meth:`consume` registers a :class:`~.queue.Consumer` with its queue; the queue calls
   :meth:`deliver` whenever it hands the consumer a message.  ``deliver`` takes the next delivery
   tag, keeps the entry in the unacked map (tag -> entry, in tag order) unless the consumer does
@@ -149,7 +151,7 @@ class Channel:
         if self.tx is not None:
             self.tx.ops.append(("publish", ex, msg, mandatory))
             return
-        outcome = vhost.publish(ex, msg)
+        outcome = vhost.publish(ex, msg, None, True, self.owner)
         if outcome:  # (ROUTED is 0: the common case pays one test)
             self._outcome(outcome, msg, mandatory)
 
@@ -210,7 +212,7 @@ class Channel:
         for op in self._need_tx().take():
             kind = op[0]
             if kind == "publish":
-                outcome = self.vhost.publish(op[1], op[2])
+                outcome = self.vhost.publish(op[1], op[2], None, True, self.owner)
                 if outcome:
                     self._outcome(outcome, op[2], op[3])
             elif kind == "ack":

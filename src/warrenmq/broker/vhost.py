@@ -69,6 +69,10 @@ class VHost:
         self.defs = defs  # durable definitions (store.base.Definitions): told every durable change
         self.page_store = None  # the transient page store (bodies paged out of memory), with data_dir
         self.page_limit = 0  # bodies a queue keeps in memory before paging (queue_max_in_memory)
+        # credit flow (queues/credit.py): a queue with consumers and more ready messages than flow_high
+        # throttles its publishers until it is below flow_low (0: off; the broker sets both from config)
+        self.flow_high = 0
+        self.flow_low = 0
         self.timers = Timers()  # the broker shares its own (with the event loop plugged in)
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
@@ -82,7 +86,7 @@ class VHost:
             self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, self, durable=True)
 
     # -------------------------------------------------------------- messages
-    def publish(self, exchange: Exchange, msg, keep=None, record: bool = True) -> int:
+    def publish(self, exchange: Exchange, msg, keep=None, record: bool = True, publisher=None) -> int:
         """The one publish path: route ``msg`` from ``exchange``, persist it if it is persistent and a
         durable queue takes it, and enqueue it.  Every protocol, dead lettering, the back door and the
         management API publish through here, and nothing else enqueues.
@@ -91,7 +95,9 @@ class VHost:
         :data:`REJECTED` (a queue with ``x-overflow: reject-publish`` refused it: its confirm is a nack),
         or, when it was persisted, the store epoch whose sync makes it safe to confirm (a positive int).
         ``keep(queue)``, when given, filters the queues it was routed to (dead lettering drops cycles);
-        ``record=False``: a message published before (a delayed message released) is not recorded again."""
+        ``record=False``: a message published before (a delayed message released) is not recorded again.
+        ``publisher``: the connection that published it (a channel's ``owner``), which a queue whose
+        consumers are behind throttles (``set_flow``, see queues/credit.py)."""
         if self.recorder is not None and record:  # warrenmq.testing is recording publishes (unused: this one check)
             self.recorder(exchange, msg)
         queues = self.route(exchange, msg)
@@ -117,6 +123,8 @@ class VHost:
         for q in queues:
             if q.publish(msg) is False:  # a full queue with x-overflow reject-publish(-dlx)
                 rejected = True
+            elif len(q.messages) > q.flow_high and publisher is not None and q.consumers:
+                q.throttle(publisher)  # its consumers are behind: credit flow (queues/credit.py)
         return REJECTED if rejected else epoch
 
     def route(self, exchange: Exchange, msg):

@@ -12,6 +12,8 @@ lazy.py            paging bodies out and the lazy tail (LazyMessages)
 ttl.py             message TTL, per-message expiration, x-expires
 limits.py          x-max-length, x-max-length-bytes, x-overflow
 consumers.py       Consumer; consumer priorities, single active consumer
+credit.py          credit flow: throttling publishers while the consumers are
+                   behind (flow_high/flow_low)
 args.py            argument tables and checks; read_settings (creation and
                    policy changes, both queue types)
 quorum.py          QuorumQueue: x-delivery-count, delivery limit, returns

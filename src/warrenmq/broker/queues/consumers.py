@@ -90,6 +90,8 @@ class ConsumerChoice:
             self._level_remove(consumer)
         if self.expires and not self.consumers and not self.deleted:
             self.reset_expires()
+        if self.throttled is not None and not self.consumers:  # a backlog without consumers never throttles
+            self.release_flow()
 
     def _pick_by_priority(self):
         """The consumer for the next message: the highest level with a ready consumer, round robin within."""

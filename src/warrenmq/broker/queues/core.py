@@ -15,7 +15,7 @@ once it left for good.
 The other concerns are mixins, each in its module with its own state
 (``_SLOTS``): TTL and queue expiry (ttl.py), length limits (limits.py), paging and
 the lazy tail (lazy.py), consumer priorities and single active consumer
-(consumers.py).  Every setting that comes from an argument or a policy is read by
+(consumers.py), throttling publishers while consumers fall behind (credit.py).  Every setting that comes from an argument or a policy is read by
 ``args.read_settings``, on creation and on every policy change.  The hot path
 (``publish`` of a message no consumer can take yet, ``dispatch``, ``settle``)
 looks only at plain attributes: ``limit``, ``page_limit``, ``message_ttl``,
@@ -32,6 +32,7 @@ from ..message import QueueEntry
 from ..policy import KIND_QUEUE, PolicyTarget
 from .args import read_settings
 from .consumers import ConsumerChoice
+from .credit import CreditFlow
 from .lazy import Paging
 from .limits import Limits
 from .ttl import Expiry
@@ -44,13 +45,13 @@ def _seq(entry: QueueEntry) -> int:
     return entry.seq
 
 
-class Queue(PolicyTarget, ConsumerChoice, Expiry, Limits, Paging):
+class Queue(PolicyTarget, ConsumerChoice, CreditFlow, Expiry, Limits, Paging):
     kind = KIND_QUEUE
     queue_type = "classic"
     __slots__ = ("exclusive_owner", "messages", "next_seq", "unacked", "deleted", "_dispatching",
                  "stats_published", "stats_delivered", "stats_acked", "memory", "dlx", "dlrk", "delivery_limit",
                  "_append", "_popleft") \
-        + ConsumerChoice._SLOTS + Expiry._SLOTS + Limits._SLOTS + Paging._SLOTS
+        + ConsumerChoice._SLOTS + CreditFlow._SLOTS + Expiry._SLOTS + Limits._SLOTS + Paging._SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
         # bindings: (exchange, key, args_key) where this queue is the destination; the policy in force
@@ -80,6 +81,8 @@ class Queue(PolicyTarget, ConsumerChoice, Expiry, Limits, Paging):
         self.store = vhost.store
         self.page_store = vhost.page_store
         self.page_limit = vhost.page_limit if vhost.page_store is not None else 0
+        # credit flow (credit.py): flow_high, flow_low, the publishers this queue throttles
+        self.init_flow(vhost)
         self.store_id = 0  # the message store's queue id when durable and stored (0: not stored)
         # message_ttl, expires, dlx, dlrk, delivery_limit, limit, messages, single_active (args.py)
         self.limit = None
@@ -205,6 +208,8 @@ class Queue(PolicyTarget, ConsumerChoice, Expiry, Limits, Paging):
             self._dispatching = False
             if has_ttl:
                 self._schedule_expiry()
+            if self.throttled is not None and len(messages) < self.flow_low:
+                self.release_flow()
 
     def get(self):
         """Pop the head entry for basic.get, or ``None``."""
@@ -220,7 +225,10 @@ class Queue(PolicyTarget, ConsumerChoice, Expiry, Limits, Paging):
             return None
         if self.messages:
             self.stats_delivered += 1
-            return self._popleft()
+            entry = self._popleft()
+            if self.throttled is not None:
+                self.check_flow()
+            return entry
         return None
 
     def requeue(self, entries: list) -> None:
@@ -306,6 +314,8 @@ class Queue(PolicyTarget, ConsumerChoice, Expiry, Limits, Paging):
                 qid, remove = self.store_id, self.store.remove
                 for sid in sids:
                     remove(qid, sid)
+        if self.throttled is not None:
+            self.release_flow()
         return n
 
     def dead_letter(self, entries: list, reason: str) -> None:
