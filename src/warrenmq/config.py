@@ -102,11 +102,6 @@ class BrokerConfig:
     # handshakes are logged at most once a minute per peer address
     tls_handshake_timeout_ms: int = 5_000
 
-    def __post_init__(self) -> None:
-        if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
-            raise ValueError(f"max_message_size must be between 1 and {MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
-                             f"not {self.max_message_size}")
-
     @property
     def memory_watermark(self) -> int:
         """The memory alarm's watermark in bytes (absolute if set, else relative to the memory available)."""
@@ -116,6 +111,9 @@ class BrokerConfig:
         return int(total_memory() * float(self.vm_memory_high_watermark))
 
     def __post_init__(self) -> None:
+        if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+            raise ValueError(f"max_message_size must be between 1 and {MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
+                             f"not {self.max_message_size}")
         for name in ("flow_high", "flow_low", "flow_recbuf"):
             v = getattr(self, name)
             if v.__class__ is not int or v < 0:
