@@ -9,6 +9,7 @@ import time
 import amqp
 import pytest
 
+from support.pki import make_pki
 from support.raw import RawClient
 from warrenmq.protocol import spec
 from warrenmq.testing import EmbeddedBroker
@@ -189,23 +190,7 @@ def test_invalid_queue_arguments_are_refused_as_rabbitmq_does(ch, key, value, re
 # ------------------------------------------------------------------------- TLS
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    trustme = pytest.importorskip("trustme")
-    d = tmp_path_factory.mktemp("pki")
-    ca, rogue = trustme.CA(), trustme.CA()
-    files = {"ca": d / "ca.pem", "server": d / "server.pem", "server_key": d / "server.key",
-             "client": d / "client.pem", "client_key": d / "client.key",
-             "rogue": d / "rogue.pem", "rogue_key": d / "rogue.key"}
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    server = ca.issue_cert("localhost", "127.0.0.1")
-    server.cert_chain_pems[0].write_to_path(str(files["server"]))
-    server.private_key_pem.write_to_path(str(files["server_key"]))
-    client = ca.issue_cert("client.test")
-    client.cert_chain_pems[0].write_to_path(str(files["client"]))
-    client.private_key_pem.write_to_path(str(files["client_key"]))
-    bad = rogue.issue_cert("client.test")
-    bad.cert_chain_pems[0].write_to_path(str(files["rogue"]))
-    bad.private_key_pem.write_to_path(str(files["rogue_key"]))
-    return {k: str(v) for k, v in files.items()}
+    return make_pki(pytest.importorskip("trustme"), tmp_path_factory.mktemp("pki"))
 
 
 def tls_broker(pki, **kw):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from support.pki import make_pki
 from support.raw import RawClient
 from warrenmq.protocol import spec
 from warrenmq.testing import EmbeddedBroker
@@ -16,19 +17,7 @@ from warrenmq.testing import EmbeddedBroker
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    trustme = pytest.importorskip("trustme")
-    d = tmp_path_factory.mktemp("pki")
-    ca, rogue = trustme.CA(), trustme.CA()
-    files = {"ca": d / "ca.pem", "server": d / "server.pem", "server_key": d / "server.key",
-             "rogue": d / "rogue.pem", "rogue_key": d / "rogue.key"}
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    server = ca.issue_cert("localhost", "127.0.0.1")
-    server.cert_chain_pems[0].write_to_path(str(files["server"]))
-    server.private_key_pem.write_to_path(str(files["server_key"]))
-    bad = rogue.issue_cert("client.test")
-    bad.cert_chain_pems[0].write_to_path(str(files["rogue"]))
-    bad.private_key_pem.write_to_path(str(files["rogue_key"]))
-    return {k: str(v) for k, v in files.items()}
+    return make_pki(pytest.importorskip("trustme"), tmp_path_factory.mktemp("pki"))
 
 
 def fd_count() -> int:

@@ -60,6 +60,11 @@ class User:
         return len(h) > 4 and hmac.compare_digest(hash_password(password, h[:4]), h)
 
 
+def _without(limits: dict, name: str | None) -> dict:
+    """``limits`` without the one called ``name`` (without any when ``name`` is None)."""
+    return {} if name is None else {k: v for k, v in limits.items() if k != name}
+
+
 class Broker:
     """``Broker(config, storage)``: ``storage`` from :func:`warrenmq.store.open_storage` (the broker closes
     it in :meth:`close`); left out, that factory opens what ``config`` asks for."""
@@ -244,12 +249,7 @@ class Broker:
 
     def clear_vhost_limits(self, vhost: str, name: str | None = None) -> None:
         """Clear one limit (``name``) or all limits of ``vhost``."""
-        current = dict(self.vhost_limits(vhost))
-        if name is None:
-            current.clear()
-        else:
-            current.pop(name, None)
-        self.set_vhost_limits(vhost, current)
+        self.set_vhost_limits(vhost, _without(self.vhost_limits(vhost), name))
 
     def vhost_limits(self, vhost: str) -> dict:
         if vhost not in self.vhosts:
@@ -270,12 +270,7 @@ class Broker:
 
     def clear_user_limits(self, user: str, name: str | None = None) -> None:
         """Clear one limit (``name``) or all limits of ``user``."""
-        current = dict(self.user_limits(user))
-        if name is None:
-            current.clear()
-        else:
-            current.pop(name, None)
-        self.set_user_limits(user, current)
+        self.set_user_limits(user, _without(self.user_limits(user), name))
 
     def user_limits(self, user: str) -> dict:
         if user not in self.users:

@@ -276,31 +276,13 @@ class LazyMessages:
 
     def append(self, entry, on_disk: bool = False) -> None:
         """Add ``entry`` at the end; ``on_disk``: its record is known to be on disk (recovery)."""
-        ids = self.ids
-        if self.pos == len(ids):
+        if self.pos == len(self.ids):
             if len(self.head) < self.limit:
                 self.head.append(entry)
                 return
             if self.pos:  # the tail ran dry: start afresh
                 self._clear_tail()
-                ids = self.ids
-        msg = entry.message
-        q = self.queue
-        seq = entry.seq
-        self.seqs.append(seq)
-        if (msg.__class__ is Message and msg.store_id and msg.pageable and not entry.redelivered
-                and not entry.expires and not q.has_ttl and not msg.header[12] & HI_EXPIRATION):
-            ids.append(msg.store_id)
-            if not on_disk:  # persisted in the store's current batch: an object until that is synced
-                self.side[seq] = entry
-                self.unsynced.append((q.store.epoch + 1, seq))
-        elif (msg.__class__ is Message and not msg.store_id and msg.pageable and q.page_store is not None
-              and not entry.redelivered and not entry.expires and not q.has_ttl
-              and not msg.header[12] & HI_EXPIRATION):
-            self._stash(entry)
-        else:
-            ids.append(0)
-            self.side[seq] = entry
+        self._tail_append(entry, on_disk)
         self._settle_synced()
 
     def _stash(self, entry) -> None:
@@ -334,32 +316,35 @@ class LazyMessages:
         freed = 0
         for entry in moved:  # (append's tail branch, with the head full)
             freed += ENTRY_OVERHEAD + (len(entry.message.body) if entry.message.body is not None else 0)
-            self._tail_append(entry)
+            self._tail_append(entry, page_body=True)
         self.ids.extend(old_ids[pos:])
         self.seqs.extend(old_seqs[pos:])
         self.side.update(side)
         self._settle_synced()
         return freed
 
-    def _tail_append(self, entry) -> None:
-        ids = self.ids
+    def _tail_append(self, entry, on_disk: bool = False, page_body: bool = False) -> None:
+        """``entry`` at the end of the tail: as its store id (an object in ``side`` until the store has
+        synced, unless ``on_disk``), as its page-store id (a transient message), or as an object when it
+        carries what an id cannot (a redelivery, an expiry, a TTL queue's timestamps).  ``page_body``: a
+        persistent message's body leaves memory too (a spill under the memory alarm)."""
         msg = entry.message
         q = self.queue
         seq = entry.seq
         self.seqs.append(seq)
-        if (msg.__class__ is Message and msg.store_id and msg.pageable and not entry.redelivered
-                and not entry.expires and not q.has_ttl and not msg.header[12] & HI_EXPIRATION):
-            ids.append(msg.store_id)
-            if not msg.paged:
+        pageable = (msg.__class__ is Message and msg.pageable and not entry.redelivered and not entry.expires
+                    and not q.has_ttl and not msg.header[12] & HI_EXPIRATION)
+        if pageable and msg.store_id:
+            self.ids.append(msg.store_id)
+            if page_body and not msg.paged:
                 q.page_out(msg)
-            self.side[seq] = entry  # (until the store has synced: the record may be in its current batch)
-            self.unsynced.append((q.store.epoch + 1, seq))
-        elif (msg.__class__ is Message and not msg.store_id and msg.pageable and q.page_store is not None
-              and not entry.redelivered and not entry.expires and not q.has_ttl
-              and not msg.header[12] & HI_EXPIRATION):
+            if not on_disk:  # persisted in the store's current batch: an object until that is synced
+                self.side[seq] = entry
+                self.unsynced.append((q.store.epoch + 1, seq))
+        elif pageable and q.page_store is not None:
             self._stash(entry)
         else:
-            ids.append(0)
+            self.ids.append(0)
             self.side[seq] = entry
 
     def restore(self, entry) -> None:
