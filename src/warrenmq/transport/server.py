@@ -52,6 +52,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 
 from ..amqp.session import PAUSE_ALARM, PAUSE_YIELD, Session, new_protocol
 from ..protocol.connection import CLOSING, OPEN
@@ -320,8 +321,19 @@ class TLSAcceptor(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         transport.pause_reading()  # asyncio: nothing reaches us; uvloop starts reading after this returns
+        if sys.version_info < (3, 11):
+            # CPython 3.10's selector transport starts reading after connection_made even when paused
+            # there, and start_tls's own pause is then a no-op: the ClientHello would reach the TLS
+            # protocol before its connection_made, which drops it.  Pause for real once reading started.
+            self.server.loop.call_soon(self._pause_for_real, transport)
         self.server.handshaking.add(self)
         self.task = self.server.loop.create_task(self._upgrade(transport))
+
+    @staticmethod
+    def _pause_for_real(transport) -> None:
+        if not transport.is_closing():
+            transport.resume_reading()
+            transport.pause_reading()
 
     def data_received(self, data) -> None:
         self.early.append(bytes(data))
