@@ -181,3 +181,27 @@ def test_definitions_survive_a_restart(tmp_path):
         b.check_resource(b.users["u"], "v", "queue", "c1", CONFIGURE)
     finally:
         b.close()
+
+
+def test_a_definitions_database_of_the_previous_version_is_migrated(tmp_path):
+    import json
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "definitions.sqlite3")
+    db.executescript("""
+        CREATE TABLE vhosts (name TEXT PRIMARY KEY);
+        CREATE TABLE users (name TEXT PRIMARY KEY, password_hash BLOB NOT NULL, tags TEXT NOT NULL);
+        CREATE TABLE permissions (user TEXT, vhost TEXT, configure TEXT, write TEXT, read TEXT,
+                                  PRIMARY KEY (user, vhost));""")
+    db.execute("INSERT INTO vhosts VALUES ('/')")
+    db.execute("INSERT INTO users VALUES ('old', ?, ?)", (hash_password("pw"), json.dumps(["management"])))
+    db.execute("INSERT INTO permissions VALUES ('old', '/', '.*', '.*', '.*')")
+    db.commit()
+    db.close()
+    b = make_broker(tmp_path)
+    try:
+        assert b.check_user_password("old", "pw") and b.users["old"].tags == ["management"]
+        assert b.users["old"].hashing_algorithm == "rabbit_password_hashing_sha256"
+        assert b.list_permissions() == [{"user": "old", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
+        b.set_topic_permissions("old", "/", "amq.topic", "^a", "^b")
+    finally:
+        b.close()
