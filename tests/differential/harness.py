@@ -23,8 +23,8 @@ scenario or a flaky one shows up); ``WARRENMQ_DIFF_RECORD=1`` rewrites the
 recordings from the reference instead.
 
 Scenarios use names from ``env.name(...)`` (unique per run: ``dt-<token>-...``)
-and the harness deletes every queue, exchange and policy so named after each
-run, so the reference broker is left as it was found.
+and the harness deletes every queue, exchange, policy and user (``env.user``) so
+named after each run, so the reference broker is left as it was found.
 """
 from __future__ import annotations
 
@@ -87,6 +87,27 @@ class Target:
     def settle(self) -> None:
         """Wait until asynchronous side effects (policy changes) are visible to clients."""
 
+    # users and permissions (in the target's vhost): rabbitmqctl on the reference, the Broker API here
+    def add_user(self, name, password, tags=()) -> None:
+        raise NotImplementedError
+
+    def delete_user(self, name) -> None:
+        raise NotImplementedError
+
+    def set_permissions(self, user, configure, write, read) -> None:
+        raise NotImplementedError
+
+    def set_topic_permissions(self, user, exchange, write, read) -> None:
+        raise NotImplementedError
+
+    def delete_users(self, names) -> None:
+        """Delete several users, ignoring missing ones (cleanup)."""
+        for n in names:
+            try:
+                self.delete_user(n)
+            except Exception:
+                pass
+
 
 class WarrenTarget(Target):
     """A fresh embedded WarrenMQ (``warrenmq.testing.EmbeddedBroker``)."""
@@ -104,6 +125,19 @@ class WarrenTarget(Target):
     def clear_policy(self, name) -> None:
         b = self.embedded.broker
         self.embedded.call(lambda: b.clear_policy(self.vhost, name))
+
+    def add_user(self, name, password, tags=()) -> None:
+        self.embedded.call(lambda: self.embedded.broker.add_user(name, password, list(tags)))
+
+    def delete_user(self, name) -> None:
+        self.embedded.call(lambda: self.embedded.broker.delete_user(name))
+
+    def set_permissions(self, user, configure, write, read) -> None:
+        self.embedded.call(lambda: self.embedded.broker.set_permissions(user, self.vhost, configure, write, read))
+
+    def set_topic_permissions(self, user, exchange, write, read) -> None:
+        self.embedded.call(lambda: self.embedded.broker.set_topic_permissions(user, self.vhost, exchange, write,
+                                                                              read))
 
 
 class ReferenceTarget(Target):
@@ -129,6 +163,34 @@ class ReferenceTarget(Target):
     def clear_policy(self, name) -> None:
         self.rabbitmqctl("clear_policy", "-p", self.vhost, name)
 
+    def _need_ctl(self) -> None:
+        import shutil
+
+        import pytest
+        if shutil.which(self.ctl[0]) is None:
+            pytest.skip(f"the reference's users are set up with {self.ctl[0]}, which is not installed")
+
+    def add_user(self, name, password, tags=()) -> None:
+        self._need_ctl()
+        self.rabbitmqctl("add_user", name, password)
+        if tags:
+            self.rabbitmqctl("set_user_tags", name, *tags)
+
+    def delete_user(self, name) -> None:
+        self.rabbitmqctl("delete_user", name)
+
+    def delete_users(self, names) -> None:
+        procs = [subprocess.Popen([*self.ctl, "delete_user", n], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for n in names]
+        for p in procs:
+            p.wait(timeout=60)
+
+    def set_permissions(self, user, configure, write, read) -> None:
+        self.rabbitmqctl("set_permissions", "-p", self.vhost, user, configure, write, read)
+
+    def set_topic_permissions(self, user, exchange, write, read) -> None:
+        self.rabbitmqctl("set_topic_permissions", "-p", self.vhost, user, exchange, write, read)
+
     def clear_policies(self, names) -> None:
         # each rabbitmqctl call starts an Erlang VM (about a second): run them side by side
         procs = [subprocess.Popen([*self.ctl, "clear_policy", "-p", self.vhost, n], stdout=subprocess.DEVNULL,
@@ -140,9 +202,9 @@ class ReferenceTarget(Target):
         time.sleep(POLICY_SETTLE)
 
     def leftovers(self, tokens: set) -> list:
-        """Names of queues, exchanges and policies of this session still on the broker."""
+        """Names of queues, exchanges, policies and users of this session still on the broker."""
         found = []
-        for what, cmd in (("queue", ["list_queues", "-p", self.vhost, "-q", "--no-table-headers", "name"]),
+        for what, cmd in (("user", ["list_users", "-q", "--no-table-headers"]),("queue", ["list_queues", "-p", self.vhost, "-q", "--no-table-headers", "name"]),
                           ("exchange", ["list_exchanges", "-p", self.vhost, "-q", "--no-table-headers", "name"]),
                           ("policy", ["list_policies", "-p", self.vhost, "-q", "--no-table-headers"])):
             for line in self.rabbitmqctl(*cmd).splitlines():
@@ -336,6 +398,7 @@ class Env:
         self.queues: list[str] = []
         self.exchanges: list[str] = []
         self.policies: list[str] = []
+        self.users: list[str] = []
         self._conns: list = []
         self._aio_conns: list = []
         self._conn = None
@@ -477,6 +540,20 @@ class Env:
         self.target.clear_policy(self.name(suffix))
         self.target.settle()
 
+    def user(self, suffix: str, password: str, tags=(), permissions=None) -> str:
+        """Add a user named ``env.name(suffix)`` (deleted after the scenario), with ``permissions``
+        (configure, write, read) in the target's vhost if given; return its name."""
+        name = self.name(suffix)
+        self.users.append(name)
+        self.target.add_user(name, password, tags)
+        if permissions is not None:
+            self.target.set_permissions(name, *permissions)
+        return name
+
+    def connect_as(self, user: str, password: str, **params):
+        """A BlockingConnection as ``user`` (to the target's vhost)."""
+        return self.connect(credentials=pika.PlainCredentials(user, password), **params)
+
     def sleep(self, seconds: float) -> None:
         """Wait, keeping the shared connection serviced."""
         if self._conn is not None and self._conn.is_open:
@@ -502,6 +579,8 @@ class Env:
             except Exception:
                 pass
         self._conns.clear()
+        if self.users:
+            self.target.delete_users(self.users)
         if self.policies:
             self.target.clear_policies(self.policies)
         if not (self.queues or self.exchanges):

@@ -33,12 +33,16 @@ def deliver_prefix(consumer_tag: str) -> bytes:
 
 
 class AMQPChannel(Channel):
-    __slots__ = ("proto", "last_queue")
+    __slots__ = ("proto", "last_queue", "may_write")
 
     def __init__(self, session, number: int):
         Channel.__init__(self, session.broker, session.vhost, session, number, session.paused)
         self.proto = session.proto
         self.last_queue = None  # the queue name an empty queue name means (the last declared)
+        # exchanges this channel's user was allowed to publish to (write permission, no topic permission
+        # to check per routing key): basic.publish checks them once (RabbitMQ's channel caches its checks
+        # too); the broker clears it when the user's permissions change
+        self.may_write: set = set()
 
     def send_deliver(self, consumer, tag: int, entry) -> None:
         msg = entry.message

@@ -8,12 +8,26 @@ channel's publish/consume/settle API) and sends the reply.  Validation is the do
 ``channel.close``/``connection.close``.  The order of replies matters to clients and is RabbitMQ's
 (consume-ok before the first delivery, queue.delete-ok before the cancels of the deleting
 channel's own consumers, recover-ok before the redeliveries).
+
+Access control (:mod:`warrenmq.broker.access`): before the domain sees a method, its handler checks
+the permissions RabbitMQ's channel checks for it, in RabbitMQ's order, so a refusal comes before any
+other error RabbitMQ would report later: configure on the queue or exchange for a declare (not a
+passive one) or delete; read on the queue and write on the dead-letter exchange when a new queue names
+one, read on the exchange and write on the alternate exchange when a new exchange names one; write on
+the destination and read on the source (and the topic permission's read pattern on a topic source)
+for bind and unbind; read on the queue for consume, get and purge; write on the exchange (and the
+topic permission's write pattern on a topic exchange) for publish.  Publish is the hot path: a
+channel remembers the exchanges it was allowed to write to (``may_write``, cleared by the broker when
+the user's permissions change), so a publish costs one set lookup.
 """
 from __future__ import annotations
 
 import struct
 
+from ..broker.access import CONFIGURE, READ, WRITE
 from ..broker.direct_reply import REPLY_QUEUE
+from ..broker.exchanges import exchange_class
+from ..broker.queues import queue_type_of
 from ..broker.vhost import generated_name
 from ..protocol import spec
 from ..protocol.errors import HardError, SoftError
@@ -27,24 +41,67 @@ _GET_OK_HEAD = struct.Struct(">HHQB").pack
 class ChannelMethods:
     """The exchange, queue, basic, confirm and tx handlers (mixed into :class:`~.session.Session`)."""
 
+    # ---------------------------------------------------------------- access control
+    def _may(self, kind: str, name: str, perm: str) -> None:
+        """ACCESS_REFUSED unless this connection's user has ``perm`` on queue/exchange ``name``."""
+        self.broker.check_resource(self.user, self.vhost.name, kind, name, perm)
+
+    def _may_bind(self, dest_kind: str, dest: str, source: str, key: str) -> None:
+        """RabbitMQ's checks of a bind or unbind: write on the destination, then (unless the default
+        exchange is involved, which the vhost refuses next) read on the source and, on a topic source,
+        the topic permission's read pattern against the binding key."""
+        self._may(dest_kind, dest, WRITE)
+        if source == "" or (dest_kind == "exchange" and dest == ""):
+            return
+        self._may("exchange", source, READ)
+        ex = self.vhost.exchanges.get(source)
+        if ex is not None and ex.type == "topic":
+            self.broker.check_topic(self.user, self.vhost.name, source, key, READ)
+
+    def _may_publish(self, channel, exchange: str, routing_key: str) -> None:
+        """Write on ``exchange`` (and its topic permission on ``routing_key``); remembered per channel
+        when no topic permission applies, so the next publish to it is not checked again."""
+        vhost = self.vhost
+        user = self.user
+        self.broker.check_resource(user, vhost.name, "exchange", exchange, WRITE)
+        ex = vhost.exchanges.get(exchange)
+        if ex is None or ex.internal:
+            return  # the channel refuses it next (not found, internal): nothing to remember
+        if (vhost.name, exchange) in user.topic_permissions:
+            if ex.type == "topic":
+                self.broker.check_topic(user, vhost.name, exchange, routing_key, WRITE)
+            return  # checked on every publish: the routing key decides
+        channel.may_write.add(exchange)
+
     # ---------------------------------------------------------------- exchange class
     def on_exchange_declare(self, channel, m) -> None:
+        if not m.passive and m.exchange:  # RabbitMQ checks the type first, then configure
+            exchange_class(m.type)
+            self._may("exchange", m.exchange, CONFIGURE)
+            ae = m.arguments.get("alternate-exchange") if m.arguments else None
+            if ae.__class__ is str and m.exchange not in self.vhost.exchanges and not m.exchange.startswith("amq."):
+                self._may("exchange", m.exchange, READ)
+                self._may("exchange", ae, WRITE)
         self.vhost.declare_exchange(m.exchange, m.type, m.passive, m.durable, m.auto_delete, m.internal,
                                     m.arguments)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.ExchangeDeclareOk())
 
     def on_exchange_delete(self, channel, m) -> None:
+        if m.exchange and not m.exchange.startswith("amq."):  # those two are refused first
+            self._may("exchange", m.exchange, CONFIGURE)
         self.vhost.delete_exchange(m.exchange, m.if_unused)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.ExchangeDeleteOk())
 
     def on_exchange_bind(self, channel, m) -> None:
+        self._may_bind("exchange", m.destination, m.source, m.routing_key)
         self.vhost.bind_exchange(m.destination, m.source, m.routing_key, m.arguments)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.ExchangeBindOk())
 
     def on_exchange_unbind(self, channel, m) -> None:
+        self._may_bind("exchange", m.destination, m.source, m.routing_key)
         self.vhost.unbind_exchange(m.destination, m.source, m.routing_key, m.arguments)
         if not m.nowait:
             self.proto.send_method(channel.number, spec.ExchangeUnbindOk())
@@ -66,6 +123,8 @@ class ChannelMethods:
             if not m.nowait:
                 self.proto.send_method(channel.number, spec.QueueDeclareOk(m.queue, 0, 1))
             return
+        if not m.passive:  # a passive declare needs no permission
+            self._may_declare_queue(m.queue, m.arguments)
         q, created = self.vhost.declare_queue(m.queue, self, m.passive, m.durable, m.exclusive, m.auto_delete,
                                               m.arguments)
         if created and q.exclusive:
@@ -74,8 +133,25 @@ class ChannelMethods:
         if not m.nowait:
             self.proto.send_method(channel.number, spec.QueueDeclareOk(q.name, len(q.messages), len(q.consumers)))
 
+    def _may_declare_queue(self, name: str, arguments) -> None:
+        """Configure on the queue; for a new queue naming a dead-letter exchange, read on the queue and
+        write on that exchange.  A server-named queue is checked under a name like the one it gets."""
+        if name == "":
+            if queue_type_of(arguments) != "classic":
+                return  # refused by the vhost: no server-named queues of that type
+            name = generated_name("amq.gen-")
+        elif name.startswith("amq."):
+            return  # reserved prefix: the vhost's error comes first
+        self._may("queue", name, CONFIGURE)
+        dlx = arguments.get("x-dead-letter-exchange") if arguments else None
+        if dlx.__class__ is str and name not in self.vhost.queues:
+            self._may("queue", name, READ)
+            self._may("exchange", dlx, WRITE)
+
     def on_queue_bind(self, channel, m) -> None:
         name = self._queue_name(channel, m.queue)
+        key = m.routing_key or (name if not m.queue else "")
+        self._may_bind("queue", name, m.exchange, key)
         if m.exchange and m.exchange not in self.vhost.exchanges:  # RabbitMQ reports the exchange first
             raise self.vhost.not_found_exchange(m.exchange)
         q = self.vhost.get_queue(name, self)
@@ -87,17 +163,22 @@ class ChannelMethods:
             self.proto.send_method(channel.number, spec.QueueBindOk())
 
     def on_queue_unbind(self, channel, m) -> None:
-        self.vhost.unbind_queue(self._queue_name(channel, m.queue), self, m.exchange, m.routing_key, m.arguments)
+        name = self._queue_name(channel, m.queue)
+        self._may_bind("queue", name, m.exchange, m.routing_key)
+        self.vhost.unbind_queue(name, self, m.exchange, m.routing_key, m.arguments)
         self.proto.send_method(channel.number, spec.QueueUnbindOk())
 
     def on_queue_purge(self, channel, m) -> None:
-        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        name = self._queue_name(channel, m.queue)
+        self._may("queue", name, READ)
+        q = self.vhost.get_queue(name, self)
         n = q.purge()
         if not m.nowait:
             self.proto.send_method(channel.number, spec.QueuePurgeOk(n))
 
     def on_queue_delete(self, channel, m) -> None:
         name = self._queue_name(channel, m.queue)
+        self._may("queue", name, CONFIGURE)
         vhost = self.vhost
         q = vhost.queues.get(name)
         if q is None:
@@ -136,7 +217,9 @@ class ChannelMethods:
             if not m.nowait:
                 self.proto.send_method(channel.number, spec.BasicConsumeOk(tag))
             return
-        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        name = self._queue_name(channel, m.queue)
+        self._may("queue", name, READ)
+        q = self.vhost.get_queue(name, self)
         tag = m.consumer_tag or generated_name("amq.ctag-")
         c = channel.consume(q, tag, m.no_ack, m.exclusive, m.arguments)
         c.prefix = deliver_prefix(tag)
@@ -163,13 +246,17 @@ class ChannelMethods:
                             f"than configured max size {self.proto.max_message_size}")
         if m.immediate:  # RabbitMQ 3 dropped immediate: a connection error, checked first
             raise HardError(NOT_IMPLEMENTED, "immediate=true")
+        if m.exchange not in channel.may_write:  # checked once per channel and exchange (see above)
+            self._may_publish(channel, m.exchange, m.routing_key)
         channel.publish(m.exchange, m.routing_key, header, body, m.mandatory, m.ex_rk)
         self.published = True
         if self.blocked:
             self.pause_reading()
 
     def on_basic_get(self, channel, m) -> None:
-        q = self.vhost.get_queue(self._queue_name(channel, m.queue), self)
+        name = self._queue_name(channel, m.queue)
+        self._may("queue", name, READ)
+        q = self.vhost.get_queue(name, self)
         got = channel.get(q, m.no_ack)
         if got is None:
             self.proto.send_method(channel.number, spec.BasicGetEmpty(""))

@@ -12,7 +12,11 @@ At the end of a batch the broker's confirm registry sends the batch's coalesced 
 Refusals (RabbitMQ's): a failed login of a client without the ``authentication_failure_close``
 capability sets ``close_delay`` (the transport leaves the socket unread that long before closing
 it, which makes password guessing slow); connection.open checks the vhost's and the user's
-``max-connections`` and channel.open the user's ``max-channels`` (:mod:`warrenmq.broker.limits`).
+``max-connections`` and channel.open the user's ``max-channels`` (:mod:`warrenmq.broker.limits`);
+connection.open needs the user to have permissions in the vhost (530 NOT_ALLOWED otherwise), and the
+channel methods check the user's permissions (:mod:`.methods`, :mod:`warrenmq.broker.access`).
+``force_close`` is the broker closing a connection (320 CONNECTION_FORCED when its user or vhost is
+deleted).
 
 Flow: the transport reports a full socket (``set_paused``: the channels' consumers stop
 receiving) and the broker reports resource alarms (``set_blocked``: as in RabbitMQ a connection
@@ -180,6 +184,15 @@ class Session(ChannelMethods):
             self.counted = False
             self.broker.limits.connection_closed(vhost.name, self.user.name)
         self.broker.session_closed(self)
+
+    def force_close(self, code: int, text: str) -> None:
+        """Close this connection from the broker's side (``connection.close`` with ``code`` and RabbitMQ's
+        ``NAME - text``), as when its user or vhost is deleted; its resources are released at once."""
+        if self.closed or self.proto.state >= CLOSING:
+            return
+        log.info("closing connection %s (user '%s'): %s", self.name, self.user.name if self.user else None, text)
+        self.proto.close(code, HardError(code, text).reply_text)
+        self.connection_lost()
 
     def set_paused(self, paused: bool) -> None:
         """Write back-pressure from the transport: stop or resume deliveries to this connection."""

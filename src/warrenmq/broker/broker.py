@@ -2,7 +2,13 @@
 
 Theory of operation: :class:`Broker` is the root of the domain model.  It owns
 the vhosts and users, knows the open connections of every protocol (the
-adapters register their sessions) and authenticates logins.  Vhost and user
+adapters register their sessions) and authenticates logins.  Users, vhosts,
+permissions and topic permissions are managed here as ``rabbitmqctl`` manages
+them (``add_user``, ``delete_user``, ``set_permissions``, ``delete_vhost``, ...:
+the API the management HTTP API and ``warrenmq ctl`` call); the rules of
+:mod:`.access` decide, and ``check_resource``/``check_topic`` refuse with
+RabbitMQ's texts (the AMQP adapter calls them).  Deleting a user or a vhost
+closes its connections (``force_close`` on the session, 320 CONNECTION_FORCED).  Vhost and user
 limits (:mod:`.limits`: ``set_vhost_limits``, ``set_user_limits`` and their
 ``clear_``/getter and counting methods) are durable definitions too.
 It receives its storage (:class:`~warrenmq.store.base.Storage`: message store,
@@ -20,6 +26,7 @@ too, each time it is called again); :meth:`Broker.store_recovered` clears it.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -28,6 +35,8 @@ from dataclasses import dataclass, field
 
 from ..config import BrokerConfig
 from ..store import NO_DEFINITIONS, Storage, open_storage  # interfaces and the factory, no concrete store
+from ..protocol.spec import CONNECTION_FORCED
+from .access import Permission, TopicPermission, refused, resource_name, topic_refused
 from .alarms import Alarm, blocked_reason
 from .confirms import ConfirmRegistry
 from .direct_reply import DirectReplyTo
@@ -42,22 +51,50 @@ log = logging.getLogger("warrenmq.broker")
 #: the RabbitMQ release whose behaviour WarrenMQ reproduces (and reports as ``version``)
 RABBITMQ_COMPAT_VERSION = "3.10.8"
 
-def hash_password(password: str, salt: bytes | None = None) -> bytes:
-    """RabbitMQ's rabbit_password_hashing_sha256 scheme: a 4-byte salt, then SHA-256(salt + password)."""
+#: RabbitMQ's password hashing modules (``hashing_algorithm`` in definitions) and their hash functions
+HASHING = {"rabbit_password_hashing_sha256": hashlib.sha256, "rabbit_password_hashing_sha512": hashlib.sha512,
+           "rabbit_password_hashing_md5": hashlib.md5}
+DEFAULT_HASHING = "rabbit_password_hashing_sha256"
+
+
+def hash_password(password: str, salt: bytes | None = None, algorithm: str = DEFAULT_HASHING) -> bytes:
+    """RabbitMQ's rabbit_password_hashing_* schemes: a 4-byte salt, then HASH(salt + password)
+    (SHA-256 by default; base64 of this is ``password_hash`` in RabbitMQ's definitions)."""
     salt = os.urandom(4) if salt is None else salt
-    return salt + hashlib.sha256(salt + password.encode("utf-8")).digest()
+    return salt + HASHING[algorithm](salt + password.encode("utf-8")).digest()
 
 
 @dataclass
 class User:
+    """A user: password hash (b"": no password, only passwordless mechanisms could log in), tags, and per
+    vhost a :class:`~.access.Permission` (access to the vhost) and topic permissions per exchange."""
     name: str
     password_hash: bytes
     tags: list = field(default_factory=list)
-    vhosts: set = field(default_factory=set)
+    permissions: dict = field(default_factory=dict)  # vhost -> Permission
+    topic_permissions: dict = field(default_factory=dict)  # (vhost, exchange) -> TopicPermission
+    hashing_algorithm: str = DEFAULT_HASHING
+
+    @property
+    def vhosts(self) -> set:
+        """The vhosts this user may open (those it has permissions in)."""
+        return set(self.permissions)
 
     def check_password(self, password: str) -> bool:
         h = self.password_hash
-        return len(h) > 4 and hmac.compare_digest(hash_password(password, h[:4]), h)
+        return len(h) > 4 and hmac.compare_digest(hash_password(password, h[:4], self.hashing_algorithm), h)
+
+    def has_topic_permissions(self, vhost: str) -> bool:
+        return any(v == vhost for v, _ in self.topic_permissions)
+
+
+def _tags(tags) -> list:
+    """Tags as a list: from a list, or a comma-separated string as RabbitMQ's definitions give them."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return [t.strip() for t in tags if t and t.strip()]
 
 
 def _without(limits: dict, name: str | None) -> dict:
@@ -90,6 +127,8 @@ class Broker:
         self.defs = storage.definitions
         if self._recover():
             return
+        # first boot: the default vhost, and the default user with the administrator tag and all permissions
+        # in it (as RabbitMQ's default_user, default_vhost and default_permissions)
         self.add_vhost(self.config.default_vhost)
         self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
                       vhosts={self.config.default_vhost})
@@ -107,11 +146,15 @@ class Broker:
             for vhost, name, pattern, apply_to, priority, definition in d["policies"]:
                 if vhost in self.vhosts:  # before the queues, so a max-priority policy applies to them
                     self.vhosts[vhost].policies.set(name, pattern, definition, priority, apply_to)
-            for name, password_hash, tags in d["users"]:
-                self.users[name] = User(name, password_hash, tags)
-            for user, vhost, *_ in d["permissions"]:
-                if user in self.users:
-                    self.users[user].vhosts.add(vhost)
+            for name, password_hash, tags, *algorithm in d["users"]:
+                self.users[name] = User(name, password_hash, tags,
+                                        hashing_algorithm=(algorithm and algorithm[0]) or DEFAULT_HASHING)
+            for user, vhost, configure, write, read in d["permissions"]:
+                if user in self.users and vhost in self.vhosts:
+                    self.users[user].permissions[vhost] = Permission(configure, write, read)
+            for user, vhost, exchange, write, read in d.get("topic_permissions", ()):
+                if user in self.users and vhost in self.vhosts:
+                    self.users[user].topic_permissions[(vhost, exchange)] = TopicPermission(exchange, write, read)
             for vhost, name, type_, auto_delete, internal, args in d["exchanges"]:
                 vh = self.vhosts.get(vhost)
                 if vh is not None and name not in vh.exchanges:
@@ -201,6 +244,186 @@ class Broker:
             self.defs.vhost_added(name)
         return vh
 
+    def delete_vhost(self, name: str) -> None:
+        """Delete ``name`` as ``rabbitmqctl delete_vhost``: its connections are closed (320
+        CONNECTION_FORCED), its queues (with their messages), exchanges, bindings, policies, limits and the
+        permissions in it go.  KeyError if there is no such vhost."""
+        vh = self.vhosts.get(name)
+        if vh is None:
+            raise KeyError(f"vhost '{name}' not found")
+        self._close_sessions(lambda s: getattr(s, "vhost", None) is vh, f"vhost '{name}' is deleted")
+        del self.vhosts[name]
+        for q in list(vh.queues.values()):
+            vh.delete_queue(q)
+        vh.exchanges.clear()
+        for user in self.users.values():
+            if user.permissions.pop(name, None) is not None:
+                self._access_changed(user.name)
+            for key in [k for k in user.topic_permissions if k[0] == name]:
+                del user.topic_permissions[key]
+        self.limits.vhost.pop(name, None)
+        self.defs.vhost_deleted(name)
+
+    def list_vhosts(self) -> list:
+        return list(self.vhosts)
+
+    # ------------------------------------------------------------------ users
+    def add_user(self, name: str, password: str | None = None, tags=None, vhosts=None, *,
+                 password_hash: bytes | None = None, hashing_algorithm: str = DEFAULT_HASHING) -> User:
+        """Create user ``name`` (or replace its password and tags, keeping its permissions: the management
+        API's PUT) with ``password`` (hashed as RabbitMQ does), or a ``password_hash`` as RabbitMQ's
+        definitions carry it (salt + digest, base64-decoded, with its ``hashing_algorithm``), or neither
+        (no password: it cannot log in with PLAIN).  ``vhosts``: grant ``.* .* .*`` in each."""
+        if not name:
+            raise ValueError("user name must not be empty")
+        if hashing_algorithm not in HASHING:
+            raise ValueError(f"unknown hashing algorithm '{hashing_algorithm}'")
+        if password is not None and password_hash is not None:
+            raise ValueError("give a password or a password hash, not both")
+        if password is not None:
+            password_hash, hashing_algorithm = hash_password(password), DEFAULT_HASHING
+        user = self.users.get(name)
+        if user is None:
+            user = self.users[name] = User(name, b"")
+        user.password_hash = bytes(password_hash or b"")
+        user.hashing_algorithm = hashing_algorithm
+        user.tags = _tags(tags)
+        self._save_user(user)
+        for vh in vhosts or ():
+            self.set_permissions(name, vh, ".*", ".*", ".*")
+        return user
+
+    def _save_user(self, user: User) -> None:
+        self.defs.user_saved(user.name, user.password_hash, user.tags, user.hashing_algorithm)
+
+    def _user(self, name: str) -> User:
+        user = self.users.get(name)
+        if user is None:
+            raise KeyError(f"user '{name}' not found")
+        return user
+
+    def delete_user(self, name: str) -> None:
+        """Delete ``name`` with its permissions and limits; its open connections are closed with 320
+        CONNECTION_FORCED as RabbitMQ does.  KeyError if there is no such user."""
+        self._user(name)
+        del self.users[name]
+        self.limits.user.pop(name, None)
+        self.defs.user_deleted(name)
+        self._close_sessions(lambda s: getattr(s, "user", None) is not None and s.user.name == name,
+                             f"user '{name}' is deleted")
+
+    def change_password(self, name: str, password: str) -> None:
+        user = self._user(name)
+        user.password_hash, user.hashing_algorithm = hash_password(password), DEFAULT_HASHING
+        self._save_user(user)
+
+    def clear_password(self, name: str) -> None:
+        """Remove the password of ``name``: password logins are refused from now on."""
+        user = self._user(name)
+        user.password_hash = b""
+        self._save_user(user)
+
+    def set_user_tags(self, name: str, tags) -> None:
+        """Replace the tags of ``name`` (``rabbitmqctl set_user_tags``; none clears them)."""
+        user = self._user(name)
+        user.tags = _tags(tags)
+        self._save_user(user)
+
+    def check_user_password(self, name: str, password: str) -> bool:
+        """``rabbitmqctl authenticate_user``: whether ``password`` is ``name``'s (False for an unknown user)."""
+        user = self.users.get(name)
+        return user is not None and user.check_password(password)
+
+    def list_users(self) -> list:
+        """``[{"name", "tags", "password_hash" (base64), "hashing_algorithm"}]`` as RabbitMQ's definitions."""
+        return [{"name": u.name, "password_hash": base64.b64encode(u.password_hash).decode(),
+                 "hashing_algorithm": u.hashing_algorithm, "tags": list(u.tags)} for u in self.users.values()]
+
+    # ------------------------------------------------------------ permissions
+    def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        """``rabbitmqctl set_permissions -p vhost user configure write read``; KeyError for an unknown user
+        or vhost, ValueError for a pattern that is not a regular expression."""
+        u = self._user(user)
+        if vhost not in self.vhosts:
+            raise KeyError(f"vhost '{vhost}' not found")
+        u.permissions[vhost] = Permission(configure, write, read)
+        self.defs.permission_set(user, vhost, configure, write, read)
+        self._access_changed(user)
+
+    def clear_permissions(self, user: str, vhost: str) -> None:
+        """Remove ``user``'s permissions in ``vhost``: it can no longer open it.  Connections already open
+        stay, and every operation on them is refused from now on (as in RabbitMQ)."""
+        u = self._user(user)
+        if vhost not in self.vhosts:
+            raise KeyError(f"vhost '{vhost}' not found")
+        if u.permissions.pop(vhost, None) is not None:
+            self.defs.permission_cleared(user, vhost)
+        self._access_changed(user)
+
+    def list_permissions(self, vhost: str | None = None, user: str | None = None) -> list:
+        """``[{"user", "vhost", "configure", "write", "read"}]``, of one vhost and/or one user or all."""
+        return [{"user": u.name, "vhost": v, "configure": p.configure, "write": p.write, "read": p.read}
+                for u in self.users.values() if user is None or u.name == user
+                for v, p in u.permissions.items() if vhost is None or v == vhost]
+
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> None:
+        """``rabbitmqctl set_topic_permissions -p vhost user exchange write read``."""
+        u = self._user(user)
+        if vhost not in self.vhosts:
+            raise KeyError(f"vhost '{vhost}' not found")
+        u.topic_permissions[(vhost, exchange)] = TopicPermission(exchange, write, read)
+        self.defs.topic_permission_set(user, vhost, exchange, write, read)
+        self._access_changed(user)
+
+    def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> None:
+        """Remove ``user``'s topic permissions in ``vhost``: for ``exchange``, or all of them."""
+        u = self._user(user)
+        if vhost not in self.vhosts:
+            raise KeyError(f"vhost '{vhost}' not found")
+        for key in [k for k in u.topic_permissions if k[0] == vhost and (exchange is None or k[1] == exchange)]:
+            del u.topic_permissions[key]
+            self.defs.topic_permission_cleared(user, vhost, key[1])
+        self._access_changed(user)
+
+    def list_topic_permissions(self, vhost: str | None = None, user: str | None = None) -> list:
+        """``[{"user", "vhost", "exchange", "write", "read"}]``."""
+        return [{"user": u.name, "vhost": v, "exchange": t.exchange, "write": t.write, "read": t.read}
+                for u in self.users.values() if user is None or u.name == user
+                for (v, _), t in u.topic_permissions.items() if vhost is None or v == vhost]
+
+    # ------------------------------------------------------------- enforcing
+    def check_resource(self, user: User, vhost: str, kind: str, name: str, perm: str) -> None:
+        """Raise RabbitMQ's ACCESS_REFUSED channel error unless ``user`` has ``perm`` (CONFIGURE, WRITE or
+        READ) on ``kind`` ("queue" or "exchange") ``name`` in ``vhost`` (the default exchange is
+        ``amq.default``).  A user deleted meanwhile has no permissions."""
+        p = user.permissions.get(vhost) if self.users.get(user.name) is user else None
+        if p is None or not p.allows(perm, resource_name(kind, name)):
+            raise refused(kind, name, vhost, user.name)
+
+    def check_topic(self, user: User, vhost: str, exchange: str, routing_key: str, perm: str) -> None:
+        """Raise ACCESS_REFUSED unless ``user``'s topic permission (if any) for topic exchange ``exchange``
+        allows ``routing_key`` for ``perm`` (WRITE: publish, READ: bind)."""
+        t = user.topic_permissions.get((vhost, exchange))
+        if t is not None and not t.allows(perm, routing_key, user.name, vhost):
+            raise topic_refused(routing_key, exchange, vhost, user.name)
+
+    def _access_changed(self, user: str) -> None:
+        """Permissions of ``user`` changed: the channels of its connections forget what they cached."""
+        for s in self.sessions:
+            u = getattr(s, "user", None)
+            if u is not None and u.name == user:
+                for ch in getattr(s, "channels", {}).values():
+                    cache = getattr(ch, "may_write", None)
+                    if cache is not None:
+                        cache.clear()
+
+    def _close_sessions(self, which, reason: str) -> None:
+        """Close the connections ``which(session)`` selects with 320 CONNECTION_FORCED and ``reason``."""
+        for s in [s for s in self.sessions if which(s)]:
+            force_close = getattr(s, "force_close", None)
+            if force_close is not None:
+                force_close(CONNECTION_FORCED, reason)
+
     # --------------------------------------------------------------- policies
     def set_policy(self, vhost: str, name: str, pattern: str, definition: dict, priority: int = 0,
                    apply_to: str = "all"):
@@ -222,14 +445,6 @@ class Broker:
         """The policies (as dicts like RabbitMQ's definitions export) of ``vhost``, or of all vhosts."""
         return [p.as_dict() for name, vh in self.vhosts.items() if vhost is None or name == vhost
                 for p in vh.policies]
-
-    def add_user(self, name: str, password: str, tags=None, vhosts=None) -> User:
-        user = User(name, hash_password(password), list(tags or []), set(vhosts or ()))
-        self.users[name] = user
-        self.defs.user_saved(name, user.password_hash, user.tags)
-        for vh in user.vhosts:
-            self.defs.permission_set(name, vh, ".*", ".*", ".*")
-        return user
 
     # ---------------------------------------------------------------- limits
     def set_vhost_limits(self, vhost: str, limits: dict) -> None:
@@ -342,7 +557,8 @@ class Broker:
         return user
 
     def user_can_access(self, user: User, vhost: str) -> bool:
-        return vhost in user.vhosts
+        """Whether ``user`` may open ``vhost``: it has permissions there (any, as in RabbitMQ)."""
+        return self.users.get(user.name) is user and vhost in user.permissions
 
 
 def _is_loopback(host: str) -> bool:

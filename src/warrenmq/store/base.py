@@ -29,7 +29,7 @@ written, ``read_body``/``read_messages`` read bodies back, ``remove(0, id)``
 forgets a stashed one.
 
 :class:`Definitions` is the interface of durable definitions (vhosts, users,
-exchanges, queues, bindings, policies); every method is a change the broker
+permissions, topic permissions, exchanges, queues, bindings, policies); every method is a change the broker
 reports.  The base class records nothing (the broker uses it while it rebuilds
 what it loaded); implementations hand out queue ids, which durable queues give
 the message store.
@@ -180,13 +180,23 @@ class Definitions:
     def vhost_deleted(self, name: str) -> None:
         pass
 
-    def user_saved(self, name: str, password_hash: bytes, tags: list) -> None:
+    def user_saved(self, name: str, password_hash: bytes, tags: list,
+                   hashing_algorithm: str = "rabbit_password_hashing_sha256") -> None:
         pass
 
     def user_deleted(self, name: str) -> None:
         pass
 
     def permission_set(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        pass
+
+    def permission_cleared(self, user: str, vhost: str) -> None:
+        pass
+
+    def topic_permission_set(self, user: str, vhost: str, exchange: str, write: str, read: str) -> None:
+        pass
+
+    def topic_permission_cleared(self, user: str, vhost: str, exchange: str) -> None:
         pass
 
     def exchange_declared(self, vhost: str, ex) -> None:
@@ -221,7 +231,7 @@ class Definitions:
     def load(self) -> dict:
         """Everything stored, for the broker to rebuild (empty lists when nothing is)."""
         return {"vhosts": [], "users": [], "permissions": [], "exchanges": [], "queues": [], "bindings": [],
-                "policies": [], "limits": []}
+                "policies": [], "limits": [], "topic_permissions": []}
 
     def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""Durable definitions in SQLite: vhosts, users, permissions, exchanges, queues, bindings, policies, limits.
+"""Durable definitions in SQLite: vhosts, users, permissions, topic permissions, exchanges, queues, bindings, policies, limits.
 
 Theory of operation: the broker reports every change to a durable definition
 (:class:`~.base.Definitions` methods named after the change); each is one SQLite
@@ -7,7 +7,9 @@ are stored as AMQP field-table bytes (the codec keeps integer widths, so what
 comes back is exactly what was declared).  At start, :meth:`SQLiteDefinitions.load`
 returns everything for the broker to rebuild its vhosts before messages are
 recovered into the queues (queues carry the integer id the message store uses).
-Non-durable and exclusive entities are never written.
+Non-durable and exclusive entities are never written.  A database written by an
+older version is brought up to date when opened (``_migrate``: the users'
+``hashing_algorithm`` column).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS bindings (vhost TEXT, source TEXT, destination TEXT, 
                                      routing_key TEXT, arguments BLOB);
 CREATE TABLE IF NOT EXISTS policies (vhost TEXT, name TEXT, pattern TEXT, apply_to TEXT, priority INTEGER,
                                      definition TEXT, PRIMARY KEY (vhost, name));
+CREATE TABLE IF NOT EXISTS topic_permissions (user TEXT, vhost TEXT, exchange TEXT, write TEXT, read TEXT,
+                                              PRIMARY KEY (user, vhost, exchange));
 CREATE TABLE IF NOT EXISTS limits (kind TEXT, name TEXT, definition TEXT, PRIMARY KEY (kind, name));
 """
 
@@ -51,12 +55,19 @@ class SQLiteDefinitions(Definitions):
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
         for side in (path + "-wal", path + "-shm"):
             try:
                 if os.stat(side).st_mode & 0o7777 != FILE_MODE:
                     os.chmod(side, FILE_MODE)
             except FileNotFoundError:
                 pass
+
+    def _migrate(self) -> None:
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(users)")]
+        if "hashing_algorithm" not in columns:
+            self.db.execute("ALTER TABLE users ADD COLUMN hashing_algorithm TEXT NOT NULL "
+                            "DEFAULT 'rabbit_password_hashing_sha256'")
 
     def close(self) -> None:
         self.db.close()
@@ -82,18 +93,35 @@ class SQLiteDefinitions(Definitions):
                  ("DELETE FROM queues WHERE vhost=?", (name,)),
                  ("DELETE FROM bindings WHERE vhost=?", (name,)),
                  ("DELETE FROM permissions WHERE vhost=?", (name,)),
+                 ("DELETE FROM topic_permissions WHERE vhost=?", (name,)),
                  ("DELETE FROM policies WHERE vhost=?", (name,)),
                  ("DELETE FROM limits WHERE kind='vhost' AND name=?", (name,)))
 
-    def user_saved(self, name: str, password_hash: bytes, tags: list) -> None:
-        self._tx(("INSERT OR REPLACE INTO users VALUES (?, ?, ?)", (name, password_hash, json.dumps(list(tags)))))
+    def user_saved(self, name: str, password_hash: bytes, tags: list,
+                   hashing_algorithm: str = "rabbit_password_hashing_sha256") -> None:
+        # an upsert, not INSERT OR REPLACE: the user keeps its rowid (load order is creation order)
+        self._tx(("INSERT INTO users (name, password_hash, tags, hashing_algorithm) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT(name) DO UPDATE SET password_hash=excluded.password_hash, tags=excluded.tags, "
+                  "hashing_algorithm=excluded.hashing_algorithm",
+                  (name, bytes(password_hash), json.dumps(list(tags)), hashing_algorithm)))
 
     def user_deleted(self, name: str) -> None:
         self._tx(("DELETE FROM users WHERE name=?", (name,)), ("DELETE FROM permissions WHERE user=?", (name,)),
+                 ("DELETE FROM topic_permissions WHERE user=?", (name,)),
                  ("DELETE FROM limits WHERE kind='user' AND name=?", (name,)))
 
     def permission_set(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self._tx(("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)", (user, vhost, configure, write, read)))
+
+    def permission_cleared(self, user: str, vhost: str) -> None:
+        self._tx(("DELETE FROM permissions WHERE user=? AND vhost=?", (user, vhost)))
+
+    def topic_permission_set(self, user: str, vhost: str, exchange: str, write: str, read: str) -> None:
+        self._tx(("INSERT OR REPLACE INTO topic_permissions VALUES (?, ?, ?, ?, ?)",
+                  (user, vhost, exchange, write, read)))
+
+    def topic_permission_cleared(self, user: str, vhost: str, exchange: str) -> None:
+        self._tx(("DELETE FROM topic_permissions WHERE user=? AND vhost=? AND exchange=?", (user, vhost, exchange)))
 
     def exchange_declared(self, vhost: str, ex) -> None:
         self._tx(("INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
@@ -150,8 +178,12 @@ class SQLiteDefinitions(Definitions):
         db = self.db
         return {
             "vhosts": [r[0] for r in db.execute("SELECT name FROM vhosts ORDER BY rowid")],
-            "users": [(n, bytes(h), json.loads(t)) for n, h, t in db.execute("SELECT * FROM users ORDER BY rowid")],
-            "permissions": list(db.execute("SELECT * FROM permissions")),
+            "users": [(n, bytes(h), json.loads(t), a) for n, h, t, a in
+                      db.execute("SELECT name, password_hash, tags, hashing_algorithm FROM users ORDER BY rowid")],
+            "permissions": list(db.execute("SELECT user, vhost, configure, write, read FROM permissions "
+                                           "ORDER BY rowid")),
+            "topic_permissions": list(db.execute("SELECT user, vhost, exchange, write, read FROM topic_permissions "
+                                                 "ORDER BY rowid")),
             "exchanges": [(v, n, t, bool(a), bool(i), _table(args)) for v, n, t, a, i, args in
                           db.execute("SELECT * FROM exchanges ORDER BY rowid")],
             "queues": [(qid, v, n, bool(a), _table(args)) for qid, v, n, a, args in
