@@ -4,10 +4,11 @@ Theory of operation: every request carries ``Authorization: Basic ...`` with
 a broker user's name and password, checked by ``Broker.authenticate`` (the
 AMQP login's check, loopback-only users included: the HTTP peer's address is
 passed).  Missing or wrong credentials answer 401 with RabbitMQ's
-``WWW-Authenticate: Basic realm="RabbitMQ Management"``; a user that
-authenticates but has none of the management tags answers 401
-``{"error": "not_authorised", "reason": "Not management user"}``, as
-RabbitMQ does.
+``WWW-Authenticate: Basic realm="RabbitMQ Management"`` (missing: an empty
+body; wrong: ``{"error": "not_authorized", "reason": "Login failed"}``); a
+user that authenticates but has none of the management tags answers 401
+``{"error": "not_authorized", "reason": "Not management user"}``, as RabbitMQ
+3.10 does (checked against it).
 
 The tags form RabbitMQ's ladder: ``management`` < ``policymaker`` and
 ``monitoring`` < ``administrator``.  A route asks for a level with
@@ -63,7 +64,7 @@ def authenticate(broker, header: str | None, peer):
     """The broker user for the request's credentials, with at least the management level."""
     creds = credentials(header)
     if creds is None:
-        raise not_authorised("Not_Authorized", challenge=True)
+        raise not_authorised("Not_Authorized", challenge=True, body=False)
     user = broker.authenticate(creds, peer)
     if user is None:
         raise not_authorised("Login failed", challenge=True)

@@ -35,12 +35,15 @@ def json_response(data, status: int = 200) -> web.Response:
 class ApiError(Exception):
     """An error answer: ``status`` with ``{"error": error, "reason": reason}``."""
 
-    def __init__(self, status: int, error: str, reason: str, headers: dict | None = None):
+    def __init__(self, status: int, error: str, reason: str, headers: dict | None = None, body: bool = True):
         super().__init__(reason)
-        self.status, self.error, self.reason, self.headers = status, error, reason, headers
+        self.status, self.error, self.reason, self.headers, self.body = status, error, reason, headers, body
 
     def response(self) -> web.Response:
-        r = json_response({"error": self.error, "reason": self.reason}, self.status)
+        if not self.body:  # RabbitMQ answers a request without credentials with an empty 401
+            r = web.Response(status=self.status)
+        else:
+            r = json_response({"error": self.error, "reason": self.reason}, self.status)
         if self.headers:
             r.headers.update(self.headers)
         return r
@@ -51,11 +54,11 @@ def not_found() -> ApiError:
     return ApiError(404, "Object Not Found", "Not Found")
 
 
-def bad_request(reason: str) -> ApiError:
-    return ApiError(400, "bad_request", reason)
+def bad_request(reason: str, error: str = "bad_request") -> ApiError:
+    return ApiError(400, error, reason)
 
 
-def not_authorised(reason: str, challenge: bool = False) -> ApiError:
-    """401 (RabbitMQ answers a refused, authenticated user with 401 too); ``challenge``: with
-    ``WWW-Authenticate``, for missing or wrong credentials."""
-    return ApiError(401, "not_authorised", reason, {"WWW-Authenticate": AUTH_REALM} if challenge else None)
+def not_authorised(reason: str, challenge: bool = False, body: bool = True) -> ApiError:
+    """401 (RabbitMQ answers a refused, authenticated user with 401 too), error ``not_authorized`` as
+    RabbitMQ 3.10 spells it; ``challenge``: with ``WWW-Authenticate``, for missing or wrong credentials."""
+    return ApiError(401, "not_authorized", reason, {"WWW-Authenticate": AUTH_REALM} if challenge else None, body)

@@ -128,7 +128,8 @@ def respond(items: list, query, default_sort=("vhost", "name")):
         page_size = DEFAULT_PAGE_SIZE
     if (not isinstance(page, int) or not isinstance(page_size, int) or page < 1 or page_size < 1
             or page_size > MAX_PAGE_SIZE):
-        raise bad_request(f"Invalid pagination parameters: page number {page}, page size {page_size}")
+        raise bad_request(f"Invalid pagination parameters: page number {page}, page size {page_size}",
+                          "invalid_pagination_parameters")
     total = len(items)
     keep = name_filter(query)
     if keep is not None:
@@ -136,7 +137,8 @@ def respond(items: list, query, default_sort=("vhost", "name")):
     filtered = len(items)
     page_count = math.ceil(filtered / page_size)
     if page > page_count and not (page == 1 and filtered == 0):
-        raise bad_request(f"Page out of range, page: {page} page size: {page_size}, len: {filtered}")
+        raise bad_request(f"Page out of range, page: {page} page size: {page_size}, len: {filtered}",
+                          "page_out_of_range")
     sort_items(items, query, default_sort)
     start = (page - 1) * page_size
     chunk = pick_columns(items[start:start + page_size], query.get("columns"))

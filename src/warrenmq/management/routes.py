@@ -14,8 +14,9 @@ Changes go through the domain's API, the code path AMQP uses:
 ``delete_exchange``, ``Queue.purge``, and for the aliveness test
 ``VHost.publish`` and ``Queue.get``.  The domain's AMQP errors become
 RabbitMQ's management answers (:func:`amqp_error`): NOT_FOUND 404,
-ACCESS_REFUSED 401 (``not_authorised``), others 400 ``bad_request`` with the
-AMQP reply text (``PRECONDITION_FAILED - inequivalent arg ...``).
+ACCESS_REFUSED 401 (``not_authorized``), others 400 ``bad_request`` with the
+AMQP text (``inequivalent arg ...``, without ``PRECONDITION_FAILED - ``, as
+RabbitMQ 3.10 answers).
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def amqp_error(e: AMQPError) -> ApiError:
         return ApiError(404, "not_found", e.reply_text)
     if e.code == ACCESS_REFUSED:
         return not_authorised(e.reply_text)
-    return bad_request(e.reply_text)
+    return bad_request(e.text)  # RabbitMQ: the AMQP text without the reply code's name
 
 
 def _flag(query, name: str) -> bool:
@@ -228,9 +229,9 @@ async def queue_delete(ctx: Ctx, vhost_name: str, name: str):
     except AMQPError as e:
         raise amqp_error(e) from None
     if _flag(ctx.query, "if-unused") and q.consumers:
-        raise bad_request(f"PRECONDITION_FAILED - queue '{name}' in vhost '{vh.name}' in use")
+        raise bad_request(f"queue '{name}' in vhost '{vh.name}' in use")
     if _flag(ctx.query, "if-empty") and q.messages:
-        raise bad_request(f"PRECONDITION_FAILED - queue '{name}' in vhost '{vh.name}' not empty")
+        raise bad_request(f"queue '{name}' in vhost '{vh.name}' not empty")
     vh.delete_queue(q)
     return web.Response(status=NO_CONTENT)
 
