@@ -128,7 +128,7 @@ class WarrenMQ:
 
     def command(self) -> list:
         return [PY, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(self.data_dir), "--log-level", "warning"]
+                "--data-dir", str(self.data_dir), "--log-level", "warning", "--management-port", "0"]
 
     def start(self, fresh: bool = True) -> float:
         if fresh or self.data_dir is None:

@@ -15,6 +15,11 @@ monitor (:mod:`warrenmq.transport.storage`).  :func:`run` is what the
 and on SIGINT/SIGTERM closes every client connection with CONNECTION_FORCED
 before exiting, as RabbitMQ does on shutdown.
 
+Management: an app made with ``management=True`` (what :func:`serve` does when
+``management_enabled``, the default) also serves the management HTTP API
+(:class:`~warrenmq.management.server.ManagementServer`, aiohttp, imported only
+then) on the same event loop, bound with the AMQP listeners and stopped first.
+
 Start-up order: :meth:`BrokerApp.start` binds every listener first (without
 accepting), and only then, for an app made with ``defer_storage=True`` (what
 :func:`serve` does), opens the storage: a taken port fails before anything is
@@ -89,7 +94,7 @@ def tune_malloc() -> bool:
 
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
-                 defer_storage: bool = False):
+                 defer_storage: bool = False, management: bool = False):
         self.config = config or BrokerConfig()
         if broker is None and not defer_storage:
             broker = Broker(self.config, open_storage(self.config))
@@ -98,6 +103,15 @@ class BrokerApp:
         tls = self.config.tls_context()
         self.tls_server = (Server(self.broker, self.config.host, self.config.tls_port, ssl=tls, config=self.config)
                            if tls else None)
+        self.management = None
+        if management:
+            try:
+                from .management.server import ManagementServer
+            except ImportError as e:  # aiohttp missing: a core-only install
+                raise RuntimeError(f"the management API needs aiohttp ({e}); install it or set "
+                                   "management_enabled = false") from e
+            self.management = ManagementServer(self, self.config.management_host or self.config.host,
+                                               self.config.management_port)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -125,12 +139,19 @@ class BrokerApp:
         """The TLS listener's port (the bound one once started), or ``None`` without TLS."""
         return self.tls_server.port if self.tls_server is not None else None
 
+    @property
+    def management_port(self) -> int | None:
+        """The management API's port (the bound one once started), or ``None`` without it."""
+        return self.management.port if self.management is not None else None
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         listeners = [s for s in (self.server, self.tls_server) if s is not None]
         try:
             for s in listeners:  # every port first: a taken one fails before storage is touched
                 await s.bind()
+            if self.management is not None:
+                self.management.bind()
             if self.broker is None:
                 self.broker = Broker(self.config, open_storage(self.config))
                 for s in listeners:
@@ -138,6 +159,8 @@ class BrokerApp:
         except BaseException:
             for s in listeners:
                 await s.stop(0)
+            if self.management is not None:
+                await self.management.stop()
             raise
         self.broker.timers.loop_call_later = loop.call_later
         self.broker.memory.read_rss = RssReader()  # the memory alarm samples the process's RSS
@@ -155,8 +178,12 @@ class BrokerApp:
                 self.committer.schedule()
         for s in listeners:
             await s.start()
+        if self.management is not None:
+            await self.management.start()
 
     async def stop(self, timeout: float = 2.0) -> None:
+        if self.management is not None:
+            await self.management.stop()
         if self.tls_server is not None:
             await asyncio.gather(self.server.stop(timeout), self.tls_server.stop(timeout))
         else:
@@ -196,7 +223,7 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     if manage_gc:
         gc.disable()  # recovery allocates an object or two per stored message, none of them cyclic
     try:
-        app = BrokerApp(config, defer_storage=True)
+        app = BrokerApp(config, defer_storage=True, management=config.management_enabled)
         await app.start()
     finally:
         if manage_gc:
@@ -208,6 +235,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     log.info("WarrenMQ listening on %s:%s", config.host, app.port)
     if app.tls_server is not None:
         log.info("WarrenMQ listening for TLS (AMQPS) on %s:%s", config.host, app.tls_port)
+    if app.management is not None:
+        log.info("WarrenMQ management API on http://%s:%s/api/", app.management.host, app.management_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()

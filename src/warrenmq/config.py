@@ -5,6 +5,9 @@ in increasing precedence, from the defaults here, a TOML config file
 (``--config`` or ``WARRENMQ_CONFIG``), ``WARRENMQ_*`` environment variables
 (e.g. ``WARRENMQ_PORT=5673``) and command-line flags.
 
+Management: the HTTP API (:mod:`warrenmq.management`) listens on
+``management_host``/``management_port`` (15672) when ``management_enabled``.
+
 TLS: a second listener (AMQPS, RabbitMQ's ``listeners.ssl``) starts on
 ``tls_port`` when ``tls_certfile`` and ``tls_keyfile`` are set;
 :meth:`BrokerConfig.tls_context` builds its :class:`ssl.SSLContext`.
@@ -101,6 +104,12 @@ class BrokerConfig:
     # a TLS handshake not done within this is dropped (RabbitMQ's ssl_handshake_timeout, 5 s); failed TLS
     # handshakes are logged at most once a minute per peer address
     tls_handshake_timeout_ms: int = 5_000
+    # the management HTTP API (RabbitMQ's management plugin, docs/management.md): served by the ``warrenmq``
+    # command on management_host (default: the AMQP host) and management_port; the embedded test broker
+    # serves it only when asked (EmbeddedBroker(management_port=0))
+    management_enabled: bool = True
+    management_host: str = ""
+    management_port: int = 15672
 
     @property
     def memory_watermark(self) -> int:

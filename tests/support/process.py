@@ -29,7 +29,7 @@ class BrokerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", self.data_dir, "--log-level", "info", *self.extra],
+             "--data-dir", self.data_dir, "--log-level", "info", "--no-management", *self.extra],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout

@@ -59,7 +59,7 @@ def test_heartbeating_client_stays_connected(broker):
 def test_sigterm_closes_clients_with_connection_forced():
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", "--in-memory"])
+                             "--log-level", "warning", "--in-memory", "--no-management"])
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -200,7 +200,7 @@ def ready(_app):
     # stop as the command would be stopped (serve installs its handler right after ready returns)
     asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
 
-asyncio.run(app.serve(BrokerConfig(host="127.0.0.1", port=0, data_dir=sys.argv[1]), ready, manage_gc=True))
+asyncio.run(app.serve(BrokerConfig(host="127.0.0.1", port=0, data_dir=sys.argv[1], management_enabled=False), ready, manage_gc=True))
 """
 
 

@@ -1,5 +1,9 @@
 """The ``warrenmq`` command: ``warrenmq`` (or ``warrenmq serve``) runs the broker.
 
+The management HTTP API is served unless ``--no-management`` (or
+``management_enabled = false``); ``--management-port 0`` picks any free port,
+like ``--port 0``.
+
 Theory of operation: argparse builds a :class:`~warrenmq.config.BrokerConfig`
 from flags over environment variables over an optional TOML file, configures
 logging, and calls :func:`warrenmq.app.run`.  The faults of a first run (a
@@ -60,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ask clients for a certificate and verify it against --tls-cafile")
         tls.add_argument("--tls-fail-if-no-peer-cert", action="store_true", default=None,
                          help="with --tls-verify-peer: refuse clients that present no certificate")
+        mgmt = parser.add_argument_group("management HTTP API (docs/management.md), on by default")
+        mgmt.add_argument("--management-port", type=port_number,
+                          help="HTTP port of the management API (default 15672; 0: any free port)")
+        mgmt.add_argument("--management-host", help="address the management API listens on (default: --host)")
+        mgmt.add_argument("--no-management", action="store_true", help="do not serve the management API")
     return p
 
 
@@ -76,6 +85,8 @@ def main(argv=None) -> int:
                                    tls_keyfile=args.tls_keyfile, tls_cafile=args.tls_cafile,
                                    tls_verify_peer=args.tls_verify_peer,
                                    tls_fail_if_no_peer_cert=args.tls_fail_if_no_peer_cert,
+                                   management_port=args.management_port, management_host=args.management_host,
+                                   management_enabled=False if args.no_management else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None)
         config.tls_context()  # report bad TLS files or options before starting
@@ -88,7 +99,8 @@ def main(argv=None) -> int:
     try:
         run(config)
     except ListenError as e:
-        hint = "--tls-port" if e.tls else "--port"
+        hint = ("--management-port (or --no-management)" if getattr(e, "management", False)
+                else "--tls-port" if e.tls else "--port")
         print(f"warrenmq: {e.strerror}; is another broker running? Choose another port with {hint}",
               file=sys.stderr)
         return 1

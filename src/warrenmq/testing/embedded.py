@@ -10,6 +10,11 @@ Either can be started many times in one process; each has its own broker.
 ``broker`` is the live domain object, for assertions (read it from the broker's
 own thread or after stopping when using the threaded variant).
 
+The management HTTP API is off unless asked for: ``EmbeddedBroker(management=True)``
+(an ephemeral port) or ``EmbeddedBroker(management_port=N)``;
+``management_url`` is then ``http://127.0.0.1:<port>`` (credentials
+guest/guest).  aiohttp is imported only then.
+
 Both carry the back door of :mod:`.backdoor` (``queues``, ``messages``,
 ``publish``, ``enqueue``, ``wait_for_messages``, ``wait_for_consumers``,
 ``wait_until_acked``, ``record``, ``reset``): assertions and injection without
@@ -44,6 +49,16 @@ def _config(config: BrokerConfig | None, overrides: dict, durable: bool = False)
     return config
 
 
+def _management(config_given: bool, overrides: dict, management: bool | None) -> bool:
+    """Whether the embedded broker serves the management API: when asked (``management=True``, or a
+    ``management_port`` given), on an ephemeral port unless one is given."""
+    if management is None:
+        management = "management_port" in overrides
+    if management and not config_given:
+        overrides.setdefault("management_port", 0)
+    return management
+
+
 def _own_data_dir(owner, durable: bool) -> None:
     """``durable=True``: a fresh temporary data directory, removed with the embedded broker."""
     owner.owns_data_dir = durable
@@ -59,6 +74,8 @@ def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
     changes = {"port": app.port}
     if app.tls_port is not None:
         changes["tls_port"] = app.tls_port
+    if app.management_port is not None:
+        changes["management_port"] = app.management_port
     return dataclasses.replace(config, **changes)
 
 
@@ -71,6 +88,14 @@ class _URLMixin:
         """An ``amqp://`` URL for the default user and vhost."""
         return f"amqp://guest:guest@{self.host}:{self.port}/%2F"
 
+    @property
+    def management_url(self) -> str:
+        """``http://host:port`` of the management API (``management=True``); append ``/api/...``."""
+        port = self.app.management_port if self.app is not None else None
+        if port is None:
+            raise RuntimeError("the management API is off: EmbeddedBroker(management=True) serves it")
+        return f"http://{self.host}:{port}"
+
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """A broker on a background thread; use as a context manager or call start()/stop().
@@ -81,7 +106,9 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
     the ``with`` block (or when the object is garbage collected).
     """
 
-    def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False, **overrides):
+    def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
+                 management: bool | None = None, **overrides):
+        self.management = _management(config is not None, overrides, management)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
@@ -102,7 +129,7 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             self.loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self.app = BrokerApp(self.config)
+                self.app = BrokerApp(self.config, management=self.management)
                 loop.run_until_complete(self.app.start())
             except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
@@ -156,12 +183,14 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
 class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
     """A broker on the running event loop; ``async with AsyncEmbeddedBroker() as b``."""
 
-    def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False, **overrides):
+    def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
+                 management: bool | None = None, **overrides):
+        self.management = _management(config is not None, overrides, management)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
-        self.app = BrokerApp(self.config)
+        self.app = BrokerApp(self.config, management=self.management)
 
     @property
     def broker(self):
@@ -179,7 +208,7 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         """Stop and start a new app on the same port (and data directory)."""
         self.config = _same_ports(self.config, self.app)
         await self.stop(timeout)
-        self.app = BrokerApp(self.config)
+        self.app = BrokerApp(self.config, management=self.management)
         return await self.start()
 
     async def __aenter__(self) -> "AsyncEmbeddedBroker":

@@ -1,0 +1,433 @@
+"""The management API's endpoints (RabbitMQ's ``rabbit_mgmt_dispatcher``, the part built so far).
+
+Theory of operation: :data:`ROUTES` maps a path pattern (literal segments,
+and ``None`` for a parameter) to a handler per HTTP method.  Paths are matched
+on the *raw* path split at ``/`` with each segment percent-decoded afterwards,
+so a vhost named ``/`` is ``%2F`` and a queue name may contain ``/``
+(``%2F``) or ``%`` (``%25``), as RabbitMQ's paths allow.  A path no pattern
+matches is 404 before authentication; a matched path with a method it does
+not serve is 405; otherwise the request is authenticated (:mod:`.auth`) and
+the handler runs on the broker's loop, reading the domain directly.
+
+Changes go through the domain's API, the code path AMQP uses:
+``VHost.declare_queue``/``delete_queue``/``declare_exchange``/
+``delete_exchange``, ``Queue.purge``, and for the aliveness test
+``VHost.publish`` and ``Queue.get``.  The domain's AMQP errors become
+RabbitMQ's management answers (:func:`amqp_error`): NOT_FOUND 404,
+ACCESS_REFUSED 401 (``not_authorized``), others 400 ``bad_request`` with the
+AMQP text (``inequivalent arg ...``, without ``PRECONDITION_FAILED - ``, as
+RabbitMQ 3.10 answers).
+"""
+from __future__ import annotations
+
+import json
+
+from ..broker.alarms import Alarm
+from ..broker.message import Message
+from ..protocol.errors import AMQPError
+from ..protocol.properties import content_header
+from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
+from . import views
+from .auth import MONITORING, require, sees_all, visible_vhost
+from .errors import ApiError, bad_request, json_response, not_authorised, not_found
+from .listing import respond
+from aiohttp import web
+
+NO_CONTENT = 204
+CREATED = 201
+
+#: the reply text connections closed by DELETE /api/connections/{name} get (with X-Reason: its reason)
+FORCED_TEXT = "CONNECTION_FORCED - Closed via management plugin"
+
+#: the names RabbitMQ's health checks give the alarms
+ALARM_RESOURCES = {Alarm.MEMORY: "memory", Alarm.DISK_FREE: "disk", Alarm.STORE_FAILED: "message_store"}
+
+
+class Ctx:
+    """One authenticated request: the broker, the user, the query, the management server."""
+    __slots__ = ("mgmt", "broker", "user", "query", "request", "node")
+
+    def __init__(self, mgmt, user, request):
+        self.mgmt = mgmt
+        self.broker = mgmt.broker
+        self.user = user
+        self.query = request.query
+        self.request = request
+        self.node = mgmt.node
+
+    def vhost(self, name: str, write: bool = False):
+        """The vhost ``name`` if the user may see it (``write``: act in it); else 404/401."""
+        vh = self.broker.vhosts.get(name)
+        if vh is None:
+            raise not_found()
+        allowed = (self.broker.user_can_access(self.user, name) if write
+                   else visible_vhost(self.broker, self.user, name))
+        if not allowed:
+            raise not_authorised("User not authorised to access virtual host")
+        return vh
+
+    def visible_vhosts(self) -> list:
+        b = self.broker
+        return [vh for name, vh in b.vhosts.items() if visible_vhost(b, self.user, name)]
+
+    def list(self, items: list, default_sort=("vhost", "name")) -> web.Response:
+        return json_response(respond(items, self.query, default_sort))
+
+    async def body(self) -> dict:
+        raw = await self.request.read()
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise bad_request(f"Malformed JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise bad_request("Malformed JSON: not an object")
+        return data
+
+
+def amqp_error(e: AMQPError) -> ApiError:
+    if e.code == NOT_FOUND:
+        return ApiError(404, "not_found", e.reply_text)
+    if e.code == ACCESS_REFUSED:
+        return not_authorised(e.reply_text)
+    return bad_request(e.text)  # RabbitMQ: the AMQP text without the reply code's name
+
+
+def _flag(query, name: str) -> bool:
+    return query.get(name, "").lower() == "true"
+
+
+def _bool_field(body: dict, key: str, default: bool) -> bool:
+    v = body.get(key, default)
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    if not isinstance(v, bool):
+        raise bad_request(f"{key} must be a boolean, not {v!r}")
+    return v
+
+
+def _arguments(body: dict) -> dict:
+    args = body.get("arguments") or {}
+    if not isinstance(args, dict):
+        raise bad_request("arguments must be an object")
+    return args
+
+
+# ------------------------------------------------------------------- overview / node
+async def overview(ctx: Ctx):
+    vhosts = ctx.visible_vhosts()
+    queues = exchanges = consumers = ready = unacked = 0
+    for vh in vhosts:
+        queues += len(vh.queues)
+        exchanges += len(vh.exchanges)
+        for q in vh.queues.values():
+            consumers += len(q.consumers)
+            ready += len(q.messages)
+            unacked += q.unacked
+    sessions = visible_sessions(ctx)
+    return json_response({
+        "cluster_name": views.node_name(),
+        "contexts": [{"description": "RabbitMQ Management", "node": ctx.node, "path": "/",
+                      "port": str(ctx.mgmt.port)}],
+        "exchange_types": views.exchange_types(),
+        "listeners": ctx.mgmt.listeners(),
+        "management_version": views.MANAGEMENT_VERSION,
+        "message_stats": {},
+        "node": ctx.node,
+        "object_totals": {"channels": sum(len(s.channels) for s in sessions), "connections": len(sessions),
+                          "consumers": consumers, "exchanges": exchanges, "queues": queues},
+        "product_name": "RabbitMQ",
+        "product_version": views.MANAGEMENT_VERSION,
+        "queue_totals": {"messages": ready + unacked, "messages_ready": ready,
+                         "messages_unacknowledged": unacked},
+        "rabbitmq_version": views.MANAGEMENT_VERSION,
+        "rates_mode": "none",
+        "statistics_db_event_queue": 0,
+        "warrenmq_version": _version(),
+    })
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+async def whoami(ctx: Ctx):
+    return json_response({"name": ctx.user.name, "tags": list(ctx.user.tags)})
+
+
+async def nodes(ctx: Ctx):
+    require(ctx.user, MONITORING)
+    return ctx.list([views.node(ctx.broker, ctx.node)], ("name",))
+
+
+async def node(ctx: Ctx, name: str):
+    require(ctx.user, MONITORING)
+    if name != ctx.node:
+        raise not_found()
+    return json_response(views.node(ctx.broker, ctx.node))
+
+
+# ------------------------------------------------------------------- vhosts
+async def vhosts(ctx: Ctx):
+    return ctx.list([views.vhost(vh, ctx.node) for vh in ctx.visible_vhosts()], ("name",))
+
+
+async def vhost(ctx: Ctx, name: str):
+    return json_response(views.vhost(ctx.vhost(name), ctx.node))
+
+
+async def vhost_connections(ctx: Ctx, name: str):
+    ctx.vhost(name)
+    return ctx.list([views.connection(s, ctx.node) for s in visible_sessions(ctx)
+                     if s.vhost is not None and s.vhost.name == name], ("name",))
+
+
+# ------------------------------------------------------------------- queues
+async def queues(ctx: Ctx, vhost_name: str | None = None):
+    vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
+    node_ = ctx.node
+    return ctx.list([views.queue(q, node_) for vh in vhs for q in vh.queues.values()])
+
+
+def _queue(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
+    vh = ctx.vhost(vhost_name, write)
+    q = vh.queues.get(name)
+    if q is None:
+        raise not_found()
+    return vh, q
+
+
+async def queue_get(ctx: Ctx, vhost_name: str, name: str):
+    _, q = _queue(ctx, vhost_name, name)
+    data = views.queue(q, ctx.node)
+    data["consumer_details"] = [
+        {"ack_required": not c.no_ack, "arguments": c.arguments or {}, "consumer_tag": c.tag,
+         "exclusive": c.exclusive, "prefetch_count": c.prefetch,
+         "queue": {"name": q.name, "vhost": q.vhost.name}} for c in q.consumers]
+    return json_response(data)
+
+
+async def queue_put(ctx: Ctx, vhost_name: str, name: str):
+    vh = ctx.vhost(vhost_name, write=True)
+    body = await ctx.body()
+    durable = _bool_field(body, "durable", True)
+    auto_delete = _bool_field(body, "auto_delete", False)
+    try:
+        _, created = vh.declare_queue(name, None, durable=durable, auto_delete=auto_delete,
+                                      arguments=_arguments(body))
+    except AMQPError as e:
+        raise amqp_error(e) from None
+    return web.Response(status=CREATED if created else NO_CONTENT)
+
+
+async def queue_delete(ctx: Ctx, vhost_name: str, name: str):
+    vh, q = _queue(ctx, vhost_name, name, write=True)
+    try:
+        vh.check_exclusive(q, None)
+    except AMQPError as e:
+        raise amqp_error(e) from None
+    if _flag(ctx.query, "if-unused") and q.consumers:
+        raise bad_request(f"queue '{name}' in vhost '{vh.name}' in use")
+    if _flag(ctx.query, "if-empty") and q.messages:
+        raise bad_request(f"queue '{name}' in vhost '{vh.name}' not empty")
+    vh.delete_queue(q)
+    return web.Response(status=NO_CONTENT)
+
+
+async def queue_purge(ctx: Ctx, vhost_name: str, name: str):
+    vh, q = _queue(ctx, vhost_name, name, write=True)
+    try:
+        vh.check_exclusive(q, None)
+    except AMQPError as e:
+        raise amqp_error(e) from None
+    q.purge()
+    return web.Response(status=NO_CONTENT)
+
+
+async def queue_bindings(ctx: Ctx, vhost_name: str, name: str):
+    vh, q = _queue(ctx, vhost_name, name)
+    items = [b for b in views.bindings(vh) if b["destination_type"] == "queue" and b["destination"] == q.name]
+    return ctx.list(items, ("source", "routing_key"))
+
+
+# ------------------------------------------------------------------- exchanges
+async def exchanges(ctx: Ctx, vhost_name: str | None = None):
+    vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
+    return ctx.list([views.exchange(ex) for vh in vhs for ex in vh.exchanges.values()])
+
+
+def _exchange(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
+    vh = ctx.vhost(vhost_name, write)
+    ex = vh.exchanges.get(views.exchange_from_path(name))
+    if ex is None:
+        raise not_found()
+    return vh, ex
+
+
+async def exchange_get(ctx: Ctx, vhost_name: str, name: str):
+    _, ex = _exchange(ctx, vhost_name, name)
+    return json_response(views.exchange(ex))
+
+
+async def exchange_put(ctx: Ctx, vhost_name: str, name: str):
+    vh = ctx.vhost(vhost_name, write=True)
+    body = await ctx.body()
+    type_ = body.get("type")
+    if not isinstance(type_, str) or not type_:
+        raise bad_request("[{key_missing,type}]")
+    name = views.exchange_from_path(name)
+    existed = name in vh.exchanges
+    try:
+        vh.declare_exchange(name, type_, durable=_bool_field(body, "durable", True),
+                            auto_delete=_bool_field(body, "auto_delete", False),
+                            internal=_bool_field(body, "internal", False), arguments=_arguments(body))
+    except AMQPError as e:
+        raise amqp_error(e) from None
+    return web.Response(status=NO_CONTENT if existed else CREATED)
+
+
+async def exchange_delete(ctx: Ctx, vhost_name: str, name: str):
+    vh, ex = _exchange(ctx, vhost_name, name, write=True)
+    try:
+        vh.delete_exchange(ex.name, _flag(ctx.query, "if-unused"))
+    except AMQPError as e:
+        raise amqp_error(e) from None
+    return web.Response(status=NO_CONTENT)
+
+
+async def exchange_bindings_source(ctx: Ctx, vhost_name: str, name: str):
+    vh, ex = _exchange(ctx, vhost_name, name)
+    return ctx.list([b for b in views.bindings(vh) if b["source"] == ex.name], ("destination", "routing_key"))
+
+
+async def exchange_bindings_destination(ctx: Ctx, vhost_name: str, name: str):
+    vh, ex = _exchange(ctx, vhost_name, name)
+    return ctx.list([b for b in views.bindings(vh) if b["destination_type"] == "exchange"
+                     and b["destination"] == ex.name], ("source", "routing_key"))
+
+
+# ------------------------------------------------------------------- bindings
+async def bindings(ctx: Ctx, vhost_name: str | None = None):
+    vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
+    return ctx.list([b for vh in vhs for b in views.bindings(vh)], ("vhost", "source", "destination"))
+
+
+# ------------------------------------------------------------------- connections
+def visible_sessions(ctx: Ctx) -> list:
+    sessions = [s for s in ctx.broker.sessions if not s.closed and s.user is not None]
+    if sees_all(ctx.user):
+        return sessions
+    return [s for s in sessions if s.user.name == ctx.user.name]
+
+
+def _session(ctx: Ctx, name: str):
+    for s in visible_sessions(ctx):
+        if views.connection_name(s) == name:
+            return s
+    raise not_found()
+
+
+async def connections(ctx: Ctx):
+    return ctx.list([views.connection(s, ctx.node) for s in visible_sessions(ctx)], ("name",))
+
+
+async def connection_get(ctx: Ctx, name: str):
+    return json_response(views.connection(_session(ctx, name), ctx.node))
+
+
+async def connection_delete(ctx: Ctx, name: str):
+    s = _session(ctx, name)
+    reason = ctx.request.headers.get("X-Reason")
+    text = f"CONNECTION_FORCED - {reason}" if reason else FORCED_TEXT
+    ctx.mgmt.close_session(s, text)
+    return web.Response(status=NO_CONTENT)
+
+
+# ------------------------------------------------------------------- health
+ALIVENESS_QUEUE = "aliveness-test"
+ALIVENESS_BODY = b"test_message"
+
+
+async def aliveness_test(ctx: Ctx, vhost_name: str):
+    """As RabbitMQ's: declare the queue ``aliveness-test``, publish a message to it through the default
+    exchange and get it back."""
+    vh = ctx.vhost(vhost_name, write=True)
+    try:
+        q, _ = vh.declare_queue(ALIVENESS_QUEUE, None)
+    except AMQPError as e:
+        raise amqp_error(e) from None
+    msg = Message("", ALIVENESS_QUEUE, content_header(BasicProperties(), len(ALIVENESS_BODY)), ALIVENESS_BODY)
+    vh.publish(vh.exchanges[""], msg)
+    entry = q.get()
+    if entry is None:
+        return json_response({"status": "failed", "reason": "the test message was not routed"}, 503)
+    q.stats_acked += 1  # taken with no ack, as basic.get no_ack does (AMQPChannel.get)
+    q.settle(entry)
+    return json_response({"status": "ok"})
+
+
+def _alarms(ctx: Ctx, reason: str):
+    alarms = sorted(ALARM_RESOURCES.get(a, a.name.lower()) for a in ctx.broker.alarms)
+    if not alarms:
+        return json_response({"status": "ok"})
+    return json_response({"status": "failed", "reason": reason,
+                          "alarms": [{"node": ctx.node, "resource": r} for r in alarms]}, 503)
+
+
+async def health_alarms(ctx: Ctx):
+    return _alarms(ctx, "resource alarm(s) in effect in the cluster")
+
+
+async def health_local_alarms(ctx: Ctx):
+    return _alarms(ctx, "resource alarm(s) in effect on the node")
+
+
+# ------------------------------------------------------------------- the table
+P = None  # a path parameter
+
+#: (segments after /api/, {method: handler})
+ROUTES = [
+    (("overview",), {"GET": overview}),
+    (("whoami",), {"GET": whoami}),
+    (("nodes",), {"GET": nodes}),
+    (("nodes", P), {"GET": node}),
+    (("vhosts",), {"GET": vhosts}),
+    (("vhosts", P), {"GET": vhost}),
+    (("vhosts", P, "connections"), {"GET": vhost_connections}),
+    (("queues",), {"GET": queues}),
+    (("queues", P), {"GET": queues}),
+    (("queues", P, P), {"GET": queue_get, "PUT": queue_put, "DELETE": queue_delete}),
+    (("queues", P, P, "contents"), {"DELETE": queue_purge}),
+    (("queues", P, P, "bindings"), {"GET": queue_bindings}),
+    (("exchanges",), {"GET": exchanges}),
+    (("exchanges", P), {"GET": exchanges}),
+    (("exchanges", P, P), {"GET": exchange_get, "PUT": exchange_put, "DELETE": exchange_delete}),
+    (("exchanges", P, P, "bindings", "source"), {"GET": exchange_bindings_source}),
+    (("exchanges", P, P, "bindings", "destination"), {"GET": exchange_bindings_destination}),
+    (("bindings",), {"GET": bindings}),
+    (("bindings", P), {"GET": bindings}),
+    (("connections",), {"GET": connections}),
+    (("connections", P), {"GET": connection_get, "DELETE": connection_delete}),
+    (("aliveness-test", P), {"GET": aliveness_test}),
+    (("health", "checks", "alarms"), {"GET": health_alarms}),
+    (("health", "checks", "local-alarms"), {"GET": health_local_alarms}),
+]
+
+
+def match(segments: list):
+    """``(methods, params)`` for the decoded path segments after ``/api/``, or ``None``."""
+    n = len(segments)
+    for pattern, methods in ROUTES:
+        if len(pattern) != n:
+            continue
+        params = []
+        for lit, seg in zip(pattern, segments):
+            if lit is None:
+                params.append(seg)
+            elif lit != seg:
+                break
+        else:
+            return methods, params
+    return None

@@ -1,0 +1,137 @@
+"""The management listener: an aiohttp application on the broker's event loop.
+
+Theory of operation: :class:`ManagementServer` follows the AMQP listener's
+life cycle (:class:`~warrenmq.transport.server.Server`): :meth:`bind` creates
+and binds the listening socket (a taken port fails with
+:class:`~warrenmq.transport.server.ListenError` before storage is opened),
+:meth:`start` serves it with an aiohttp ``AppRunner``/``SockSite`` once the
+broker exists, :meth:`stop` closes it.  Requests are handled on the broker's
+loop, between AMQP events: a handler reads and changes the domain with no
+lock.  One aiohttp handler takes every ``/api/...`` path and dispatches it
+with :func:`.routes.match` on the raw, still percent-encoded path (see
+:mod:`.routes`); the error middleware turns :class:`~.errors.ApiError` and
+aiohttp's own 404/405 into RabbitMQ's JSON errors.  No access log: the broker's
+logging is its own.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from ..transport.server import ListenError
+from . import routes, views
+from .auth import authenticate
+from .errors import ApiError, not_found
+
+log = logging.getLogger("warrenmq.management")
+
+
+class ManagementServer:
+    """``ManagementServer(app, host, port)``; ``app`` is the :class:`~warrenmq.app.BrokerApp` (its broker,
+    its AMQP listeners for the overview and for closing connections)."""
+
+    def __init__(self, app, host: str, port: int):
+        self.app = app
+        self.host = host
+        self.port = port
+        self.node = views.node_name()
+        self._sock: socket.socket | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def broker(self):
+        return self.app.broker
+
+    def bind(self) -> None:
+        """Bind and listen (nothing is served until :meth:`start`)."""
+        host = self.host or None
+        try:
+            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+            self._sock = socket.create_server((host or "0.0.0.0", self.port), family=family, backlog=128)
+        except OSError as e:
+            err = ListenError(self.host, self.port, False, e)
+            err.management = True  # the CLI names --management-port in its hint
+            raise err from e
+        self._sock.setblocking(False)
+        self.port = self._sock.getsockname()[1]
+
+    def web_app(self) -> web.Application:
+        webapp = web.Application(middlewares=[_errors], client_max_size=16 << 20)
+        webapp.router.add_route("*", "/api/{tail:.*}", self.handle)
+        webapp.router.add_route("*", "/api", self.handle)
+        return webapp
+
+    async def start(self) -> None:
+        if self._sock is None:
+            self.bind()
+        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock).start()
+        log.info("management API listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.raw_path.split("?", 1)[0]
+        segments = [unquote(s) for s in path.split("/")[2:]]  # "", "api", ...
+        found = routes.match(segments)
+        if found is None:
+            raise not_found()
+        methods, params = found
+        handler = methods.get(request.method)
+        if handler is None:
+            if request.method == "HEAD" and "GET" in methods:
+                handler = methods["GET"]
+            else:
+                return web.Response(status=405, headers={"Allow": ", ".join(sorted(methods))})
+        if self.broker is None:  # bound, not yet recovered: start() serves only once it has
+            raise ApiError(503, "service_unavailable", "the broker is starting")
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        user = authenticate(self.broker, request.headers.get("Authorization"), peer)
+        return await handler(routes.Ctx(self, user, request), *params)
+
+    def listeners(self) -> list:
+        """The overview's listeners: AMQP, AMQPS when on, and this HTTP one."""
+        out = []
+        app = self.app
+        for server, protocol in ((app.server, "amqp"), (app.tls_server, "amqp/ssl")):
+            if server is not None:
+                out.append({"ip_address": _ip(app.config.host), "node": self.node, "port": server.port,
+                            "protocol": protocol, "socket_opts": {}})
+        out.append({"ip_address": _ip(self.host), "node": self.node, "port": self.port, "protocol": "http",
+                    "socket_opts": {"port": self.port}})
+        return out
+
+    def close_session(self, session, text: str) -> None:
+        """Close ``session``'s connection with CONNECTION_FORCED and ``text`` (the transport waits for the
+        client's close-ok, then drops the socket)."""
+        for server in (self.app.server, self.app.tls_server):
+            if server is None:
+                continue
+            for c in list(server.connections):
+                if c.session is session:
+                    c.force_close(text)
+                    return
+
+
+def _ip(host: str) -> str:
+    return host or "::"
+
+
+@web.middleware
+async def _errors(request, handler):
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return e.response()
+    except web.HTTPNotFound:
+        return not_found().response()

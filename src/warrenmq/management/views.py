@@ -1,0 +1,212 @@
+"""Domain objects as RabbitMQ's management JSON.
+
+Theory of operation: one function per kind of object turns a live domain
+object (queue, exchange, binding, vhost, connection, the node) into the dict
+RabbitMQ 3.10's HTTP API returns for it, with the keys RabbitMQ has and values
+from what the domain already counts (a queue's ready and unacknowledged
+messages and consumers).  There is no statistics collector yet: the keys of
+RabbitMQ's ``message_stats`` and rates are absent, as RabbitMQ leaves them out
+of an object nothing was published to.  Nothing here changes the domain.
+
+Names: the node is ``warrenmq@<host>``, the ``cluster_name`` the AMQP
+connection's server properties announce; the default exchange is ``""`` in
+JSON and ``amq.default`` in paths (:func:`exchange_from_path`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+
+from ..amqp.session import server_properties
+from ..broker.alarms import Alarm
+from ..broker.broker import RABBITMQ_COMPAT_VERSION
+from ..broker.exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, _thaw
+
+#: the management API version reported (the RabbitMQ release WarrenMQ reproduces)
+MANAGEMENT_VERSION = RABBITMQ_COMPAT_VERSION
+
+_STARTED = time.time()
+
+
+def node_name() -> str:
+    return server_properties()["cluster_name"]
+
+
+def exchange_from_path(name: str) -> str:
+    """The default exchange is ``amq.default`` in management paths (RabbitMQ's rabbit_mgmt_util:id)."""
+    return "" if name == "amq.default" else name
+
+
+def queue(q, node: str) -> dict:
+    ready = len(q.messages)
+    unacked = q.unacked
+    policy = q.policy
+    return {
+        "arguments": q.arguments,
+        "auto_delete": q.auto_delete,
+        "consumers": len(q.consumers),
+        "durable": q.durable,
+        "effective_policy_definition": dict(policy.definition) if policy is not None else {},
+        "exclusive": q.exclusive_owner is not None,
+        "exclusive_consumer_tag": None,
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+        "name": q.name,
+        "node": node,
+        "operator_policy": None,
+        "policy": policy.name if policy is not None else None,
+        "state": "running",
+        "type": q.queue_type,
+        "vhost": q.vhost.name,
+    }
+
+
+def exchange(ex) -> dict:
+    policy = ex.policy
+    return {
+        "arguments": ex.arguments,
+        "auto_delete": ex.auto_delete,
+        "durable": ex.durable,
+        "internal": ex.internal,
+        "name": ex.name,
+        "policy": policy.name if policy is not None else None,
+        "type": ex.type,
+        "user_who_performed_action": "rmq-internal",
+        "vhost": ex.vhost.name,
+    }
+
+
+def properties_key(key: str, arguments: dict) -> str:
+    """RabbitMQ's binding ``properties_key``: the routing key, with ``~`` and a hash of the arguments
+    when there are any (used to address one binding in a path)."""
+    if not arguments:
+        return key.replace("%", "%25").replace("~", "%7E") if key else "~"
+    digest = hashlib.sha1(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:22]
+    return f"{key}~{digest}"
+
+
+def binding(vhost: str, source: str, dest, key: str, args) -> dict:
+    arguments = dict(_thaw(args)) if args else {}
+    return {
+        "arguments": arguments,
+        "destination": dest.name,
+        "destination_type": "exchange" if dest.kind == KIND_EXCHANGE else "queue",
+        "properties_key": properties_key(key, arguments),
+        "routing_key": key,
+        "source": source,
+        "vhost": vhost,
+    }
+
+
+def bindings(vh) -> list:
+    """Every binding of a vhost, the default exchange's implicit one to each queue first, as RabbitMQ."""
+    out = [{"arguments": {}, "destination": name, "destination_type": "queue", "properties_key": name,
+            "routing_key": name, "source": "", "vhost": vh.name} for name in vh.queues]
+    for ex in vh.exchanges.values():
+        if ex.name == "":
+            continue
+        for dest, key, args in ex.bindings:
+            out.append(binding(vh.name, ex.name, dest, key, args))
+    return out
+
+
+def vhost_totals(vh) -> tuple[int, int]:
+    ready = unacked = 0
+    for q in vh.queues.values():
+        ready += len(q.messages)
+        unacked += q.unacked
+    return ready, unacked
+
+
+def vhost(vh, node: str) -> dict:
+    ready, unacked = vhost_totals(vh)
+    return {
+        "cluster_state": {node: "running"},
+        "description": "",
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+        "metadata": {"description": "", "tags": []},
+        "name": vh.name,
+        "tags": [],
+        "tracing": False,
+    }
+
+
+def connection_name(session) -> str:
+    """RabbitMQ's connection name: ``peer_host:peer_port -> host:port``."""
+    peer = session.peer
+    transport = session.reader
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if peer and local:
+        return f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}"
+    return session.name
+
+
+def connection(session, node: str) -> dict:
+    proto = session.proto
+    transport = session.reader
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    tls = transport is not None and transport.get_extra_info("ssl_object") is not None
+    peer = session.peer or (None, None)
+    user = session.user
+    vh = session.vhost
+    return {
+        "auth_mechanism": "PLAIN",
+        "channel_max": proto.channel_max,
+        "channels": len(session.channels),
+        "client_properties": getattr(proto, "client_properties", {}) or {},
+        "frame_max": proto.frame_max,
+        "host": local[0] if local else None,
+        "name": connection_name(session),
+        "node": node,
+        "peer_host": peer[0],
+        "peer_port": peer[1],
+        "port": local[1] if local else None,
+        "protocol": "AMQP 0-9-1",
+        "ssl": tls,
+        "state": session.state,
+        "timeout": proto.heartbeat,
+        "type": "network",
+        "user": user.name if user is not None else None,
+        "user_who_performed_action": user.name if user is not None else None,
+        "vhost": vh.name if vh is not None else None,
+    }
+
+
+def exchange_types() -> list:
+    return [{"description": "", "enabled": True, "name": name} for name in EXCHANGE_TYPES]
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def node(broker, node_name_: str) -> dict:
+    alarms = broker.alarms
+    return {
+        "being_drained": False,
+        "disk_free_alarm": Alarm.DISK_FREE in alarms,
+        "disk_free_limit": broker.config.disk_free_limit,
+        "mem_alarm": Alarm.MEMORY in alarms,
+        "mem_limit": broker.memory.watermark,
+        "mem_used": rss_bytes(),
+        "name": node_name_,
+        "os_pid": str(os.getpid()),
+        "partitions": [],
+        "processors": os.cpu_count() or 1,
+        "rates_mode": "none",
+        "running": True,
+        "type": "disc",
+        "uptime": int((time.time() - _STARTED) * 1000),
+        "os": f"{platform.system()} {platform.release()}",
+        "python_version": platform.python_version(),
+    }
