@@ -293,3 +293,30 @@ def test_the_embedded_broker_serves_no_management_unless_asked():
         assert b.app.management is None
         with pytest.raises(RuntimeError):
             b.management_url
+
+
+def test_declares_deletes_and_purges_need_the_amqp_permission(api, mbroker):
+    """As RabbitMQ 3.10 answers a management user without the permission (probed on the reference):
+    401 not_authorised "Access refused.", and nothing changes."""
+    b = mbroker
+    b.call(lambda: b.broker.add_user("narrow", "narrowpw", ["management"]))
+    b.call(lambda: b.broker.set_permissions("narrow", "/", "^mine", "^$", "^mine"))
+    me = ("narrow", "narrowpw")
+    refused = {"error": "not_authorised", "reason": "Access refused."}
+    try:
+        assert api.put("/api/queues/%2F/mine-q", {"durable": False}, auth=me)[0] == 201
+        assert api.put("/api/queues/%2F/theirs", {"durable": False})[0] == 201  # by guest
+        for status, _, body in (api.put("/api/queues/%2F/other-q", {"durable": False}, auth=me),
+                                api.delete("/api/queues/%2F/theirs", auth=me),
+                                api.delete("/api/queues/%2F/theirs/contents", auth=me),
+                                api.put("/api/exchanges/%2F/other-x", {"type": "direct"}, auth=me),
+                                api.delete("/api/exchanges/%2F/amq.direct", auth=me)):
+            assert (status, body) == (401, refused)
+        assert "other-q" not in b.queues() and "theirs" in b.queues()
+        assert api.delete("/api/queues/%2F/mine-q/contents", auth=me)[0] == 204
+        assert api.put("/api/exchanges/%2F/mine-x", {"type": "fanout"}, auth=me)[0] == 201
+        assert api.delete("/api/exchanges/%2F/mine-x", auth=me)[0] == 204
+        assert api.delete("/api/queues/%2F/mine-q", auth=me)[0] == 204
+    finally:
+        api.delete("/api/queues/%2F/theirs")
+        b.call(lambda: b.broker.delete_user("narrow"))

@@ -62,3 +62,9 @@ def not_authorised(reason: str, challenge: bool = False, body: bool = True) -> A
     """401 (RabbitMQ answers a refused, authenticated user with 401 too), error ``not_authorized`` as
     RabbitMQ 3.10 spells it; ``challenge``: with ``WWW-Authenticate``, for missing or wrong credentials."""
     return ApiError(401, "not_authorized", reason, {"WWW-Authenticate": AUTH_REALM} if challenge else None, body)
+
+
+def access_refused() -> ApiError:
+    """A user without the permission an operation needs: RabbitMQ 3.10 answers 401 with this body (and
+    this spelling, unlike the login failures'), probed on the reference with a management user."""
+    return ApiError(401, "not_authorised", "Access refused.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 
+from ..broker.access import CONFIGURE, READ
 from ..broker.alarms import Alarm
 from ..broker.message import Message
 from ..protocol.errors import AMQPError
@@ -29,7 +30,7 @@ from ..protocol.properties import content_header
 from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
 from . import views
 from .auth import MONITORING, require, sees_all, visible_vhost
-from .errors import ApiError, bad_request, json_response, not_authorised, not_found
+from .errors import ApiError, access_refused, bad_request, json_response, not_authorised, not_found
 from .listing import respond
 from aiohttp import web
 
@@ -54,6 +55,14 @@ class Ctx:
         self.query = request.query
         self.request = request
         self.node = mgmt.node
+
+    def may(self, vhost: str, kind: str, name: str, perm: str) -> None:
+        """401 "Access refused." unless the user has ``perm`` on queue/exchange ``name`` (the permission
+        the same operation needs over AMQP: configure to declare or delete, read to purge)."""
+        try:
+            self.broker.check_resource(self.user, vhost, kind, name, perm)
+        except AMQPError:
+            raise access_refused() from None
 
     def vhost(self, name: str, write: bool = False):
         """The vhost ``name`` if the user may see it (``write``: act in it); else 404/401."""
@@ -211,6 +220,7 @@ async def queue_get(ctx: Ctx, vhost_name: str, name: str):
 
 async def queue_put(ctx: Ctx, vhost_name: str, name: str):
     vh = ctx.vhost(vhost_name, write=True)
+    ctx.may(vh.name, "queue", name, CONFIGURE)
     body = await ctx.body()
     durable = _bool_field(body, "durable", True)
     auto_delete = _bool_field(body, "auto_delete", False)
@@ -224,6 +234,7 @@ async def queue_put(ctx: Ctx, vhost_name: str, name: str):
 
 async def queue_delete(ctx: Ctx, vhost_name: str, name: str):
     vh, q = _queue(ctx, vhost_name, name, write=True)
+    ctx.may(vh.name, "queue", q.name, CONFIGURE)
     try:
         vh.check_exclusive(q, None)
     except AMQPError as e:
@@ -238,6 +249,7 @@ async def queue_delete(ctx: Ctx, vhost_name: str, name: str):
 
 async def queue_purge(ctx: Ctx, vhost_name: str, name: str):
     vh, q = _queue(ctx, vhost_name, name, write=True)
+    ctx.may(vh.name, "queue", q.name, READ)
     try:
         vh.check_exclusive(q, None)
     except AMQPError as e:
@@ -278,6 +290,7 @@ async def exchange_put(ctx: Ctx, vhost_name: str, name: str):
     if not isinstance(type_, str) or not type_:
         raise bad_request("[{key_missing,type}]")
     name = views.exchange_from_path(name)
+    ctx.may(vh.name, "exchange", name, CONFIGURE)
     existed = name in vh.exchanges
     try:
         vh.declare_exchange(name, type_, durable=_bool_field(body, "durable", True),
@@ -290,6 +303,7 @@ async def exchange_put(ctx: Ctx, vhost_name: str, name: str):
 
 async def exchange_delete(ctx: Ctx, vhost_name: str, name: str):
     vh, ex = _exchange(ctx, vhost_name, name, write=True)
+    ctx.may(vh.name, "exchange", ex.name, CONFIGURE)
     try:
         vh.delete_exchange(ex.name, _flag(ctx.query, "if-unused"))
     except AMQPError as e:
