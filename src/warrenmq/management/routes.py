@@ -16,7 +16,8 @@ Changes go through the domain's API, the code path AMQP uses:
 RabbitMQ's management answers (:func:`amqp_error`): NOT_FOUND 404,
 ACCESS_REFUSED 401 (``not_authorized``), others 400 ``bad_request`` with the
 AMQP text (``inequivalent arg ...``, without ``PRECONDITION_FAILED - ``, as
-RabbitMQ 3.10 answers).
+RabbitMQ 3.10 answers); the server's error middleware applies it to any AMQP
+error a handler lets through.
 """
 from __future__ import annotations
 
@@ -224,21 +225,15 @@ async def queue_put(ctx: Ctx, vhost_name: str, name: str):
     body = await ctx.body()
     durable = _bool_field(body, "durable", True)
     auto_delete = _bool_field(body, "auto_delete", False)
-    try:
-        _, created = vh.declare_queue(name, None, durable=durable, auto_delete=auto_delete,
-                                      arguments=_arguments(body))
-    except AMQPError as e:
-        raise amqp_error(e) from None
+    _, created = vh.declare_queue(name, None, durable=durable, auto_delete=auto_delete,
+                                  arguments=_arguments(body))
     return web.Response(status=CREATED if created else NO_CONTENT)
 
 
 async def queue_delete(ctx: Ctx, vhost_name: str, name: str):
     vh, q = _queue(ctx, vhost_name, name, write=True)
     ctx.may(vh.name, "queue", q.name, CONFIGURE)
-    try:
-        vh.check_exclusive(q, None)
-    except AMQPError as e:
-        raise amqp_error(e) from None
+    vh.check_exclusive(q, None)
     if _flag(ctx.query, "if-unused") and q.consumers:
         raise bad_request(f"queue '{name}' in vhost '{vh.name}' in use")
     if _flag(ctx.query, "if-empty") and q.messages:
@@ -250,10 +245,7 @@ async def queue_delete(ctx: Ctx, vhost_name: str, name: str):
 async def queue_purge(ctx: Ctx, vhost_name: str, name: str):
     vh, q = _queue(ctx, vhost_name, name, write=True)
     ctx.may(vh.name, "queue", q.name, READ)
-    try:
-        vh.check_exclusive(q, None)
-    except AMQPError as e:
-        raise amqp_error(e) from None
+    vh.check_exclusive(q, None)
     q.purge()
     return web.Response(status=NO_CONTENT)
 
@@ -292,22 +284,16 @@ async def exchange_put(ctx: Ctx, vhost_name: str, name: str):
     name = views.exchange_from_path(name)
     ctx.may(vh.name, "exchange", name, CONFIGURE)
     existed = name in vh.exchanges
-    try:
-        vh.declare_exchange(name, type_, durable=_bool_field(body, "durable", True),
-                            auto_delete=_bool_field(body, "auto_delete", False),
-                            internal=_bool_field(body, "internal", False), arguments=_arguments(body))
-    except AMQPError as e:
-        raise amqp_error(e) from None
+    vh.declare_exchange(name, type_, durable=_bool_field(body, "durable", True),
+                        auto_delete=_bool_field(body, "auto_delete", False),
+                        internal=_bool_field(body, "internal", False), arguments=_arguments(body))
     return web.Response(status=NO_CONTENT if existed else CREATED)
 
 
 async def exchange_delete(ctx: Ctx, vhost_name: str, name: str):
     vh, ex = _exchange(ctx, vhost_name, name, write=True)
     ctx.may(vh.name, "exchange", ex.name, CONFIGURE)
-    try:
-        vh.delete_exchange(ex.name, _flag(ctx.query, "if-unused"))
-    except AMQPError as e:
-        raise amqp_error(e) from None
+    vh.delete_exchange(ex.name, _flag(ctx.query, "if-unused"))
     return web.Response(status=NO_CONTENT)
 
 
@@ -368,10 +354,7 @@ async def aliveness_test(ctx: Ctx, vhost_name: str):
     """As RabbitMQ's: declare the queue ``aliveness-test``, publish a message to it through the default
     exchange and get it back."""
     vh = ctx.vhost(vhost_name, write=True)
-    try:
-        q, _ = vh.declare_queue(ALIVENESS_QUEUE, None)
-    except AMQPError as e:
-        raise amqp_error(e) from None
+    q, _ = vh.declare_queue(ALIVENESS_QUEUE, None)
     msg = Message("", ALIVENESS_QUEUE, content_header(BasicProperties(), len(ALIVENESS_BODY)), ALIVENESS_BODY)
     vh.publish(vh.exchanges[""], msg)
     entry = q.get()

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from ..protocol.errors import AMQPError
 from ..transport.server import ListenError
 from . import routes, views
 from .auth import authenticate
@@ -133,5 +134,7 @@ async def _errors(request, handler):
         return await handler(request)
     except ApiError as e:
         return e.response()
+    except AMQPError as e:  # the domain refused it: RabbitMQ's management answer (routes.amqp_error)
+        return routes.amqp_error(e).response()
     except web.HTTPNotFound:
         return not_found().response()
