@@ -100,23 +100,35 @@ def test_malformed_connection_does_not_affect_others(broker):
     good.close()
 
 
-def test_deliveries_pause_for_a_consumer_that_does_not_read(broker):
-    """A consumer whose socket is full stops receiving; the rest stays queued in the broker."""
+def _raw_autoack_consumer(broker, queue: str, rcvbuf: int) -> RawClient:
+    """A raw-socket consumer of ``queue`` (declared here) with no acks and a ``rcvbuf``-byte receive
+    buffer, which the tests then leave unread."""
     c = RawClient(broker.port)
     c.handshake()
     c.open_channel(1)
-    c.send_method(1, spec.QueueDeclare(queue="slow"))
+    c.send_method(1, spec.QueueDeclare(queue=queue))
     assert isinstance(c.read_method()[1], spec.QueueDeclareOk)
-    c.send_method(1, spec.BasicConsume(queue="slow", consumer_tag="t", no_ack=True))
+    c.send_method(1, spec.BasicConsume(queue=queue, consumer_tag="t", no_ack=True))
     assert isinstance(c.read_method()[1], spec.BasicConsumeOk)
-    # shrink our receive buffer so the broker's socket fills quickly; never read again
-    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    return c
+
+
+def _publish(broker, queue: str, body: bytes, count: int):
+    """``count`` copies of ``body`` to ``queue`` over pika; returns the open publishing connection."""
     pub = pika.BlockingConnection(pika.URLParameters(broker.url))
     pch = pub.channel()
-    body = b"y" * 65536
-    for _ in range(300):  # ~20 MB
-        pch.basic_publish("", "slow", body)
+    for _ in range(count):
+        pch.basic_publish("", queue, body)
     pub.process_data_events(time_limit=0.5)
+    return pub
+
+
+def test_deliveries_pause_for_a_consumer_that_does_not_read(broker):
+    """A consumer whose socket is full stops receiving; the rest stays queued in the broker."""
+    # shrink our receive buffer so the broker's socket fills quickly; never read again
+    c = _raw_autoack_consumer(broker, "slow", rcvbuf=4096)
+    pub = _publish(broker, "slow", b"y" * 65536, 300)  # ~20 MB
     queued = broker.call(lambda: len(broker.broker.vhosts["/"].queues["slow"].messages))
     assert queued > 100, f"only {queued} of 300 messages held back for a stalled consumer"
     pub.close()
@@ -128,20 +140,9 @@ def test_a_stalled_consumer_is_paused_and_resumed_when_it_reads_again(broker, si
     """Both output paths (small frames joined into one write; large bodies handed to writelines,
     which on CPython 3.12.0-3.12.8/3.13.0-3.13.1 does not pause the protocol by itself) leave the
     backlog in the queue while the consumer does not read, and resume once it reads again."""
-    c = RawClient(broker.port)
-    c.handshake()
-    c.open_channel(1)
-    c.send_method(1, spec.QueueDeclare(queue="stalled"))
-    assert isinstance(c.read_method()[1], spec.QueueDeclareOk)
-    c.send_method(1, spec.BasicConsume(queue="stalled", consumer_tag="t", no_ack=True))
-    assert isinstance(c.read_method()[1], spec.BasicConsumeOk)
     # a small fixed receive buffer (not 4 KiB: reading through that later would take minutes)
-    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    pub = pika.BlockingConnection(pika.URLParameters(broker.url))
-    pch = pub.channel()
-    for _ in range(count):
-        pch.basic_publish("", "stalled", b"s" * size)
-    pub.process_data_events(time_limit=0.5)
+    c = _raw_autoack_consumer(broker, "stalled", rcvbuf=65536)
+    pub = _publish(broker, "stalled", b"s" * size, count)
     depth = lambda: broker.call(lambda: len(broker.broker.vhosts["/"].queues["stalled"].messages))
     # ~20 MB published: the write buffer's high mark (1 MiB) and the kernel's socket buffers take a
     # few MB, the rest must wait in the queue (where paging and the memory alarm see it)

@@ -97,6 +97,14 @@ def _tags(tags) -> list:
     return [t.strip() for t in tags if t and t.strip()]
 
 
+def _put(table: dict, key: str, limits: dict) -> None:
+    """``table[key] = limits``, or no entry when there are none."""
+    if limits:
+        table[key] = limits
+    else:
+        table.pop(key, None)
+
+
 def _without(limits: dict, name: str | None) -> dict:
     """``limits`` without the one called ``name`` (without any when ``name`` is None)."""
     return {} if name is None else {k: v for k, v in limits.items() if k != name}
@@ -455,10 +463,7 @@ class Broker:
         if vh is None:
             raise KeyError(f"vhost '{vhost}' not found")
         limits = validate_limits("vhost", limits)
-        if limits:
-            self.limits.vhost[vhost] = limits
-        else:
-            self.limits.vhost.pop(vhost, None)
+        _put(self.limits.vhost, vhost, limits)
         vh.max_queues = limits.get("max-queues", -1)
         self.defs.limits_set("vhost", vhost, limits)
 
@@ -477,10 +482,7 @@ class Broker:
         if user not in self.users:
             raise KeyError(f"user '{user}' not found")
         limits = validate_limits("user", limits)
-        if limits:
-            self.limits.user[user] = limits
-        else:
-            self.limits.user.pop(user, None)
+        _put(self.limits.user, user, limits)
         self.defs.limits_set("user", user, limits)
 
     def clear_user_limits(self, user: str, name: str | None = None) -> None:

@@ -452,14 +452,8 @@ class LazyMessages:
                         q.store.remove(q.store_id, sid)
                     continue
                 ex_rk, header, body = p
-                pair = names.get(ex_rk)
-                if pair is None:
-                    if len(names) >= 4096:
-                        names.clear()
-                    n = ex_rk[0]
-                    pair = names[ex_rk] = (ex_rk[1:1 + n].decode("utf-8", "surrogateescape"),
-                                           ex_rk[2 + n:].decode("utf-8", "surrogateescape"))
-                msg = Message(pair[0], pair[1], header, body, ex_rk)
+                ex, rk = _names(names, ex_rk)
+                msg = Message(ex, rk, header, body, ex_rk)
                 if sid & PAGE_BIT:  # a transient message: back in memory, out of the page store
                     if take:
                         q.page_store.remove(0, sid & PAGE_MASK)
