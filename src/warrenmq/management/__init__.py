@@ -23,7 +23,8 @@ The package:
   ``page_size``, ``name``/``use_regex``, ``sort``/``sort_reverse``,
   ``columns``), RabbitMQ's ``filter_and_paginate``.
 - :mod:`.views`: domain objects as RabbitMQ's JSON.
-- :mod:`.routes`: the endpoints (RabbitMQ's ``rabbit_mgmt_dispatcher``).
+- :mod:`.routes`: the core endpoints and the request context (:class:`.routes.Ctx`).
+- :mod:`.dispatch`: every area's routes in one table (RabbitMQ's ``rabbit_mgmt_dispatcher``).
 
 aiohttp is imported only here: the broker and the embedded test broker work
 without it as long as management is not asked for.

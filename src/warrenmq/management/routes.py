@@ -411,20 +411,3 @@ ROUTES = [
     (("health", "checks", "alarms"), {"GET": health_alarms}),
     (("health", "checks", "local-alarms"), {"GET": health_local_alarms}),
 ]
-
-
-def match(segments: list):
-    """``(methods, params)`` for the decoded path segments after ``/api/``, or ``None``."""
-    n = len(segments)
-    for pattern, methods in ROUTES:
-        if len(pattern) != n:
-            continue
-        params = []
-        for lit, seg in zip(pattern, segments):
-            if lit is None:
-                params.append(seg)
-            elif lit != seg:
-                break
-        else:
-            return methods, params
-    return None

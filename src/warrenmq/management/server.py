@@ -8,7 +8,7 @@ and binds the listening socket (a taken port fails with
 broker exists, :meth:`stop` closes it.  Requests are handled on the broker's
 loop, between AMQP events: a handler reads and changes the domain with no
 lock.  One aiohttp handler takes every ``/api/...`` path and dispatches it
-with :func:`.routes.match` on the raw, still percent-encoded path (see
+with :func:`.dispatch.match` on the raw, still percent-encoded path (see
 :mod:`.routes`); the error middleware turns :class:`~.errors.ApiError` and
 aiohttp's own 404/405 into RabbitMQ's JSON errors.  No access log: the broker's
 logging is its own.
@@ -23,7 +23,7 @@ from aiohttp import web
 
 from ..protocol.errors import AMQPError
 from ..transport.server import ListenError
-from . import routes, views
+from . import dispatch, routes, views
 from .auth import authenticate
 from .errors import ApiError, not_found
 
@@ -84,7 +84,7 @@ class ManagementServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
         segments = [unquote(s) for s in path.split("/")[2:]]  # "", "api", ...
-        found = routes.match(segments)
+        found = dispatch.match(segments)
         if found is None:
             raise not_found()
         methods, params = found
