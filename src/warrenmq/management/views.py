@@ -14,8 +14,8 @@ JSON and ``amq.default`` in paths (:func:`exchange_from_path`).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
-import json
 import os
 import platform
 import time
@@ -23,7 +23,7 @@ import time
 from ..amqp.session import server_properties
 from ..broker.alarms import Alarm
 from ..broker.broker import RABBITMQ_COMPAT_VERSION
-from ..broker.exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, _thaw
+from ..broker.exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, _thaw, args_key
 
 #: the management API version reported (the RabbitMQ release WarrenMQ reproduces)
 MANAGEMENT_VERSION = RABBITMQ_COMPAT_VERSION
@@ -80,13 +80,68 @@ def exchange(ex) -> dict:
     }
 
 
+#: the characters RabbitMQ's ``rabbit_http_util:quote_plus`` leaves alone (``~`` too; ``quote_binding`` escapes it)
+_QS_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-~_")
+
+
+def quote_plus(text: str) -> str:
+    """RabbitMQ's ``rabbit_http_util:quote_plus``: UTF-8 bytes, space as ``+``, the rest ``%XX`` (upper case)."""
+    out = []
+    for b in text.encode("utf-8"):
+        if b in _QS_SAFE:
+            out.append(chr(b))
+        elif b == 0x20:
+            out.append("+")
+        else:
+            out.append(f"%{b:02X}")
+    return "".join(out)
+
+
+def unquote_plus(text: str) -> str:
+    """RabbitMQ's ``rabbit_http_util:unquote``: ``+`` is a space, ``%XX`` a byte (a bad escape stays)."""
+    raw = text.encode("utf-8")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x2B:
+            out.append(0x20)
+        elif c == 0x25 and i + 2 < len(raw) and _is_hex(raw[i + 1:i + 3]):
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 2
+        else:
+            out.append(c)
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+def _is_hex(two: bytes) -> bool:
+    return len(two) == 2 and all(chr(c) in "0123456789abcdefABCDEF" for c in two)
+
+
+def quote_binding(text: str) -> str:
+    """RabbitMQ's ``rabbit_mgmt_format:quote_binding``: :func:`quote_plus`, then ``~`` as ``%7E``."""
+    return quote_plus(text).replace("~", "%7E")
+
+
+def args_hash(arguments: dict) -> str:
+    """Six characters naming a binding's arguments in its properties key, shaped like RabbitMQ's
+    (``base64url`` of a 32-bit hash, no padding).  RabbitMQ hashes the Erlang term with ``erlang:phash2``,
+    which is not reproduced here: WarrenMQ hashes the arguments' canonical form (``args_key``: sorted
+    keys, typed values) with BLAKE2b.  The key is stable across restarts and round-trips between a
+    listing and GET/DELETE by key, but differs from the one RabbitMQ prints for the same arguments."""
+    frozen = arguments if isinstance(arguments, tuple) else args_key(arguments)  # a dict or its args_key
+    digest = hashlib.blake2b(repr(frozen).encode(), digest_size=4).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def properties_key(key: str, arguments: dict) -> str:
-    """RabbitMQ's binding ``properties_key``: the routing key, with ``~`` and a hash of the arguments
-    when there are any (used to address one binding in a path)."""
+    """RabbitMQ's binding ``properties_key`` (``rabbit_mgmt_format:pack_binding_props``): ``~`` for an
+    empty key without arguments, the quoted key, and ``~`` + :func:`args_hash` when there are arguments;
+    it addresses one binding in ``/api/bindings/{vhost}/e/{source}/{q|e}/{destination}/{props}``."""
     if not arguments:
-        return key.replace("%", "%25").replace("~", "%7E") if key else "~"
-    digest = hashlib.sha1(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:22]
-    return f"{key}~{digest}"
+        return quote_binding(key) if key else "~"
+    return f"{quote_binding(key)}~{args_hash(arguments)}"
 
 
 def binding(vhost: str, source: str, dest, key: str, args) -> dict:
@@ -104,8 +159,8 @@ def binding(vhost: str, source: str, dest, key: str, args) -> dict:
 
 def bindings(vh) -> list:
     """Every binding of a vhost, the default exchange's implicit one to each queue first, as RabbitMQ."""
-    out = [{"arguments": {}, "destination": name, "destination_type": "queue", "properties_key": name,
-            "routing_key": name, "source": "", "vhost": vh.name} for name in vh.queues]
+    out = [{"arguments": {}, "destination": name, "destination_type": "queue",
+            "properties_key": properties_key(name, {}), "routing_key": name, "source": "", "vhost": vh.name} for name in vh.queues]
     for ex in vh.exchanges.values():
         if ex.name == "":
             continue
