@@ -10,7 +10,11 @@ the API the management HTTP API and ``warrenmq ctl`` call); the rules of
 RabbitMQ's texts (the AMQP adapter calls them).  Deleting a user or a vhost
 closes its connections (``force_close`` on the session, 320 CONNECTION_FORCED).  Vhost and user
 limits (:mod:`.limits`: ``set_vhost_limits``, ``set_user_limits`` and their
-``clear_``/getter and counting methods) are durable definitions too.
+``clear_``/getter and counting methods) are durable definitions too, as are
+vhost metadata (description, tags, default queue type), operator policies
+(``set_operator_policy``: policy.py merges them into what queues get), runtime
+parameters of registered components and global parameters (:mod:`.parameters`:
+``register_parameter_component``, ``set_parameter``, ``set_global_parameter``).
 It receives its storage (:class:`~warrenmq.store.base.Storage`: message store,
 page store, definitions) opened by the application, rebuilds what the
 definitions and the message store hold, and reports every durable change to
@@ -43,6 +47,7 @@ from .direct_reply import DirectReplyTo
 from .flow import MemoryMonitor
 from .limits import Limits, validate as validate_limits
 from .message import Message
+from .parameters import (OPERATOR_POLICY, VHOST_LIMITS, VHOST_LIMITS_NAME, Components, unknown_component)
 from .timers import Timers
 from .vhost import VHost
 
@@ -129,15 +134,20 @@ class Broker:
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
         self.alarms: set[Alarm] = set()  # publishers are blocked while any is on
         self.confirms = ConfirmRegistry()  # publisher confirms, and those waiting for the store
+        self.components = Components()  # runtime parameter components (parameters.py)
+        self.parameters: dict = {}  # (component, vhost, name) -> value, of every component but the built-in ones
+        self.global_parameters: dict = {}  # name -> value
         self.storage = storage
         self.store = storage.messages
         self.page_store = storage.pages
         self.defs = storage.definitions
         if self._recover():
+            self._ensure_cluster_id()
             return
         # first boot: the default vhost, and the default user with the administrator tag and all permissions
         # in it (as RabbitMQ's default_user, default_vhost and default_permissions)
-        self.add_vhost(self.config.default_vhost)
+        self._ensure_cluster_id()
+        self.add_vhost(self.config.default_vhost, description="Default virtual host")
         self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
                       vhosts={self.config.default_vhost})
 
@@ -151,9 +161,20 @@ class Broker:
         try:
             for name in d["vhosts"]:
                 self.add_vhost(name)
+            for name, description, tags, queue_type in d.get("vhost_metadata", ()):
+                if name in self.vhosts:
+                    self.set_vhost_metadata(name, description, tags, queue_type)
             for vhost, name, pattern, apply_to, priority, definition in d["policies"]:
                 if vhost in self.vhosts:  # before the queues, so a max-priority policy applies to them
                     self.vhosts[vhost].policies.set(name, pattern, definition, priority, apply_to)
+            for vhost, name, pattern, apply_to, priority, definition in d.get("operator_policies", ()):
+                if vhost in self.vhosts:
+                    self.vhosts[vhost].operator_policies.set(name, pattern, definition, priority, apply_to)
+            for component, vhost, name, value in d.get("parameters", ()):
+                if vhost in self.vhosts:  # kept for their component, which registers later
+                    self.parameters[(component, vhost, name)] = value
+            for name, value in d.get("global_parameters", ()):
+                self.global_parameters[name] = value
             for name, password_hash, tags, *algorithm in d["users"]:
                 self.users[name] = User(name, password_hash, tags,
                                         hashing_algorithm=(algorithm and algorithm[0]) or DEFAULT_HASHING)
@@ -239,8 +260,15 @@ class Broker:
         self.storage.close()
 
     # ------------------------------------------------------------ definitions
-    def add_vhost(self, name: str) -> VHost:
+    def add_vhost(self, name: str, description: str | None = None, tags=None,
+                  default_queue_type: str | None = None) -> VHost:
+        """Create vhost ``name`` (an existing one is returned as it is, unless metadata is given: then its
+        metadata is replaced, as the management API's PUT does)."""
         vh = self.vhosts.get(name)
+        if vh is not None:
+            if description is not None or tags is not None or default_queue_type is not None:
+                self.set_vhost_metadata(name, description, tags, default_queue_type)
+            return vh
         if vh is None:
             vh = self.vhosts[name] = VHost(name, self.memory, self.store, self.defs)
             vh.timers = self.timers
@@ -250,7 +278,28 @@ class Broker:
                 vh.page_store = self.page_store
                 vh.page_limit = self.config.queue_max_in_memory
             self.defs.vhost_added(name)
+            if description or tags or default_queue_type:
+                self.set_vhost_metadata(name, description, tags, default_queue_type)
         return vh
+
+    def set_vhost_metadata(self, name: str, description: str | None = None, tags=None,
+                           default_queue_type: str | None = None) -> None:
+        """Replace the metadata of ``name`` (RabbitMQ 3.10's vhost description, tags, default queue type;
+        None: empty).  KeyError if there is no such vhost."""
+        vh = self.vhosts.get(name)
+        if vh is None:
+            raise KeyError(f"vhost '{name}' not found")
+        vh.description = description or ""
+        vh.tags = _tags(tags)
+        vh.default_queue_type = default_queue_type or None
+        self.defs.vhost_metadata_set(name, vh.description, vh.tags, vh.default_queue_type)
+
+    def vhost_metadata(self, name: str) -> dict:
+        """``{"description", "tags", "default_queue_type"}`` of ``name`` (KeyError if none)."""
+        vh = self.vhosts.get(name)
+        if vh is None:
+            raise KeyError(f"vhost '{name}' not found")
+        return {"description": vh.description, "tags": list(vh.tags), "default_queue_type": vh.default_queue_type}
 
     def delete_vhost(self, name: str) -> None:
         """Delete ``name`` as ``rabbitmqctl delete_vhost``: its connections are closed (320
@@ -270,6 +319,11 @@ class Broker:
             for key in [k for k in user.topic_permissions if k[0] == name]:
                 del user.topic_permissions[key]
         self.limits.vhost.pop(name, None)
+        for key in [k for k in self.parameters if k[1] == name]:
+            del self.parameters[key]
+            c = self.components.get(key[0])
+            if c is not None and c.on_clear is not None:
+                c.on_clear(name, key[2])
         self.defs.vhost_deleted(name)
 
     def list_vhosts(self) -> list:
@@ -453,6 +507,152 @@ class Broker:
         """The policies (as dicts like RabbitMQ's definitions export) of ``vhost``, or of all vhosts."""
         return [p.as_dict() for name, vh in self.vhosts.items() if vhost is None or name == vhost
                 for p in vh.policies]
+
+    def set_operator_policy(self, vhost: str, name: str, pattern: str, definition: dict, priority: int = 0,
+                            apply_to: str = "all"):
+        """Set (or replace) operator policy ``name`` in ``vhost`` (``rabbitmqctl set_operator_policy``): only
+        the keys of policy.OPERATOR_KEYS; merged with the user policy of each queue it matches, the stricter
+        value winning.  KeyError for an unknown vhost, ValueError with RabbitMQ's reason if invalid."""
+        vh = self.vhosts.get(vhost)
+        if vh is None:
+            raise KeyError(f"vhost '{vhost}' not found")
+        return vh.operator_policies.set(name, pattern, definition, priority, apply_to)
+
+    def clear_operator_policy(self, vhost: str, name: str) -> None:
+        """Remove operator policy ``name`` from ``vhost``; KeyError if there is none."""
+        vh = self.vhosts.get(vhost)
+        if vh is None:
+            raise KeyError(f"vhost '{vhost}' not found")
+        vh.operator_policies.clear(name)
+
+    def list_operator_policies(self, vhost: str | None = None) -> list:
+        """The operator policies (dicts as the policies') of ``vhost``, or of all vhosts."""
+        return [p.as_dict() for name, vh in self.vhosts.items() if vhost is None or name == vhost
+                for p in vh.operator_policies]
+
+    # ------------------------------------------------------------ parameters
+    def register_parameter_component(self, component: str, validate=None, on_set=None, on_clear=None):
+        """Make ``component`` known (a plugin: shovel, federation): ``validate(vhost, name, value)`` raises
+        ValueError to refuse a value; ``on_set(vhost, name, value)`` / ``on_clear(vhost, name)`` follow the
+        parameter's changes.  Parameters of it already stored (recovered at boot) are given to ``on_set``."""
+        c = self.components.register(component, validate, on_set, on_clear)
+        if on_set is not None:
+            for (comp, vhost, name), value in list(self.parameters.items()):
+                if comp == component:
+                    on_set(vhost, name, value)
+        return c
+
+    def set_parameter(self, component: str, vhost: str, name: str, value) -> bool:
+        """Set runtime parameter ``name`` of ``component`` in ``vhost`` to ``value`` (JSON), as
+        ``rabbitmqctl set_parameter``; True if it is new.  ``vhost-limits`` sets the vhost's limits (name
+        ``limits``).  KeyError for an unknown vhost; ValueError for an unknown component (RabbitMQ's
+        ``component foo not found``) or a value its component refuses."""
+        if vhost not in self.vhosts:
+            raise KeyError(f"vhost '{vhost}' not found")
+        if component == VHOST_LIMITS:
+            if not isinstance(value, dict):
+                raise ValueError(f"Unrecognised terms {value!r} in limits")
+            existed = bool(self.limits.vhost.get(vhost))
+            self.set_vhost_limits(vhost, value)
+            return not existed
+        if component == OPERATOR_POLICY:
+            if not isinstance(value, dict):
+                raise ValueError("operator policy must be a JSON object")
+            existed = name in self.vhosts[vhost].operator_policies.by_name
+            self.set_operator_policy(vhost, name, value.get("pattern"), value.get("definition"),
+                                     value.get("priority", 0), value.get("apply-to", "all"))
+            return not existed
+        c = self.components.get(component)
+        if c is None:
+            raise unknown_component(component)
+        if c.validate is not None:
+            c.validate(vhost, name, value)
+        key = (component, vhost, name)
+        existed = key in self.parameters
+        self.parameters[key] = value
+        self.defs.parameter_set(component, vhost, name, value)
+        if c.on_set is not None:
+            c.on_set(vhost, name, value)
+        return not existed
+
+    def clear_parameter(self, component: str, vhost: str, name: str) -> None:
+        """Remove a runtime parameter; KeyError if there is none."""
+        if component == VHOST_LIMITS:
+            if vhost not in self.vhosts or name != VHOST_LIMITS_NAME or not self.limits.vhost.get(vhost):
+                raise KeyError(f"parameter '{name}' of '{component}' not found in vhost '{vhost}'")
+            self.clear_vhost_limits(vhost)
+            return
+        if component == OPERATOR_POLICY:
+            self.clear_operator_policy(vhost, name)
+            return
+        key = (component, vhost, name)
+        if key not in self.parameters:
+            raise KeyError(f"parameter '{name}' of '{component}' not found in vhost '{vhost}'")
+        del self.parameters[key]
+        self.defs.parameter_cleared(component, vhost, name)
+        c = self.components.get(component)
+        if c is not None and c.on_clear is not None:
+            c.on_clear(vhost, name)
+
+    def parameter(self, component: str, vhost: str, name: str):
+        """``{"value", "vhost", "component", "name"}`` of one parameter, or None."""
+        for p in self.list_parameters(component, vhost):
+            if p["name"] == name:
+                return p
+        return None
+
+    def list_parameters(self, component: str | None = None, vhost: str | None = None) -> list:
+        """Runtime parameters as RabbitMQ's ``/api/parameters`` lists them (``[{"value", "vhost",
+        "component", "name"}]``): those of registered and stored components, ``vhost-limits`` and the
+        operator policies (``operator_policy``); of one component and/or one vhost, or all."""
+        out = []
+        for vname in self.vhosts:
+            if vhost is not None and vname != vhost:
+                continue
+            if component in (None, VHOST_LIMITS) and self.limits.vhost.get(vname):
+                out.append({"value": dict(self.limits.vhost[vname]), "vhost": vname, "component": VHOST_LIMITS,
+                            "name": VHOST_LIMITS_NAME})
+            if component in (None, OPERATOR_POLICY):
+                for p in self.vhosts[vname].operator_policies:
+                    out.append({"value": {"pattern": p.pattern, "definition": dict(p.definition),
+                                          "priority": p.priority, "apply-to": p.apply_to},
+                                "vhost": vname, "component": OPERATOR_POLICY, "name": p.name})
+        for (comp, vname, name), value in self.parameters.items():
+            if (component is None or comp == component) and (vhost is None or vname == vhost):
+                out.append({"value": value, "vhost": vname, "component": comp, "name": name})
+        return out
+
+    def set_global_parameter(self, name: str, value) -> bool:
+        """``rabbitmqctl set_global_parameter``: ``name`` is now ``value`` (JSON); True if it is new."""
+        if not name:
+            raise ValueError("global parameter name must not be empty")
+        existed = name in self.global_parameters
+        self.global_parameters[name] = value
+        self.defs.global_parameter_set(name, value)
+        return not existed
+
+    def clear_global_parameter(self, name: str) -> None:
+        """Remove global parameter ``name``; KeyError if there is none."""
+        if name not in self.global_parameters:
+            raise KeyError(f"global parameter '{name}' not found")
+        del self.global_parameters[name]
+        self.defs.global_parameter_cleared(name)
+
+    def global_parameter(self, name: str):
+        """``{"value", "name"}`` of global parameter ``name``, or None."""
+        if name not in self.global_parameters:
+            return None
+        return {"value": self.global_parameters[name], "name": name}
+
+    def list_global_parameters(self) -> list:
+        """``[{"value", "name"}]``, as ``/api/global-parameters``."""
+        return [{"value": v, "name": n} for n, v in self.global_parameters.items()]
+
+    def _ensure_cluster_id(self) -> None:
+        """RabbitMQ creates the global parameter ``internal_cluster_id`` when the node first boots."""
+        if "internal_cluster_id" not in self.global_parameters:
+            token = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+            self.set_global_parameter("internal_cluster_id", f"rabbitmq-cluster-id-{token}")
 
     # ---------------------------------------------------------------- limits
     def set_vhost_limits(self, vhost: str, limits: dict) -> None:

@@ -27,6 +27,17 @@ then on; an ``expires`` countdown restarts with the new value).
 is created, so it applies only to queues declared while the policy is in force,
 and an ``x-max-priority`` argument wins.
 
+Operator policies (RabbitMQ's ``operator_policy``, set by the operator over
+user policies) are a second :class:`Policies` of the vhost
+(``vhost.operator_policies``), limited to :data:`OPERATOR_KEYS`.  A queue is
+matched against both sets; when both match, what it gets is a
+:class:`MergedPolicy` (RabbitMQ's ``merge_operator_definitions``): the keys of
+both definitions, and for a key in both the *lower* value (the stricter one;
+for a boolean the operator's).  It carries the user policy's name as ``name``
+and the operator policy's as ``operator_policy``; when only an operator policy
+matches, ``name`` is None.  Exchanges take user policies only (no operator key
+concerns them).
+
 Policies are durable definitions: with a data directory they are written to
 the definitions store and restored at start.
 """
@@ -59,6 +70,12 @@ QUEUE_KEYS = {
 EXCHANGE_KEYS = {
     "alternate-exchange": ("alternate-exchange", ARG),
 }
+#: the keys an operator policy may set (RabbitMQ 3.10's operator_policy_validator registrations);
+#: max-in-memory-* are accepted and, as for RabbitMQ's classic queues, have no effect
+OPERATOR_KEYS = ("expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
+                 "max-in-memory-bytes", "delivery-limit")
+#: keys whose merged value (user and operator policy) is the lower of the two
+_MERGE_MIN = frozenset(OPERATOR_KEYS)
 #: argument name -> (policy key, resolution)
 _BY_ARG = {arg: (key, how) for key, (arg, how) in {**QUEUE_KEYS, **EXCHANGE_KEYS}.items()}
 
@@ -93,10 +110,13 @@ def _check_value(key: str, v) -> str | None:
                     "dead-letter-exchange": "dead letter exchange name",
                     "dead-letter-routing-key": "dead letter routing key"}[key]
             return f"{_erl(v)} is not a valid {what}"
-    elif key in ("message-ttl", "max-length", "max-length-bytes", "delivery-limit"):
+    elif key in ("message-ttl", "max-length", "max-length-bytes", "delivery-limit", "max-in-memory-length",
+                 "max-in-memory-bytes"):
         if not _is_int(v) or v < 0:
             what = {"message-ttl": "message TTL", "max-length": "maximum length",
-                    "max-length-bytes": "maximum length in bytes", "delivery-limit": "delivery limit"}[key]
+                    "max-length-bytes": "maximum length in bytes", "delivery-limit": "delivery limit",
+                    "max-in-memory-length": "maximum memory length",
+                    "max-in-memory-bytes": "maximum memory in bytes"}[key]
             return f"{_erl(v)} is not a valid {what}"
     elif key == "expires":
         if not _is_int(v) or v < 1:
@@ -113,8 +133,10 @@ def _check_value(key: str, v) -> str | None:
     return None
 
 
-def validate(name: str, pattern: str, definition: dict, priority: int, apply_to: str) -> re.Pattern:
-    """Check a policy as ``rabbitmqctl set_policy`` does; ValueError with RabbitMQ's reason, else the regex."""
+def validate(name: str, pattern: str, definition: dict, priority: int, apply_to: str,
+             operator: bool = False) -> re.Pattern:
+    """Check a policy as ``rabbitmqctl set_policy`` (``operator``: ``set_operator_policy``) does; ValueError
+    with RabbitMQ's reason, else the regex."""
     if not isinstance(name, str) or not name:
         raise ValueError("policy name must be a non-empty string")
     if apply_to not in APPLY_TO:
@@ -123,7 +145,10 @@ def validate(name: str, pattern: str, definition: dict, priority: int, apply_to:
         raise ValueError(f"{_erl(priority)} is not a valid priority")
     if not isinstance(definition, dict) or not definition:
         raise ValueError("no policy provided")
-    unknown = [k for k in definition if k not in QUEUE_KEYS and k not in EXCHANGE_KEYS]
+    if operator:
+        unknown = [k for k in definition if k not in OPERATOR_KEYS]
+    else:
+        unknown = [k for k in definition if k not in QUEUE_KEYS and k not in EXCHANGE_KEYS]
     if unknown:
         terms = ",".join(f"{{{_erl(k)},{_erl(definition[k])}}}" for k in unknown)
         raise ValueError(f"[{terms}] are not recognised policy settings")
@@ -141,8 +166,8 @@ class Policy:
     __slots__ = ("vhost", "name", "pattern", "definition", "priority", "apply_to", "regex")
 
     def __init__(self, vhost: str, name: str, pattern: str, definition: dict, priority: int = 0,
-                 apply_to: str = "all"):
-        self.regex = validate(name, pattern, definition, priority, apply_to)
+                 apply_to: str = "all", operator: bool = False):
+        self.regex = validate(name, pattern, definition, priority, apply_to, operator)
         self.vhost = vhost
         self.name = name
         self.pattern = pattern
@@ -167,13 +192,45 @@ class Policy:
         return f"<Policy {self.name!r} {self.pattern!r} {self.apply_to} {self.priority} {self.definition}>"
 
 
-class Policies:
-    """The policies of one vhost, and their application to its queues and exchanges."""
+class MergedPolicy:
+    """What a queue matched by a user policy and an operator policy gets (see the module docstring):
+    ``name`` the user policy's (None if only an operator policy matched), ``operator_policy`` the
+    operator policy's name, ``definition`` the merged definition."""
+    __slots__ = ("name", "operator_policy", "definition", "policy", "operator")
 
-    def __init__(self, vhost):
+    def __init__(self, policy: Policy | None, operator: Policy):
+        self.policy = policy
+        self.operator = operator
+        self.name = policy.name if policy is not None else None
+        self.operator_policy = operator.name
+        merged = dict(policy.definition) if policy is not None else {}
+        for key, ov in operator.definition.items():
+            v = merged.get(key)
+            if v is None:
+                merged[key] = ov
+            elif isinstance(v, bool) and isinstance(ov, bool):
+                merged[key] = ov
+            elif key in _MERGE_MIN and _is_int(v) and _is_int(ov):
+                merged[key] = min(v, ov)
+        self.definition = merged
+
+    def get(self, key: str, default=None):
+        return self.definition.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"<MergedPolicy {self.name!r} + operator {self.operator_policy!r} {self.definition}>"
+
+
+class Policies:
+    """The policies of one vhost (``operator``: its operator policies), and their application to its
+    queues and exchanges.  The vhost's user :class:`Policies` applies both sets (:meth:`match`)."""
+
+    def __init__(self, vhost, operator: bool = False):
         self.vhost = vhost
+        self.operator = operator
         self.by_name: dict[str, Policy] = {}
         self._ordered: list[Policy] = []  # highest priority first, then by name
+        self._merged: dict = {}  # (policy, operator policy) -> MergedPolicy, so an unchanged pair is the same object
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -181,19 +238,37 @@ class Policies:
     def __iter__(self):
         return iter(self._ordered)
 
-    def match(self, kind: int, name: str) -> Policy | None:
-        """The policy in force for an object of ``kind`` named ``name``."""
+    def _own_match(self, kind: int, name: str) -> Policy | None:
         for p in self._ordered:
             if p.applies_to(kind, name):
                 return p
         return None
 
+    def match(self, kind: int, name: str):
+        """The policy in force for an object of ``kind`` named ``name``: a :class:`Policy`, for a queue
+        matched by an operator policy too a :class:`MergedPolicy`, or None."""
+        p = self._own_match(kind, name)
+        ops = None if self.operator or kind != KIND_QUEUE else getattr(self.vhost, "operator_policies", None)
+        if not ops:
+            return p
+        op = ops._own_match(kind, name)
+        if op is None:
+            return p
+        key = (p, op)
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = self._merged[key] = MergedPolicy(p, op)
+        return merged
+
     def set(self, name: str, pattern: str, definition: dict, priority: int = 0, apply_to: str = "all") -> Policy:
-        policy = Policy(self.vhost.name, name, pattern, definition, priority, apply_to)
+        policy = Policy(self.vhost.name, name, pattern, definition, priority, apply_to, self.operator)
         self.by_name[name] = policy
         self._reorder()
-        self.vhost.defs.policy_set(self.vhost.name, name, pattern, apply_to, priority, policy.definition)
-        self.reapply()
+        if self.operator:
+            self.vhost.defs.operator_policy_set(self.vhost.name, name, pattern, apply_to, priority, policy.definition)
+        else:
+            self.vhost.defs.policy_set(self.vhost.name, name, pattern, apply_to, priority, policy.definition)
+        self._changed()
         return policy
 
     def clear(self, name: str) -> None:
@@ -201,8 +276,23 @@ class Policies:
             raise KeyError(f"policy '{name}' not found in vhost '{self.vhost.name}'")
         del self.by_name[name]
         self._reorder()
-        self.vhost.defs.policy_cleared(self.vhost.name, name)
-        self.reapply()
+        if self.operator:
+            self.vhost.defs.operator_policy_cleared(self.vhost.name, name)
+        else:
+            self.vhost.defs.policy_cleared(self.vhost.name, name)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Re-apply: the user policies do it for both sets; merged pairs of replaced policies are forgotten."""
+        target = self if not self.operator else getattr(self.vhost, "policies", None)
+        if target is None:
+            return
+        current = set(target.by_name.values())
+        ops = getattr(self.vhost, "operator_policies", None)
+        op_current = set(ops.by_name.values()) if ops is not None else set()
+        target._merged = {k: m for k, m in target._merged.items()
+                          if (k[0] is None or k[0] in current) and k[1] in op_current}
+        target.reapply()
 
     def _reorder(self) -> None:
         self._ordered = sorted(self.by_name.values(), key=lambda p: (-p.priority, p.name))
@@ -210,6 +300,9 @@ class Policies:
     def reapply(self) -> None:
         """Give every queue and exchange the policy now in force for it."""
         vhost = self.vhost
+        if self.operator:
+            vhost.policies.reapply()
+            return
         for q in list(vhost.queues.values()):
             p = self.match(KIND_QUEUE, q.name)
             if p is not q.policy:
@@ -243,7 +336,9 @@ def effective(obj, arg: str):
 def policy_for(vhost, kind: int, name: str):
     """The policy for a new queue or exchange of ``vhost`` (None when the vhost has no policies)."""
     policies = getattr(vhost, "policies", None)
-    if not policies:
+    if policies is None:
+        return None
+    if not policies and not getattr(vhost, "operator_policies", None):
         return None
     return policies.match(kind, name)
 

@@ -78,7 +78,12 @@ class VHost:
         self.queues: dict[str, Queue] = {}
         self.max_queues = -1  # the vhost's max-queues limit (broker.set_vhost_limits); negative: none
         self.recorder = None  # warrenmq.testing: called (exchange, message) on every publish while set
-        self.policies = Policies(self)  # operator policies (policy.py), applied to queues and exchanges
+        self.policies = Policies(self)  # policies (policy.py), applied to queues and exchanges
+        self.operator_policies = Policies(self, operator=True)  # operator policies, merged in by self.policies
+        # metadata (RabbitMQ 3.10's vhost description, tags, default queue type; the broker stores them)
+        self.description = ""
+        self.tags: list = []
+        self.default_queue_type: str | None = None
         default = DefaultExchange(self)
         self.exchanges[""] = default
         for name_, type_ in (("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),

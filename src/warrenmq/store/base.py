@@ -228,10 +228,34 @@ class Definitions:
         """The limits of vhost or user ``name`` (``kind`` "vhost" or "user") are now ``limits`` ({}: none)."""
         pass
 
+    def vhost_metadata_set(self, name: str, description: str, tags: list, default_queue_type: str | None) -> None:
+        pass
+
+    def operator_policy_set(self, vhost: str, name: str, pattern: str, apply_to: str, priority: int,
+                            definition: dict) -> None:
+        pass
+
+    def operator_policy_cleared(self, vhost: str, name: str) -> None:
+        pass
+
+    def parameter_set(self, component: str, vhost: str, name: str, value) -> None:
+        """Runtime parameter (``component``, ``vhost``, ``name``) is now ``value`` (JSON)."""
+        pass
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
+        pass
+
+    def global_parameter_set(self, name: str, value) -> None:
+        pass
+
+    def global_parameter_cleared(self, name: str) -> None:
+        pass
+
     def load(self) -> dict:
         """Everything stored, for the broker to rebuild (empty lists when nothing is)."""
         return {"vhosts": [], "users": [], "permissions": [], "exchanges": [], "queues": [], "bindings": [],
-                "policies": [], "limits": [], "topic_permissions": []}
+                "policies": [], "limits": [], "topic_permissions": [], "vhost_metadata": [],
+                "operator_policies": [], "parameters": [], "global_parameters": []}
 
     def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""Durable definitions in SQLite: vhosts, users, permissions, topic permissions, exchanges, queues, bindings, policies, limits.
+"""Durable definitions in SQLite: vhosts, users, permissions, topic permissions, exchanges, queues, bindings, policies, operator policies, limits, parameters, global parameters.
 
 Theory of operation: the broker reports every change to a durable definition
 (:class:`~.base.Definitions` methods named after the change); each is one SQLite
@@ -9,7 +9,9 @@ returns everything for the broker to rebuild its vhosts before messages are
 recovered into the queues (queues carry the integer id the message store uses).
 Non-durable and exclusive entities are never written.  A database written by an
 older version is brought up to date when opened (``_migrate``: the users'
-``hashing_algorithm`` column).
+``hashing_algorithm`` column, the vhosts' metadata columns; new tables are
+created by the schema's ``IF NOT EXISTS``).  Runtime parameters and global
+parameters are stored as JSON text.
 """
 from __future__ import annotations
 
@@ -37,6 +39,11 @@ CREATE TABLE IF NOT EXISTS policies (vhost TEXT, name TEXT, pattern TEXT, apply_
 CREATE TABLE IF NOT EXISTS topic_permissions (user TEXT, vhost TEXT, exchange TEXT, write TEXT, read TEXT,
                                               PRIMARY KEY (user, vhost, exchange));
 CREATE TABLE IF NOT EXISTS limits (kind TEXT, name TEXT, definition TEXT, PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS operator_policies (vhost TEXT, name TEXT, pattern TEXT, apply_to TEXT, priority INTEGER,
+                                              definition TEXT, PRIMARY KEY (vhost, name));
+CREATE TABLE IF NOT EXISTS parameters (component TEXT, vhost TEXT, name TEXT, value TEXT,
+                                       PRIMARY KEY (component, vhost, name));
+CREATE TABLE IF NOT EXISTS global_parameters (name TEXT PRIMARY KEY, value TEXT);
 """
 
 
@@ -68,6 +75,11 @@ class SQLiteDefinitions(Definitions):
         if "hashing_algorithm" not in columns:
             self.db.execute("ALTER TABLE users ADD COLUMN hashing_algorithm TEXT NOT NULL "
                             "DEFAULT 'rabbit_password_hashing_sha256'")
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(vhosts)")]
+        if "description" not in columns:
+            self.db.execute("ALTER TABLE vhosts ADD COLUMN description TEXT NOT NULL DEFAULT ''")
+            self.db.execute("ALTER TABLE vhosts ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+            self.db.execute("ALTER TABLE vhosts ADD COLUMN default_queue_type TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -85,7 +97,11 @@ class SQLiteDefinitions(Definitions):
 
     # ------------------------------------------------------------- changes
     def vhost_added(self, name: str) -> None:
-        self._tx(("INSERT OR IGNORE INTO vhosts VALUES (?)", (name,)))
+        self._tx(("INSERT OR IGNORE INTO vhosts (name) VALUES (?)", (name,)))
+
+    def vhost_metadata_set(self, name: str, description: str, tags: list, default_queue_type: str | None) -> None:
+        self._tx(("UPDATE vhosts SET description=?, tags=?, default_queue_type=? WHERE name=?",
+                  (description, json.dumps(list(tags)), default_queue_type, name)))
 
     def vhost_deleted(self, name: str) -> None:
         self._tx(("DELETE FROM vhosts WHERE name=?", (name,)),
@@ -95,6 +111,8 @@ class SQLiteDefinitions(Definitions):
                  ("DELETE FROM permissions WHERE vhost=?", (name,)),
                  ("DELETE FROM topic_permissions WHERE vhost=?", (name,)),
                  ("DELETE FROM policies WHERE vhost=?", (name,)),
+                 ("DELETE FROM operator_policies WHERE vhost=?", (name,)),
+                 ("DELETE FROM parameters WHERE vhost=?", (name,)),
                  ("DELETE FROM limits WHERE kind='vhost' AND name=?", (name,)))
 
     def user_saved(self, name: str, password_hash: bytes, tags: list,
@@ -167,6 +185,29 @@ class SQLiteDefinitions(Definitions):
     def policy_cleared(self, vhost: str, name: str) -> None:
         self._tx(("DELETE FROM policies WHERE vhost=? AND name=?", (vhost, name)))
 
+    def operator_policy_set(self, vhost: str, name: str, pattern: str, apply_to: str, priority: int,
+                            definition: dict) -> None:
+        self._tx(("INSERT OR REPLACE INTO operator_policies VALUES (?, ?, ?, ?, ?, ?)",
+                  (vhost, name, pattern, apply_to, priority, json.dumps(definition))))
+
+    def operator_policy_cleared(self, vhost: str, name: str) -> None:
+        self._tx(("DELETE FROM operator_policies WHERE vhost=? AND name=?", (vhost, name)))
+
+    def parameter_set(self, component: str, vhost: str, name: str, value) -> None:
+        # an upsert: the parameter keeps its rowid (load order is creation order)
+        self._tx(("INSERT INTO parameters VALUES (?, ?, ?, ?) ON CONFLICT(component, vhost, name) "
+                  "DO UPDATE SET value=excluded.value", (component, vhost, name, json.dumps(value))))
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
+        self._tx(("DELETE FROM parameters WHERE component=? AND vhost=? AND name=?", (component, vhost, name)))
+
+    def global_parameter_set(self, name: str, value) -> None:
+        self._tx(("INSERT INTO global_parameters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                  (name, json.dumps(value))))
+
+    def global_parameter_cleared(self, name: str) -> None:
+        self._tx(("DELETE FROM global_parameters WHERE name=?", (name,)))
+
     def limits_set(self, kind: str, name: str, limits: dict) -> None:
         if limits:
             self._tx(("INSERT OR REPLACE INTO limits VALUES (?, ?, ?)", (kind, name, json.dumps(limits))))
@@ -193,4 +234,13 @@ class SQLiteDefinitions(Definitions):
             "policies": [(v, n, p, a, pr, json.loads(d)) for v, n, p, a, pr, d in
                          db.execute("SELECT * FROM policies ORDER BY rowid")],
             "limits": [(k, n, json.loads(d)) for k, n, d in db.execute("SELECT * FROM limits ORDER BY rowid")],
+            "vhost_metadata": [(n, d, json.loads(t), q) for n, d, t, q in
+                               db.execute("SELECT name, description, tags, default_queue_type FROM vhosts "
+                                          "ORDER BY rowid")],
+            "operator_policies": [(v, n, p, a, pr, json.loads(d)) for v, n, p, a, pr, d in
+                                  db.execute("SELECT * FROM operator_policies ORDER BY rowid")],
+            "parameters": [(c, v, n, json.loads(x)) for c, v, n, x in
+                           db.execute("SELECT * FROM parameters ORDER BY rowid")],
+            "global_parameters": [(n, json.loads(x)) for n, x in
+                                  db.execute("SELECT * FROM global_parameters ORDER BY rowid")],
         }

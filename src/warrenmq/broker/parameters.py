@@ -1,0 +1,69 @@
+"""Runtime parameters, as RabbitMQ's ``rabbit_runtime_parameters``: per-vhost parameters of registered components, and global parameters.
+
+Theory of operation: a *parameter* is a JSON value named by (component, vhost,
+name); what a component means by it is the component's business.  Components
+register with the broker's :class:`Components` registry (``register``): the
+shovel and federation plugins (``shovel``, ``federation-upstream``, ...) give
+a ``validate(vhost, name, value)`` that raises ValueError with their reason,
+and ``on_set``/``on_clear`` callbacks that start or stop what the parameter
+describes.  Setting a parameter of a component nobody registered is refused
+with RabbitMQ's ``component foo not found``; parameters already stored for a
+component that registers later (recovered at boot before the plugin started)
+are kept and handed to its ``on_set`` when it registers, so the plugin picks
+them up as RabbitMQ's would at boot.
+
+Two components are built in, backed by the domain objects they stand for, as
+RabbitMQ shows them through ``/api/parameters``: ``vhost-limits`` (name
+``limits``, the value is the vhost's limits: setting it is
+``Broker.set_vhost_limits``) and ``operator_policy`` (read-only here: the
+operator policies, listed as parameters).  ``policy`` is a component in
+RabbitMQ too, but never listed among parameters, and not here either.
+
+*Global* parameters (``rabbitmqctl set_global_parameter``) are name -> JSON
+value, unvalidated; ``internal_cluster_id`` is created at first boot as
+RabbitMQ does.  All of it is durable (the definitions store's ``parameters``
+and ``global_parameters``); :class:`~.broker.Broker` owns the dicts and the
+store calls, this module the registry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+#: the parameter component of vhost limits, and the one name it has (RabbitMQ's)
+VHOST_LIMITS = "vhost-limits"
+VHOST_LIMITS_NAME = "limits"
+#: the component operator policies are listed under
+OPERATOR_POLICY = "operator_policy"
+
+
+def unknown_component(component: str) -> ValueError:
+    return ValueError(f"component {component} not found")
+
+
+@dataclass
+class Component:
+    name: str
+    validate: Callable | None = None  # (vhost, name, value) -> None, raises ValueError
+    on_set: Callable | None = None  # (vhost, name, value) -> None: the parameter is (now) this value
+    on_clear: Callable | None = None  # (vhost, name) -> None: the parameter is gone
+
+
+class Components:
+    """The parameter components known to the broker (see the module docstring)."""
+
+    def __init__(self):
+        self.by_name: dict[str, Component] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.by_name
+
+    def get(self, name: str) -> Component | None:
+        return self.by_name.get(name)
+
+    def register(self, name: str, validate=None, on_set=None, on_clear=None) -> Component:
+        c = self.by_name[name] = Component(name, validate, on_set, on_clear)
+        return c
+
+    def unregister(self, name: str) -> None:
+        self.by_name.pop(name, None)
