@@ -110,6 +110,11 @@ class BrokerConfig:
     management_enabled: bool = True
     management_host: str = ""
     management_port: int = 15672
+    # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
+    # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
+    # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled
+    statistics_enabled: bool = True
+    statistics_interval_ms: int = 1000
 
     @property
     def memory_watermark(self) -> int:
@@ -127,6 +132,9 @@ class BrokerConfig:
             v = getattr(self, name)
             if v.__class__ is not int or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
+        if self.statistics_interval_ms.__class__ is not int or self.statistics_interval_ms < 10:
+            raise ValueError(f"statistics_interval_ms must be an integer of at least 10, not "
+                             f"{self.statistics_interval_ms!r}")
         if self.flow_high and self.flow_low >= self.flow_high:
             raise ValueError(f"flow_low ({self.flow_low}) must be below flow_high ({self.flow_high})")
         if 0 < self.flow_recbuf < MIN_FLOW_RECBUF:

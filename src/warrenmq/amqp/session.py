@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import time
 
 from .. import __version__
 from ..broker.broker import RABBITMQ_COMPAT_VERSION
@@ -119,6 +120,9 @@ class Session(ChannelMethods):
         self.closed = False
         self.close_delay = 0.0  # seconds the transport waits before closing the socket (a refused login)
         self.counted = False  # in the broker's per-vhost/per-user connection counts (limits)
+        # what the transport read and wrote (octets, socket reads and writes: broker/stats.py)
+        self.recv_oct = self.recv_cnt = self.send_oct = self.send_cnt = 0
+        self.connected_at = int(time.time() * 1000)
         self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
 
     # ---------------------------------------------------------------- events
@@ -183,6 +187,8 @@ class Session(ChannelMethods):
         if self.counted:
             self.counted = False
             self.broker.limits.connection_closed(vhost.name, self.user.name)
+        if vhost is not None:
+            vhost.stats.fold_connection(self)  # its octets stay in the vhost's totals
         self.broker.session_closed(self)
 
     def force_close(self, code: int, text: str) -> None:

@@ -36,6 +36,7 @@ from ..protocol.errors import HardError, SoftError
 from ..protocol.properties import FLAGS_OFFSET, HI_EXPIRATION, HI_HEADERS, HI_REPLY_TO, LO_USER_ID
 from ..protocol.spec import ACCESS_REFUSED, NOT_ALLOWED, NOT_IMPLEMENTED, NO_ROUTE, PRECONDITION_FAILED
 from . import acktimeout
+from .stats import CHANNEL_SLOTS, zero
 from .direct_reply import REPLY_PREFIX, REPLY_QUEUE_SHORTSTR
 from .message import Message, parse_expiration
 from .queues import Consumer, check_consumer_priority
@@ -81,7 +82,7 @@ class Channel:
     """The domain state of one channel; see the module docstring.  Subclasses implement ``send_*``."""
     __slots__ = ("broker", "vhost", "owner", "number", "consumers", "unacked", "next_tag", "prefetch_count",
                  "global_prefetch", "unacked_count", "paused", "confirms", "tx", "closed", "reply_consumer",
-                 "ack_timer", "ack_marks")
+                 "ack_timer", "ack_marks") + CHANNEL_SLOTS
 
     def __init__(self, broker, vhost, owner, number: int, paused: bool = False):
         self.broker = broker
@@ -102,6 +103,7 @@ class Channel:
         # consumer timeout (see acktimeout): None = not checking yet, a timer while armed, False = off
         self.ack_timer = None if broker.config.consumer_timeout_ms > 0 else False
         self.ack_marks = None
+        zero(self, CHANNEL_SLOTS)  # message statistics (stats.py)
 
     # ----------------------------------------------------------- adapter hooks
     def send_deliver(self, consumer: Consumer, tag: int, entry) -> None:
@@ -143,6 +145,7 @@ class Channel:
         msg = Message(exchange_name, routing_key, header, body, ex_rk)
         if hi & HI_EXPIRATION or header[FLAGS_OFFSET + 1] & LO_USER_ID or (hi & HI_HEADERS and b"CC" in header):
             msg = self._check_properties(msg)  # expiration, user_id, maybe CC/BCC (one search finds both)
+        self.n_publish += 1
         confirms = self.confirms
         if confirms is not None:
             confirms.published()
@@ -162,7 +165,10 @@ class Channel:
                 self.confirms.wait_for(outcome)
         elif outcome == UNROUTABLE:
             if mandatory:
+                self.n_return_unroutable += 1
                 self.send_return(msg, NO_ROUTE, "NO_ROUTE")
+            else:
+                self.n_drop_unroutable += 1
         elif outcome == REJECTED and self.confirms is not None:
             self.confirms.nack()
 
@@ -289,10 +295,17 @@ class Channel:
         q = entry.queue
         if entry.message.paged:
             q.page_in(entry.message)
+        if entry.redelivered:
+            self.n_redeliver += 1
+            q.n_redeliver += 1
         if consumer.no_ack:
+            self.n_deliver_no_ack += 1
+            q.n_deliver_no_ack += 1
             q.stats_acked += 1
             q.settle(entry)
         else:
+            self.n_deliver += 1
+            q.n_deliver += 1
             entry.consumer = consumer
             self.unacked[tag] = entry
             consumer.unacked += 1
@@ -312,16 +325,25 @@ class Channel:
         """basic.get: ``(delivery tag, entry)`` of the head message, or None when the queue is empty."""
         entry = q.get()
         if entry is None:
+            self.n_get_empty += 1
+            q.n_get_empty += 1
             return None
         tag = self.next_tag
         self.next_tag = tag + 1
         entry.delivery_count += 1
         if entry.message.paged:
             q.page_in(entry.message)
+        if entry.redelivered:
+            self.n_redeliver += 1
+            q.n_redeliver += 1
         if no_ack:
+            self.n_get_no_ack += 1
+            q.n_get_no_ack += 1
             q.stats_acked += 1
             q.settle(entry)
         else:
+            self.n_get += 1
+            q.n_get += 1
             self.unacked[tag] = entry
             self.unacked_count += 1
             self._track(q, entry)
@@ -389,6 +411,8 @@ class Channel:
         if len(entries) == 1 and not self.global_prefetch:  # the common case, without the sets
             q = self._release_one(entries[0])
             q.stats_acked += 1
+            q.n_ack += 1
+            self.n_ack += 1
             q.settle(entries[0])
             if q.messages and q.consumers:
                 q.dispatch()
@@ -396,9 +420,11 @@ class Channel:
         for q in self._release(entries):
             if q.messages and q.consumers:
                 q.dispatch()
+        self.n_ack += len(entries)
         for e in entries:
             q = e.queue
             q.stats_acked += 1
+            q.n_ack += 1
             q.settle(e)
 
     def _reject(self, tag: int, multiple: bool, requeue: bool) -> None:
@@ -446,6 +472,7 @@ class Channel:
             q = c.queue
             if q.single_active and q.messages and q.consumers and not q.deleted:
                 q.dispatch()
+        self.vhost.stats.fold_channel(self)  # its counts stay in the vhost's totals
 
 
 def _requeue(entries: list) -> None:

@@ -27,13 +27,14 @@ from collections import deque
 
 
 class ConfirmTracker:
-    __slots__ = ("registry", "send", "seq", "acked", "waiting", "closed")
+    __slots__ = ("registry", "send", "seq", "acked", "nacked", "waiting", "closed")
 
     def __init__(self, registry: "ConfirmRegistry", send):
         self.registry = registry
         self.send = send  # send(seq, multiple, nack): the adapter's basic.ack / basic.nack
         self.seq = 0  # the last publish's sequence number
         self.acked = 0  # the last sequence number confirmed (acked or nacked) to the client
+        self.nacked = 0  # how many of those were nacks (message statistics: confirms are acked - nacked)
         self.waiting = None  # deque of (seq, epoch, nack) while some publish waits for the store
         self.closed = False
 
@@ -65,6 +66,7 @@ class ConfirmTracker:
             return
         self._ack_upto(seq - 1)
         self.send(seq, False, True)
+        self.nacked += 1
         self.acked = seq
 
     # ------------------------------------------------------------ sending
@@ -95,6 +97,7 @@ class ConfirmTracker:
             if nack:
                 self._ack_upto(seq - 1)
                 self.send(seq, False, True)
+                self.nacked += 1
                 self.acked = seq
         self._ack_upto(self.confirmable())
         return bool(w)
@@ -107,6 +110,7 @@ class ConfirmTracker:
         for seq, _, _ in w:
             self._ack_upto(seq - 1)  # a publish in between that did not wait is acked
             self.send(seq, False, True)
+            self.nacked += 1
             self.acked = seq
         w.clear()
         self._ack_upto(self.seq)

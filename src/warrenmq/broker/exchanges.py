@@ -26,6 +26,7 @@ from decimal import Decimal
 from ..protocol.errors import HardError
 from ..protocol.spec import COMMAND_INVALID
 from .policy import PolicyTarget
+from .stats import EXCHANGE_SLOTS, zero
 
 KIND_QUEUE = 0
 KIND_EXCHANGE = 1
@@ -48,7 +49,7 @@ def _freeze(v):
 
 class Exchange(PolicyTarget):
     TYPE = ""
-    __slots__ = ("internal", "e2e_bindings", "alternate")
+    __slots__ = ("internal", "e2e_bindings", "alternate") + EXCHANGE_SLOTS
 
     def __init__(self, name: str, vhost, durable=False, auto_delete=False, internal=False, arguments=None):
         PolicyTarget.__init__(self, KIND_EXCHANGE, name, vhost, durable, auto_delete, arguments)
@@ -56,6 +57,7 @@ class Exchange(PolicyTarget):
         self.e2e_bindings = 0
         ae = self.arguments.get("alternate-exchange")  # its name (looked up when used), validated on declare
         self.alternate = ae if ae.__class__ is str else None
+        zero(self, EXCHANGE_SLOTS)  # message statistics (stats.py), counted by VHost.publish
 
     #: routes by routing key, so a message's CC/BCC keys count (direct, topic, default)
     MULTI_KEY = False

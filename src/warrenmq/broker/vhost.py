@@ -24,6 +24,7 @@ from .exchanges import (EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
 from .flow import MemoryMonitor
 from .policy import Policies
+from .stats import VHostTotals
 from .queues import (QUEUE_EQUIVALENCE_ARGS, QUEUE_TYPE_MODULES, QUORUM_EQUIVALENCE_ARGS, Queue, QuorumQueue,
                      check_queue_arguments, queue_type_of)
 from .timers import Timers
@@ -77,6 +78,7 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.max_queues = -1  # the vhost's max-queues limit (broker.set_vhost_limits); negative: none
+        self.stats = VHostTotals()  # what its closed channels and connections counted (stats.py)
         self.recorder = None  # warrenmq.testing: called (exchange, message) on every publish while set
         self.policies = Policies(self)  # policies (policy.py), applied to queues and exchanges
         self.operator_policies = Policies(self, operator=True)  # operator policies, merged in by self.policies
@@ -108,8 +110,10 @@ class VHost:
         queues = self.route(exchange, msg)
         if keep is not None:
             queues = [q for q in queues if keep(q)]
+        exchange.n_publish_in += 1
         if not queues:
             return UNROUTABLE
+        exchange.n_publish_out += len(queues)
         epoch = ROUTED
         if msg.persistent:
             qids = [q.store_id for q in queues if q.store_id]

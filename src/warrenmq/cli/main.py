@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="HTTP port of the management API (default 15672; 0: any free port)")
         mgmt.add_argument("--management-host", help="address the management API listens on (default: --host)")
         mgmt.add_argument("--no-management", action="store_true", help="do not serve the management API")
+        mgmt.add_argument("--no-statistics", action="store_true",
+                          help="no message rates or message_stats in the management API (statistics_enabled)")
     return p
 
 
@@ -87,6 +89,7 @@ def main(argv=None) -> int:
                                    tls_fail_if_no_peer_cert=args.tls_fail_if_no_peer_cert,
                                    management_port=args.management_port, management_host=args.management_host,
                                    management_enabled=False if args.no_management else None,
+                                   statistics_enabled=False if args.no_statistics else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None)
         config.tls_context()  # report bad TLS files or options before starting

@@ -136,7 +136,7 @@ async def overview(ctx: Ctx):
             ready += len(q.messages)
             unacked += q.unacked
     sessions = visible_sessions(ctx)
-    return json_response({
+    return json_response(ctx.mgmt.stats.overview(vhosts, {
         "cluster_name": views.node_name(),
         "contexts": [{"description": "RabbitMQ Management", "node": ctx.node, "path": "/",
                       "port": str(ctx.mgmt.port)}],
@@ -155,7 +155,7 @@ async def overview(ctx: Ctx):
         "rates_mode": "none",
         "statistics_db_event_queue": 0,
         "warrenmq_version": _version(),
-    })
+    }))
 
 
 def _version() -> str:
@@ -181,16 +181,19 @@ async def node(ctx: Ctx, name: str):
 
 # ------------------------------------------------------------------- vhosts
 async def vhosts(ctx: Ctx):
-    return ctx.list([views.vhost(vh, ctx.node) for vh in ctx.visible_vhosts()], ("name",))
+    st = ctx.mgmt.stats
+    return ctx.list([st.vhost(vh, views.vhost(vh, ctx.node)) for vh in ctx.visible_vhosts()], ("name",))
 
 
 async def vhost(ctx: Ctx, name: str):
-    return json_response(views.vhost(ctx.vhost(name), ctx.node))
+    vh = ctx.vhost(name)
+    return json_response(ctx.mgmt.stats.vhost(vh, views.vhost(vh, ctx.node)))
 
 
 async def vhost_connections(ctx: Ctx, name: str):
     ctx.vhost(name)
-    return ctx.list([views.connection(s, ctx.node) for s in visible_sessions(ctx)
+    st = ctx.mgmt.stats
+    return ctx.list([st.connection(s, views.connection(s, ctx.node)) for s in visible_sessions(ctx)
                      if s.vhost is not None and s.vhost.name == name], ("name",))
 
 
@@ -198,7 +201,8 @@ async def vhost_connections(ctx: Ctx, name: str):
 async def queues(ctx: Ctx, vhost_name: str | None = None):
     vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
     node_ = ctx.node
-    return ctx.list([views.queue(q, node_) for vh in vhs for q in vh.queues.values()])
+    st = ctx.mgmt.stats
+    return ctx.list([st.queue(q, views.queue(q, node_)) for vh in vhs for q in vh.queues.values()])
 
 
 def _queue(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
@@ -211,7 +215,7 @@ def _queue(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
 
 async def queue_get(ctx: Ctx, vhost_name: str, name: str):
     _, q = _queue(ctx, vhost_name, name)
-    data = views.queue(q, ctx.node)
+    data = ctx.mgmt.stats.queue(q, views.queue(q, ctx.node))
     data["consumer_details"] = [
         {"ack_required": not c.no_ack, "arguments": c.arguments or {}, "consumer_tag": c.tag,
          "exclusive": c.exclusive, "prefetch_count": c.prefetch,
@@ -259,7 +263,8 @@ async def queue_bindings(ctx: Ctx, vhost_name: str, name: str):
 # ------------------------------------------------------------------- exchanges
 async def exchanges(ctx: Ctx, vhost_name: str | None = None):
     vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
-    return ctx.list([views.exchange(ex) for vh in vhs for ex in vh.exchanges.values()])
+    st = ctx.mgmt.stats
+    return ctx.list([st.exchange(ex, views.exchange(ex)) for vh in vhs for ex in vh.exchanges.values()])
 
 
 def _exchange(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
@@ -272,7 +277,7 @@ def _exchange(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
 
 async def exchange_get(ctx: Ctx, vhost_name: str, name: str):
     _, ex = _exchange(ctx, vhost_name, name)
-    return json_response(views.exchange(ex))
+    return json_response(ctx.mgmt.stats.exchange(ex, views.exchange(ex)))
 
 
 async def exchange_put(ctx: Ctx, vhost_name: str, name: str):
@@ -330,11 +335,13 @@ def _session(ctx: Ctx, name: str):
 
 
 async def connections(ctx: Ctx):
-    return ctx.list([views.connection(s, ctx.node) for s in visible_sessions(ctx)], ("name",))
+    st = ctx.mgmt.stats
+    return ctx.list([st.connection(s, views.connection(s, ctx.node)) for s in visible_sessions(ctx)], ("name",))
 
 
 async def connection_get(ctx: Ctx, name: str):
-    return json_response(views.connection(_session(ctx, name), ctx.node))
+    s = _session(ctx, name)
+    return json_response(ctx.mgmt.stats.connection(s, views.connection(s, ctx.node)))
 
 
 async def connection_delete(ctx: Ctx, name: str):

@@ -10,11 +10,13 @@ loop, between AMQP events: a handler reads and changes the domain with no
 lock.  One aiohttp handler takes every ``/api/...`` path and dispatches it
 with :func:`.dispatch.match` on the raw, still percent-encoded path (see
 :mod:`.routes`); the error middleware turns :class:`~.errors.ApiError` and
-aiohttp's own 404/405 into RabbitMQ's JSON errors.  No access log: the broker's
+aiohttp's own 404/405 into RabbitMQ's JSON errors.  :meth:`start` also starts
+the statistics sampler (:class:`.stats.Stats`) on the same loop.  No access log: the broker's
 logging is its own.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from urllib.parse import unquote
@@ -26,6 +28,7 @@ from ..transport.server import ListenError
 from . import dispatch, routes, views
 from .auth import authenticate
 from .errors import ApiError, not_found
+from .stats import Stats
 
 log = logging.getLogger("warrenmq.management")
 
@@ -41,6 +44,7 @@ class ManagementServer:
         self.node = views.node_name()
         self._sock: socket.socket | None = None
         self._runner: web.AppRunner | None = None
+        self.stats: Stats | None = None  # the statistics (stats.py), made at start, when the broker is
 
     @property
     def broker(self):
@@ -68,12 +72,17 @@ class ManagementServer:
     async def start(self) -> None:
         if self._sock is None:
             self.bind()
+        cfg = self.broker.config
+        self.stats = Stats(self.broker, cfg.statistics_enabled, cfg.statistics_interval_ms)
+        self.stats.start(asyncio.get_running_loop())
         self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock).start()
         log.info("management API listening on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:
+        if self.stats is not None:
+            self.stats.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -125,6 +125,9 @@ class AMQPProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_recv = self.loop.time()
+        session = self.session
+        session.recv_oct += len(data)
+        session.recv_cnt += 1
         proto = self.proto
         memory = self.broker.memory
         queued = memory.used
@@ -136,7 +139,6 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         # the memory alarm's estimate until its next RSS sample: what was read and not queued (the
         # queues count the bodies they took), e.g. a message still being received
         memory.received(len(data) - (memory.used - queued))
-        session = self.session
         if session.blocked and not session.reading_paused & PAUSE_ALARM and proto.receiving_bytes:
             session.pause_reading()  # a message being received while an alarm is on: stop reading
         if proto.state >= CLOSING:
@@ -207,6 +209,7 @@ class AMQPProtocol(asyncio.BufferedProtocol):
             if data.__class__ is list:  # large bodies: written without joining them to the rest
                 transport = self.transport
                 transport.writelines(data)
+                self.session.send_oct += sum(map(len, data))
                 if not self._write_paused and transport.get_write_buffer_size():
                     # CPython 3.12.0-3.12.8 and 3.13.0-3.13.1: the selector transport's writelines
                     # buffers without checking the high mark (gh-127655), so pause_writing never
@@ -216,6 +219,8 @@ class AMQPProtocol(asyncio.BufferedProtocol):
                     transport.set_write_buffer_limits(high=high, low=low)
             else:
                 self.transport.write(data)
+                self.session.send_oct += len(data)
+            self.session.send_cnt += 1
             self.last_sent = self.loop.time()
         if self.proto.should_close:
             self._close_socket()

@@ -30,6 +30,7 @@ from ...protocol.properties import HI_EXPIRATION
 from ..deadletter import dead_letter
 from ..message import QueueEntry
 from ..policy import KIND_QUEUE, PolicyTarget
+from ..stats import QUEUE_SLOTS, zero
 from .args import read_settings
 from .consumers import ConsumerChoice
 from .credit import CreditFlow
@@ -50,7 +51,7 @@ class Queue(PolicyTarget, ConsumerChoice, CreditFlow, Expiry, Limits, Paging):
     queue_type = "classic"
     __slots__ = ("exclusive_owner", "messages", "next_seq", "unacked", "deleted", "_dispatching",
                  "stats_published", "stats_delivered", "stats_acked", "memory", "dlx", "dlrk", "delivery_limit",
-                 "_append", "_popleft") \
+                 "_append", "_popleft") + QUEUE_SLOTS \
         + ConsumerChoice._SLOTS + CreditFlow._SLOTS + Expiry._SLOTS + Limits._SLOTS + Paging._SLOTS
 
     def __init__(self, name: str, vhost, durable=False, exclusive_owner=None, auto_delete=False, arguments=None):
@@ -65,6 +66,7 @@ class Queue(PolicyTarget, ConsumerChoice, CreditFlow, Expiry, Limits, Paging):
         self.stats_published = 0
         self.stats_delivered = 0
         self.stats_acked = 0
+        zero(self, QUEUE_SLOTS)  # message statistics (stats.py), counted by the channels
         self.memory = vhost.memory
         # consumers (consumers.py); which consumer dispatch picks: None = plain round robin
         self.consumers: deque = deque()

@@ -1,0 +1,90 @@
+"""Message statistics in the domain: plain integer counters on the objects the hot path touches.
+
+Theory of operation: RabbitMQ's management ``message_stats`` are counts of
+events (publish, deliver, ack, ...).  Every count here is an integer slot,
+incremented in place where the event already happens, on an object that code
+already holds: no lookup, no call, no allocation, no branch of its own, so
+counting costs a few nanoseconds per event and is always on (switching
+statistics off, ``statistics_enabled = false``, stops the management API's
+sampler, :mod:`warrenmq.management.stats`, which is the only reader).
+
+Where each count lives (slot names are ``n_`` + RabbitMQ's key):
+
+* :data:`CHANNEL_COUNTERS` on :class:`~.channel.Channel`: what its client
+  published (``publish``; ``return_unroutable``/``drop_unroutable`` for a
+  message no queue took, mandatory or not) and received (``deliver`` and
+  ``deliver_no_ack`` to consumers, ``get``/``get_no_ack``/``get_empty``,
+  ``ack`` per message acknowledged, ``redeliver``).  ``confirm`` is not
+  counted: it is read from the confirm tracker (publishes confirmed minus those
+  nacked, :func:`channel_counts`).
+* :data:`QUEUE_COUNTERS` on :class:`~.queues.Queue`: the same consumer-side
+  events, counted where the channel counts them; ``publish`` is the queue's
+  existing ``stats_published`` (every message enqueued, whatever sent it).
+* :data:`EXCHANGE_COUNTERS` on :class:`~.exchanges.Exchange`, counted by the
+  one publish path (:meth:`~.vhost.VHost.publish`): ``publish_in`` per
+  message published to it, ``publish_out`` per queue it went to.
+* Connections count octets and socket reads/writes where the transport reads
+  and writes (``recv_oct``, ``recv_cnt``, ``send_oct``, ``send_cnt``).
+
+Channels and connections come and go, but a vhost's and the node's totals must
+not drop when they do: :class:`VHostTotals` (``vhost.stats``) keeps what
+closed channels and connections of that vhost counted (:meth:`fold_channel`,
+:meth:`fold_connection`, called once when one closes).  A vhost's
+``message_stats`` is then its totals plus its open channels', summed by the
+sampler on its timer; the node's (``/api/overview``) is the sum of the vhosts'.
+Nothing is counted twice.
+"""
+from __future__ import annotations
+
+#: the per-channel counts, RabbitMQ's ``message_stats`` keys, in ``channel_counts`` order
+CHANNEL_COUNTERS = ("publish", "confirm", "return_unroutable", "drop_unroutable", "deliver", "deliver_no_ack",
+                    "get", "get_no_ack", "get_empty", "ack", "redeliver")
+
+#: the slots on a channel (``confirm`` is read from its confirm tracker instead)
+CHANNEL_SLOTS = tuple("n_" + k for k in CHANNEL_COUNTERS if k != "confirm")
+
+#: the per-queue consumer-side counts (``publish`` is ``Queue.stats_published``)
+QUEUE_COUNTERS = ("deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "ack", "redeliver")
+QUEUE_SLOTS = tuple("n_" + k for k in QUEUE_COUNTERS)
+
+#: the per-exchange counts
+EXCHANGE_COUNTERS = ("publish_in", "publish_out")
+EXCHANGE_SLOTS = tuple("n_" + k for k in EXCHANGE_COUNTERS)
+
+#: the per-connection counts (attributes of the session, named as RabbitMQ's keys)
+CONNECTION_COUNTERS = ("recv_oct", "recv_cnt", "send_oct", "send_cnt")
+
+
+def zero(obj, slots) -> None:
+    """Start ``obj``'s counters at 0 (from its ``__init__``)."""
+    for s in slots:
+        setattr(obj, s, 0)
+
+
+def channel_counts(ch) -> list:
+    """``ch``'s counts in :data:`CHANNEL_COUNTERS` order."""
+    confirms = ch.confirms
+    return [ch.n_publish, confirms.acked - confirms.nacked if confirms is not None else 0,
+            ch.n_return_unroutable, ch.n_drop_unroutable, ch.n_deliver, ch.n_deliver_no_ack, ch.n_get,
+            ch.n_get_no_ack, ch.n_get_empty, ch.n_ack, ch.n_redeliver]
+
+
+class VHostTotals:
+    """What a vhost's closed channels and connections counted (see the module docstring)."""
+    __slots__ = ("channels", "recv_oct", "send_oct")
+
+    def __init__(self):
+        self.channels = [0] * len(CHANNEL_COUNTERS)
+        self.recv_oct = 0
+        self.send_oct = 0
+
+    def fold_channel(self, ch) -> None:
+        """``ch`` closes: keep its counts."""
+        totals = self.channels
+        for i, n in enumerate(channel_counts(ch)):
+            totals[i] += n
+
+    def fold_connection(self, session) -> None:
+        """A connection of this vhost closes: keep its octet counts."""
+        self.recv_oct += session.recv_oct
+        self.send_oct += session.send_oct

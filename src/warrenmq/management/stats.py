@@ -1,0 +1,345 @@
+"""The statistics the management API shows: counts from the domain, rates sampled on a timer.
+
+Theory of operation: the domain counts events in integer slots
+(:mod:`warrenmq.broker.stats`); nothing on the hot path computes a rate.
+:class:`Stats` runs a sampler every ``statistics_interval_ms`` (default 1000
+ms; RabbitMQ's ``collect_statistics_interval`` is 5000): it reads every
+queue's, exchange's, channel's and connection's counts (and each queue's
+depth) into a tuple and keeps, per object, ``(counts, rates)`` where a rate is
+the change since the previous sample divided by the time between them, per
+second.  An object whose counts did not change and whose rates were already 0
+keeps its previous pair (no new tuple), so idle objects cost one tuple
+comparison per tick.  Vhost and node totals are summed from the channels (and
+what closed channels folded into ``vhost.stats``) on the same tick.
+
+A response takes the *current* counts from the objects and the rates from the
+last sample, shaped as RabbitMQ 3.10 shapes them: ``message_stats`` holds
+``KEY`` and ``KEY_details: {"rate": r}`` for each group of keys an object has
+seen an event of (a queue nothing was published to has no ``message_stats``);
+queues and vhosts have ``messages_details`` and the other depth rates.
+
+``statistics_enabled = false`` (``--no-statistics``): no sampler runs and the
+API leaves out ``message_stats`` and every ``*_details`` (the depths, listings
+and octet counts still answer), as a RabbitMQ whose metrics collector is
+disabled does; the domain's counters keep counting, which costs next to
+nothing.
+
+Estimates where RabbitMQ measures an Erlang process: a queue's ``memory`` is
+the queue object and its entries (not the message bodies, which queues share);
+``consumer_utilisation`` is the share of samples in which the queue's
+consumers could take what it had (no message waiting, or a consumer with
+credit), averaged over the last few samples.
+"""
+from __future__ import annotations
+
+import sys
+from operator import attrgetter
+from time import monotonic
+
+from ..broker.message import QueueEntry
+from ..broker.stats import CHANNEL_COUNTERS, QUEUE_SLOTS, channel_counts
+
+#: RabbitMQ's collect_statistics_interval is 5000 ms; WarrenMQ samples every second by default
+DEFAULT_INTERVAL_MS = 1000
+
+_QUEUE_KEYS = ("publish",) + tuple(s[2:] for s in QUEUE_SLOTS) + ("messages_ready", "messages_unacknowledged")
+_queue_counts = attrgetter("stats_published", *QUEUE_SLOTS)
+_exchange_counts = attrgetter("n_publish_in", "n_publish_out")
+_DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
+#: the channel keys of the publishing side and of the receiving side (RabbitMQ shows each group once it
+#: has an event; deliver_get is derived)
+_PUBLISH_GROUP = ("publish", "confirm", "return_unroutable", "drop_unroutable")
+_DELIVER_GROUP = ("ack", "deliver", "deliver_no_ack", "get", "get_empty", "get_no_ack", "redeliver")
+_CH_INDEX = {k: i for i, k in enumerate(CHANNEL_COUNTERS)}
+_Q_INDEX = {k: i for i, k in enumerate(_QUEUE_KEYS)}
+
+_ZERO_Q = (0.0,) * len(_QUEUE_KEYS)
+_ZERO_X = (0.0, 0.0)
+_ZERO_CH = (0.0,) * len(CHANNEL_COUNTERS)
+_ZERO_CONN = (0.0, 0.0)
+_NO_RATE = {"rate": 0.0}
+
+_QUEUE_BASE = sys.getsizeof(object()) * 8 + 1024  # the queue object, its containers and settings
+_ENTRY_SIZE = 72  # a QueueEntry (slots) and its place in a container
+try:
+    _ENTRY_SIZE = QueueEntry.__basicsize__ + 8
+except AttributeError:  # pragma: no cover
+    pass
+
+
+def _rate(r: float) -> dict:
+    return {"rate": r} if r else _NO_RATE.copy()
+
+
+def _rates(prev, counts, dt: float, zero):
+    if dt <= 0:
+        return zero
+    out = tuple(round((c - p) / dt, 1) for c, p in zip(counts, prev))
+    return zero if not any(out) else out
+
+
+def _group(out: dict, keys, counts, index: dict, rates) -> None:
+    for k in keys:
+        i = index[k]
+        out[k] = counts[i]
+        out[k + "_details"] = _rate(rates[i])
+
+
+def _sessions(broker):
+    return [s for s in broker.sessions if not getattr(s, "closed", False)]
+
+
+class Stats:
+    """``Stats(broker, enabled, interval_ms)``; :meth:`start` on the broker's loop, :meth:`stop`."""
+
+    def __init__(self, broker, enabled: bool = True, interval_ms: int = DEFAULT_INTERVAL_MS):
+        self.broker = broker
+        self.enabled = enabled
+        self.interval = max(interval_ms, 10) / 1000.0
+        self.samples: dict = {}  # object -> (counts, rates) at the last sample
+        self.util: dict = {}  # queue -> consumer utilisation (0.0 .. 1.0)
+        self.vhost_samples: dict = {}  # vhost name -> (counts, rates), channels' counts + octets
+        self.node_sample = None
+        self.last = monotonic()
+        self._handle = None
+        self._loop = None
+
+    # ------------------------------------------------------------------ the timer
+    def start(self, loop) -> None:
+        if self.enabled and self._handle is None:
+            self._loop = loop
+            self.last = monotonic()
+            self._handle = loop.call_later(self.interval, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        try:
+            self.sample()
+        finally:
+            self._handle = self._loop.call_later(self.interval, self._tick)
+
+    def sample(self) -> None:
+        """Read every object's counts and turn the change since the last sample into rates."""
+        now = monotonic()
+        dt = now - self.last
+        self.last = now
+        old = self.samples
+        # an object made since the last sample counted from 0 then; on the first sample everything is
+        # as old as the broker, so its counts are no rate
+        first = self.node_sample is None and not old
+        fresh_q = None if first else ((0,) * len(_QUEUE_KEYS), None)
+        fresh_x = None if first else ((0, 0), None)
+        fresh_conn = None if first else ((0, 0), None)
+        fresh_ch = None if first else ((0,) * len(CHANNEL_COUNTERS), None)
+        new: dict = {}
+        util = self.util
+        new_util: dict = {}
+        broker = self.broker
+        for vh in broker.vhosts.values():
+            for q in vh.queues.values():
+                counts = _queue_counts(q) + (len(q.messages), q.unacked)
+                prev = old.get(q, fresh_q)
+                if prev is None:
+                    new[q] = (counts, _ZERO_Q)
+                elif prev[0] == counts and prev[1] is _ZERO_Q:
+                    new[q] = prev
+                else:
+                    new[q] = (counts, _rates(prev[0], counts, dt, _ZERO_Q))
+                if q.consumers:
+                    able = 1.0 if not q.messages or any(c.ready() for c in q.consumers) else 0.0
+                    u = util.get(q)
+                    new_util[q] = able if u is None else round(0.5 * u + 0.5 * able, 4)
+            for ex in vh.exchanges.values():
+                counts = _exchange_counts(ex)
+                prev = old.get(ex, fresh_x)
+                if prev is None:
+                    new[ex] = (counts, _ZERO_X)
+                elif prev[0] == counts and prev[1] is _ZERO_X:
+                    new[ex] = prev
+                else:
+                    new[ex] = (counts, _rates(prev[0], counts, dt, _ZERO_X))
+        for s in _sessions(broker):
+            counts = (getattr(s, "recv_oct", 0), getattr(s, "send_oct", 0))
+            prev = old.get(s, fresh_conn)
+            new[s] = (counts, _ZERO_CONN) if prev is None else (counts, _rates(prev[0], counts, dt, _ZERO_CONN))
+            for ch in getattr(s, "channels", {}).values():
+                counts = tuple(channel_counts(ch))
+                prev = old.get(ch, fresh_ch)
+                new[ch] = (counts, _ZERO_CH) if prev is None else (counts, _rates(prev[0], counts, dt, _ZERO_CH))
+        self.samples = new
+        self.util = new_util
+        old_vh = self.vhost_samples
+        new_vh = {}
+        node = None
+        for name, vh in broker.vhosts.items():
+            counts = tuple(self.vhost_counts(vh))
+            prev = old_vh.get(name, None if first else ((0,) * len(counts), None))
+            zero = (0.0,) * len(counts)
+            new_vh[name] = (counts, zero if prev is None else _rates(prev[0], counts, dt, zero))
+            node = list(counts) if node is None else [a + b for a, b in zip(node, counts)]
+        self.vhost_samples = new_vh
+        if node is not None:
+            node = tuple(node)
+            prev = self.node_sample
+            zero = (0.0,) * len(node)
+            self.node_sample = (node, zero if prev is None else _rates(prev[0], node, dt, zero))
+
+    # ------------------------------------------------------------------ totals
+    def vhost_counts(self, vh) -> list:
+        """A vhost's channel counts (CHANNEL_COUNTERS order), then recv_oct, send_oct, ready, unacked:
+        what its closed channels and connections left plus its open ones."""
+        totals = vh.stats
+        out = list(totals.channels)
+        recv, send = totals.recv_oct, totals.send_oct
+        for s in _sessions(self.broker):
+            if s.vhost is not vh:
+                continue
+            recv += getattr(s, "recv_oct", 0)
+            send += getattr(s, "send_oct", 0)
+            for ch in getattr(s, "channels", {}).values():
+                for i, n in enumerate(channel_counts(ch)):
+                    out[i] += n
+        ready = unacked = 0
+        for q in vh.queues.values():
+            ready += len(q.messages)
+            unacked += q.unacked
+        out += [recv, send, ready, unacked]
+        return out
+
+    # ------------------------------------------------------------------ JSON
+    def queue(self, q, d: dict) -> dict:
+        """Add a queue's statistics to its JSON ``d``."""
+        ready = d["messages_ready"]
+        unacked = d["messages_unacknowledged"]
+        d["memory"] = _QUEUE_BASE + (ready + unacked) * _ENTRY_SIZE
+        if not self.enabled:
+            return d
+        sample = self.samples.get(q)
+        rates = sample[1] if sample is not None else _ZERO_Q
+        counts = _queue_counts(q)
+        if rates is _ZERO_Q:
+            d["messages_details"] = {"rate": 0.0}
+            d["messages_ready_details"] = {"rate": 0.0}
+            d["messages_unacknowledged_details"] = {"rate": 0.0}
+        else:
+            r_ready, r_unacked = rates[-2], rates[-1]
+            d["messages_details"] = {"rate": round(r_ready + r_unacked, 1)}
+            d["messages_ready_details"] = _rate(r_ready)
+            d["messages_unacknowledged_details"] = _rate(r_unacked)
+        if q.consumers:
+            u = self.util.get(q, 1.0)
+            d["consumer_utilisation"] = d["consumer_capacity"] = u
+        else:
+            d["consumer_utilisation"] = d["consumer_capacity"] = 0
+        if any(counts):
+            ms = {}
+            if counts[0]:
+                _group(ms, ("publish",), counts, _Q_INDEX, rates)
+            if any(counts[1:]):
+                _group(ms, _DELIVER_GROUP, counts, _Q_INDEX, rates)
+                ms["deliver_get"] = sum(counts[_Q_INDEX[k]] for k in _DELIVER_GET)
+                ms["deliver_get_details"] = _rate(round(sum(rates[_Q_INDEX[k]] for k in _DELIVER_GET), 1))
+            d["message_stats"] = ms
+        return d
+
+    def exchange(self, ex, d: dict) -> dict:
+        if not self.enabled:
+            return d
+        counts = _exchange_counts(ex)
+        if counts[0] or counts[1]:
+            sample = self.samples.get(ex)
+            rates = sample[1] if sample is not None else _ZERO_X
+            d["message_stats"] = {"publish_in": counts[0], "publish_in_details": _rate(rates[0]),
+                                  "publish_out": counts[1], "publish_out_details": _rate(rates[1])}
+        return d
+
+    def channel_message_stats(self, counts, rates) -> dict | None:
+        ms: dict = {}
+        pub = [_CH_INDEX[k] for k in _PUBLISH_GROUP]
+        if any(counts[i] for i in pub):
+            _group(ms, _PUBLISH_GROUP, counts, _CH_INDEX, rates)
+        if any(counts[_CH_INDEX[k]] for k in _DELIVER_GROUP):
+            _group(ms, _DELIVER_GROUP, counts, _CH_INDEX, rates)
+            ms["deliver_get"] = sum(counts[_CH_INDEX[k]] for k in _DELIVER_GET)
+            ms["deliver_get_details"] = _rate(round(sum(rates[_CH_INDEX[k]] for k in _DELIVER_GET), 1))
+        return ms
+
+    def channel(self, ch, d: dict) -> dict:
+        if not self.enabled:
+            return d
+        sample = self.samples.get(ch)
+        rates = sample[1] if sample is not None else _ZERO_CH
+        ms = self.channel_message_stats(channel_counts(ch), rates)
+        if ms:
+            d["message_stats"] = ms
+        return d
+
+    def connection(self, session, d: dict) -> dict:
+        d["recv_oct"] = getattr(session, "recv_oct", 0)
+        d["recv_cnt"] = getattr(session, "recv_cnt", 0)
+        d["send_oct"] = getattr(session, "send_oct", 0)
+        d["send_cnt"] = getattr(session, "send_cnt", 0)
+        d["send_pend"] = 0
+        if self.enabled:
+            sample = self.samples.get(session)
+            rates = sample[1] if sample is not None else _ZERO_CONN
+            d["recv_oct_details"] = _rate(rates[0])
+            d["send_oct_details"] = _rate(rates[1])
+        return d
+
+    def _totals(self, d: dict, counts, rates, queue_totals: dict) -> None:
+        n = len(CHANNEL_COUNTERS)
+        if self.enabled:
+            ms = self.channel_message_stats(counts[:n], rates[:n])
+            d["message_stats"] = ms
+        ready, unacked = counts[n + 2], counts[n + 3]
+        queue_totals["messages"] = ready + unacked
+        queue_totals["messages_ready"] = ready
+        queue_totals["messages_unacknowledged"] = unacked
+        if self.enabled:
+            queue_totals["messages_details"] = _rate(round(rates[n + 2] + rates[n + 3], 1))
+            queue_totals["messages_ready_details"] = _rate(rates[n + 2])
+            queue_totals["messages_unacknowledged_details"] = _rate(rates[n + 3])
+
+    def vhost(self, vh, d: dict) -> dict:
+        counts = self.vhost_counts(vh)
+        sample = self.vhost_samples.get(vh.name)
+        rates = sample[1] if sample is not None else (0.0,) * len(counts)
+        n = len(CHANNEL_COUNTERS)
+        self._totals(d, counts, rates, d)
+        if self.enabled and not d.get("message_stats"):
+            d.pop("message_stats", None)
+        d["recv_oct"] = counts[n]
+        d["send_oct"] = counts[n + 1]
+        if self.enabled:
+            d["recv_oct_details"] = _rate(rates[n])
+            d["send_oct_details"] = _rate(rates[n + 1])
+        return d
+
+    def overview(self, vhosts: list, d: dict) -> dict:
+        """``message_stats`` and ``queue_totals`` of the overview over ``vhosts`` (the ones the user sees)."""
+        counts = None
+        rates = None
+        for vh in vhosts:
+            c = self.vhost_counts(vh)
+            sample = self.vhost_samples.get(vh.name)
+            r = sample[1] if sample is not None else (0.0,) * len(c)
+            counts = c if counts is None else [a + b for a, b in zip(counts, c)]
+            rates = list(r) if rates is None else [round(a + b, 1) for a, b in zip(rates, r)]
+        qt: dict = {}
+        d.pop("message_stats", None)
+        if counts is None:
+            if self.enabled:
+                d["message_stats"] = {}
+            qt = {"messages": 0, "messages_ready": 0, "messages_unacknowledged": 0}
+        else:
+            self._totals(d, counts, rates, qt)
+        d["queue_totals"] = qt
+        d["rates_mode"] = "basic" if self.enabled else "none"
+        d["disable_stats"] = not self.enabled
+        d["statistics_interval"] = int(self.interval * 1000)
+        return d
