@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the broker (the default)")
     sub.add_parser("perf", help="load generator for AMQP brokers (see `warrenmq perf --help`)", add_help=False)
+    sub.add_parser("ctl", help="rabbitmqctl's commands against a running broker (see `warrenmq ctl --help`)",
+                   add_help=False)
     for parser in (p, serve):
         parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
         parser.add_argument("--port", type=port_number, help="AMQP port (default 5672)")
@@ -79,6 +81,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["perf"]:
         from .perf import main as perf_main
         return perf_main(argv[1:])
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main
+        return ctl_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,310 @@
+"""``warrenmq ctl``: rabbitmqctl's commands, run as a child process (``python -m warrenmq ctl``) against
+an embedded broker serving the management API; the output is compared with what rabbitmqctl 3.10
+prints, and the effects are checked on the broker (over AMQP with pika, or through the domain)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pika
+import pytest
+
+pytest.importorskip("aiohttp")
+
+from warrenmq.testing import EmbeddedBroker  # noqa: E402
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with EmbeddedBroker(management=True) as b:
+        yield b
+
+
+def _env(extra=None) -> dict:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("WARRENMQ_")}
+    e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+    e.update(extra or {})
+    return e
+
+
+def ctl(broker, *args, url=None, env=None, check=True, stdin=None):
+    """``(returncode, stdout, stderr)`` of ``warrenmq ctl --url <broker> ARGS``."""
+    cmd = [sys.executable, "-m", "warrenmq", "ctl"]
+    if url is not False:
+        cmd += ["--url", url or broker.management_url]
+    r = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=60, env=_env(env), input=stdin)
+    if check:
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        assert r.stderr == ""
+    return r.returncode, r.stdout, r.stderr
+
+
+def connect(broker, vhost="/", **params):
+    url = broker.url.rsplit("/", 1)[0] + "/" + ("%2F" if vhost == "/" else vhost)
+    p = pika.URLParameters(url)
+    for k, v in params.items():
+        setattr(p, k, v)
+    return pika.BlockingConnection(p)
+
+
+def rows(stdout: str) -> list:
+    return [line.split("\t") for line in stdout.splitlines()]
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def queues(broker):
+    """q-ctl-a (durable, 2 messages) and q-ctl-b (x-max-length 5, bound to amq.direct with 'rk')."""
+    c = connect(broker)
+    ch = c.channel()
+    ch.queue_declare("q-ctl-a", durable=True)
+    ch.queue_declare("q-ctl-b", arguments={"x-max-length": 5})
+    ch.queue_bind("q-ctl-b", "amq.direct", "rk")
+    ch.basic_publish("", "q-ctl-a", b"one")
+    ch.basic_publish("", "q-ctl-a", b"two")
+    yield ch
+    if ch.is_open:
+        for q in ("q-ctl-a", "q-ctl-b"):
+            ch.queue_delete(q)
+    if c.is_open:
+        c.close()
+
+
+# ------------------------------------------------------------------- listing
+def test_list_queues_prints_rabbitmqctl_table(broker, queues):
+    _, out, _ = ctl(broker, "list_queues")
+    lines = out.splitlines()
+    assert lines[:3] == ["Timeout: 60.0 seconds ...", "Listing queues for vhost / ...", "name\tmessages"]
+    assert sorted(lines[3:]) == ["q-ctl-a\t2", "q-ctl-b\t0"]
+
+
+def test_list_queues_columns_as_arguments(broker, queues):
+    _, out, _ = ctl(broker, "list_queues", "-q", "name", "durable", "arguments", "messages_ready", "consumers")
+    got = rows(out)
+    assert got[0] == ["name", "durable", "arguments", "messages_ready", "consumers"]
+    assert sorted(got[1:]) == [["q-ctl-a", "true", "[]", "2", "0"],
+                               ["q-ctl-b", "false", '[{"x-max-length",5}]', "0", "0"]]
+
+
+def test_list_queues_json_formatter(broker, queues):
+    _, out, _ = ctl(broker, "list_queues", "--formatter", "json", "name", "arguments", "durable")
+    assert out.startswith("[\n") and out.endswith("]\n")
+    body = out.splitlines()[1:-1]
+    assert body[1].startswith(",")  # rabbitmqctl's json formatter: one object a line, comma first
+    items = sorted(json.loads(out), key=lambda x: x["name"])
+    assert items == [{"name": "q-ctl-a", "arguments": [], "durable": True},
+                     {"name": "q-ctl-b", "arguments": [["x-max-length", "signedint", 5]], "durable": False}]
+
+
+def test_silent_drops_headers_and_info(broker, queues):
+    _, out, _ = ctl(broker, "-s", "list_queues", "name")
+    assert sorted(out.splitlines()) == ["q-ctl-a", "q-ctl-b"]
+    _, out2, _ = ctl(broker, "list_queues", "name", "--no-table-headers", "--quiet")
+    assert sorted(out2.splitlines()) == ["q-ctl-a", "q-ctl-b"]
+
+
+def test_list_queues_in_another_vhost(broker):
+    broker.call(lambda: broker.broker.add_vhost("ctl-vh"))
+    broker.call(lambda: broker.broker.set_permissions("guest", "ctl-vh", ".*", ".*", ".*"))
+    c = connect(broker, "ctl-vh")
+    try:
+        c.channel().queue_declare("only-in-ctl-vh")
+        _, out, _ = ctl(broker, "list_queues", "-p", "ctl-vh")
+        assert out.splitlines() == ["Timeout: 60.0 seconds ...", "Listing queues for vhost ctl-vh ...",
+                                    "name\tmessages", "only-in-ctl-vh\t0"]
+        _, out, _ = ctl(broker, "list_queues", "--vhost", "/", "-s", "name")
+        assert "only-in-ctl-vh" not in out.splitlines()
+    finally:
+        c.close()
+        broker.call(lambda: broker.broker.delete_vhost("ctl-vh"))
+
+
+def test_list_queues_of_a_missing_vhost_is_empty_as_in_rabbitmqctl(broker):
+    _, out, _ = ctl(broker, "list_queues", "-p", "no-such-vhost")
+    assert out.splitlines() == ["Timeout: 60.0 seconds ...", "Listing queues for vhost no-such-vhost ..."]
+
+
+def test_list_exchanges(broker):
+    _, out, _ = ctl(broker, "list_exchanges")
+    lines = out.splitlines()
+    assert lines[:2] == ["Listing exchanges for vhost / ...", "name\ttype"]
+    assert {"\tdirect", "amq.direct\tdirect", "amq.fanout\tfanout", "amq.topic\ttopic",
+            "amq.headers\theaders", "amq.match\theaders"} <= set(lines[2:])
+    _, out, _ = ctl(broker, "list_exchanges", "-q", "name", "durable", "internal", "auto_delete")
+    assert ["amq.topic", "true", "false", "false"] in rows(out)
+
+
+def test_list_bindings(broker, queues):
+    _, out, _ = ctl(broker, "list_bindings")
+    lines = out.splitlines()
+    assert lines[0] == "Listing bindings for vhost /..."
+    assert lines[1] == "source_name\tsource_kind\tdestination_name\tdestination_kind\trouting_key\targuments"
+    assert "amq.direct\texchange\tq-ctl-b\tqueue\trk\t[]" in lines
+    assert "\texchange\tq-ctl-a\tqueue\tq-ctl-a\t[]" in lines  # the default exchange's implicit binding
+
+
+def test_list_connections(broker):
+    c = connect(broker, client_properties={"connection_name": "ctl-conn"})
+    try:
+        _, out, _ = ctl(broker, "list_connections")
+        lines = out.splitlines()
+        assert lines[:2] == ["Listing connections ...", "user\tpeer_host\tpeer_port\tstate"]
+        port = c._impl._transport._sock.getsockname()[1]
+        assert f"guest\t127.0.0.1\t{port}\trunning" in lines
+        _, out, _ = ctl(broker, "list_connections", "-q", "name", "vhost", "channels", "client_properties")
+        row = [r for r in rows(out) if r[0].startswith(f"127.0.0.1:{port} ")][0]
+        assert row[1:3] == ["/", "0"]
+        assert '{"connection_name","ctl-conn"}' in row[3]
+    finally:
+        c.close()
+
+
+def test_list_vhosts(broker):
+    _, out, _ = ctl(broker, "list_vhosts", "name", "tracing")
+    assert out.splitlines()[:3] == ["Listing vhosts ...", "name\ttracing", "/\tfalse"]
+
+
+def test_an_empty_list_prints_no_header(broker):
+    _, out, _ = ctl(broker, "list_connections")
+    assert out.splitlines() == ["Listing connections ..."]
+    _, out, _ = ctl(broker, "list_connections", "--formatter", "json")
+    assert out == "[\n]\n"
+
+
+# ------------------------------------------------------------------- status, await_startup
+def test_status(broker, queues):
+    _, out, _ = ctl(broker, "status")
+    lines = out.splitlines()
+    node = lines[0].removeprefix("Status of node ").removesuffix(" ...")
+    assert node.startswith("warrenmq@")
+    assert f"OS PID: {os.getpid()}" in lines  # the embedded broker runs in this process
+    assert "RabbitMQ version: 3.10.8" in lines
+    assert "Queue count: 2" in lines and "Virtual host count: 1" in lines
+    port = int(broker.management_url.rsplit(":", 1)[1])
+    assert f"Interface: 127.0.0.1, port: {port}, protocol: http, purpose: HTTP API" in lines
+    _, out, _ = ctl(broker, "status", "--formatter", "json")
+    status = json.loads(out)
+    assert status["pid"] == os.getpid()
+    assert status["totals"] == {"connection_count": 1, "queue_count": 2, "virtual_host_count": 1}
+    assert status["alarms"] == []
+
+
+def test_await_startup_returns_when_the_broker_answers(broker):
+    assert ctl(broker, "await_startup")[1] == ""
+
+
+def test_await_startup_times_out_on_a_dead_url(broker):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    t0 = time.monotonic()
+    code, out, err = ctl(broker, "await_startup", "--timeout", "1", url=dead, check=False)
+    assert code == 75
+    assert time.monotonic() - t0 < 20
+    assert len(err.strip().splitlines()) == 1 and "did not start within 1 seconds" in err
+
+
+# ------------------------------------------------------------------- queues, connections
+def test_purge_queue(broker, queues):
+    _, out, _ = ctl(broker, "purge_queue", "q-ctl-a")
+    assert out == "Purging queue 'q-ctl-a' in vhost '/' ...\n"
+    assert queues.queue_declare("q-ctl-a", passive=True).method.message_count == 0
+
+
+def test_purge_missing_queue(broker):
+    code, out, err = ctl(broker, "purge_queue", "no-such-q", check=False)
+    assert code == 69
+    assert err == "Error: queue 'no-such-q' in vhost '/' not found\n"
+
+
+def test_delete_queue(broker, queues):
+    _, out, _ = ctl(broker, "delete_queue", "q-ctl-a")
+    assert out.splitlines() == ["Deleting queue 'q-ctl-a' on vhost '/' ...",
+                                "Queue was successfully deleted with 2 ready messages"]
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        queues.queue_declare("q-ctl-a", passive=True)
+    assert e.value.reply_code == 404
+    code, _, err = ctl(broker, "delete_queue", "q-ctl-a", check=False)
+    assert code == 64 and err.startswith("Error: Queue not found")
+
+
+def test_delete_queue_if_empty_refuses_a_queue_with_messages(broker, queues):
+    code, out, err = ctl(broker, "delete_queue", "--if-empty", "q-ctl-a", check=False)
+    assert out == "Deleting queue 'q-ctl-a' on vhost '/' if queue is empty ...\n"
+    assert code == 70 and len(err.splitlines()) == 1
+    assert queues.queue_declare("q-ctl-a", passive=True).method.message_count == 2
+    ctl(broker, "delete_queue", "-e", "q-ctl-b")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        queues.queue_declare("q-ctl-b", passive=True)
+
+
+def test_close_connection(broker):
+    c = connect(broker)
+    try:
+        port = c._impl._transport._sock.getsockname()[1]
+        _, out, _ = ctl(broker, "list_connections", "-s", "name")
+        name = [n for n in out.splitlines() if n.startswith(f"127.0.0.1:{port} ")][0]
+        _, out, _ = ctl(broker, "close_connection", name, "go away")
+        assert out == f"Closing connection {name}, reason: go away...\n"
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+            c.process_data_events(time_limit=5)
+            c.sleep(5)
+        assert e.value.reply_code == 320
+        assert e.value.reply_text == "CONNECTION_FORCED - go away"
+    finally:
+        if c.is_open:
+            c.close()
+    code, _, err = ctl(broker, "close_connection", name, "again", check=False)
+    assert code == 69 and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------- connecting, errors
+def test_environment_gives_url_and_credentials(broker):
+    broker.call(lambda: broker.broker.add_user("ctl-mon", "ctl-pw", ["monitoring"], {"/"}))
+    _, out, _ = ctl(broker, "list_vhosts", url=False,
+                    env={"WARRENMQ_CTL_URL": broker.management_url, "WARRENMQ_CTL_USERNAME": "ctl-mon",
+                         "WARRENMQ_CTL_PASSWORD": "ctl-pw"})
+    assert out.splitlines()[-1] == "/"
+    code, _, err = ctl(broker, "list_vhosts", url=False, check=False,
+                       env={"WARRENMQ_CTL_URL": broker.management_url, "WARRENMQ_CTL_USERNAME": "ctl-mon",
+                            "WARRENMQ_CTL_PASSWORD": "wrong"})
+    assert code == 77
+    assert err == f"Error: the management API at {broker.management_url} refused user 'ctl-mon': Login failed\n"
+
+
+def test_flags_override_the_environment(broker):
+    code, _, err = ctl(broker, "--username", "guest", "--password", "nope", "list_vhosts", check=False,
+                       env={"WARRENMQ_CTL_PASSWORD": "guest"})
+    assert code == 77 and "refused user 'guest'" in err
+
+
+def test_unreachable_broker_is_one_line_and_69(broker):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    code, out, err = ctl(broker, "list_queues", url=dead, check=False)
+    assert code == 69
+    assert len(err.splitlines()) == 1 and err.startswith(f"Error: cannot reach the management API at {dead}")
+
+
+def test_usage_errors_exit_64(broker):
+    code, out, err = ctl(broker, "list_queues", "bogus", check=False)
+    assert code == 64 and out == ""
+    assert err == "Error (argument validation): Info key(s) bogus are not supported\n"
+    code, _, err = ctl(broker, "no_such_command", check=False)
+    assert code == 64 and err.startswith("Error: Command 'no_such_command' not found")
+    code, _, err = ctl(broker, "purge_queue", check=False)
+    assert code == 64 and len(err.splitlines()) == 1 and err.startswith("Error (argument validation)")
+    code, _, err = ctl(broker, check=False)
+    assert code == 64
