@@ -36,6 +36,7 @@ from ..protocol.errors import AMQPError
 from ..protocol.spec import REPLY_NAMES
 from .exchanges import KIND_EXCHANGE, _thaw
 from .broker import DEFAULT_HASHING, HASHING, RABBITMQ_COMPAT_VERSION
+from .parameters import OPERATOR_POLICY
 
 log = logging.getLogger("warrenmq.definitions")
 
@@ -47,8 +48,6 @@ CATEGORIES = ("users", "vhosts", "permissions", "topic_permissions", "parameters
 #: the categories of a per-vhost document
 VHOST_CATEGORIES = ("parameters", "policies", "queues", "exchanges", "bindings")
 
-#: the parameter component vhost limits are stored under (``rabbitmqctl set_vhost_limits``)
-VHOST_LIMITS = "vhost-limits"
 
 
 class DefinitionsError(ValueError):
@@ -102,7 +101,11 @@ def export(broker, vhost: str | None = None) -> dict:
 
 
 def _vhost_metadata(broker, name: str) -> dict:
-    return {"description": "", "tags": []}
+    """RabbitMQ's vhost ``metadata``: description, tags, and the default queue type when there is one."""
+    md = broker.vhost_metadata(name)
+    if md.get("default_queue_type") is None:
+        md.pop("default_queue_type", None)
+    return md
 
 
 def _strip(item: dict) -> dict:
@@ -111,19 +114,12 @@ def _strip(item: dict) -> dict:
 
 def _parameters(broker, vhost: str | None) -> list:
     """Vhost-scoped runtime parameters: vhost limits (component ``vhost-limits``), operator policies
-    (``operator_policy``) and the rest of the components."""
-    out = []
-    for name in broker.vhosts:
-        if vhost is not None and name != vhost:
-            continue
-        limits = broker.vhost_limits(name)
-        if limits:
-            out.append({"value": limits, "vhost": name, "component": VHOST_LIMITS, "name": "limits"})
-    return out
+    (``operator_policy``) and those of the other components."""
+    return broker.list_parameters(vhost=vhost)
 
 
 def _global_parameters(broker) -> list:
-    return []
+    return [{"name": p["name"], "value": p["value"]} for p in broker.list_global_parameters()]
 
 
 def _args(arguments) -> dict:
@@ -355,7 +351,8 @@ def _add_vhost(broker, v: dict) -> None:
     dqt = metadata.get("default_queue_type", v.get("default_queue_type"))
     if dqt == "undefined":
         dqt = None
-    broker.add_vhost(name)
+    broker.add_vhost(name, description=description if isinstance(description, str) else "", tags=tags,
+                     default_queue_type=dqt)
 
 
 def _check_queue_limits(broker, defs: dict, vhost: str | None) -> None:
@@ -451,19 +448,22 @@ def _add_parameter(broker, p: dict, vhost: str | None) -> None:
     name = p.get("name")
     v = _target_vhost(broker, p, vhost, f"parameter '{name}'")
     value = _proplist(p.get("value"))
-    if component == VHOST_LIMITS:
-        try:
-            broker.set_vhost_limits(v, value if isinstance(value, dict) else None)
-        except (ValueError, TypeError, AttributeError) as e:
-            raise _validation(str(e) if isinstance(e, ValueError) else "limits must be an object",
-                              v, component, name) from None
-        return
-    raise _validation(f"component {component} not found", v, component, name)
+    if component == OPERATOR_POLICY and isinstance(value, dict) and "definition" in value:
+        value = {**value, "definition": _proplist(value["definition"])}
+    if not isinstance(component, str) or not isinstance(name, str):
+        raise _validation("a parameter needs a component and a name", v, component, name)
+    try:
+        broker.set_parameter(component, v, name, value)
+    except ValueError as e:
+        raise _validation(str(e), v, component, name) from None
 
 
 def _add_global_parameter(broker, p: dict) -> None:
     name = _str(p, "name", "a global parameter")
-    raise DefinitionsError(f"global parameter '{name}' cannot be imported: WarrenMQ has no global parameters")
+    try:
+        broker.set_global_parameter(name, _proplist(p.get("value")))
+    except ValueError as e:
+        raise DefinitionsError(str(e)) from None
 
 
 # ------------------------------------------------------------- topology
