@@ -13,18 +13,36 @@ client can do nothing an AMQP client with the same user could not:
   unquoted, the arguments found among the source-to-destination bindings by their hash.  RabbitMQ
   hashes with ``erlang:phash2``; WarrenMQ's hash differs (see :func:`.views.args_hash`) but has the
   same shape and round-trips between a listing and GET/DELETE by key.
-* The domain's errors are answered as RabbitMQ's ``rabbit_mgmt_util:direct_request`` answers them:
+* publish and get (``/api/exchanges/{vhost}/{name}/publish``, ``/api/queues/{vhost}/{name}/get``): as
+  RabbitMQ's plugin opens an internal channel per request, each request here makes an
+  :class:`HttpChannel`, a domain :class:`~warrenmq.broker.channel.Channel` whose ``send_*`` hooks
+  answer the request: a publish goes through ``Channel.publish`` (so ``VHost.publish``, the one publish
+  path), mandatory and in confirm mode, and the answer waits for its confirm (for a persisted message,
+  the store's); a get is ``Channel.get`` per message then ``Channel.reject`` per ackmode, and closing
+  the channel requeues what was got without ack.  Confirms, acks and redeliveries are therefore
+  counted wherever AMQP's are.  Errors of these channels are answered as RabbitMQ's
+  ``with_channel``/``bad_request_exception`` answer them (``"403 ACCESS_REFUSED - ..."``).
+* The bindings' domain errors are answered as RabbitMQ's ``rabbit_mgmt_util:direct_request`` answers them:
   NOT_FOUND ``404 not_found`` with the AMQP explanation, ACCESS_REFUSED ``401 "Access refused."``,
   anything else ``400 bad_request`` with the explanation (:func:`direct`).
 """
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import json
+from datetime import datetime
+from decimal import Decimal
+
 from aiohttp import web
 
 from ..broker.access import READ, WRITE
+from ..broker.channel import Channel
 from ..broker.exchanges import _thaw, args_key
 from ..protocol.errors import AMQPError
-from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND
+from ..protocol.properties import content_header
+from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
 from . import views
 from .errors import ApiError, access_refused, bad_request, json_response, not_found
 
@@ -221,8 +239,324 @@ async def binding_delete(ctx, vhost_name: str, source: str, dtype: str, dest: st
     return web.Response(status=NO_CONTENT)
 
 
+# ------------------------------------------------------------------- publish and get
+class HttpConnection:
+    """What a domain channel's ``owner`` is for a management request: the user (``user_id`` is checked
+    against it), no exclusive queues, and no credit flow (a request publishes one message; RabbitMQ's
+    direct connection is not throttled either)."""
+    __slots__ = ("user",)
+
+    def __init__(self, user):
+        self.user = user
+
+    def set_flow(self, on: bool) -> None:
+        pass
+
+
+class HttpChannel(Channel):
+    """A domain channel for one request, as RabbitMQ's management plugin opens an internal channel for
+    each publish and get: publishes go through :meth:`Channel.publish` (mandatory, in confirm mode),
+    gets and settlements through :meth:`Channel.get`, :meth:`Channel.reject`; closing it requeues what
+    it still holds."""
+    __slots__ = ("returned", "confirmed")
+
+    def __init__(self, ctx, vh):
+        super().__init__(ctx.broker, vh, HttpConnection(ctx.user), 1)
+        self.returned = False
+        self.confirmed: asyncio.Future | None = None
+
+    def send_return(self, msg, code: int, text: str) -> None:
+        self.returned = True
+
+    def send_confirm(self, seq: int, multiple: bool, nack: bool) -> None:
+        f = self.confirmed
+        if f is not None and not f.done():
+            f.set_result(not nack)
+
+    def send_deliver(self, consumer, tag: int, entry) -> None:  # it never consumes
+        raise AssertionError("a management channel has no consumers")
+
+    def send_reply(self, msg, tag: int) -> None:
+        raise AssertionError("a management channel has no reply consumer")
+
+    def timed_out(self, timeout_ms: int) -> None:  # closed when the request ends, long before
+        pass
+
+
+def key_missing(keys: list) -> ApiError:
+    """RabbitMQ's 400 for missing body keys, its Erlang term printed as ``~p`` prints it: on one line up to
+    78 characters, else one element a line (io_lib's rule, probed on RabbitMQ's Erlang)."""
+    items = [f"{{key_missing,{k}}}" for k in keys]
+    text = "[" + ",".join(items) + "]"
+    if len(text) > 78:
+        text = "[" + ",\n ".join(items) + "]"
+    return bad_request(text)
+
+
+async def decode_body(ctx, keys: tuple) -> dict:
+    """The JSON body with ``keys`` required (RabbitMQ's ``with_decode``)."""
+    raw = await ctx.request.read()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("not_json") from None
+    if not isinstance(body, dict):
+        raise bad_request("not_json")
+    missing = [k for k in keys if k not in body]
+    if missing:
+        raise key_missing(missing)
+    return body
+
+
+def reason_error(*reason) -> ApiError:
+    """A 400 whose reason is an Erlang tuple, which RabbitMQ's JSON shows as a list."""
+    return ApiError(400, "bad_request", list(reason))
+
+
+def vhost_for_channel(ctx, vhost_name: str):
+    """The vhost a request's internal channel opens on (``is_authorized_vhost``, then the connection):
+    a vhost the user may not access 401 ``User not authorised ...``; one that is not there 401
+    ``Access refused.`` (the internal connection is refused), as RabbitMQ answers."""
+    vh = ctx.broker.vhosts.get(vhost_name)
+    if vh is not None and not ctx.broker.user_can_access(ctx.user, vhost_name):
+        raise ApiError(401, "not_authorised", "User not authorised to access virtual host")
+    return vh
+
+
+def _need_vhost(vh):
+    if vh is None:
+        raise access_refused()
+    return vh
+
+
+def channel_error(e: AMQPError) -> ApiError:
+    """RabbitMQ's ``bad_request_exception``: ``"CODE NAME - text"``."""
+    return bad_request(f"{e.code} {e.reply_text}")
+
+
+#: the JSON types of the integer properties
+_INT_PROPERTIES = ("delivery_mode", "priority", "timestamp")
+
+
+def to_basic_properties(props: dict) -> BasicProperties:
+    """RabbitMQ's ``rabbit_mgmt_format:to_basic_properties``: the properties a publish request names
+    (others are ignored), integers for delivery_mode/priority/timestamp, a table for headers, strings for
+    the rest; the first wrong one is a 400 ``["not_int", name]`` / ``["not_string", name]``."""
+    if not isinstance(props, dict):
+        raise reason_error("not_a_table", "properties")
+    out = BasicProperties()
+    for name in BasicProperties.FIELDS:
+        if name not in props:
+            continue
+        v = props[name]
+        if name == "headers":
+            if not isinstance(v, dict):
+                raise reason_error("not_a_table", "headers")
+            v = {k: _table_value(x) for k, x in v.items()}
+        elif name in _INT_PROPERTIES:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise reason_error("not_int", name)
+        elif not isinstance(v, str):
+            raise reason_error("not_string", name)
+        setattr(out, name, v)
+    return out
+
+
+def _table_value(v):
+    """RabbitMQ's ``rabbit_misc:type_val``: objects are tables, lists arrays, strings longstr, integers
+    long, other numbers double, booleans bool; null is refused."""
+    if v is None:
+        raise bad_request("null_not_allowed")
+    if isinstance(v, dict):
+        return {k: _table_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_table_value(x) for x in v]
+    if isinstance(v, float):
+        return v
+    return v  # str, bool, int
+
+
+def decode_payload(payload: str, encoding) -> bytes:
+    if encoding == "string":
+        return payload.encode("utf-8")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise reason_error("not_base64", payload) from None
+    raise reason_error("unsupported_encoding", encoding)
+
+
+async def exchange_publish(ctx, vhost_name: str, name: str):
+    """``POST /api/exchanges/{vhost}/{name}/publish``: one message through :meth:`Channel.publish` (the one
+    publish path), mandatory and confirmed, as RabbitMQ's ``rabbit_mgmt_wm_exchange_publish``: ``routed``
+    is whether a queue took it."""
+    vh = vhost_for_channel(ctx, vhost_name)
+    body = await decode_body(ctx, ("routing_key", "properties", "payload", "payload_encoding"))
+    payload = body["payload"]
+    if not isinstance(payload, str):
+        raise bad_request("payload_not_string")
+    vh = _need_vhost(vh)
+    key = body["routing_key"]
+    if not isinstance(key, str):
+        raise bad_request(f"routing_key must be a string, not {key!r}")
+    props = to_basic_properties(body["properties"])
+    data = decode_payload(payload, body["payload_encoding"])
+    exchange = views.exchange_from_path(name)
+    ch = HttpChannel(ctx, vh)
+    try:
+        ch.select_confirm()
+        ch.confirmed = asyncio.get_running_loop().create_future()
+        try:
+            may(ctx, vh.name, "exchange", exchange, WRITE)  # the checks of basic.publish (methods._may_publish)
+            ex = vh.exchanges.get(exchange)
+            if ex is not None and ex.type == "topic" and not ex.internal:
+                ctx.broker.check_topic(ctx.user, vh.name, exchange, key, WRITE)
+            ch.publish(exchange, key, content_header(props, len(data)), data, True)
+        except AMQPError as e:
+            raise channel_error(e) from None
+        ch.confirms.flush()  # the confirm goes now unless it waits for the store
+        acked = await ch.confirmed
+    finally:
+        ch.close()
+    if not acked:
+        raise bad_request("rejected Unable to publish message. Check queue limits.")
+    return json_response({"routed": not ch.returned})
+
+
+#: ackmode -> (basic.get no_ack, reject afterwards, requeue when rejecting)
+ACKMODES = {
+    "ack_requeue_true": (False, False, True),  # not acked: requeued when the channel closes
+    "ack_requeue_false": (True, False, False),
+    "reject_requeue_true": (False, True, True),
+    "reject_requeue_false": (False, True, False),
+}
+
+
+def parse_int(v):
+    """RabbitMQ's ``rabbit_mgmt_util:parse_int``: an integer, or a string of one."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            pass
+    raise reason_error("not_integer", v)
+
+
+def _json_str(v) -> str:
+    """A decoded AMQP string as JSON text (RabbitMQ's ``utf8_safe``: invalid UTF-8 replaced)."""
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8", "replace")
+    return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _json_value(v):
+    """A field-table value as RabbitMQ's ``amqp_table`` shows it."""
+    if isinstance(v, (str, bytes, bytearray)):
+        return _json_str(v)
+    if isinstance(v, dict):
+        return {_json_str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_json_value(x) for x in v]
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime):
+        return int(v.timestamp())
+    return v
+
+
+def basic_properties(props: BasicProperties):
+    """RabbitMQ's ``rabbit_mgmt_format:basic_properties``: the present properties, last field first, as
+    RabbitMQ lists them; ``[]`` when none is present (its empty list)."""
+    out = {}
+    for name in reversed(BasicProperties.FIELDS):
+        v = getattr(props, name)
+        if v is None:
+            continue
+        if name == "headers":
+            out[name] = _json_value(v)
+        elif name == "timestamp":
+            out[name] = int(v.timestamp()) if isinstance(v, datetime) else int(v)
+        elif isinstance(v, int):
+            out[name] = int(v)
+        else:
+            out[name] = _json_str(v)
+    return out or []
+
+
+def _payload_part(payload: bytes, encoding: str) -> dict:
+    if encoding == "auto":
+        try:
+            return {"payload": payload.decode("utf-8"), "payload_encoding": "string"}
+        except UnicodeDecodeError:
+            pass
+    return {"payload": base64.b64encode(payload).decode(), "payload_encoding": "base64"}
+
+
+async def queue_get(ctx, vhost_name: str, name: str):
+    """``POST /api/queues/{vhost}/{name}/get``: up to ``count`` ``basic.get`` on a channel of its own
+    (:meth:`Channel.get`), then, per ``ackmode``, rejects (:meth:`Channel.reject`) or nothing, and the
+    channel's close requeues what it still holds, as RabbitMQ's ``rabbit_mgmt_wm_queue_get``."""
+    vh = vhost_for_channel(ctx, vhost_name)
+    body = await decode_body(ctx, ("ackmode", "count", "encoding"))
+    vh = _need_vhost(vh)
+    ackmode = body["ackmode"]
+    count = parse_int(body["count"])
+    encoding = body["encoding"]
+    if encoding not in ("auto", "base64"):
+        raise bad_request("Unsupported encoding. Please use auto or base64.")
+    truncate = body.get("truncate")
+    truncate = None if truncate is None else parse_int(truncate)
+    if ackmode not in ACKMODES:  # RabbitMQ fails with a 500 here
+        raise bad_request(f"Unsupported ackmode {ackmode!r}. Please use one of {', '.join(ACKMODES)}.")
+    no_ack, reject, requeue = ACKMODES[ackmode]
+    out = []
+    ch = HttpChannel(ctx, vh)
+    try:
+        tags = []
+        try:
+            while count != 0:  # a negative count gets until the queue is empty, as RabbitMQ's
+                may(ctx, vh.name, "queue", name, READ)  # the checks of basic.get
+                q = vh.get_queue(name, ch.owner)
+                got = ch.get(q, no_ack)
+                if got is None:
+                    break
+                tag, entry = got
+                msg = entry.message
+                payload = msg.body
+                if truncate is not None and len(payload) >= truncate >= 0:
+                    payload = payload[:truncate]
+                item = {"payload_bytes": len(msg.body), "redelivered": bool(entry.redelivered),
+                        "exchange": msg.exchange, "routing_key": msg.routing_key,
+                        "message_count": len(q.messages), "properties": basic_properties(msg.properties)}
+                item.update(_payload_part(bytes(payload), encoding))
+                out.append(item)
+                tags.append(tag)
+                count -= 1
+            if reject:  # after all the gets: a requeued message would be got again
+                for tag in tags:
+                    ch.reject(tag, False, requeue)
+        except AMQPError as e:
+            if e.code == NOT_FOUND:
+                raise ApiError(404, "not_found", e.reply_text) from None
+            if e.code == ACCESS_REFUSED:
+                raise ApiError(401, "not_authorised", e.reply_text) from None
+            raise channel_error(e) from None
+    finally:
+        ch.close()
+    return json_response(out)
+
+
 #: (segments after /api/, {method: handler})
 ROUTES = [
     (("bindings", P, "e", P, P, P), {"GET": bindings_between, "POST": binding_create}),
     (("bindings", P, "e", P, P, P, P), {"GET": binding_get, "DELETE": binding_delete}),
+    (("exchanges", P, P, "publish"), {"POST": exchange_publish}),
+    (("queues", P, P, "get"), {"POST": queue_get}),
 ]
