@@ -437,3 +437,33 @@ def test_a_persistent_publish_waits_for_the_store_and_survives_a_restart(tmp_pat
         api = Api(b.management_url)
         (m,) = get(api, "dur-q", "ack_requeue_false")[2]
         assert (m["payload"], m["properties"]) == ("kept", {"delivery_mode": 2})
+
+
+def test_http_publishes_and_gets_are_counted_like_amqp_ones():
+    """The request's channel folds its counts into the vhost's when it closes: publish, confirm and
+    return_unroutable for a publish, get/get_no_ack/get_empty/redeliver for a get, as RabbitMQ counts its
+    internal channel's."""
+    import time
+
+    from warrenmq.testing import EmbeddedBroker
+
+    from .conftest import Api
+    with EmbeddedBroker(management=True, default_vhost="st", statistics_interval_ms=50) as b:
+        api = Api(b.management_url)
+        path = "/api/queues/st/st-q"
+        assert api.put(path, {"durable": False})[0] == 201
+        for key in ("st-q", "st-q", "nowhere"):
+            assert publish(api, "st", "amq.default", msg(key))[0] == 200
+        body = {"count": 1, "encoding": "auto"}
+        assert len(post(api, path + "/get", {**body, "ackmode": "ack_requeue_true"})[2]) == 1
+        assert len(post(api, path + "/get", {**body, "ackmode": "ack_requeue_false"})[2]) == 1  # redelivered
+        assert len(post(api, path + "/get", {**body, "ackmode": "reject_requeue_false", "count": 5})[2]) == 1
+        want = {"publish": 3, "confirm": 3, "return_unroutable": 1, "get": 2, "get_no_ack": 1, "get_empty": 1,
+                "redeliver": 1}
+        deadline = time.monotonic() + 5
+        while True:
+            stats = api.get("/api/vhosts/st")[2].get("message_stats", {})
+            if all(stats.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert {k: stats.get(k) for k in want} == want
