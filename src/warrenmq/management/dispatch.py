@@ -9,12 +9,13 @@ adding its module to :data:`ROUTES` here, so no two areas edit one table.
 """
 from __future__ import annotations
 
-from . import messaging, routes
+from . import definitions, messaging, routes
 
 #: every endpoint, in match order (the first pattern that matches wins)
 ROUTES = [
     *routes.ROUTES,
     *messaging.ROUTES,
+    *definitions.ROUTES,
 ]
 
 
