@@ -308,3 +308,20 @@ def test_usage_errors_exit_64(broker):
     assert code == 64 and len(err.splitlines()) == 1 and err.startswith("Error (argument validation)")
     code, _, err = ctl(broker, check=False)
     assert code == 64
+
+
+def test_close_all_connections(broker):
+    conns = [connect(broker) for _ in range(2)]
+    try:
+        _, out, _ = ctl(broker, "close_all_connections", "maintenance")
+        assert out.splitlines() == ["Closing all connections in vhost /, reason: maintenance...",
+                                    "Closed 2 connections"]
+        for c in conns:
+            with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+                c.process_data_events(time_limit=5)
+                c.sleep(5)
+            assert e.value.reply_text == "CONNECTION_FORCED - maintenance"
+    finally:
+        for c in conns:
+            if c.is_open:
+                c.close()
