@@ -207,7 +207,7 @@ def test_deleting_a_vhost_closes_its_connections(b):
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
         c.channel()
     assert info.value.reply_code == 320
-    assert info.value.reply_text == "CONNECTION_FORCED - vhost 'v' is deleted"
+    assert info.value.reply_text == "CONNECTION_FORCED - vhost 'v' is down"
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
         connect(b, vhost="v")
 

@@ -17,9 +17,9 @@ class Api:
     def __init__(self, base: str):
         self.base = base
 
-    def request(self, method: str, path: str, body=None, auth=("guest", "guest"), headers=None):
-        """``(status, headers, json or text or None)``."""
-        data = None if body is None else json.dumps(body).encode()
+    def request(self, method: str, path: str, body=None, auth=("guest", "guest"), headers=None, raw_body=None):
+        """``(status, headers, json or text or None)``; ``raw_body``: bytes sent as they are."""
+        data = raw_body if raw_body is not None else None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()

@@ -303,12 +303,12 @@ class Broker:
 
     def delete_vhost(self, name: str) -> None:
         """Delete ``name`` as ``rabbitmqctl delete_vhost``: its connections are closed (320
-        CONNECTION_FORCED), its queues (with their messages), exchanges, bindings, policies, limits and the
+        CONNECTION_FORCED, "vhost 'v' is down" as RabbitMQ 3.10 says), its queues (with their messages), exchanges, bindings, policies, limits and the
         permissions in it go.  KeyError if there is no such vhost."""
         vh = self.vhosts.get(name)
         if vh is None:
             raise KeyError(f"vhost '{name}' not found")
-        self._close_sessions(lambda s: getattr(s, "vhost", None) is vh, f"vhost '{name}' is deleted")
+        self._close_sessions(lambda s: getattr(s, "vhost", None) is vh, f"vhost '{name}' is down")
         del self.vhosts[name]
         for q in list(vh.queues.values()):
             vh.delete_queue(q)
@@ -751,6 +751,8 @@ class Broker:
         if creds is None:
             return None
         name, password = creds
+        if not password:  # RabbitMQ's internal backend refuses blank passwords
+            return None
         user = self.users.get(name)
         if user is None or not user.check_password(password):
             return None

@@ -9,11 +9,12 @@ adding its module to :data:`ROUTES` here, so no two areas edit one table.
 """
 from __future__ import annotations
 
-from . import definitions, messaging, routes
+from . import admin, definitions, messaging, routes
 
 #: every endpoint, in match order (the first pattern that matches wins)
 ROUTES = [
     *routes.ROUTES,
+    *admin.ROUTES,
     *messaging.ROUTES,
     *definitions.ROUTES,
 ]

@@ -59,9 +59,13 @@ def bad_request(reason: str, error: str = "bad_request") -> ApiError:
 
 
 def not_authorised(reason: str, challenge: bool = False, body: bool = True) -> ApiError:
-    """401 (RabbitMQ answers a refused, authenticated user with 401 too), error ``not_authorized`` as
-    RabbitMQ 3.10 spells it; ``challenge``: with ``WWW-Authenticate``, for missing or wrong credentials."""
-    return ApiError(401, "not_authorized", reason, {"WWW-Authenticate": AUTH_REALM} if challenge else None, body)
+    """401 (RabbitMQ answers a refused, authenticated user with 401 too).  ``challenge``: missing or wrong
+    credentials, with ``WWW-Authenticate`` and error ``not_authorized`` (RabbitMQ's not_authenticated);
+    otherwise an authenticated user refused (a tag level, a vhost, an object), error ``not_authorised``,
+    as RabbitMQ 3.10 spells the two (rabbit_mgmt_util, and probed)."""
+    if challenge:
+        return ApiError(401, "not_authorized", reason, {"WWW-Authenticate": AUTH_REALM}, body)
+    return ApiError(401, "not_authorised", reason, None, body)
 
 
 def access_refused() -> ApiError:

@@ -179,24 +179,6 @@ async def node(ctx: Ctx, name: str):
     return json_response(views.node(ctx.broker, ctx.node))
 
 
-# ------------------------------------------------------------------- vhosts
-async def vhosts(ctx: Ctx):
-    st = ctx.mgmt.stats
-    return ctx.list([st.vhost(vh, views.vhost(vh, ctx.node)) for vh in ctx.visible_vhosts()], ("name",))
-
-
-async def vhost(ctx: Ctx, name: str):
-    vh = ctx.vhost(name)
-    return json_response(ctx.mgmt.stats.vhost(vh, views.vhost(vh, ctx.node)))
-
-
-async def vhost_connections(ctx: Ctx, name: str):
-    ctx.vhost(name)
-    st = ctx.mgmt.stats
-    return ctx.list([st.connection(s, views.connection(s, ctx.node)) for s in visible_sessions(ctx)
-                     if s.vhost is not None and s.vhost.name == name], ("name",))
-
-
 # ------------------------------------------------------------------- queues
 async def queues(ctx: Ctx, vhost_name: str | None = None):
     vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
@@ -397,9 +379,6 @@ ROUTES = [
     (("whoami",), {"GET": whoami}),
     (("nodes",), {"GET": nodes}),
     (("nodes", P), {"GET": node}),
-    (("vhosts",), {"GET": vhosts}),
-    (("vhosts", P), {"GET": vhost}),
-    (("vhosts", P, "connections"), {"GET": vhost_connections}),
     (("queues",), {"GET": queues}),
     (("queues", P), {"GET": queues}),
     (("queues", P, P), {"GET": queue_get, "PUT": queue_put, "DELETE": queue_delete}),
