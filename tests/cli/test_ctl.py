@@ -325,3 +325,36 @@ def test_close_all_connections(broker):
         for c in conns:
             if c.is_open:
                 c.close()
+
+
+# ------------------------------------------------------------------- definitions
+def test_export_and_import_definitions(broker, queues, tmp_path):
+    f = tmp_path / "defs.json"
+    _, out, _ = ctl(broker, "export_definitions", str(f))
+    assert out == f'Exporting definitions in JSON to a file at "{f}" ...\n'
+    defs = json.loads(f.read_text())
+    assert {"name": "q-ctl-a", "vhost": "/", "durable": True} .items() <= {
+        k: v for q in defs["queues"] if q["name"] == "q-ctl-a" for k, v in q.items()}.items()
+    _, out, _ = ctl(broker, "export_definitions", "-")
+    assert json.loads(out)["queues"] == defs["queues"]
+    _, out, _ = ctl(broker, "export_definitions", "--vhost-only", "-p", "/", "-")
+    one_vhost = json.loads(out)
+    assert "users" not in one_vhost and {q["name"] for q in one_vhost["queues"]} >= {"q-ctl-a", "q-ctl-b"}
+    new = {"queues": [{"name": "ctl-imported", "vhost": "/", "durable": False, "auto_delete": False,
+                       "arguments": {"x-max-length": 3}}],
+           "users": [{"name": "ctl-imported-u", "password_hash": "", "tags": ["monitoring"]}]}
+    g = tmp_path / "new.json"
+    g.write_text(json.dumps(new))
+    _, out, _ = ctl(broker, "import_definitions", str(g))
+    assert out.splitlines() == [f'Importing definitions in JSON from a file at "{g}" ...',
+                                "Successfully started definition import. This process is asynchronous "
+                                "and can take some time."]
+    try:
+        _, out, _ = ctl(broker, "list_queues", "-s", "name", "arguments")
+        assert 'ctl-imported\t[{"x-max-length",3}]' in out.splitlines()
+        assert broker.call(lambda: sorted(broker.broker.users["ctl-imported-u"].tags)) == ["monitoring"]
+    finally:
+        queues.queue_delete("ctl-imported")
+        broker.call(lambda: broker.broker.delete_user("ctl-imported-u"))
+    code, _, err = ctl(broker, "import_definitions", str(tmp_path / "missing.json"), check=False)
+    assert code == 65 and len(err.splitlines()) == 1
