@@ -9,7 +9,7 @@ adding its module to :data:`ROUTES` here, so no two areas edit one table.
 """
 from __future__ import annotations
 
-from . import admin, definitions, messaging, routes
+from . import admin, definitions, messaging, routes, stats_routes
 
 #: every endpoint, in match order (the first pattern that matches wins)
 ROUTES = [
@@ -17,6 +17,7 @@ ROUTES = [
     *admin.ROUTES,
     *messaging.ROUTES,
     *definitions.ROUTES,
+    *stats_routes.ROUTES,
 ]
 
 

@@ -29,7 +29,7 @@ from ..broker.message import Message
 from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
-from . import views
+from . import channels, views
 from .auth import MONITORING, require, sees_all, visible_vhost
 from .errors import ApiError, access_refused, bad_request, json_response, not_authorised, not_found
 from .listing import respond
@@ -198,10 +198,7 @@ def _queue(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
 async def queue_get(ctx: Ctx, vhost_name: str, name: str):
     _, q = _queue(ctx, vhost_name, name)
     data = ctx.mgmt.stats.queue(q, views.queue(q, ctx.node))
-    data["consumer_details"] = [
-        {"ack_required": not c.no_ack, "arguments": c.arguments or {}, "consumer_tag": c.tag,
-         "exclusive": c.exclusive, "prefetch_count": c.prefetch,
-         "queue": {"name": q.name, "vhost": q.vhost.name}} for c in q.consumers]
+    data["consumer_details"] = [channels.consumer(c, ctx.node) for c in q.consumers]
     return json_response(data)
 
 

@@ -210,11 +210,13 @@ def connection(session, node: str) -> dict:
     peer = session.peer or (None, None)
     user = session.user
     vh = session.vhost
-    return {
+    client_properties = getattr(proto, "client_properties", {}) or {}
+    out = {
         "auth_mechanism": "PLAIN",
         "channel_max": proto.channel_max,
         "channels": len(session.channels),
-        "client_properties": getattr(proto, "client_properties", {}) or {},
+        "client_properties": client_properties,
+        "connected_at": getattr(session, "connected_at", None),
         "frame_max": proto.frame_max,
         "host": local[0] if local else None,
         "name": connection_name(session),
@@ -231,6 +233,10 @@ def connection(session, node: str) -> dict:
         "user_who_performed_action": user.name if user is not None else None,
         "vhost": vh.name if vh is not None else None,
     }
+    provided = client_properties.get("connection_name")
+    if provided is not None:  # RabbitMQ shows the name a client gave its connection
+        out["user_provided_name"] = provided
+    return out
 
 
 def exchange_types() -> list:
