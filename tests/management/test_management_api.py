@@ -160,7 +160,8 @@ def test_queue_counts_purge_and_if_empty(api, mbroker, conn):
 
 def test_a_reserved_queue_name_is_refused(api):
     status, _, body = api.put("/api/queues/%2F/amq.mine", {})
-    assert status in (400, 401, 403) and "amq." in body["reason"]
+    # RabbitMQ 3.10 does not pass the AMQP text on (tests/differential/test_management_api.py)
+    assert (status, body) == (401, {"error": "not_authorised", "reason": "Access refused."})
 
 
 # ------------------------------------------------------------------- exchanges and bindings
@@ -175,7 +176,8 @@ def test_exchanges(api, conn):
     assert api.put(path, {"type": "topic", "durable": False})[0] == 204
     status, _, body = api.put(path, {"type": "fanout", "durable": False})
     assert status == 400 and "inequivalent arg 'type'" in body["reason"]
-    assert api.put("/api/exchanges/%2F/mx2", {})[0] == 400  # type is required
+    assert api.put("/api/exchanges/%2F/mx2", {})[0] == 201  # as RabbitMQ 3.10: a direct, transient exchange
+    assert [api.get("/api/exchanges/%2F/mx2")[2][k] for k in ("type", "durable")] == ["direct", False]
     x = api.get(path)[2]
     assert (x["type"], x["durable"], x["auto_delete"], x["internal"], x["vhost"]) == ("topic", False, False, False, "/")
     ch = conn.channel()

@@ -333,7 +333,8 @@ def test_reset_restores_a_fresh_broker_and_closes_connections(eb):
     if isinstance(e.value, ConnectionClosedByBroker):
         assert e.value.reply_code == 320
     assert eb.queues() == {}
-    assert set(eb.exchanges()) == {"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"}
+    assert set(eb.exchanges()) == {"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match",
+                                 "amq.rabbitmq.trace"}
     assert eb.call(lambda: (sorted(eb.broker.vhosts), sorted(eb.broker.users))) == (["/"], ["guest"])
     assert eb.port == port
     conn2 = pika.BlockingConnection(pika.URLParameters(eb.url))  # guest/guest works again

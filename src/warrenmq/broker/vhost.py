@@ -91,6 +91,9 @@ class VHost:
         for name_, type_ in (("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
                              ("amq.headers", "headers"), ("amq.match", "headers")):
             self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, self, durable=True)
+        # RabbitMQ's firehose tracer's exchange, present in every vhost (nothing publishes to it here)
+        self.exchanges["amq.rabbitmq.trace"] = EXCHANGE_TYPES["topic"]("amq.rabbitmq.trace", self, durable=True,
+                                                                      internal=True)
 
     # -------------------------------------------------------------- messages
     def publish(self, exchange: Exchange, msg, keep=None, record: bool = True, publisher=None) -> int:

@@ -65,11 +65,12 @@ class Ctx:
         except AMQPError:
             raise access_refused() from None
 
-    def vhost(self, name: str, write: bool = False):
-        """The vhost ``name`` if the user may see it (``write``: act in it); else 404/401."""
+    def vhost(self, name: str, write: bool = False, creating: bool = False):
+        """The vhost ``name`` if the user may see it (``write``: act in it); else 404/401 (``creating``: 404
+        ``vhost_not_found``, as RabbitMQ answers a PUT of a queue or exchange in a missing vhost)."""
         vh = self.broker.vhosts.get(name)
         if vh is None:
-            raise not_found()
+            raise ApiError(404, "not_found", "vhost_not_found") if creating else not_found()
         allowed = (self.broker.user_can_access(self.user, name) if write
                    else visible_vhost(self.broker, self.user, name))
         if not allowed:
@@ -89,18 +90,18 @@ class Ctx:
             return {}
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise bad_request(f"Malformed JSON: {e}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise bad_request("not_json") from None
         if not isinstance(data, dict):
-            raise bad_request("Malformed JSON: not an object")
+            raise bad_request("not_json")
         return data
 
 
 def amqp_error(e: AMQPError) -> ApiError:
     if e.code == NOT_FOUND:
         return ApiError(404, "not_found", e.reply_text)
-    if e.code == ACCESS_REFUSED:
-        return not_authorised(e.reply_text)
+    if e.code == ACCESS_REFUSED:  # RabbitMQ 3.10 does not pass the AMQP text on
+        return access_refused()
     return bad_request(e.text)  # RabbitMQ: the AMQP text without the reply code's name
 
 
@@ -140,6 +141,8 @@ async def overview(ctx: Ctx):
         "cluster_name": views.node_name(),
         "contexts": [{"description": "RabbitMQ Management", "node": ctx.node, "path": "/",
                       "port": str(ctx.mgmt.port)}],
+        "disable_stats": False,
+        "enable_queue_totals": False,
         "exchange_types": views.exchange_types(),
         "listeners": ctx.mgmt.listeners(),
         "management_version": views.MANAGEMENT_VERSION,
@@ -203,10 +206,10 @@ async def queue_get(ctx: Ctx, vhost_name: str, name: str):
 
 
 async def queue_put(ctx: Ctx, vhost_name: str, name: str):
-    vh = ctx.vhost(vhost_name, write=True)
+    vh = ctx.vhost(vhost_name, write=True, creating=True)
     ctx.may(vh.name, "queue", name, CONFIGURE)
     body = await ctx.body()
-    durable = _bool_field(body, "durable", True)
+    durable = _bool_field(body, "durable", False)  # RabbitMQ 3.10: AMQP's default
     auto_delete = _bool_field(body, "auto_delete", False)
     _, created = vh.declare_queue(name, None, durable=durable, auto_delete=auto_delete,
                                   arguments=_arguments(body))
@@ -234,8 +237,11 @@ async def queue_purge(ctx: Ctx, vhost_name: str, name: str):
 
 
 async def queue_bindings(ctx: Ctx, vhost_name: str, name: str):
-    vh, q = _queue(ctx, vhost_name, name)
-    items = [b for b in views.bindings(vh) if b["destination_type"] == "queue" and b["destination"] == q.name]
+    # RabbitMQ 3.10 does not look the queue up: a missing one has the default exchange's binding
+    vh = ctx.vhost(vhost_name)
+    items = [b for b in views.bindings(vh) if b["destination_type"] == "queue" and b["destination"] == name]
+    if name not in vh.queues:
+        items.insert(0, views.default_binding(vh.name, name))
     return ctx.list(items, ("source", "routing_key"))
 
 
@@ -260,15 +266,15 @@ async def exchange_get(ctx: Ctx, vhost_name: str, name: str):
 
 
 async def exchange_put(ctx: Ctx, vhost_name: str, name: str):
-    vh = ctx.vhost(vhost_name, write=True)
+    vh = ctx.vhost(vhost_name, write=True, creating=True)
     body = await ctx.body()
-    type_ = body.get("type")
+    type_ = body.get("type", "direct")  # RabbitMQ 3.10 declares a direct exchange when no type is given
     if not isinstance(type_, str) or not type_:
         raise bad_request("[{key_missing,type}]")
     name = views.exchange_from_path(name)
     ctx.may(vh.name, "exchange", name, CONFIGURE)
     existed = name in vh.exchanges
-    vh.declare_exchange(name, type_, durable=_bool_field(body, "durable", True),
+    vh.declare_exchange(name, type_, durable=_bool_field(body, "durable", False),
                         auto_delete=_bool_field(body, "auto_delete", False),
                         internal=_bool_field(body, "internal", False), arguments=_arguments(body))
     return web.Response(status=NO_CONTENT if existed else CREATED)
@@ -281,15 +287,16 @@ async def exchange_delete(ctx: Ctx, vhost_name: str, name: str):
     return web.Response(status=NO_CONTENT)
 
 
+# RabbitMQ 3.10 does not look the exchange up: a missing one has no bindings (200, [])
 async def exchange_bindings_source(ctx: Ctx, vhost_name: str, name: str):
-    vh, ex = _exchange(ctx, vhost_name, name)
-    return ctx.list([b for b in views.bindings(vh) if b["source"] == ex.name], ("destination", "routing_key"))
+    vh, name = ctx.vhost(vhost_name), views.exchange_from_path(name)
+    return ctx.list([b for b in views.bindings(vh) if b["source"] == name], ("destination", "routing_key"))
 
 
 async def exchange_bindings_destination(ctx: Ctx, vhost_name: str, name: str):
-    vh, ex = _exchange(ctx, vhost_name, name)
+    vh, name = ctx.vhost(vhost_name), views.exchange_from_path(name)
     return ctx.list([b for b in views.bindings(vh) if b["destination_type"] == "exchange"
-                     and b["destination"] == ex.name], ("source", "routing_key"))
+                     and b["destination"] == name], ("source", "routing_key"))
 
 
 # ------------------------------------------------------------------- bindings

@@ -67,17 +67,19 @@ def queue(q, node: str) -> dict:
 
 def exchange(ex) -> dict:
     policy = ex.policy
-    return {
+    out = {
         "arguments": ex.arguments,
         "auto_delete": ex.auto_delete,
         "durable": ex.durable,
         "internal": ex.internal,
         "name": ex.name,
-        "policy": policy.name if policy is not None else None,
         "type": ex.type,
         "user_who_performed_action": "rmq-internal",
         "vhost": ex.vhost.name,
     }
+    if policy is not None:  # RabbitMQ shows the key only when a policy applies
+        out["policy"] = policy.name
+    return out
 
 
 #: the characters RabbitMQ's ``rabbit_http_util:quote_plus`` leaves alone (``~`` too; ``quote_binding`` escapes it)
@@ -157,10 +159,15 @@ def binding(vhost: str, source: str, dest, key: str, args) -> dict:
     }
 
 
+def default_binding(vhost: str, queue: str) -> dict:
+    """The default exchange's implicit binding to a queue."""
+    return {"arguments": {}, "destination": queue, "destination_type": "queue",
+            "properties_key": properties_key(queue, {}), "routing_key": queue, "source": "", "vhost": vhost}
+
+
 def bindings(vh) -> list:
     """Every binding of a vhost, the default exchange's implicit one to each queue first, as RabbitMQ."""
-    out = [{"arguments": {}, "destination": name, "destination_type": "queue",
-            "properties_key": properties_key(name, {}), "routing_key": name, "source": "", "vhost": vh.name} for name in vh.queues]
+    out = [default_binding(vh.name, name) for name in vh.queues]
     for ex in vh.exchanges.values():
         if ex.name == "":
             continue
@@ -181,6 +188,7 @@ def vhost(vh, node: str) -> dict:
     ready, unacked = vhost_totals(vh)
     return {
         "cluster_state": {node: "running"},
+        "default_queue_type": "classic",
         "description": "",
         "messages": ready + unacked,
         "messages_ready": ready,
