@@ -69,6 +69,8 @@ class Target:
     name = "?"
     url = ""
     vhost = "/"
+    #: ``http://host:port/api`` of the target's management API, or None (see mgmt.py)
+    api_url: str | None = None
 
     def set_policy(self, name, pattern, definition, priority=0, apply_to="all") -> None:
         raise NotImplementedError
@@ -108,6 +110,12 @@ class Target:
             except Exception:
                 pass
 
+    def add_vhost(self, name) -> None:
+        raise NotImplementedError
+
+    def delete_vhost(self, name) -> None:
+        raise NotImplementedError
+
 
 class WarrenTarget(Target):
     """A fresh embedded WarrenMQ (``warrenmq.testing.EmbeddedBroker``)."""
@@ -116,6 +124,16 @@ class WarrenTarget(Target):
     def __init__(self, embedded):
         self.embedded = embedded
         self.url = embedded.url
+        if embedded.app is not None and embedded.app.management_port is not None:
+            self.api_url = embedded.management_url + "/api"
+
+    def add_vhost(self, name) -> None:
+        # as RabbitMQ's PUT /api/vhosts/name does, the creating user (guest) gets full permissions there
+        self.embedded.call(lambda: self.embedded.broker.add_vhost(name))
+        self.embedded.call(lambda: self.embedded.broker.set_permissions("guest", name, ".*", ".*", ".*"))
+
+    def delete_vhost(self, name) -> None:
+        self.embedded.call(lambda: self.embedded.broker.delete_vhost(name))
 
     def set_policy(self, name, pattern, definition, priority=0, apply_to="all") -> None:
         b = self.embedded.broker
@@ -212,6 +230,73 @@ class ReferenceTarget(Target):
                 name = cols[1] if what == "policy" and len(cols) > 1 else cols[0]
                 if any(t in name for t in tokens):
                     found.append((what, name))
+        return found
+
+
+class MgmtReferenceTarget(ReferenceTarget):
+    """A real RabbitMQ with the management plugin (mgmt.py's private node), administered over its HTTP API
+    (a call takes milliseconds, where each ``rabbitmqctl`` starts an Erlang VM)."""
+
+    def __init__(self, url: str, api_url: str, auth=("guest", "guest")):
+        super().__init__(url)
+        self.api_url = api_url
+        self.auth = auth
+
+    def _call(self, method, p, body=None, ok=(200, 201, 204)):
+        from .mgmt import http
+        status, _, data = http(self.api_url, method, p, body, auth=self.auth)
+        if status not in ok:
+            raise RuntimeError(f"{method} {p} on the reference answered {status}: {data}")
+        return data
+
+    def set_policy(self, name, pattern, definition, priority=0, apply_to="all") -> None:
+        from .mgmt import path
+        self._call("PUT", path("policies", self.vhost, name), {"pattern": pattern, "definition": definition,
+                                                               "priority": priority, "apply-to": apply_to})
+
+    def clear_policy(self, name) -> None:
+        from .mgmt import path
+        self._call("DELETE", path("policies", self.vhost, name))
+
+    def clear_policies(self, names) -> None:
+        Target.clear_policies(self, names)
+
+    def add_user(self, name, password, tags=()) -> None:
+        from .mgmt import path
+        self._call("PUT", path("users", name), {"password": password, "tags": ",".join(tags)})
+
+    def delete_user(self, name) -> None:
+        from .mgmt import path
+        self._call("DELETE", path("users", name))
+
+    def delete_users(self, names) -> None:
+        Target.delete_users(self, names)
+
+    def set_permissions(self, user, configure, write, read) -> None:
+        from .mgmt import path
+        self._call("PUT", path("permissions", self.vhost, user),
+                   {"configure": configure, "write": write, "read": read})
+
+    def set_topic_permissions(self, user, exchange, write, read) -> None:
+        from .mgmt import path
+        self._call("PUT", path("topic-permissions", self.vhost, user),
+                   {"exchange": exchange, "write": write, "read": read})
+
+    def add_vhost(self, name) -> None:
+        from .mgmt import path
+        self._call("PUT", path("vhosts", name))
+
+    def delete_vhost(self, name) -> None:
+        from .mgmt import path
+        self._call("DELETE", path("vhosts", name), ok=(204, 404))
+
+    def leftovers(self, tokens: set) -> list:
+        found = []
+        for what, p in (("user", "/users"), ("vhost", "/vhosts"), ("queue", "/queues"),
+                        ("exchange", "/exchanges"), ("policy", "/policies")):
+            for item in self._call("GET", p):
+                if any(t in item["name"] for t in tokens):
+                    found.append((what, item["name"]))
         return found
 
 
@@ -399,6 +484,7 @@ class Env:
         self.exchanges: list[str] = []
         self.policies: list[str] = []
         self.users: list[str] = []
+        self.vhosts: list[str] = []
         self._conns: list = []
         self._aio_conns: list = []
         self._conn = None
@@ -550,6 +636,29 @@ class Env:
             self.target.set_permissions(name, *permissions)
         return name
 
+    def vhost(self, suffix: str) -> str:
+        """Add a vhost named ``env.name(suffix)`` (deleted after the scenario); return its name."""
+        name = self.name(suffix)
+        self.vhosts.append(name)
+        self.target.add_vhost(name)
+        return name
+
+    # ---------------------------------------------------------------- management HTTP API (mgmt.py)
+    def http(self, method: str, p: str, body=None, **kw):
+        """One request to the target's management API: ``(status, headers, body)``, nothing recorded."""
+        from .mgmt import http
+        if self.target.api_url is None:
+            raise RuntimeError("this target has no management API: use the api_differ fixture")
+        return http(self.target.api_url, method, p, body, **kw)
+
+    def api(self, label: str, method: str, p: str, body=None, *, keys=True, values=(), headers=(), **kw):
+        """Send a request to the management API and record its answer (mgmt.record_response); returns
+        ``(status, body)``."""
+        from .mgmt import record_response
+        status, hdrs, data = self.http(method, p, body, **kw)
+        self.record(label, record_response(status, hdrs, data, keys=keys, values=values, headers=headers))
+        return status, data
+
     def connect_as(self, user: str, password: str, **params):
         """A BlockingConnection as ``user`` (to the target's vhost)."""
         return self.connect(credentials=pika.PlainCredentials(user, password), **params)
@@ -583,6 +692,11 @@ class Env:
             self.target.delete_users(self.users)
         if self.policies:
             self.target.clear_policies(self.policies)
+        for v in self.vhosts:
+            try:
+                self.target.delete_vhost(v)
+            except Exception:
+                pass
         if not (self.queues or self.exchanges):
             return
         conn = pika.BlockingConnection(pika.URLParameters(self.target.url))

@@ -1,0 +1,194 @@
+"""The management HTTP API, compared with RabbitMQ 3.10's (with its management plugin): the same requests
+to both, the same status codes, error bodies, JSON keys and the values a client relies on.  See mgmt.py
+for what is recorded and docs/differential-testing.md for running against a live RabbitMQ."""
+from __future__ import annotations
+
+import pytest
+
+from .mgmt import api_until, path
+
+pytestmark = pytest.mark.timeout(120)
+
+#: the keys a queue object has on RabbitMQ as soon as it is declared
+QUEUE_KEYS = ("name", "vhost", "durable", "auto_delete", "exclusive", "arguments", "node", "type")
+#: and once its statistics collector has sampled it (api_until waits for "state")
+QUEUE_STATS_KEYS = QUEUE_KEYS + ("state", "consumers", "messages", "messages_ready", "messages_unacknowledged",
+                                 "policy", "exclusive_consumer_tag", "effective_policy_definition")
+# "memory" and "consumer_utilisation" join these when the statistics (part of issue 12) land
+#: RabbitMQ's overview keys but the statistics' (churn_rates, sample_retention_policies, rates_mode's value:
+#: compared once the statistics land)
+OVERVIEW_KEYS = ("cluster_name", "contexts", "disable_stats", "enable_queue_totals", "exchange_types", "listeners",
+                 "management_version", "node", "object_totals", "product_name", "product_version",
+                 "queue_totals", "rabbitmq_version", "rates_mode", "statistics_db_event_queue")
+QUEUE_VALUES = ("name", "vhost", "durable", "auto_delete", "exclusive", "arguments", "type")
+EXCHANGE_VALUES = ("name", "vhost", "type", "durable", "auto_delete", "internal", "arguments")
+BINDING_VALUES = ("source", "vhost", "destination", "destination_type", "routing_key", "arguments",
+                  "properties_key")
+
+
+def test_overview_whoami_nodes_vhosts(api_differ):
+    def scenario(env):
+        env.api("overview", "GET", "/overview", keys=OVERVIEW_KEYS, values=("product_name",))
+        env.api("whoami", "GET", "/whoami", values=("name", "tags"))
+        api_until(env, "nodes", "GET", "/nodes", lambda d: "mem_used" in d[0], keys=("name", "type", "running", "mem_used", "mem_limit",
+                                                  "mem_alarm", "disk_free_alarm", "uptime", "partitions"),
+                values=("type", "running"))
+        env.api("vhosts", "GET", "/vhosts", values=("name", "tracing"))
+        env.api("vhost /", "GET", path("vhosts", "/"), values=("name", "tracing"))
+    api_differ(scenario)
+
+
+def test_authentication_errors(api_differ):
+    def scenario(env):
+        for label, auth in (("no credentials", None), ("wrong password", ("guest", "wrong")),
+                            ("unknown user", (env.name("nobody"), "pw"))):
+            for p in ("/overview", "/queues", path("queues", "/", "q"), "/whoami"):
+                env.api(f"{label}: GET {p}", "GET", p, auth=auth, headers=("WWW-Authenticate",))
+        env.api("no credentials: PUT queue", "PUT", path("queues", "/", env.queue("q")), {}, auth=None,
+                headers=("WWW-Authenticate",))
+    api_differ(scenario)
+
+
+def test_not_found(api_differ):
+    def scenario(env):
+        for p in (path("queues", "/", env.name("missing")), path("exchanges", "/", env.name("missing")),
+                  path("vhosts", env.name("missing")), path("queues", env.name("missing")),
+                  path("exchanges", env.name("missing")), path("queues", env.name("nv"), "q"),
+                  path("queues", "/", env.name("missing"), "bindings"),
+                  path("exchanges", "/", env.name("missing"), "bindings", "source"),
+                  path("exchanges", "/", env.name("missing"), "bindings", "destination"),
+                  path("bindings", env.name("missing")), path("aliveness-test", env.name("missing"))):
+            env.api(f"GET {p}", "GET", p)
+        for p in (path("queues", "/", env.name("missing")), path("exchanges", "/", env.name("missing"))):
+            env.api(f"DELETE {p}", "DELETE", p)
+        env.api("purge missing", "DELETE", path("queues", "/", env.name("missing"), "contents"))
+        env.api("queue in a missing vhost", "PUT", path("queues", env.name("nv"), "q"), {})
+        env.api("exchange in a missing vhost", "PUT", path("exchanges", env.name("nv"), "x"), {"type": "direct"})
+    api_differ(scenario)
+
+
+def test_queue_crud(api_differ):
+    def scenario(env):
+        v = env.vhost("v")
+        q = env.queue("q")
+        qp = path("queues", v, q)
+        env.api("create", "PUT", qp, {"durable": True, "arguments": {"x-max-length": 10}})
+        env.api("same again", "PUT", qp, {"durable": True, "arguments": {"x-max-length": 10}})
+        env.api("get", "GET", qp, keys=QUEUE_KEYS, values=QUEUE_VALUES)
+        api_until(env, "get, sampled", "GET", qp, lambda d: "state" in d, keys=QUEUE_STATS_KEYS,
+                  values=("state", "consumers", "messages", "policy"))
+        env.api("redeclare not durable", "PUT", qp, {"durable": False, "arguments": {"x-max-length": 10}})
+        env.api("redeclare other argument", "PUT", qp, {"durable": True, "arguments": {"x-max-length": 11}})
+        env.api("in the vhost's list", "GET", path("queues", v), keys=QUEUE_KEYS, values=QUEUE_VALUES)
+        env.api("bindings", "GET", qp + "/bindings", values=BINDING_VALUES)
+        q = env.queue("q")  # messages go through AMQP, in /
+        qp = path("queues", "/", q)
+        env.api("create in /", "PUT", qp, {})
+        ch = env.channel()
+        ch.basic_publish("", q, b"one")
+        ch.basic_publish("", q, b"two")
+        env.sync(ch)
+        env.api("purge", "DELETE", qp + "/contents")
+        env.record("count after purge", env.count(ch, q))
+        ch.basic_publish("", q, b"three")
+        env.sync(ch)
+        env.api("delete if-empty, not empty", "DELETE", qp + "?if-empty=true")
+        env.api("delete", "DELETE", qp)
+        env.api("delete again", "DELETE", qp)
+        env.api("get deleted", "GET", qp)
+        e = env.queue("empty")
+        env.api("create with no fields", "PUT", path("queues", "/", e), {})
+        env.api("get it", "GET", path("queues", "/", e), keys=QUEUE_KEYS, values=QUEUE_VALUES)
+        a = env.queue("auto")
+        env.api("create auto-delete", "PUT", path("queues", "/", a), {"auto_delete": True, "durable": False})
+        env.api("get auto-delete", "GET", path("queues", "/", a), keys=QUEUE_KEYS, values=QUEUE_VALUES)
+        env.api("amq. name", "PUT", path("queues", "/", "amq." + env.name("q")), {})
+        env.api("bad arguments", "PUT", path("queues", "/", env.queue("bad")), {"arguments": {"x-max-length": "x"}})
+        env.api("unknown queue type", "PUT", path("queues", "/", env.queue("bad2")),
+                {"arguments": {"x-queue-type": "nonsense"}})
+        env.api("not JSON", "PUT", path("queues", "/", env.queue("bad3")), raw=b"{not json")
+    api_differ(scenario)
+
+
+def test_exchange_crud(api_differ):
+    def scenario(env):
+        x = env.exchange("x")
+        xp = path("exchanges", "/", x)
+        env.api("create", "PUT", xp, {"type": "topic", "durable": True})
+        env.api("same again", "PUT", xp, {"type": "topic", "durable": True})
+        env.api("get", "GET", xp, values=EXCHANGE_VALUES)
+        env.api("redeclare as direct", "PUT", xp, {"type": "direct", "durable": True})
+        env.api("no type", "PUT", path("exchanges", "/", env.exchange("notype")), {})
+        env.api("unknown type", "PUT", path("exchanges", "/", env.exchange("badtype")), {"type": "nonsense"})
+        env.api("default exchange", "GET", path("exchanges", "/", "amq.default"), values=EXCHANGE_VALUES)
+        env.api("amq.direct", "GET", path("exchanges", "/", "amq.direct"), values=EXCHANGE_VALUES)
+        env.api("declare amq. name", "PUT", path("exchanges", "/", "amq." + env.name("x")), {"type": "direct"})
+        env.api("delete amq.direct", "DELETE", path("exchanges", "/", "amq.direct"))
+        env.api("delete default", "DELETE", path("exchanges", "/", "amq.default"))
+        env.api("in the vhost's list", "GET", path("exchanges", "/") + "?page=1&use_regex=true&name=^dt-"
+                + env.token, values=EXCHANGE_VALUES)
+        q = env.queue("q")
+        ch = env.channel()
+        ch.queue_declare(q)
+        ch.queue_bind(q, x, "a.#")
+        env.api("bindings source", "GET", xp + "/bindings/source", values=BINDING_VALUES)
+        env.api("bindings destination", "GET", xp + "/bindings/destination", values=BINDING_VALUES)
+        env.api("queue bindings", "GET", path("queues", "/", q, "bindings"), values=BINDING_VALUES)
+        env.api("delete if-unused, used", "DELETE", xp + "?if-unused=true")
+        env.api("delete", "DELETE", xp)
+        env.api("delete again", "DELETE", xp)
+        env.api("queue bindings after", "GET", path("queues", "/", q, "bindings"), values=BINDING_VALUES)
+    api_differ(scenario)
+
+
+def test_pagination_filter_sort(api_differ):
+    def scenario(env):
+        v = env.vhost("v")
+        for n in ("b", "a", "d", "c", "e"):
+            env.api(f"create {n}", "PUT", path("queues", v, n), {"durable": n in "ace"})
+        base = path("queues", v)
+        for qs in ("", "?page=1&page_size=2", "?page=2&page_size=2", "?page=3&page_size=2",
+                   "?page=1&page_size=2&sort=name&sort_reverse=true", "?sort=durable",
+                   "?sort=name&sort_reverse=false", "?page=1&name=c", "?page=1&name=^[ab]$&use_regex=true",
+                   "?page=1&name=[ab]&use_regex=false", "?page=1&page_size=3&name=a|e&use_regex=true",
+                   "?columns=name,durable", "?page=1&columns=name"):
+            env.api(f"GET {qs or 'all'}", "GET", base + qs, keys=QUEUE_KEYS, values=("name", "durable"))
+        for qs in ("?page=4&page_size=2", "?page=0", "?page=x", "?page=1&page_size=0",
+                   "?page=1&page_size=501", "?page=1&page_size=y", "?page=1&name=(&use_regex=true"):
+            env.api(f"GET {qs}", "GET", base + qs)
+        env.api("exchanges page", "GET", path("exchanges", v) + "?page=1&page_size=3&sort=name",
+                values=("name", "type"))
+        env.api("vhost's bindings", "GET", path("bindings", v), values=BINDING_VALUES)
+    api_differ(scenario)
+
+
+def test_bindings_between_exchanges_and_queues(api_differ):
+    def scenario(env):
+        x, y, q = env.exchange("x"), env.exchange("y"), env.queue("q")
+        ch = env.channel()
+        ch.exchange_declare(x, "direct")
+        ch.exchange_declare(y, "fanout")
+        ch.queue_declare(q)
+        ch.queue_bind(q, x, "k1")
+        ch.queue_bind(q, x, "k2", arguments={"a": 1})
+        ch.exchange_bind(y, x, "k3")
+        # a binding with arguments: RabbitMQ's properties_key hashes them with Erlang's phash2 of the term,
+        # which WarrenMQ does not reproduce (docs/compatibility.md): compared without it
+        env.api("source of x", "GET", path("exchanges", "/", x, "bindings", "source"), values=BINDING_VALUES[:-1])
+        env.api("destination of y", "GET", path("exchanges", "/", y, "bindings", "destination"),
+                values=BINDING_VALUES)
+        env.api("queue's bindings", "GET", path("queues", "/", q, "bindings"), values=BINDING_VALUES[:-1])
+        v = env.vhost("v")
+        vx, vq = env.exchange("vx"), env.queue("vq")
+        env.api("declare x in v", "PUT", path("exchanges", v, vx), {"type": "direct"})
+        env.api("declare q in v", "PUT", path("queues", v, vq), {})
+        env.api("vhost's bindings", "GET", path("bindings", v), values=BINDING_VALUES)
+    api_differ(scenario)
+
+
+def test_aliveness_and_health_checks(api_differ):
+    def scenario(env):
+        env.api("aliveness-test /", "GET", path("aliveness-test", "/"))
+        env.api("alarms", "GET", "/health/checks/alarms")
+        env.api("local-alarms", "GET", "/health/checks/local-alarms")
+    api_differ(scenario)
