@@ -24,7 +24,10 @@ Start-up order: :meth:`BrokerApp.start` binds every listener first (without
 accepting), and only then, for an app made with ``defer_storage=True`` (what
 :func:`serve` does), opens the storage: a taken port fails before anything is
 created on disk, and a locked data directory releases the bound ports.
-Connections are accepted once the broker has recovered.
+Connections are accepted once the broker has recovered, and once the definitions
+file the config names (``definitions_file``, RabbitMQ's ``load_definitions``) is
+imported (:func:`load_definitions`): a file that cannot be read or applied stops
+the start with :class:`DefinitionsFileError`, and the storage is closed again.
 
 Garbage collection: a broker holds millions of small, acyclic objects (a
 ``Message`` and a ``QueueEntry`` per queued message), freed by reference
@@ -52,10 +55,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import signal
 
+from .broker import definitions
 from .broker.broker import Broker
 from .broker.flow import MemorySampler, RssReader, malloc_trim
 from .config import BrokerConfig
@@ -156,6 +161,12 @@ class BrokerApp:
                 self.broker = Broker(self.config, open_storage(self.config))
                 for s in listeners:
                     s.broker = self.broker
+            if self.config.definitions_file:
+                try:
+                    load_definitions(self.broker, self.config.definitions_file)
+                except DefinitionsFileError:
+                    self.broker.close()
+                    raise
         except BaseException:
             for s in listeners:
                 await s.stop(0)
@@ -206,6 +217,32 @@ class BrokerApp:
             self.broker.close()
         except OSError as e:  # a failing disk: what could not be written was nacked (docs/durability.md)
             log.error("closing storage failed: %s", e)
+
+
+class DefinitionsFileError(Exception):
+    """The definitions file cannot be read, parsed or applied; ``str()`` is one line saying why."""
+
+
+def load_definitions(broker: Broker, path: str) -> None:
+    """Import the definitions file ``path`` (a directory: every ``*.json`` in it, in name order) into
+    ``broker``, as RabbitMQ's ``load_definitions`` does at boot."""
+    if os.path.isdir(path):
+        files = [os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith(".json")]
+    else:
+        files = [path]
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                doc = json.loads(fh.read())
+        except OSError as e:
+            raise DefinitionsFileError(f"cannot read definitions file {f}: {e.strerror or e}") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DefinitionsFileError(f"definitions file {f} is not JSON: {e}") from None
+        try:
+            definitions.apply(broker, doc)
+        except definitions.DefinitionsError as e:
+            raise DefinitionsFileError(f"cannot import definitions file {f}: {e}") from None
+        log.info("imported definitions from %s", f)
 
 
 def install_uvloop() -> bool:

@@ -5,6 +5,9 @@ in increasing precedence, from the defaults here, a TOML config file
 (``--config`` or ``WARRENMQ_CONFIG``), ``WARRENMQ_*`` environment variables
 (e.g. ``WARRENMQ_PORT=5673``) and command-line flags.
 
+Definitions: ``definitions_file`` (``--definitions``, ``WARRENMQ_DEFINITIONS``)
+is imported at every boot (:func:`warrenmq.app.load_definitions`).
+
 Management: the HTTP API (:mod:`warrenmq.management`) listens on
 ``management_host``/``management_port`` (15672) when ``management_enabled``.
 
@@ -115,6 +118,10 @@ class BrokerConfig:
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled
     statistics_enabled: bool = True
     statistics_interval_ms: int = 1000
+    # a definitions file (RabbitMQ's load_definitions, docs/definitions.md) imported at every boot, after the
+    # durable definitions are recovered and before clients are accepted; a directory: each *.json in it,
+    # in name order.  Also --definitions and WARRENMQ_DEFINITIONS
+    definitions_file: str = ""
 
     @property
     def memory_watermark(self) -> int:
@@ -189,6 +196,8 @@ class BrokerConfig:
                 data = tomllib.load(f)
             values.update(data.get("warrenmq", data))
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        if "WARRENMQ_DEFINITIONS" in env:  # the short name of WARRENMQ_DEFINITIONS_FILE
+            values["definitions_file"] = env["WARRENMQ_DEFINITIONS"]
         for name, f in fields.items():
             key = "WARRENMQ_" + name.upper()
             if key in env:

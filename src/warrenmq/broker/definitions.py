@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import logging
 
 from ..protocol.errors import AMQPError
@@ -62,7 +63,7 @@ class DefinitionsError(ValueError):
         r = self.reason
         if isinstance(r, (list, tuple)):
             return ": ".join(str(x) for x in r if x != "none")
-        return str(r).replace("\n\n", ": ").replace("\n", "").strip()
+        return html.unescape(str(r)).replace("\n\n", ": ").replace("\n", "").strip()  # RabbitMQ's HTML escapes
 
 
 # =================================================================== export
@@ -185,7 +186,7 @@ def apply(broker, defs, vhost: str | None = None) -> None:
     if vhost is not None:
         if vhost not in broker.vhosts:
             raise KeyError(f"vhost '{vhost}' not found")
-        log.info("importing definitions into vhost '%s'", vhost)
+        log.debug("importing definitions into vhost '%s'", vhost)
         _check_queue_limits(broker, defs, vhost)
         _each(defs, "exchanges", lambda x: _add_exchange(broker, x, vhost))
         _each(defs, "parameters", lambda p: _add_parameter(broker, p, vhost))
@@ -195,7 +196,7 @@ def apply(broker, defs, vhost: str | None = None) -> None:
         return
     version = defs.get("rabbitmq_version", defs.get("rabbit_version"))
     counts = {c: len(defs[c]) for c in CATEGORIES if isinstance(defs.get(c), list) and defs[c]}
-    log.info("importing definitions: %s", ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in counts.items())
+    log.debug("importing definitions: %s", ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in counts.items())
              or "nothing")
     _each(defs, "users", lambda u: _put_user(broker, u, version))
     _each(defs, "vhosts", lambda v: _add_vhost(broker, v))

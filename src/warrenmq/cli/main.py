@@ -8,8 +8,9 @@ Theory of operation: argparse builds a :class:`~warrenmq.config.BrokerConfig`
 from flags over environment variables over an optional TOML file, configures
 logging, and calls :func:`warrenmq.app.run`.  The faults of a first run (a
 bad option or config value, a port in use, a data directory another broker
-holds, one that cannot be created) are one line on stderr and a non-zero exit,
-never a traceback; the app binds its ports before it creates anything on disk.
+holds, one that cannot be created, a definitions file that cannot be imported)
+are one line on stderr and a non-zero exit, never a traceback; the app binds
+its ports before it creates anything on disk.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import logging
 import sys
 
 from .. import __version__
-from ..app import run
+from ..app import DefinitionsFileError, run
 from ..config import BrokerConfig
 from ..transport.server import ListenError
 
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, metavar="LEVEL",
                             help=f"one of {', '.join(LOG_LEVELS)} (default info)")
         parser.add_argument("--config", help="TOML config file (also WARRENMQ_CONFIG)")
+        parser.add_argument("--definitions", metavar="FILE",
+                            help="import this definitions file (RabbitMQ's JSON, docs/definitions.md) at boot, "
+                                 "as RabbitMQ's load_definitions (also WARRENMQ_DEFINITIONS, definitions_file)")
         store = parser.add_argument_group("durability")
         store.add_argument("--data-dir", help="where persistent messages and durable definitions are kept "
                            "(default $XDG_DATA_HOME/warrenmq, i.e. ~/.local/share/warrenmq)")
@@ -96,7 +100,8 @@ def main(argv=None) -> int:
                                    management_enabled=False if args.no_management else None,
                                    statistics_enabled=False if args.no_statistics else None,
                                    data_dir="" if args.in_memory else args.data_dir,
-                                   fsync=False if args.no_fsync else None)
+                                   fsync=False if args.no_fsync else None,
+                                   definitions_file=args.definitions)
         config.tls_context()  # report bad TLS files or options before starting
         if str(config.log_level).lower() not in LOG_LEVELS:  # from the environment or the config file
             raise ValueError(f"invalid log_level {config.log_level!r} (choose from {', '.join(LOG_LEVELS)})")
@@ -106,6 +111,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run(config)
+    except DefinitionsFileError as e:
+        print(f"warrenmq: {e}", file=sys.stderr)
+        return 1
     except ListenError as e:
         hint = ("--management-port (or --no-management)" if getattr(e, "management", False)
                 else "--tls-port" if e.tls else "--port")
