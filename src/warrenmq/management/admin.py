@@ -524,7 +524,7 @@ async def _policy_put(ctx: Ctx, vhost: str, name: str, operator: bool):
         raise _validation_failed(f"priority should be a number, actually was {_erl(priority)}", escape)
     pattern = body["pattern"]
     if not isinstance(pattern, str):
-        raise _validation_failed(f"pattern should be a string, actually was {_erl(pattern)}", escape)
+        raise _validation_failed(f"pattern should be a binary but was {_erl(pattern)}", escape)
     err = _regex_error(pattern)
     if err is not None:
         raise _validation_failed(f'pattern should be regular expression but is invalid: {{"{err[0]}",{err[1]}}}',

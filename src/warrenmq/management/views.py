@@ -57,7 +57,7 @@ def queue(q, node: str) -> dict:
         "messages_unacknowledged": unacked,
         "name": q.name,
         "node": node,
-        "operator_policy": None,
+        "operator_policy": getattr(policy, "operator_policy", None),  # a MergedPolicy (policy.py) has one
         "policy": policy.name if policy is not None else None,
         "state": "running",
         "type": q.queue_type,
