@@ -90,11 +90,17 @@ def server_properties() -> dict:
 _SERVER_PROPERTIES: dict = {}
 
 
-def new_protocol(config) -> ServerConnection:
-    """The protocol object of a new connection, with the limits ``config`` offers."""
-    props = _SERVER_PROPERTIES.get("props")
-    if props is None:  # built once: every connection shares it (it is only ever encoded)
-        props = _SERVER_PROPERTIES["props"] = server_properties()
+def new_protocol(config, cluster_name: str | None = None) -> ServerConnection:
+    """The protocol object of a new connection, with the limits ``config`` offers; ``cluster_name``: the
+    name an operator gave the cluster (``Broker.cluster_name``), announced in place of the node's."""
+    props = _SERVER_PROPERTIES.get(cluster_name)
+    if props is None:  # built once per name: every connection shares it (it is only ever encoded)
+        props = server_properties()
+        if cluster_name is not None:
+            props["cluster_name"] = cluster_name
+        if len(_SERVER_PROPERTIES) > 16:  # renamed many times over: forget the old names
+            _SERVER_PROPERTIES.clear()
+        _SERVER_PROPERTIES[cluster_name] = props
     return ServerConnection(props, "PLAIN AMQPLAIN", config.channel_max, config.frame_max, config.heartbeat,
                             config.max_message_size)
 

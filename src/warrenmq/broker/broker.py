@@ -648,6 +648,13 @@ class Broker:
         """``[{"value", "name"}]``, as ``/api/global-parameters``."""
         return [{"value": v, "name": n} for n, v in self.global_parameters.items()]
 
+    @property
+    def cluster_name(self) -> str | None:
+        """The cluster name an operator set (RabbitMQ keeps it as the global parameter ``cluster_name``:
+        ``PUT /api/cluster-name``), or None: the node's name is the cluster's."""
+        name = self.global_parameters.get("cluster_name")
+        return name if isinstance(name, str) and name else None
+
     def _ensure_cluster_id(self) -> None:
         """RabbitMQ creates the global parameter ``internal_cluster_id`` when the node first boots."""
         if "internal_cluster_id" not in self.global_parameters:

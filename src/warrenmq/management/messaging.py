@@ -32,6 +32,8 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
+import time
 from datetime import datetime
 from decimal import Decimal
 
@@ -43,8 +45,12 @@ from ..broker.exchanges import _thaw, args_key
 from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
-from . import views
+from . import certificates, views
+from .auth import ADMINISTRATOR, require
+from .routes import ALARM_RESOURCES
 from .errors import ApiError, access_refused, bad_request, json_response, not_found
+
+log = logging.getLogger("warrenmq.management")
 
 P = None  # a path parameter
 CREATED = 201
@@ -553,10 +559,173 @@ async def queue_get(ctx, vhost_name: str, name: str):
     return json_response(out)
 
 
+# ------------------------------------------------------------------- health checks and the cluster
+def _health_failure(body: dict) -> web.Response:
+    return json_response({"status": "failed", **body}, 503)
+
+
+async def health_virtual_hosts(ctx):
+    """Every vhost is running: WarrenMQ's vhosts live in the broker itself (no per-vhost process that could
+    be down, unlike RabbitMQ's vhost supervisors), so this is ``ok`` whenever the API answers."""
+    return json_response({"status": "ok"})
+
+
+def _listeners(ctx) -> list:
+    """The node's listeners in the order RabbitMQ lists them (HTTP first, then AMQP's)."""
+    return list(reversed(ctx.mgmt.listeners()))
+
+
+async def health_port_listener(ctx, port: str):
+    try:
+        number = int(port, 10)
+    except ValueError:
+        raise bad_request("Invalid port") from None
+    listeners = _listeners(ctx)
+    if any(li["port"] == number for li in listeners):
+        return json_response({"status": "ok", "port": number})
+    return _health_failure({"reason": "No active listener", "missing": number,
+                            "ports": [li["port"] for li in listeners]})
+
+
+#: RabbitMQ's aliases of protocol names (rabbit_mgmt_wm_health_check_protocol_listener:normalize_protocol)
+PROTOCOL_ALIASES = {
+    **dict.fromkeys(("amqp091", "amqp0.9.1", "amqp0-9-1", "amqp0_9_1", "amqp10", "amqp1.0", "amqp1-0", "amqp1_0"),
+                    "amqp"),
+    "amqps": "amqp/ssl",
+    **dict.fromkeys(("mqtt3.1", "mqtt3.1.1", "mqtt31", "mqtt311", "mqtt3_1", "mqtt3_1_1"), "mqtt"),
+    **dict.fromkeys(("mqtts", "mqtt+tls", "mqtt+ssl"), "mqtt/ssl"),
+    **dict.fromkeys(("stomp1.0", "stomp1.1", "stomp1.2", "stomp10", "stomp11", "stomp12", "stomp1_0", "stomp1_1",
+                     "stomp1_2"), "stomp"),
+    **dict.fromkeys(("stomps", "stomp+tls", "stomp+ssl"), "stomp/ssl"),
+    **dict.fromkeys(("http1", "http1.1", "http_api", "management", "management_ui", "ui"), "http"),
+    **dict.fromkeys(("cli", "distribution"), "clustering"),
+    **dict.fromkeys(("webmqtt", "web-mqtt", "web_mqtt"), "http/web-mqtt"),
+    **dict.fromkeys((p + s for p in ("webmqtt", "web-mqtt") for s in ("/tls", "/ssl", "+tls", "+ssl")),
+                    "https/web-mqtt"),
+    **dict.fromkeys(("webstomp", "web-stomp", "web_stomp"), "http/web-stomp"),
+    **dict.fromkeys((p + s for p in ("webstomp", "web-stomp") for s in ("/tls", "/ssl", "+tls", "+ssl")),
+                    "https/web-stomp"),
+}
+
+
+async def health_protocol_listener(ctx, protocol: str):
+    name = protocol.lower()
+    name = PROTOCOL_ALIASES.get(name, name)
+    listeners = _listeners(ctx)
+    if any(li["protocol"] == name for li in listeners):
+        return json_response({"status": "ok", "protocol": name})
+    return _health_failure({"reason": "No active listener", "missing": name,
+                            "protocols": [li["protocol"] for li in listeners]})
+
+
+async def health_single_node(ctx):
+    """``node-is-quorum-critical`` and ``node-is-mirror-sync-critical``: WarrenMQ is one node, so no queue
+    depends on it for a quorum or a synchronised mirror, and RabbitMQ answers a single node so."""
+    return json_response({"status": "ok", "reason": "single node cluster"})
+
+
+#: seconds per unit of the certificate-expiration check (RabbitMQ's: a month is a twelfth of 365 days)
+_UNIT_SECONDS = {"days": 86400, "weeks": 86400 * 7, "months": 86400 * 365 / 12, "years": 86400 * 365}
+
+
+async def health_certificate_expiration(ctx, within: str, unit: str):
+    """Whether a TLS listener's certificate or CA file holds a certificate that expires within the period
+    (RabbitMQ's ``rabbit_mgmt_wm_health_check_certificate_expiration``): 503 listing those listeners."""
+    try:
+        amount = int(within, 10)
+    except ValueError:
+        raise bad_request("Invalid expiration value.") from None
+    per = _UNIT_SECONDS.get(unit.lower())
+    if per is None:
+        raise bad_request("Time unit not recognised. Supported units: days, weeks, months, years.")
+    deadline = time.time() + amount * per
+    config = ctx.broker.config
+    expiring = []
+    for li in _listeners(ctx):
+        if li["protocol"] != "amqp/ssl":  # the only TLS listener WarrenMQ has
+            continue
+        certfile = config.tls_certfile or None
+        cafile = config.tls_cafile or None
+        cert_expiring = certificates.expiring(certfile, deadline)
+        ca_expiring = certificates.expiring(cafile, deadline)
+        if cert_expiring or ca_expiring:
+            expiring.append({"node": ctx.node, "protocol": li["protocol"], "interface": li["ip_address"],
+                             "port": li["port"], "certfile": certfile, "cacertfile": cafile,
+                             "certfile_expires_on": cert_expiring, "cacertfile_expires_on": ca_expiring})
+    if expiring:
+        return _health_failure({"reason": "Certificates expiring", "expired": expiring})
+    return json_response({"status": "ok"})
+
+
+def _alarm_terms(ctx) -> str:
+    """The alarms as RabbitMQ's deprecated node health check prints them (an Erlang term)."""
+    names = sorted(ALARM_RESOURCES.get(a, a.name.lower()) for a in ctx.broker.alarms)
+    return "[" + ",".join(f"{{{{resource_limit,{r},'{ctx.node}'}},[]}}" for r in names) + "]"
+
+
+async def healthchecks_node(ctx, node: str | None = None):
+    """The deprecated ``/api/healthchecks/node[/{node}]``: ``ok`` unless a resource alarm is in effect, as
+    RabbitMQ 3.10's ``rabbit_health_check:node`` (its other checks, listing channels and queues and
+    cluster partitions, cannot fail on one WarrenMQ node)."""
+    if node is not None and node != ctx.node:
+        raise not_found()
+    if ctx.broker.alarms:
+        return _health_failure({"reason": f"resource alarm(s) in effect:{_alarm_terms(ctx)}"})
+    return json_response({"status": "ok"})
+
+
+def cluster_name(broker, node: str) -> str:
+    """The cluster's name: the global parameter ``cluster_name`` when set (RabbitMQ keeps it there), else
+    the node's name."""
+    return broker.cluster_name or node
+
+
+async def cluster_name_get(ctx):
+    return json_response({"name": cluster_name(ctx.broker, ctx.node)})
+
+
+async def cluster_name_put(ctx):
+    """``PUT /api/cluster-name`` ``{"name": ...}`` (administrator): kept as the global parameter
+    ``cluster_name``, durable and exported with the definitions, and presented by the overview and by
+    new AMQP connections' server properties, as RabbitMQ's ``rabbit_nodes:set_cluster_name``."""
+    require(ctx.user, ADMINISTRATOR)
+    body = await decode_body(ctx, ("name",))
+    name = body["name"]
+    if not isinstance(name, str) or not name:
+        raise bad_request("name must be a non-empty string")
+    ctx.broker.set_global_parameter("cluster_name", name)
+    log.info("cluster name set to '%s' by user '%s'", name, ctx.user.name)
+    return web.Response(status=NO_CONTENT)
+
+
+async def extensions(ctx):
+    """The web UI's extensions (JavaScript of plugins' UI parts): WarrenMQ serves no web UI, so none."""
+    return json_response([])
+
+
+async def auth_settings(ctx):
+    """``/api/auth``, the UI's login settings (answered without credentials): no OAuth 2 (UAA)."""
+    return json_response({"enable_uaa": False, "uaa_client_id": "", "uaa_location": ""})
+
+
+auth_settings.public = True  # the server does not authenticate it (see server.ManagementServer.handle)
+
+
 #: (segments after /api/, {method: handler})
 ROUTES = [
     (("bindings", P, "e", P, P, P), {"GET": bindings_between, "POST": binding_create}),
     (("bindings", P, "e", P, P, P, P), {"GET": binding_get, "DELETE": binding_delete}),
     (("exchanges", P, P, "publish"), {"POST": exchange_publish}),
     (("queues", P, P, "get"), {"POST": queue_get}),
+    (("health", "checks", "virtual-hosts"), {"GET": health_virtual_hosts}),
+    (("health", "checks", "port-listener", P), {"GET": health_port_listener}),
+    (("health", "checks", "protocol-listener", P), {"GET": health_protocol_listener}),
+    (("health", "checks", "node-is-quorum-critical"), {"GET": health_single_node}),
+    (("health", "checks", "node-is-mirror-sync-critical"), {"GET": health_single_node}),
+    (("health", "checks", "certificate-expiration", P, P), {"GET": health_certificate_expiration}),
+    (("healthchecks", "node"), {"GET": healthchecks_node}),
+    (("healthchecks", "node", P), {"GET": healthchecks_node}),
+    (("cluster-name",), {"GET": cluster_name_get, "PUT": cluster_name_put}),
+    (("extensions",), {"GET": extensions}),
+    (("auth",), {"GET": auth_settings}),
 ]

@@ -138,7 +138,7 @@ async def overview(ctx: Ctx):
             unacked += q.unacked
     sessions = visible_sessions(ctx)
     return json_response(ctx.mgmt.stats.overview(vhosts, {
-        "cluster_name": views.node_name(),
+        "cluster_name": ctx.broker.cluster_name or ctx.node,
         "contexts": [{"description": "RabbitMQ Management", "node": ctx.node, "path": "/",
                       "port": str(ctx.mgmt.port)}],
         "disable_stats": False,

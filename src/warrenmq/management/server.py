@@ -106,10 +106,13 @@ class ManagementServer:
         if self.broker is None:  # bound, not yet recovered: start() serves only once it has
             raise ApiError(503, "service_unavailable", "the broker is starting")
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-        header = request.headers.get("Authorization")
-        if header is None and segments[0] == "definitions" and "auth" in request.query:
-            header = "Basic " + request.query["auth"]  # the UI's download link (RabbitMQ: definitions only)
-        user = authenticate(self.broker, header, peer)
+        if getattr(handler, "public", False):  # answered without credentials (RabbitMQ's /api/auth)
+            user = None
+        else:
+            header = request.headers.get("Authorization")
+            if header is None and segments[0] == "definitions" and "auth" in request.query:
+                header = "Basic " + request.query["auth"]  # the UI's download link (RabbitMQ: definitions only)
+            user = authenticate(self.broker, header, peer)
         return await handler(routes.Ctx(self, user, request), *params)
 
     def listeners(self) -> list:

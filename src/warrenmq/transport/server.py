@@ -80,7 +80,7 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         self.server = server
         self.broker = server.broker
         self.loop = server.loop
-        self.proto = new_protocol(self.broker.config)
+        self.proto = new_protocol(self.broker.config, self.broker.cluster_name)
         self.proto.on_output = self._schedule_flush
         self.session = None
         self.transport = None
