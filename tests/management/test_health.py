@@ -113,7 +113,7 @@ def test_cluster_name(api, mbroker):
     n = node(api)
     assert api.get("/api/cluster-name")[:3:2] == (200, {"name": n})
     assert api.put("/api/cluster-name", {"name": "renamed"}, auth=("mgmt", "mgmtpw"))[:3:2] == (
-        401, {"error": "not_authorized", "reason": "Not administrator user"})
+        401, {"error": "not_authorised", "reason": "Not administrator user"})
     assert api.put("/api/cluster-name", {})[:3:2] == (400, {"error": "bad_request",
                                                              "reason": "[{key_missing,name}]"})
     try:
