@@ -167,8 +167,29 @@ def test_vhost_limits_are_a_parameter_component(api):
     assert api.get("/api/vhost-limits/pv")[2] == [{"vhost": "pv", "value": {"max-queues": 3}}]
     assert api.get("/api/parameters/vhost-limits/pv/limits")[2] == {
         "value": {"max-queues": 3}, "vhost": "pv", "component": "vhost-limits", "name": "limits"}
+    assert api.put("/api/parameters/vhost-limits/pv/limits", {"value": {"max-foo": 1}})[2] == failed(
+        'Unrecognised terms [{&lt;&lt;"max-foo"&gt;&gt;,1}] in limits')  # escaped, as RabbitMQ's
+    assert api.put("/api/parameters/vhost-limits/pv/limits", {"value": {"max-queues": "x"}})[2] == failed(
+        'max-queues should be a number, actually was &lt;&lt;"x"&gt;&gt;')
     assert api.delete("/api/parameters/vhost-limits/pv/limits")[0] == 204
     assert api.get("/api/vhost-limits/pv")[2] == []
+
+
+def test_policies_are_listed_as_parameters_only_by_name_and_not_set_that_way(api):
+    api.put("/api/policies/pv/listed", {"pattern": "^l", "definition": {"max-length": 1}, "priority": 2})
+    entry = {"value": {"pattern": "^l", "definition": {"max-length": 1}, "priority": 2, "apply-to": "all"},
+             "vhost": "pv", "component": "policy", "name": "listed"}
+    assert api.get("/api/parameters/policy")[2] == [entry]
+    assert entry not in api.get("/api/parameters")[2]
+    assert api.put("/api/parameters/policy/pv/other", {"value": entry["value"]})[2] == {
+        "error": "bad_request", "reason": "policies may not be set using this method"}
+    assert api.put("/api/parameters/operator_policy/pv/op", {"value": {"pattern": ".*", "definition": {
+        "max-length": 1}}})[2] == failed('Key "priority" not found in op')
+    assert api.put("/api/parameters/operator_policy/pv/op", {"value": {"pattern": ".*", "priority": 0, "definition": {
+        "max-length": 1}}})[0] == 201
+    assert api.get("/api/operator-policies/pv/op")[2]["definition"] == {"max-length": 1}
+    api.delete("/api/operator-policies/pv/op")
+    api.delete("/api/policies/pv/listed")
 
 
 def test_parameters_need_a_policymaker(api):

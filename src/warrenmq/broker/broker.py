@@ -47,7 +47,7 @@ from .direct_reply import DirectReplyTo
 from .flow import MemoryMonitor
 from .limits import Limits, validate as validate_limits
 from .message import Message
-from .parameters import (OPERATOR_POLICY, VHOST_LIMITS, VHOST_LIMITS_NAME, Components, unknown_component)
+from .parameters import (OPERATOR_POLICY, POLICY, VHOST_LIMITS, VHOST_LIMITS_NAME, Components, unknown_component)
 from .timers import Timers
 from .vhost import VHost
 
@@ -100,6 +100,22 @@ def _tags(tags) -> list:
     if isinstance(tags, str):
         tags = tags.split(",")
     return [t.strip() for t in tags if t and t.strip()]
+
+
+def _check_vhost_limits_parameter(value) -> None:
+    """The ``vhost-limits`` parameter's value checked as RabbitMQ's rabbit_vhost_limit validates it
+    (ValueError with its text; the Erlang terms as it prints them)."""
+    from .limits import VHOST_LIMITS as KNOWN
+    from .policy import _erl
+    if not isinstance(value, dict):
+        raise ValueError(f"Unrecognised terms {_erl(value)} in limits")
+    unknown = [(k, v) for k, v in value.items() if k not in KNOWN]
+    if unknown:
+        raise ValueError("Unrecognised terms [" + ",".join(f"{{{_erl(k)},{_erl(v)}}}" for k, v in unknown)
+                         + "] in limits")
+    for k, v in value.items():
+        if v.__class__ is not int:
+            raise ValueError(f"{k} should be a number, actually was {_erl(v)}")
 
 
 def _put(table: dict, key: str, limits: dict) -> None:
@@ -394,7 +410,7 @@ class Broker:
     def check_user_password(self, name: str, password: str) -> bool:
         """``rabbitmqctl authenticate_user``: whether ``password`` is ``name``'s (False for an unknown user)."""
         user = self.users.get(name)
-        return user is not None and user.check_password(password)
+        return bool(password) and user is not None and user.check_password(password)
 
     def list_users(self) -> list:
         """``[{"name", "tags", "password_hash" (base64), "hashing_algorithm"}]`` as RabbitMQ's definitions."""
@@ -550,14 +566,18 @@ class Broker:
         if vhost not in self.vhosts:
             raise KeyError(f"vhost '{vhost}' not found")
         if component == VHOST_LIMITS:
-            if not isinstance(value, dict):
-                raise ValueError(f"Unrecognised terms {value!r} in limits")
+            _check_vhost_limits_parameter(value)
             existed = bool(self.limits.vhost.get(vhost))
             self.set_vhost_limits(vhost, value)
             return not existed
+        if component == POLICY:
+            raise ValueError("policies may not be set using this method")
         if component == OPERATOR_POLICY:
             if not isinstance(value, dict):
-                raise ValueError("operator policy must be a JSON object")
+                raise ValueError(f"operator policy {name} must be a JSON object")
+            for key in ("pattern", "definition", "priority"):  # as RabbitMQ's parameter validation wants them
+                if key not in value:
+                    raise ValueError(f'Key "{key}" not found in {name}')
             existed = name in self.vhosts[vhost].operator_policies.by_name
             self.set_operator_policy(vhost, name, value.get("pattern"), value.get("definition"),
                                      value.get("priority", 0), value.get("apply-to", "all"))
@@ -612,6 +632,11 @@ class Broker:
             if component in (None, VHOST_LIMITS) and self.limits.vhost.get(vname):
                 out.append({"value": dict(self.limits.vhost[vname]), "vhost": vname, "component": VHOST_LIMITS,
                             "name": VHOST_LIMITS_NAME})
+            if component == POLICY:  # listed only when asked for by name, as RabbitMQ does
+                for p in self.vhosts[vname].policies:
+                    out.append({"value": {"pattern": p.pattern, "definition": dict(p.definition),
+                                          "priority": p.priority, "apply-to": p.apply_to},
+                                "vhost": vname, "component": POLICY, "name": p.name})
             if component in (None, OPERATOR_POLICY):
                 for p in self.vhosts[vname].operator_policies:
                     out.append({"value": {"pattern": p.pattern, "definition": dict(p.definition),

@@ -15,9 +15,11 @@ them up as RabbitMQ's would at boot.
 Two components are built in, backed by the domain objects they stand for, as
 RabbitMQ shows them through ``/api/parameters``: ``vhost-limits`` (name
 ``limits``, the value is the vhost's limits: setting it is
-``Broker.set_vhost_limits``) and ``operator_policy`` (read-only here: the
-operator policies, listed as parameters).  ``policy`` is a component in
-RabbitMQ too, but never listed among parameters, and not here either.
+``Broker.set_vhost_limits``) and ``operator_policy`` (the operator
+policies, listed as parameters; setting one this way needs ``pattern``,
+``definition`` and ``priority``).  ``policy`` is a component in RabbitMQ too:
+listed only when asked for by name (``list_parameters("policy")``), and never
+set this way ("policies may not be set using this method").
 
 *Global* parameters (``rabbitmqctl set_global_parameter``) are name -> JSON
 value, unvalidated; ``internal_cluster_id`` is created at first boot as
@@ -33,7 +35,8 @@ from typing import Callable
 #: the parameter component of vhost limits, and the one name it has (RabbitMQ's)
 VHOST_LIMITS = "vhost-limits"
 VHOST_LIMITS_NAME = "limits"
-#: the component operator policies are listed under
+#: the components policies and operator policies are listed under
+POLICY = "policy"
 OPERATOR_POLICY = "operator_policy"
 
 

@@ -611,10 +611,12 @@ async def parameter_put(ctx: Ctx, component: str, vhost: str, name: str):
     _policies(ctx, vhost)
     _vhost_for_put(ctx, vhost)
     body = await _decode(ctx, "value")
+    if component == "policy":
+        raise bad_request("policies may not be set using this method")
     try:
         created = ctx.broker.set_parameter(component, vhost, name, body["value"])
     except ValueError as e:
-        raise _validation_failed(str(e)) from None
+        raise _validation_failed(str(e), escape=True) from None  # RabbitMQ escapes parameter errors
     return _created(created)
 
 
