@@ -138,3 +138,49 @@ def test_extensions_and_auth(api):
     assert api.get("/api/auth", auth=None)[:3:2] == (200, {"enable_uaa": False, "uaa_client_id": "",
                                                            "uaa_location": ""})
     assert api.get("/api/extensions", auth=None)[0] == 401
+
+
+def test_auth_attempts(api, mbroker):
+    n = node(api)
+    path = f"/api/auth/attempts/{n}"
+    assert api.delete(path)[0] == 204
+    assert api.get(path)[:3:2] == (200, [{"protocol": "http", "auth_attempts": 1, "auth_attempts_failed": 0,
+                                          "auth_attempts_succeeded": 1}])
+    assert api.get("/api/overview", auth=("guest", "wrong"))[0] == 401
+    assert api.get("/api/overview", auth=None)[0] == 401  # no credentials: no attempt
+    pika.BlockingConnection(pika.URLParameters(mbroker.url)).close()
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        pika.BlockingConnection(pika.URLParameters(mbroker.url.replace("guest:guest", "guest:nope")))
+    assert api.get(path)[2] == [
+        {"protocol": "http", "auth_attempts": 3, "auth_attempts_failed": 1, "auth_attempts_succeeded": 2},
+        {"protocol": "amqp091", "auth_attempts": 2, "auth_attempts_failed": 1, "auth_attempts_succeeded": 1}]
+    assert api.get(path + "/source")[:3:2] == (200, [])
+    assert api.get("/api/auth/attempts/rabbit@nope")[0] == 404
+    assert api.get(path, auth=("mgmt", "mgmtpw"))[:3:2] == (401, {"error": "not_authorised",
+                                                                  "reason": "Not monitor user"})
+    assert api.get(path, auth=("mon", "monpw"))[0] == 200
+
+
+def test_single_node_cluster_operations(api):
+    n = node(api)
+    assert api.put("/api/queues/%2F/act-q", {"durable": False})[0] == 201
+    try:
+        path = "/api/queues/%2F/act-q/actions"
+        for action in ("sync", "cancel_sync"):
+            assert api.request("POST", path, {"action": action})[:3:2] == (204, None)
+        assert api.request("POST", path, {"action": "foo"})[:3:2] == (400, {"error": "bad_request",
+                                                                            "reason": ["unknown", "foo"]})
+        assert api.request("POST", path, {})[2] == {"error": "bad_request", "reason": "[{key_missing,action}]"}
+        assert api.request("POST", "/api/queues/%2F/no-q/actions", {"action": "sync"})[0] == 404
+        assert api.request("POST", path, {"action": "sync"}, auth=("mon", "monpw"))[:3:2] == (
+            401, {"error": "not_authorised", "reason": "Not administrator user"})
+        assert api.get(path)[0] == 405
+    finally:
+        api.delete("/api/queues/%2F/act-q")
+    assert api.request("POST", "/api/rebalance/queues", {})[:3:2] == (204, None)
+    assert api.request("POST", "/api/rebalance/queues", {}, auth=("mon", "monpw"))[0] == 401
+    assert api.request("POST", f"/api/vhosts/%2F/start/{n}", {})[:3:2] == (204, None)
+    assert api.request("POST", "/api/vhosts/%2F/start/rabbit@nope", {})[:3:2] == (
+        400, {"error": "bad_request", "reason": "Request to node rabbit@nope failed with nodedown"})
+    assert api.request("POST", f"/api/vhosts/no-vh/start/{n}", {})[:3:2] == (
+        400, {"error": "bad_request", "reason": f'Request to node {n} failed with {{no_such_vhost,<<"no-vh">>}}'})

@@ -153,6 +153,8 @@ class Broker:
         self.components = Components()  # runtime parameter components (parameters.py)
         self.parameters: dict = {}  # (component, vhost, name) -> value, of every component but the built-in ones
         self.global_parameters: dict = {}  # name -> value
+        # login attempts per protocol ("amqp091", "http"): [attempts, failed] (RabbitMQ's auth_attempt_metrics)
+        self.auth_attempts: dict = {}
         self.storage = storage
         self.store = storage.messages
         self.page_store = storage.pages
@@ -778,10 +780,21 @@ class Broker:
         """The ``connection.blocked`` reason for the alarms that are on."""
         return blocked_reason(self.alarms)
 
-    def authenticate(self, creds, peer):
-        """The :class:`User` for ``(username, password)``, or ``None``."""
+    def authenticate(self, creds, peer, protocol: str = "amqp091"):
+        """The :class:`User` for ``(username, password)``, or ``None``; counted per ``protocol`` in
+        :attr:`auth_attempts` (``/api/auth/attempts/{node}``)."""
         if creds is None:
             return None
+        counts = self.auth_attempts.get(protocol)
+        if counts is None:
+            counts = self.auth_attempts[protocol] = [0, 0]
+        counts[0] += 1
+        user = self._authenticate(creds, peer)
+        if user is None:
+            counts[1] += 1
+        return user
+
+    def _authenticate(self, creds, peer):
         name, password = creds
         if not password:  # RabbitMQ's internal backend refuses blank passwords
             return None

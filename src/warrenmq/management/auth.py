@@ -65,7 +65,7 @@ def authenticate(broker, header: str | None, peer):
     creds = credentials(header)
     if creds is None:
         raise not_authorised("Not_Authorized", challenge=True, body=False)
-    user = broker.authenticate(creds, peer)
+    user = broker.authenticate(creds, peer, "http")
     if user is None:
         raise not_authorised("Login failed", challenge=True)
     require(user, MANAGEMENT)

@@ -46,7 +46,7 @@ from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
 from . import certificates, views
-from .auth import ADMINISTRATOR, require
+from .auth import ADMINISTRATOR, MONITORING, require
 from .routes import ALARM_RESOURCES
 from .errors import ApiError, access_refused, bad_request, json_response, not_found
 
@@ -711,6 +711,71 @@ async def auth_settings(ctx):
 auth_settings.public = True  # the server does not authenticate it (see server.ManagementServer.handle)
 
 
+async def auth_attempts(ctx, node: str):
+    """``/api/auth/attempts/{node}`` (monitoring): login attempts per protocol since start (or the last
+    DELETE), as RabbitMQ's ``rabbit_core_metrics:get_auth_attempts``: only protocols with attempts; a
+    request without credentials is no attempt."""
+    require(ctx.user, MONITORING)
+    if node != ctx.node:
+        raise not_found()
+    return json_response([{"protocol": proto, "auth_attempts": n, "auth_attempts_failed": failed,
+                           "auth_attempts_succeeded": n - failed}
+                          for proto, (n, failed) in sorted(ctx.broker.auth_attempts.items(), reverse=True)])
+
+
+async def auth_attempts_reset(ctx, node: str):
+    require(ctx.user, MONITORING)
+    if node != ctx.node:
+        raise not_found()
+    ctx.broker.auth_attempts.clear()
+    return web.Response(status=NO_CONTENT)
+
+
+async def auth_attempts_by_source(ctx, node: str):
+    """Attempts per source address and user: RabbitMQ tracks them only with ``track_auth_attempt_source``
+    (off by default), and WarrenMQ does not, so the list is empty, as RabbitMQ's default answers."""
+    require(ctx.user, MONITORING)
+    if node != ctx.node:
+        raise not_found()
+    return json_response([])
+
+
+# ------------------------------------------------------------------- cluster operations with one node
+async def queue_actions(ctx, vhost_name: str, name: str):
+    """``POST /api/queues/{vhost}/{name}/actions`` ``{"action": "sync"|"cancel_sync"}`` (administrator):
+    classic mirror synchronisation.  WarrenMQ has no mirrors, so both do nothing, as RabbitMQ does for a
+    queue without mirrors (204); any other action 400 ``["unknown", action]``."""
+    require(ctx.user, ADMINISTRATOR)
+    vh = ctx.vhost(vhost_name)
+    body = await decode_body(ctx, ("action",))
+    if name not in vh.queues:
+        raise not_found()
+    action = body["action"]
+    if action not in ("sync", "cancel_sync"):
+        raise reason_error("unknown", action)
+    return web.Response(status=NO_CONTENT)
+
+
+async def rebalance_queues(ctx):
+    """``POST /api/rebalance/queues`` (administrator): queue leaders spread over the nodes; one node has
+    nothing to move (204, as RabbitMQ on one node)."""
+    require(ctx.user, ADMINISTRATOR)
+    return web.Response(status=NO_CONTENT)
+
+
+async def vhost_start(ctx, vhost_name: str, node: str):
+    """``POST /api/vhosts/{vhost}/start/{node}`` (administrator): restart a vhost that failed on a node.
+    WarrenMQ's vhosts cannot be down, so for an existing vhost on this node it is done (204); another node
+    and a missing vhost are RabbitMQ's 400s."""
+    require(ctx.user, ADMINISTRATOR)
+    if node != ctx.node:
+        raise bad_request(f"Request to node {node} failed with nodedown")
+    if vhost_name not in ctx.broker.vhosts:
+        escaped = vhost_name.replace("\\", "\\\\").replace('"', '\\"')
+        raise bad_request(f'Request to node {node} failed with {{no_such_vhost,<<"{escaped}">>}}')
+    return web.Response(status=NO_CONTENT)
+
+
 #: (segments after /api/, {method: handler})
 ROUTES = [
     (("bindings", P, "e", P, P, P), {"GET": bindings_between, "POST": binding_create}),
@@ -728,4 +793,9 @@ ROUTES = [
     (("cluster-name",), {"GET": cluster_name_get, "PUT": cluster_name_put}),
     (("extensions",), {"GET": extensions}),
     (("auth",), {"GET": auth_settings}),
+    (("auth", "attempts", P), {"GET": auth_attempts, "DELETE": auth_attempts_reset}),
+    (("auth", "attempts", P, "source"), {"GET": auth_attempts_by_source, "DELETE": auth_attempts_reset}),
+    (("queues", P, P, "actions"), {"POST": queue_actions}),
+    (("rebalance", "queues"), {"POST": rebalance_queues}),
+    (("vhosts", P, "start", P), {"POST": vhost_start}),
 ]
