@@ -158,6 +158,8 @@ def test_vhost_metadata(b):
     assert b.vhost_metadata("v") == {"description": "", "tags": ["x"], "default_queue_type": None}
     with pytest.raises(KeyError):
         b.vhost_metadata("nope")
+    with pytest.raises(ValueError, match="invalid_queue_type"):
+        b.set_vhost_metadata("v", default_queue_type="bogus")
 
 
 # ------------------------------------------------------------------ durability

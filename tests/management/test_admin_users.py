@@ -222,7 +222,8 @@ def test_vhost_put_get_delete(api, adm):
     status, _, v = api.get("/api/vhosts/adm-v")
     assert status == 200
     assert v["name"] == "adm-v" and v["description"] == "d" and v["tags"] == ["a", "b"]
-    assert v["metadata"] == {"description": "d", "tags": ["a", "b"]} and v["default_queue_type"] == "classic"
+    assert v["metadata"] == {"description": "d", "tags": ["a", "b"], "default_queue_type": "classic"}
+    assert v["default_queue_type"] == "classic"
     assert v["tracing"] is False and "cluster_state" in v
     assert api.put("/api/vhosts/adm-v", {"tags": ["x"]})[0] == 204  # a PUT replaces the metadata
     v = api.get("/api/vhosts/adm-v")[2]
@@ -240,8 +241,29 @@ def test_vhost_put_get_delete(api, adm):
     assert api.get("/api/vhosts/adm-v")[0] == 404
     assert api.delete("/api/vhosts/adm-v")[0] == 404
     assert api.put("/api/vhosts/adm-v2", None)[0] == 201  # an empty body is {}
-    assert api.get("/api/vhosts/adm-v2")[2]["default_queue_type"] == "undefined"
+    v = api.get("/api/vhosts/adm-v2")[2]
+    assert v["default_queue_type"] == "undefined" and "default_queue_type" not in v["metadata"]
     api.delete("/api/vhosts/adm-v2")
+
+
+def test_a_vhost_default_queue_type_is_set_on_creation_and_applies_to_declares(api, adm):
+    status, _, body = api.put("/api/vhosts/dqt-bad", {"defaultqueuetype": "bogus"})
+    assert (status, body) == (500, {"error": "Error occured while adding vhost", "reason": "invalid_queue_type"})
+    assert api.get("/api/vhosts/dqt-bad")[0] == 404
+    assert api.put("/api/vhosts/dqt", {"defaultqueuetype": "quorum", "description": "x"})[0] == 201
+    v = api.get("/api/vhosts/dqt")[2]
+    assert v["default_queue_type"] == "quorum"
+    assert v["metadata"] == {"default_queue_type": "quorum", "description": "x", "tags": []}
+    assert api.put("/api/vhosts/dqt", {"defaultqueuetype": "classic"})[0] == 204  # an update keeps it
+    assert api.get("/api/vhosts/dqt")[2]["default_queue_type"] == "quorum"
+    conn = amqp(adm, "guest", "guest", "dqt")
+    ch = conn.channel()
+    ch.queue_declare("durable-q", durable=True)
+    ch.queue_declare("transient-q", durable=False)  # a quorum queue must be durable: stays classic
+    conn.close()
+    assert api.get("/api/queues/dqt/durable-q")[2]["type"] == "quorum"
+    assert api.get("/api/queues/dqt/transient-q")[2]["type"] == "classic"
+    api.delete("/api/vhosts/dqt")
 
 
 def test_vhost_views_need_access(api):

@@ -303,10 +303,16 @@ class Broker:
     def set_vhost_metadata(self, name: str, description: str | None = None, tags=None,
                            default_queue_type: str | None = None) -> None:
         """Replace the metadata of ``name`` (RabbitMQ 3.10's vhost description, tags, default queue type;
-        None: empty).  KeyError if there is no such vhost."""
+        None or "undefined": empty).  The default queue type (classic, quorum or stream) is given to queues
+        declared durable, not exclusive, not auto-delete and without ``x-queue-type`` (RabbitMQ's
+        augment_declare_args).  KeyError if there is no such vhost; ValueError ``invalid_queue_type``."""
         vh = self.vhosts.get(name)
         if vh is None:
             raise KeyError(f"vhost '{name}' not found")
+        if default_queue_type == "undefined":
+            default_queue_type = None
+        if default_queue_type is not None and default_queue_type not in ("classic", "quorum", "stream"):
+            raise ValueError("invalid_queue_type")
         vh.description = description or ""
         vh.tags = _tags(tags)
         vh.default_queue_type = default_queue_type or None

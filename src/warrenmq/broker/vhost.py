@@ -302,6 +302,11 @@ class VHost:
                 q.reset_expires()
             return q, False
         arguments = arguments or {}
+        dqt = self.default_queue_type
+        if dqt is not None and dqt != "classic" and "x-queue-type" not in arguments and durable \
+                and not exclusive and not auto_delete:
+            # RabbitMQ's augment_declare_args: the vhost's default queue type, where the type allows it
+            arguments = {**arguments, "x-queue-type": dqt}
         if name == "":
             qtype = queue_type_of(arguments)
             if qtype != "classic":

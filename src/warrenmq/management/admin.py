@@ -148,9 +148,11 @@ def _tags_value(tags):
 def _vhost_json(ctx: Ctx, vh) -> dict:
     data = ctx.mgmt.stats.vhost(vh, views.vhost(vh, ctx.node))
     tags = list(vh.tags)
+    metadata = {"description": vh.description, "tags": tags}
+    if vh.default_queue_type:
+        metadata["default_queue_type"] = vh.default_queue_type
     data.update({"description": vh.description, "tags": tags,
-                 "default_queue_type": vh.default_queue_type or "undefined",
-                 "metadata": {"description": vh.description, "tags": tags}})
+                 "default_queue_type": vh.default_queue_type or "undefined", "metadata": metadata})
     return data
 
 
@@ -174,7 +176,12 @@ async def vhost_put(ctx: Ctx, name: str):
         raise bad_request("default queue type must be a string")
     b = ctx.broker
     created = name not in b.vhosts
-    b.add_vhost(name)
+    if created:
+        if queue_type not in (None, "undefined", "classic", "quorum", "stream"):  # checked before creating
+            raise ApiError(500, "Error occured while adding vhost", "invalid_queue_type")
+        b.add_vhost(name)
+    else:  # RabbitMQ's update changes description and tags only
+        queue_type = b.vhosts[name].default_queue_type
     b.set_vhost_metadata(name, description, tags or [], queue_type)
     if created:  # RabbitMQ gives the user who created it every permission in it
         b.set_permissions(ctx.user.name, name, ".*", ".*", ".*")
