@@ -358,3 +358,186 @@ def test_export_and_import_definitions(broker, queues, tmp_path):
         broker.call(lambda: broker.broker.delete_user("ctl-imported-u"))
     code, _, err = ctl(broker, "import_definitions", str(tmp_path / "missing.json"), check=False)
     assert code == 65 and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------- users (the endpoints of i12-admin)
+def login(broker, user, password, vhost="/"):
+    return connect(broker, vhost, credentials=pika.PlainCredentials(user, password), connection_attempts=1)
+
+
+def test_add_user_then_it_exists_and_needs_permissions(broker):
+    _, out, _ = ctl(broker, "add_user", "ctl-u1", "pw1")
+    assert out.splitlines() == ['Adding user "ctl-u1" ...',
+                                "Done. Don't forget to grant the user permissions to some virtual hosts! "
+                                "See 'rabbitmqctl help set_permissions' to learn more."]
+    try:
+        code, out, err = ctl(broker, "add_user", "ctl-u1", "other", check=False)
+        assert (code, err) == (70, 'Error: User "ctl-u1" already exists\n')
+        _, out, _ = ctl(broker, "list_users", "-q")
+        assert "ctl-u1\t[]" in out.splitlines()
+        with pytest.raises(pika.exceptions.AMQPConnectionError):  # no permissions on / yet
+            login(broker, "ctl-u1", "pw1")
+        _, out, _ = ctl(broker, "set_permissions", "ctl-u1", ".*", ".*", ".*")
+        assert out == 'Setting permissions for user "ctl-u1" in vhost "/" ...\n'
+        login(broker, "ctl-u1", "pw1").close()
+    finally:
+        ctl(broker, "delete_user", "ctl-u1")
+    code, _, err = ctl(broker, "delete_user", "ctl-u1", check=False)
+    assert (code, err) == (67, 'Error: User "ctl-u1" does not exist\n')
+    assert broker.call(lambda: "ctl-u1" in broker.broker.users) is False
+
+
+def test_authenticate_and_change_password(broker):
+    ctl(broker, "add_user", "ctl-u2", "old")
+    try:
+        _, out, _ = ctl(broker, "authenticate_user", "ctl-u2", "old")  # a user without tags: still a login
+        assert out.splitlines() == ['Authenticating user "ctl-u2" ...', "Success"]
+        code, out, err = ctl(broker, "authenticate_user", "ctl-u2", "wrong", check=False)
+        assert code == 65 and err == ('Error: failed to authenticate user "ctl-u2": '
+                                      "user 'ctl-u2' - invalid credentials\n")
+        _, out, _ = ctl(broker, "change_password", "ctl-u2", "new")
+        assert out == 'Changing password for user "ctl-u2" ...\n'
+        assert ctl(broker, "authenticate_user", "ctl-u2", "old", check=False)[0] == 65
+        ctl(broker, "authenticate_user", "ctl-u2", "new")
+        code, _, err = ctl(broker, "change_password", "nobody-ctl", "x", check=False)
+        assert (code, err) == (67, 'Error: User "nobody-ctl" does not exist\n')
+    finally:
+        ctl(broker, "delete_user", "ctl-u2")
+
+
+def test_set_user_tags_keeps_the_password(broker):
+    ctl(broker, "add_user", "ctl-u3", "pw3")
+    try:
+        _, out, _ = ctl(broker, "set_user_tags", "ctl-u3", "monitoring", "policymaker")
+        assert out == 'Setting tags for user "ctl-u3" to [monitoring, policymaker] ...\n'
+        _, out, _ = ctl(broker, "list_users", "--formatter", "json")
+        assert {"user": "ctl-u3", "tags": ["monitoring", "policymaker"]} in json.loads(out)
+        # the new tags let it use the API: it lists every vhost as a monitoring user
+        _, out, _ = ctl(broker, "--username", "ctl-u3", "--password", "pw3", "list_vhosts", "-s")
+        assert "/" in out.splitlines()
+        ctl(broker, "set_user_tags", "ctl-u3")
+        _, out, _ = ctl(broker, "list_users", "-s")
+        assert "ctl-u3\t[]" in out.splitlines()
+        ctl(broker, "authenticate_user", "ctl-u3", "pw3")
+    finally:
+        ctl(broker, "delete_user", "ctl-u3")
+
+
+# ------------------------------------------------------------------- vhosts, permissions
+def test_add_and_delete_vhost(broker):
+    _, out, _ = ctl(broker, "add_vhost", "ctl-vh2", "--description", "for ctl")
+    assert out == 'Adding vhost "ctl-vh2" ...\n'
+    assert broker.call(lambda: "ctl-vh2" in broker.broker.vhosts)
+    _, out, _ = ctl(broker, "list_vhosts", "-q", "name", "description")
+    assert "ctl-vh2\tfor ctl" in out.splitlines()
+    _, out, _ = ctl(broker, "delete_vhost", "ctl-vh2")
+    assert out == 'Deleting vhost "ctl-vh2" ...\n'
+    assert not broker.call(lambda: "ctl-vh2" in broker.broker.vhosts)
+    code, _, err = ctl(broker, "delete_vhost", "ctl-vh2", check=False)
+    assert (code, err) == (65, "Error: Virtual host 'ctl-vh2' does not exist\n")
+
+
+def test_permissions_are_enforced_and_listed(broker):
+    ctl(broker, "add_user", "ctl-u4", "pw4")
+    try:
+        ctl(broker, "set_permissions", "-p", "/", "ctl-u4", "^ctl-a", ".*", ".*")
+        _, out, _ = ctl(broker, "list_permissions")
+        assert out.splitlines()[:2] == ['Listing permissions for vhost "/" ...', "user\tconfigure\twrite\tread"]
+        assert "ctl-u4\t^ctl-a\t.*\t.*" in out.splitlines()
+        _, out, _ = ctl(broker, "list_user_permissions", "ctl-u4", "-q")
+        assert out.splitlines() == ["vhost\tconfigure\twrite\tread", "/\t^ctl-a\t.*\t.*"]
+        c = login(broker, "ctl-u4", "pw4")
+        ch = c.channel()
+        ch.queue_declare("ctl-allowed", exclusive=True)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch.queue_declare("ctl-other")
+        assert e.value.reply_code == 403
+        assert e.value.reply_text == ("ACCESS_REFUSED - access to queue 'ctl-other' in vhost '/' "
+                                      "refused for user 'ctl-u4'")
+        c.close()
+        code, _, err = ctl(broker, "set_permissions", "-p", "no-vh", "ctl-u4", ".*", ".*", ".*", check=False)
+        assert (code, err) == (69, "Error: Virtual host no-vh does not exist\n")
+        code, _, err = ctl(broker, "set_permissions", "no-user", ".*", ".*", ".*", check=False)
+        assert (code, err) == (67, "Error: User no-user does not exist\n")
+        _, out, _ = ctl(broker, "clear_permissions", "ctl-u4")
+        assert out == 'Clearing permissions for user "ctl-u4" in vhost "/" ...\n'
+        with pytest.raises(pika.exceptions.AMQPConnectionError):
+            login(broker, "ctl-u4", "pw4")
+    finally:
+        ctl(broker, "delete_user", "ctl-u4")
+
+
+def test_topic_permissions(broker):
+    ctl(broker, "add_user", "ctl-u5", "pw5")
+    try:
+        ctl(broker, "set_permissions", "ctl-u5", ".*", ".*", ".*")
+        _, out, _ = ctl(broker, "set_topic_permissions", "ctl-u5", "amq.topic", "^allowed\\.", ".*")
+        assert out == 'Setting topic permissions on "amq.topic" for user "ctl-u5" in vhost "/" ...\n'
+        _, out, _ = ctl(broker, "list_topic_permissions", "-q")
+        assert "ctl-u5\tamq.topic\t^allowed\\.\t.*" in out.splitlines()
+        c = login(broker, "ctl-u5", "pw5")
+        ch = c.channel()
+        ch.basic_publish("amq.topic", "allowed.x", b"ok")
+        ch.basic_publish("amq.topic", "denied.x", b"no")
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch.queue_declare("ctl-after-denied", passive=True)
+        assert e.value.reply_code == 403
+        c.close()
+        ctl(broker, "clear_topic_permissions", "ctl-u5")
+        _, out, _ = ctl(broker, "list_topic_permissions", "-q")
+        assert not any(line.startswith("ctl-u5\t") for line in out.splitlines())
+    finally:
+        ctl(broker, "delete_user", "ctl-u5")
+
+
+# ------------------------------------------------------------------- policies, limits
+def test_set_list_and_clear_policy(broker, queues):
+    _, out, _ = ctl(broker, "set_policy", "--priority", "7", "--apply-to", "queues", "ctl-pol", "^q-ctl-",
+                    '{"max-length": 1}')
+    assert out == ('Setting policy "ctl-pol" for pattern "^q-ctl-" to "{"max-length": 1}" with priority "7" '
+                   'for vhost "/" ...\n')
+    try:
+        _, out, _ = ctl(broker, "list_policies")
+        assert out.splitlines() == ['Listing policies for vhost "/" ...',
+                                    "vhost\tname\tpattern\tapply-to\tdefinition\tpriority",
+                                    '/\tctl-pol\t^q-ctl-\tqueues\t{"max-length":1}\t7']
+        _, out, _ = ctl(broker, "list_policies", "--formatter", "json")
+        assert json.loads(out) == [{"vhost": "/", "name": "ctl-pol", "pattern": "^q-ctl-", "apply-to": "queues",
+                                    "definition": '{"max-length":1}', "priority": 7}]
+        _, out, _ = ctl(broker, "list_queues", "-s", "name", "policy", "messages")
+        assert sorted(r for r in rows(out) if r[0].startswith("q-ctl-")) == [["q-ctl-a", "ctl-pol", "1"],
+                                                                              ["q-ctl-b", "ctl-pol", "0"]]
+    finally:
+        _, out, _ = ctl(broker, "clear_policy", "ctl-pol")
+    assert out == 'Clearing policy "ctl-pol" on vhost "/" ...\n'
+    assert ctl(broker, "list_policies", "-s")[1] == ""
+    code, _, err = ctl(broker, "clear_policy", "ctl-pol", check=False)
+    assert (code, err) == (69, "Error: Parameter does not exist\n")
+    code, _, err = ctl(broker, "set_policy", "bad", "^x", "not json", check=False)
+    assert code == 69 and err.startswith("Error: JSON decoding error.")
+
+
+def test_set_vhost_limits(broker):
+    broker.call(lambda: broker.broker.add_vhost("ctl-lim"))
+    broker.call(lambda: broker.broker.set_permissions("guest", "ctl-lim", ".*", ".*", ".*"))
+    try:
+        _, out, _ = ctl(broker, "set_vhost_limits", "-p", "ctl-lim", '{"max-queues": 1, "max-connections": 5}')
+        assert out == ('Setting vhost limits to "{"max-queues": 1, "max-connections": 5}" '
+                       'for vhost "ctl-lim" ...\n')
+        _, out, _ = ctl(broker, "list_vhost_limits", "-p", "ctl-lim", "-q")
+        assert json.loads(out) == {"max-queues": 1, "max-connections": 5}
+        c = connect(broker, "ctl-lim")
+        ch = c.channel()
+        ch.queue_declare("first")
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+            ch.queue_declare("second")
+        assert e.value.reply_code == 406
+        c.close()
+        ctl(broker, "set_vhost_limits", "-p", "ctl-lim", '{"max-connections": 5}')  # max-queues is cleared
+        _, out, _ = ctl(broker, "list_vhost_limits", "-p", "ctl-lim", "-q")
+        assert json.loads(out) == {"max-connections": 5}
+        c = connect(broker, "ctl-lim")
+        c.channel().queue_declare("second")
+        c.close()
+    finally:
+        broker.call(lambda: broker.broker.delete_vhost("ctl-lim"))
