@@ -223,7 +223,7 @@ def test_imported_password_hashes_log_in_as_they_are():
                      "internal": False, "arguments": {}}]},
      ["amqp_error", "command_invalid", "unknown exchange type 'nonesuch'", "none"]),
     ({"policies": [{"vhost": "/", "name": "p1", "pattern": "^x", "definition": {"bogus": 1}}]},
-     'Validation failed\n\n[{&lt;&lt;&quot;bogus&quot;&gt;&gt;,1}] are not recognised policy settings\n (//p1)'),
+     'Validation failed\n\n[{&lt;&lt;\"bogus\"&gt;&gt;,1}] are not recognised policy settings\n (//p1)'),
     ({"parameters": [{"vhost": "/", "component": "nonesuch", "name": "n", "value": {}}]},
      "Validation failed\n\ncomponent nonesuch not found\n (//nonesuch/n)"),
     ("[1, 2]", "failed_to_parse_json"),

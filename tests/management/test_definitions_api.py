@@ -154,7 +154,7 @@ def test_per_vhost_post_goes_into_that_vhost(api, mbroker):
     (json.dumps({"permissions": [{"user": "nobody", "vhost": "/", "configure": "", "write": "", "read": ""}]}).encode(),
      "application/json", 400, {"error": "bad_request", "reason": ["no_such_user", "nobody"]}),
     (json.dumps({"policies": [{"vhost": "/", "name": "p1", "pattern": "^x", "definition": {"bogus": 1}}]}).encode(),
-     "application/json", 400, {"error": "bad_request", "reason": "Validation failed\n\n[{&lt;&lt;&quot;bogus&quot;&gt;"
+     "application/json", 400, {"error": "bad_request", "reason": "Validation failed\n\n[{&lt;&lt;\"bogus\"&gt;"
                                                                  "&gt;,1}] are not recognised policy settings\n (//p1)"}),
 ])
 def test_post_answers_as_rabbitmq_does(mbroker, body, ctype, status, answer):

@@ -63,7 +63,10 @@ class DefinitionsError(ValueError):
         r = self.reason
         if isinstance(r, (list, tuple)):
             return ": ".join(str(x) for x in r if x != "none")
-        return html.unescape(str(r)).replace("\n\n", ": ").replace("\n", "").strip()  # RabbitMQ's HTML escapes
+        r = html.unescape(str(r))  # RabbitMQ's HTML escapes
+        if r.startswith('<<"') and r.endswith('">>'):  # a per-vhost import's Erlang binary
+            r = r[3:-3].replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+        return r.replace("\n\n", ": ").replace("\n", "").strip()
 
 
 # =================================================================== export
@@ -187,12 +190,15 @@ def apply(broker, defs, vhost: str | None = None) -> None:
         if vhost not in broker.vhosts:
             raise KeyError(f"vhost '{vhost}' not found")
         log.debug("importing definitions into vhost '%s'", vhost)
-        _check_queue_limits(broker, defs, vhost)
-        _each(defs, "exchanges", lambda x: _add_exchange(broker, x, vhost))
-        _each(defs, "parameters", lambda p: _add_parameter(broker, p, vhost))
-        _each(defs, "policies", lambda p: _add_policy(broker, p, vhost))
-        _each(defs, "queues", lambda q: _add_queue(broker, q, vhost))
-        _each(defs, "bindings", lambda b: _add_binding(broker, b, vhost))
+        try:
+            _check_queue_limits(broker, defs, vhost)
+            _each(defs, "exchanges", lambda x: _add_exchange(broker, x, vhost))
+            _each(defs, "parameters", lambda p: _add_parameter(broker, p, vhost))
+            _each(defs, "policies", lambda p: _add_policy(broker, p, vhost))
+            _each(defs, "queues", lambda q: _add_queue(broker, q, vhost))
+            _each(defs, "bindings", lambda b: _add_binding(broker, b, vhost))
+        except DefinitionsError as e:
+            raise DefinitionsError(_vhost_reason(e.reason)) from None
         return
     version = defs.get("rabbitmq_version", defs.get("rabbit_version"))
     counts = {c: len(defs[c]) for c in CATEGORIES if isinstance(defs.get(c), list) and defs[c]}
@@ -209,6 +215,25 @@ def apply(broker, defs, vhost: str | None = None) -> None:
     _each(defs, "parameters", lambda p: _add_parameter(broker, p, None))
     _each(defs, "queues", lambda q: _add_queue(broker, q, None))
     _each(defs, "bindings", lambda b: _add_binding(broker, b, None))
+
+
+def _vhost_reason(reason) -> str:
+    """A reason as RabbitMQ's per-vhost import words it (``rabbit_definitions:format/1``): one string, an
+    AMQP error as ``name: text``, anything else printed as an Erlang term."""
+    if isinstance(reason, list) and reason:
+        if reason[0] == "amqp_error":
+            return f"{reason[1]}: {reason[2]}"
+        if reason[0] == "no_such_vhost":
+            return f'Please create virtual host "{reason[1]}" prior to importing definitions.'
+        if reason[0] == "vhost_limit_exceeded":
+            return reason[1]
+        return "{" + ",".join([str(reason[0])] + [_erl_binary(str(x)) for x in reason[1:]]) + "}"
+    return _erl_binary(str(reason))
+
+
+def _erl_binary(text: str) -> str:
+    """``text`` as Erlang's ``~p`` prints a binary: ``<<"a\\nb">>``."""
+    return '<<"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '">>'
 
 
 def _each(defs: dict, category: str, fn) -> None:
@@ -233,7 +258,7 @@ def _amqp(e: AMQPError) -> DefinitionsError:
 
 def _escape(text: str) -> str:
     """RabbitMQ escapes HTML in validation errors (``rabbit_misc:escape_html_tags``)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _validation(text: str, *where) -> DefinitionsError:
