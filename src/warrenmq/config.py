@@ -8,6 +8,10 @@ in increasing precedence, from the defaults here, a TOML config file
 Definitions: ``definitions_file`` (``--definitions``, ``WARRENMQ_DEFINITIONS``)
 is imported at every boot (:func:`warrenmq.app.load_definitions`).
 
+Logging: ``log_level``, ``log_file`` and ``log_format`` are applied by the
+``warrenmq`` command (:func:`warrenmq.logs.configure`); an embedded broker
+leaves its host process's logging alone.
+
 Management: the HTTP API (:mod:`warrenmq.management`) listens on
 ``management_host``/``management_port`` (15672) when ``management_enabled``.
 
@@ -44,6 +48,10 @@ class BrokerConfig:
     host: str = "0.0.0.0"
     port: int = 5672
     log_level: str = "info"
+    # where the ``warrenmq`` command logs ("": stderr) and how: "text" (RabbitMQ's line shape) or "json"
+    # (one object a line); the file is reopened when logrotate moves it (docs/logging.md)
+    log_file: str = ""
+    log_format: str = "text"
     # connection tuning offered to clients (RabbitMQ's defaults)
     channel_max: int = 2047
     frame_max: int = 131072
@@ -132,6 +140,8 @@ class BrokerConfig:
         return int(total_memory() * float(self.vm_memory_high_watermark))
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"invalid log_format {self.log_format!r} (choose from text, json)")
         if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
             raise ValueError(f"max_message_size must be between 1 and {MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
                              f"not {self.max_message_size}")

@@ -31,6 +31,10 @@ broker/queues/credit.py).  ``pause``/``resume`` set and clear a bit and call the
 Flow sends nothing to the client (as RabbitMQ, unlike an alarm's ``connection.blocked``); the first
 time it throttles a connection the session calls ``on_throttled`` (the transport shrinks the socket's
 receive buffer).  ``state`` reports RabbitMQ's connection state: running, flow, blocking, blocked.
+
+Logging (:mod:`.connlog`, RabbitMQ's lines): the session logs its user's login (or why it was refused),
+its errors and forced closes, and ``connection_lost`` logs the end of the connection (with the
+transport's reason when the client vanished); each connection has an id ``conn_id`` (``<0.N.0>``).
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from ..protocol.connection import CLOSING, ServerConnection
 from ..protocol.sasl import parse_credentials
 from ..protocol.errors import AMQPError, HardError, SoftError
 from ..protocol.spec import ACCESS_REFUSED, COMMAND_INVALID, INTERNAL_ERROR, NOT_ALLOWED, NOT_IMPLEMENTED
+from . import connlog
 from .channel import AMQPChannel
 from .methods import ChannelMethods
 
@@ -108,10 +113,14 @@ def new_protocol(config, cluster_name: str | None = None) -> ServerConnection:
 class Session(ChannelMethods):
     """One client connection's broker-side state."""
 
-    def __init__(self, broker, proto, peer=None):
+    def __init__(self, broker, proto, peer=None, local=None):
         self.broker = broker
         self.proto = proto
         self.peer = peer
+        self.local = local  # the broker's end of the socket (host, port), for the logs
+        self.conn_id = connlog.next_id()
+        self.close_logged = False  # why the broker closed it is in the log (or the client closed it)
+        self.announced = False  # its "accepting" line is logged (the transport does, at its first bytes)
         self.vhost = None
         self.user = None
         self.channels: dict[int, AMQPChannel] = {}
@@ -156,13 +165,18 @@ class Session(ChannelMethods):
                     if handler is not None:
                         handler(self, method)
             except SoftError as e:
+                connlog.channel_error(self, ch, e.code, e.reply_text, method.NAME)
                 self.channel_error(ch, e, method)
             except HardError as e:
+                self.close_logged = True
+                connlog.connection_error(self, e.code, e.reply_text, method.NAME, ch)
                 self.proto.close(e.code, e.reply_text, e.class_id or method.CLASS_ID,
                                  e.method_id or method.METHOD_ID)
                 break
             except Exception:
-                log.exception("internal error on connection %s handling %s", self.name, method.NAME)
+                self.close_logged = True
+                log.exception("internal error on connection %s (%s) handling %s", self.conn_id,
+                              connlog.connection_name(self), method.NAME, extra=connlog.fields(self))
                 self.proto.close(INTERNAL_ERROR, "INTERNAL_ERROR", method.CLASS_ID, method.METHOD_ID)
                 break
         self.broker.confirms.flush()
@@ -177,11 +191,17 @@ class Session(ChannelMethods):
                                  e.method_id or method.METHOD_ID)
 
     # ---------------------------------------------------------------- lifecycle
-    def connection_lost(self) -> None:
-        """The connection is gone (socket closed or close handshake done): release everything."""
+    def connection_lost(self, reason: str | None = None) -> None:
+        """The connection is gone (socket closed or close handshake done): release everything.
+        ``reason``: why it went without a close handshake (logged as a warning)."""
         if self.closed:
             return
         self.closed = True
+        if self.announced:  # a connection that never sent anything is not logged (a port probe)
+            close = self.proto.close_reason
+            if close is not None and not self.close_logged:  # e.g. a framing error the protocol found
+                connlog.connection_error(self, close[0], close[1], None)
+            connlog.closed(self, reason)
         for channel in list(self.channels.values()):
             channel.close()
         self.channels.clear()
@@ -202,7 +222,8 @@ class Session(ChannelMethods):
         ``NAME - text``), as when its user or vhost is deleted; its resources are released at once."""
         if self.closed or self.proto.state >= CLOSING:
             return
-        log.info("closing connection %s (user '%s'): %s", self.name, self.user.name if self.user else None, text)
+        self.close_logged = True
+        connlog.forced(self, code, text)
         self.proto.close(code, HardError(code, text).reply_text)
         self.connection_lost()
 
@@ -288,15 +309,17 @@ class Session(ChannelMethods):
     # ---------------------------------------------------------------- connection class
     def on_connection_start_ok(self, m) -> None:
         creds = parse_credentials(m.mechanism, m.response)
+        connlog.client_named(self)
         user = self.broker.authenticate(creds, self.peer)
         if user is None:
+            self.close_logged = True
+            connlog.login_refused(self, m.mechanism, self.broker.login_refusal(creds, self.peer))
             if self.proto.capabilities.get("authentication_failure_close"):
                 self.proto.close(ACCESS_REFUSED, f"ACCESS_REFUSED - Login was refused using authentication "
                                  f"mechanism {m.mechanism}. For details see the broker logfile.")
             else:  # RabbitMQ waits before closing (SILENT_CLOSE_DELAY), so password guessing is slow
                 self.close_delay = self.broker.config.auth_failure_delay_ms / 1000.0
                 self.proto.abort()
-            log.warning("login refused for %r from %s", creds[0] if creds else None, self.name)
             return
         self.user = user
         self.proto.send_tune()
@@ -317,10 +340,12 @@ class Session(ChannelMethods):
         self.vhost = vhost
         self.proto.send_open_ok()
         self.broker.session_opened(self)
+        connlog.authenticated(self)
         if self.broker.alarms:
             self.set_blocked(True)
 
     def on_connection_close(self, m) -> None:
+        self.close_logged = True  # the client closed it
         self.connection_lost()
 
     def on_connection_update_secret(self, m) -> None:

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import logging
 import os
+import platform
 from dataclasses import dataclass, field
 
 from ..config import BrokerConfig
@@ -52,6 +53,11 @@ from .timers import Timers
 from .vhost import VHost
 
 log = logging.getLogger("warrenmq.broker")
+
+#: the node name in log lines (the management API's and the AMQP cluster_name)
+NODE = f"warrenmq@{platform.node()}"
+#: the alarms' resource names (RabbitMQ's ``memory`` and ``disk``), in their log lines
+ALARM_SOURCES = {Alarm.MEMORY: "memory", Alarm.DISK_FREE: "disk", Alarm.STORE_FAILED: "message_store"}
 
 #: the RabbitMQ release whose behaviour WarrenMQ reproduces (and reports as ``version``)
 RABBITMQ_COMPAT_VERSION = "3.10.8"
@@ -332,6 +338,8 @@ class Broker:
         vh = self.vhosts.get(name)
         if vh is None:
             raise KeyError(f"vhost '{name}' not found")
+        log.info("Deleting vhost '%s'", name)
+        log.info("Closing all connections in vhost '%s' because it's being deleted", name)
         self._close_sessions(lambda s: getattr(s, "vhost", None) is vh, f"vhost '{name}' is down")
         del self.vhosts[name]
         for q in list(vh.queues.values()):
@@ -395,6 +403,8 @@ class Broker:
         del self.users[name]
         self.limits.user.pop(name, None)
         self.defs.user_deleted(name)
+        log.info("Deleted user '%s'", name)
+        log.info("Closing all connections from user '%s' because it's being deleted", name)
         self._close_sessions(lambda s: getattr(s, "user", None) is not None and s.user.name == name,
                              f"user '{name}' is deleted")
 
@@ -774,10 +784,15 @@ class Broker:
         if alarm.__class__ is not Alarm:
             raise TypeError(f"not an Alarm: {alarm!r}")
         before = bool(self.alarms)
-        if on:
+        if on and alarm not in self.alarms:
             self.alarms.add(alarm)
-        else:
+            log.warning("%s resource limit alarm set on node '%s'.\n\n%s\n*** Publishers will be blocked until "
+                        "this alarm clears ***\n%s", ALARM_SOURCES[alarm], NODE, "*" * 58, "*" * 58,
+                        extra={"alarm": ALARM_SOURCES[alarm]})
+        elif not on and alarm in self.alarms:
             self.alarms.discard(alarm)
+            log.warning("%s resource limit alarm cleared on node '%s'", ALARM_SOURCES[alarm], NODE,
+                        extra={"alarm": ALARM_SOURCES[alarm]})
         if bool(self.alarms) != before:
             for s in list(self.sessions):
                 s.set_blocked(bool(self.alarms))
@@ -810,6 +825,16 @@ class Broker:
         if name in self.config.loopback_users and peer is not None and not _is_loopback(peer[0]):
             return None
         return user
+
+    def login_refusal(self, creds, peer) -> str:
+        """Why :meth:`authenticate` refused ``creds``, in RabbitMQ's words (for the log, never the client)."""
+        if creds is None:
+            return "invalid credentials response"
+        name = creds[0]
+        user = self.users.get(name)
+        if user is not None and user.check_password(creds[1]) and name in self.config.loopback_users:
+            return f"user '{name}' can only connect via localhost"
+        return f"user '{name}' - invalid credentials"
 
     def user_can_access(self, user: User, vhost: str) -> bool:
         """Whether ``user`` may open ``vhost``: it has permissions there (any, as in RabbitMQ)."""

@@ -6,21 +6,22 @@ like ``--port 0``.
 
 Theory of operation: argparse builds a :class:`~warrenmq.config.BrokerConfig`
 from flags over environment variables over an optional TOML file, configures
-logging, and calls :func:`warrenmq.app.run`.  The faults of a first run (a
-bad option or config value, a port in use, a data directory another broker
-holds, one that cannot be created, a definitions file that cannot be imported)
-are one line on stderr and a non-zero exit, never a traceback; the app binds
-its ports before it creates anything on disk.
+logging (:mod:`warrenmq.logs`: stderr or ``--log-file``, text or JSON), and
+calls :func:`warrenmq.app.run`.  The faults of a first run (a bad option or
+config value, a port in use, a data directory another broker holds, one that
+cannot be created, a definitions file that cannot be imported, a log file that
+cannot be opened) are one line on stderr and a non-zero exit, never a
+traceback; the app binds its ports before it creates anything on disk.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from .. import __version__
 from ..app import DefinitionsFileError, run
 from ..config import BrokerConfig
+from ..logs import LOG_FORMATS, configure as configure_logging
 from ..transport.server import ListenError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -50,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--port", type=port_number, help="AMQP port (default 5672)")
         parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, metavar="LEVEL",
                             help=f"one of {', '.join(LOG_LEVELS)} (default info)")
+        parser.add_argument("--log-file", metavar="PATH",
+                            help="write the log to PATH instead of stderr (reopened when logrotate moves it)")
+        parser.add_argument("--log-format", type=str.lower, choices=LOG_FORMATS,
+                            help="text (RabbitMQ's line shape, the default) or json (one object a line)")
         parser.add_argument("--config", help="TOML config file (also WARRENMQ_CONFIG)")
         parser.add_argument("--definitions", metavar="FILE",
                             help="import this definitions file (RabbitMQ's JSON, docs/definitions.md) at boot, "
@@ -92,6 +97,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config = BrokerConfig.load(args.config, host=args.host, port=args.port, log_level=args.log_level,
+                                   log_file=args.log_file, log_format=args.log_format,
                                    tls_port=args.tls_port, tls_certfile=args.tls_certfile,
                                    tls_keyfile=args.tls_keyfile, tls_cafile=args.tls_cafile,
                                    tls_verify_peer=args.tls_verify_peer,
@@ -108,7 +114,11 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         print(f"warrenmq: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure_logging(config.log_level, config.log_file, config.log_format)
+    except OSError as e:
+        print(f"warrenmq: cannot open the log file {config.log_file!r}: {e.strerror or e}", file=sys.stderr)
+        return 2
     try:
         run(config)
     except DefinitionsFileError as e:

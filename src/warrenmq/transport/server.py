@@ -44,6 +44,11 @@ logged with the peer and the reason, at most once a minute per peer address
 (:class:`RateLimitedLog`, bounded memory).  ``Server.bind`` binds the socket
 without accepting; ``Server.start`` binds if needed and starts accepting (the
 app binds every listener before it opens storage).
+
+Logging (:mod:`warrenmq.amqp.connlog`): a connection's "accepting" line is written when its first
+bytes arrive (the check runs only while handshaking), so a port probe that sends nothing is not
+logged, as in RabbitMQ; the end of a connection that was not closed cleanly is logged with its
+reason (the client vanished, missed heartbeats, a handshake or close-ok timeout).
 """
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ import socket
 import ssl
 import sys
 
+from ..amqp import connlog
 from ..amqp.session import PAUSE_ALARM, PAUSE_YIELD, Session, new_protocol
 from ..protocol.connection import CLOSING, OPEN
 from ..protocol.spec import CONNECTION_FORCED
@@ -107,7 +113,9 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         cfg = self.broker.config
         transport.set_write_buffer_limits(high=cfg.write_buffer_high, low=cfg.write_buffer_low)
         peer = transport.get_extra_info("peername")
-        self.session = Session(self.broker, self.proto, peer[:2] if peer else None)
+        local = transport.get_extra_info("sockname")
+        self.session = Session(self.broker, self.proto, peer[:2] if peer else None,
+                               local[:2] if isinstance(local, tuple) else None)
         self.session.reader = transport
         if cfg.flow_recbuf and sock is not None:
             self.session.on_throttled = self._on_throttled
@@ -128,6 +136,10 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         session = self.session
         session.recv_oct += len(data)
         session.recv_cnt += 1
+        if self._handshaking and not session.announced:
+            # as RabbitMQ, a connection is logged once it sends something (a port probe is not)
+            session.announced = True
+            connlog.accepted(session)
         proto = self.proto
         memory = self.broker.memory
         queued = memory.used
@@ -184,7 +196,9 @@ class AMQPProtocol(asyncio.BufferedProtocol):
                 h.cancel()
         self._hb_handle = self._handshake_handle = self._close_handle = None
         if self.session is not None:
-            self.session.connection_lost()
+            # gone without a close handshake: the client vanished (RabbitMQ's warning and words)
+            self.session.connection_lost("client unexpectedly closed TCP connection"
+                                         if self.proto.state < CLOSING else None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -241,22 +255,20 @@ class AMQPProtocol(asyncio.BufferedProtocol):
     def _handshake_timeout(self) -> None:
         self._handshake_handle = None
         if self.proto.state < OPEN and not self.closed:
-            log.warning("closing %s: handshake not completed within %ss", self.session.name,
-                        self.server.handshake_timeout)
-            self.closed = True
-            self.transport.abort()
+            self._drop(f"handshake not completed within {self.server.handshake_timeout:g}s")
         elif self.proto.state >= CLOSING and not self.closed:  # refused during the handshake, no close-ok
-            log.warning("closing %s: no connection.close-ok after a handshake error", self.session.name)
-            self.closed = True
-            self.transport.abort()
+            self._drop("no connection.close-ok after a handshake error")
+
+    def _drop(self, reason: str) -> None:
+        """Abort the socket of an unhealthy connection, logging ``reason`` as its end."""
+        self.closed = True
+        self.session.connection_lost(reason)
+        self.transport.abort()
 
     def _close_timeout(self) -> None:
         self._close_handle = None
         if not self.closed:
-            log.warning("closing %s: no connection.close-ok within %ss", self.session.name,
-                        self.server.close_timeout)
-            self.closed = True
-            self.transport.abort()
+            self._drop(f"no connection.close-ok within {self.server.close_timeout:g}s")
 
     def _handshake_done(self) -> None:
         self._handshaking = False
@@ -272,15 +284,19 @@ class AMQPProtocol(asyncio.BufferedProtocol):
         hb = self.proto.heartbeat
         now = self.loop.time()
         if now - self.last_recv > 2 * hb:
-            log.warning("closing %s: missed heartbeats from client, timeout: %ss", self.session.name, hb)
-            self.closed = True
-            self.transport.abort()
+            self._drop(f"missed heartbeats from client, timeout: {hb}s")
             return
         if now - self.last_sent >= hb / 2.0 - 0.05 and not self.proto.has_output:
             self.proto.send_heartbeat()
         self._hb_handle = self.loop.call_later(hb / 2.0, self._heartbeat_tick)
 
     def force_close(self, text: str) -> None:
+        """Close with CONNECTION_FORCED and ``text`` (``CONNECTION_FORCED - reason``): the management API,
+        shutdown, the test backdoor."""
+        session = self.session
+        if session is not None and not session.close_logged and self.proto.state == OPEN:
+            session.close_logged = True
+            connlog.forced(session, CONNECTION_FORCED, text)
         self.proto.close(CONNECTION_FORCED, text)
         self._flush()
 
