@@ -57,7 +57,6 @@ _ZERO_Q = (0.0,) * len(_QUEUE_KEYS)
 _ZERO_X = (0.0, 0.0)
 _ZERO_CH = (0.0,) * len(CHANNEL_COUNTERS)
 _ZERO_CONN = (0.0, 0.0)
-_NO_RATE = {"rate": 0.0}
 
 _QUEUE_BASE = sys.getsizeof(object()) * 8 + 1024  # the queue object, its containers and settings
 _ENTRY_SIZE = 72  # a QueueEntry (slots) and its place in a container
@@ -67,8 +66,12 @@ except AttributeError:  # pragma: no cover
     pass
 
 
+#: the details of a rate of 0, shared by every object that has one (responses only serialise it)
+_ZERO_DETAILS = {"rate": 0.0}
+
+
 def _rate(r: float) -> dict:
-    return {"rate": r} if r else _NO_RATE.copy()
+    return {"rate": r} if r else _ZERO_DETAILS
 
 
 def _rates(prev, counts, dt: float, zero):
@@ -99,7 +102,7 @@ class Stats:
         self.samples: dict = {}  # object -> (counts, rates) at the last sample
         self.util: dict = {}  # queue -> consumer utilisation (0.0 .. 1.0)
         self.vhost_samples: dict = {}  # vhost name -> (counts, rates), channels' counts + octets
-        self.node_sample = None
+        self._sampled = False
         self.last = monotonic()
         self._handle = None
         self._loop = None
@@ -123,14 +126,16 @@ class Stats:
             self._handle = self._loop.call_later(self.interval, self._tick)
 
     def sample(self) -> None:
-        """Read every object's counts and turn the change since the last sample into rates."""
+        """Read every object's counts and turn the change since the last sample into rates; sum each
+        vhost's channels and connections in the same pass."""
         now = monotonic()
         dt = now - self.last
         self.last = now
         old = self.samples
         # an object made since the last sample counted from 0 then; on the first sample everything is
         # as old as the broker, so its counts are no rate
-        first = self.node_sample is None and not old
+        first = not self._sampled
+        self._sampled = True
         fresh_q = None if first else ((0,) * len(_QUEUE_KEYS), None)
         fresh_x = None if first else ((0, 0), None)
         fresh_conn = None if first else ((0, 0), None)
@@ -139,9 +144,15 @@ class Stats:
         util = self.util
         new_util: dict = {}
         broker = self.broker
+        sums: dict = {}  # vhost -> its counts (vhost_counts' order)
         for vh in broker.vhosts.values():
+            ready_total = unacked_total = 0
             for q in vh.queues.values():
-                counts = _queue_counts(q) + (len(q.messages), q.unacked)
+                ready = len(q.messages)
+                unacked = q.unacked
+                ready_total += ready
+                unacked_total += unacked
+                counts = _queue_counts(q) + (ready, unacked)
                 prev = old.get(q, fresh_q)
                 if prev is None:
                     new[q] = (counts, _ZERO_Q)
@@ -150,7 +161,7 @@ class Stats:
                 else:
                     new[q] = (counts, _rates(prev[0], counts, dt, _ZERO_Q))
                 if q.consumers:
-                    able = 1.0 if not q.messages or any(c.ready() for c in q.consumers) else 0.0
+                    able = 1.0 if not ready or any(c.ready() for c in q.consumers) else 0.0
                     u = util.get(q)
                     new_util[q] = able if u is None else round(0.5 * u + 0.5 * able, 4)
             for ex in vh.exchanges.values():
@@ -162,31 +173,44 @@ class Stats:
                     new[ex] = prev
                 else:
                     new[ex] = (counts, _rates(prev[0], counts, dt, _ZERO_X))
+            totals = vh.stats
+            sums[vh] = totals.channels + [totals.recv_oct, totals.send_oct, ready_total, unacked_total]
+        n = len(CHANNEL_COUNTERS)
         for s in _sessions(broker):
             counts = (getattr(s, "recv_oct", 0), getattr(s, "send_oct", 0))
             prev = old.get(s, fresh_conn)
-            new[s] = (counts, _ZERO_CONN) if prev is None else (counts, _rates(prev[0], counts, dt, _ZERO_CONN))
+            if prev is None:
+                new[s] = (counts, _ZERO_CONN)
+            elif prev[0] == counts and prev[1] is _ZERO_CONN:
+                new[s] = prev
+            else:
+                new[s] = (counts, _rates(prev[0], counts, dt, _ZERO_CONN))
+            total = sums.get(s.vhost)
+            if total is not None:
+                total[n] += counts[0]
+                total[n + 1] += counts[1]
             for ch in getattr(s, "channels", {}).values():
                 counts = tuple(channel_counts(ch))
                 prev = old.get(ch, fresh_ch)
-                new[ch] = (counts, _ZERO_CH) if prev is None else (counts, _rates(prev[0], counts, dt, _ZERO_CH))
+                if prev is None:
+                    new[ch] = (counts, _ZERO_CH)
+                elif prev[0] == counts and prev[1] is _ZERO_CH:
+                    new[ch] = prev
+                else:
+                    new[ch] = (counts, _rates(prev[0], counts, dt, _ZERO_CH))
+                if total is not None and any(counts):
+                    for i, c in enumerate(counts):
+                        total[i] += c
         self.samples = new
         self.util = new_util
         old_vh = self.vhost_samples
         new_vh = {}
-        node = None
-        for name, vh in broker.vhosts.items():
-            counts = tuple(self.vhost_counts(vh))
-            prev = old_vh.get(name, None if first else ((0,) * len(counts), None))
+        for vh, counts in sums.items():
+            counts = tuple(counts)
             zero = (0.0,) * len(counts)
-            new_vh[name] = (counts, zero if prev is None else _rates(prev[0], counts, dt, zero))
-            node = list(counts) if node is None else [a + b for a, b in zip(node, counts)]
+            prev = old_vh.get(vh.name, None if first else ((0,) * len(counts), None))
+            new_vh[vh.name] = (counts, zero if prev is None else _rates(prev[0], counts, dt, zero))
         self.vhost_samples = new_vh
-        if node is not None:
-            node = tuple(node)
-            prev = self.node_sample
-            zero = (0.0,) * len(node)
-            self.node_sample = (node, zero if prev is None else _rates(prev[0], node, dt, zero))
 
     # ------------------------------------------------------------------ totals
     def vhost_counts(self, vh) -> list:
@@ -222,19 +246,14 @@ class Stats:
         rates = sample[1] if sample is not None else _ZERO_Q
         counts = _queue_counts(q)
         if rates is _ZERO_Q:
-            d["messages_details"] = {"rate": 0.0}
-            d["messages_ready_details"] = {"rate": 0.0}
-            d["messages_unacknowledged_details"] = {"rate": 0.0}
+            d["messages_details"] = d["messages_ready_details"] = d["messages_unacknowledged_details"] = \
+                _ZERO_DETAILS
         else:
             r_ready, r_unacked = rates[-2], rates[-1]
             d["messages_details"] = {"rate": round(r_ready + r_unacked, 1)}
             d["messages_ready_details"] = _rate(r_ready)
             d["messages_unacknowledged_details"] = _rate(r_unacked)
-        if q.consumers:
-            u = self.util.get(q, 1.0)
-            d["consumer_utilisation"] = d["consumer_capacity"] = u
-        else:
-            d["consumer_utilisation"] = d["consumer_capacity"] = 0
+        d["consumer_utilisation"] = d["consumer_capacity"] = self.util.get(q, 1.0) if q.consumers else 0
         if any(counts):
             ms = {}
             if counts[0]:
