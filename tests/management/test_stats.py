@@ -212,3 +212,43 @@ def test_statistics_switched_off_still_answer_depths_without_rates():
         assert conn_json["recv_oct"] > 0 and "recv_oct_details" not in conn_json
         assert "message_stats" not in get(api, "/api/exchanges/%2F/amq.default")
         c.close()
+
+
+def test_the_warrenmq_command_takes_no_statistics(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port, mport = free_port(), free_port()
+    env = dict(os.environ, WARRENMQ_STATISTICS_INTERVAL_MS="250")
+    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(port),
+                             "--management-port", str(mport), "--data-dir", str(tmp_path), "--no-statistics",
+                             "--log-level", "warning"], env=env)
+    try:
+        api = Api(f"http://127.0.0.1:{mport}")
+
+        def overview():
+            try:
+                status, _, body = api.get("/api/overview")
+            except OSError:
+                return None
+            return body if status == 200 else None
+        ov = wait_for(overview, timeout=30)
+        assert ov is not None, "the broker did not answer"
+        assert (ov["disable_stats"], ov["rates_mode"], ov["statistics_interval"]) == (True, "none", 250)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_the_sampling_interval_is_checked():
+    from warrenmq.config import BrokerConfig
+    with pytest.raises(ValueError, match="statistics_interval_ms"):
+        BrokerConfig(statistics_interval_ms=0)
+    assert BrokerConfig().statistics_interval_ms == 1000 and BrokerConfig().statistics_enabled is True
