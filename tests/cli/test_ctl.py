@@ -541,3 +541,26 @@ def test_set_vhost_limits(broker):
         c.close()
     finally:
         broker.call(lambda: broker.broker.delete_vhost("ctl-lim"))
+
+
+def test_a_missing_vhost_as_rabbitmqctl_answers_it(broker):
+    for cmd in ("list_permissions", "list_topic_permissions", "list_policies", "list_vhost_limits"):
+        code, _, err = ctl(broker, cmd, "-p", "no-such-vh", check=False)
+        assert (code, err) == (65, "Error: Virtual host 'no-such-vh' does not exist\n"), cmd
+    code, _, err = ctl(broker, "set_policy", "-p", "no-such-vh", "p", "^x", '{"max-length":1}', check=False)
+    assert (code, err) == (65, "Error: Virtual host 'no-such-vh' does not exist\n")
+    for cmd in ("list_exchanges", "list_bindings"):
+        assert len(ctl(broker, cmd, "-p", "no-such-vh")[1].splitlines()) == 1
+    _, out, _ = ctl(broker, "close_all_connections", "-p", "no-such-vh", "r")
+    assert out.splitlines()[-1] == "Closed 0 connections"
+    code, _, err = ctl(broker, "clear_permissions", "-p", "no-such-vh", "guest", check=False)
+    assert (code, err) == (69, "Error: Virtual host no-such-vh does not exist\n")
+    code, _, err = ctl(broker, "clear_permissions", "no-such-user", check=False)
+    assert (code, err) == (67, "Error: User no-such-user does not exist\n")
+    code, _, err = ctl(broker, "list_user_permissions", "no-such-user", check=False)
+    assert code == 69
+
+
+def test_list_vhost_limits_without_limits(broker):
+    assert ctl(broker, "list_vhost_limits")[1] == 'Listing limits for vhost "/" ...\n\n'
+    assert ctl(broker, "list_vhost_limits", "--formatter", "json")[1] == "[]\n"

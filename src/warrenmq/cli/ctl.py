@@ -386,7 +386,11 @@ def cmd_list_permissions(client, out, args):
 
 def cmd_list_user_permissions(client, out, args):
     out.info(f'Listing permissions for user "{args.username_arg}" ...')
-    perms = _get_or_missing_user(client, path("users", args.username_arg, "permissions"), args.username_arg)
+    try:
+        perms = _get_or_missing_user(client, path("users", args.username_arg, "permissions"), args.username_arg)
+    except CtlError as e:
+        e.code = EX_UNAVAILABLE  # as rabbitmqctl answers here ({:no_such_user, ...}, 69)
+        raise
     out.table(["vhost", "configure", "write", "read"],
               [[p["vhost"], p["configure"], p["write"], p["read"]] for p in perms])
     return EX_OK
@@ -414,15 +418,15 @@ def cmd_list_vhost_limits(client, out, args):
     out.info(f'Listing limits for vhost "{args.vhost}" ...')
     limits = _get_or_missing_vhost(client, path("vhost-limits", args.vhost), args.vhost)
     value = limits[0].get("value", {}) if limits else {}
-    if out.json:
+    if value:
         out.write(json.dumps(value, separators=(",", ":")))
-    elif value:
-        out.write(json.dumps(value, separators=(",", ":")))
+    else:  # rabbitmqctl: an empty line, or [] as JSON
+        out.write("[]" if out.json else "")
     return EX_OK
 
 
 def _no_vhost(vhost: str) -> CtlError:
-    return CtlError(f"Virtual host '{vhost}' does not exist", EX_UNAVAILABLE)
+    return CtlError(f"Virtual host '{vhost}' does not exist", EX_DATAERR)
 
 
 def _no_user(user: str) -> CtlError:
@@ -797,7 +801,10 @@ def cmd_close_all_connections(client, out, args):
         conns = client.get(path("connections"))
     else:
         out.info(f"Closing all connections in vhost {args.vhost}, reason: {args.reason}...")
-        conns = _get_or_missing_vhost(client, path("vhosts", args.vhost, "connections"), args.vhost)
+        try:
+            conns = _get_or_missing_vhost(client, path("vhosts", args.vhost, "connections"), args.vhost)
+        except CtlError:  # no such vhost: nothing to close, as rabbitmqctl
+            conns = []
     if args.limit:
         conns = conns[:args.limit]
     closed = 0
