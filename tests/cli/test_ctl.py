@@ -564,3 +564,30 @@ def test_a_missing_vhost_as_rabbitmqctl_answers_it(broker):
 def test_list_vhost_limits_without_limits(broker):
     assert ctl(broker, "list_vhost_limits")[1] == 'Listing limits for vhost "/" ...\n\n'
     assert ctl(broker, "list_vhost_limits", "--formatter", "json")[1] == "[]\n"
+
+
+# ------------------------------------------------------------------- channels, consumers
+def test_list_channels_and_consumers(broker, queues):
+    c = connect(broker)
+    try:
+        ch = c.channel()
+        ch.basic_qos(prefetch_count=7)
+        ch.basic_consume("q-ctl-a", lambda *a: None, consumer_tag="ctl-tag")
+        c.process_data_events(time_limit=0.5)
+        _, out, _ = ctl(broker, "list_consumers")
+        lines = out.splitlines()
+        assert lines[:2] == ["Listing consumers in vhost / ...",
+                             "queue_name\tchannel_pid\tconsumer_tag\tack_required\tprefetch_count\tactive\targuments"]
+        row = [r for r in rows(out) if r[2:3] == ["ctl-tag"]][0]
+        assert row[0] == "q-ctl-a" and row[3:] == ["true", "7", "true", "[]"]
+        channel_name = row[1]
+        _, out, _ = ctl(broker, "list_channels", "-q", "name", "prefetch_count", "consumer_count",
+                        "messages_unacknowledged", "user")
+        assert [channel_name, "7", "1", "2", "guest"] in rows(out)
+        _, out, _ = ctl(broker, "list_channels")
+        assert out.splitlines()[:2] == ["Listing channels ...", "pid\tuser\tconsumer_count\tmessages_unacknowledged"]
+        assert [channel_name, "guest", "1", "2"] in rows(out)
+        _, out, _ = ctl(broker, "list_consumers", "--formatter", "json", "queue_name", "consumer_tag", "arguments")
+        assert {"queue_name": "q-ctl-a", "consumer_tag": "ctl-tag", "arguments": []} in json.loads(out)
+    finally:
+        c.close()
