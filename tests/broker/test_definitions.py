@@ -25,7 +25,7 @@ def rabbit_hash(algorithm: str, password: str, salt: bytes = b"\x10\x20\x30\x40"
 
 def build(b: Broker) -> None:
     """A broker with one of everything the domain has (and things an export must leave out)."""
-    b.add_vhost("app", description="the app's vhost", tags=["prod", "eu"], default_queue_type="quorum")
+    b.add_vhost("app", description="the app's vhost", tags=["prod", "eu"], default_queue_type="classic")
     b.add_user("alice", "alice-pw", tags=["management", "policymaker"])
     b.add_user("bob", None, ["monitoring"], password_hash=base64.b64decode(rabbit_hash("sha512", "bob-pw")),
                hashing_algorithm="rabbit_password_hashing_sha512")
@@ -83,7 +83,7 @@ def test_export_is_rabbitmq_3_10s_document_without_what_rabbitmq_leaves_out():
     assert users["alice"]["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert len(base64.b64decode(users["alice"]["password_hash"])) == 4 + 32
     assert d["vhosts"][1] == {"name": "app", "metadata": {"description": "the app's vhost", "tags": ["prod", "eu"],
-                                                          "default_queue_type": "quorum"}}
+                                                          "default_queue_type": "classic"}}
     assert d["vhosts"][0]["name"] == "/" and "default_queue_type" not in d["vhosts"][0]["metadata"]
     assert {"value": {"pattern": "^orders$", "definition": {"max-length": 5}, "priority": 1, "apply-to": "queues"},
             "vhost": "app", "component": "operator_policy", "name": "cap"} in d["parameters"]
@@ -151,7 +151,7 @@ def test_round_trip_into_an_empty_broker_gives_the_same_objects():
     assert vh.policies.by_name["ttl"].definition == {"message-ttl": 1000}
     assert b.vhost_limits("app") == {"max-queues": 50} and b.user_limits("alice") == {"max-connections": 5}
     assert vh.queues["orders"].policy.operator_policy == "cap"
-    assert vh.description == "the app's vhost" and vh.default_queue_type == "quorum"
+    assert vh.description == "the app's vhost" and vh.default_queue_type == "classic"
     assert b.global_parameter("owner")["value"] == {"team": "ops", "level": 2}
     # importing the same document again changes nothing
     definitions.apply(b, exported)
@@ -278,6 +278,35 @@ def test_existing_queues_and_exchanges_are_kept_as_they_are():
                           "exchanges": [{"vhost": "/", "name": "x", "type": "topic", "durable": True}]})
     assert vh.queues["q"].durable and vh.queues["q"].arguments == {"x-max-length": 1}
     assert vh.exchanges["x"].type == "fanout"
+
+
+def test_a_vhost_default_queue_type_is_not_given_to_imported_queues():
+    # RabbitMQ 3.10.8 (probed): a queue without x-queue-type imported into a vhost whose default queue type
+    # is quorum stays classic; the default is for declares over a channel
+    b = make_broker()
+    definitions.apply(b, {"vhosts": [{"name": "dq", "metadata": {"default_queue_type": "quorum"}}],
+                          "queues": [{"vhost": "dq", "name": "q1", "durable": True, "auto_delete": False,
+                                      "arguments": {}}]})
+    vh = b.vhosts["dq"]
+    assert vh.default_queue_type == "quorum"
+    assert vh.queues["q1"].queue_type == "classic" and vh.queues["q1"].arguments == {}
+    vh.declare_queue("q2", None, durable=True)
+    assert vh.queues["q2"].queue_type == "quorum"
+
+
+def test_an_imported_classic_queue_stays_classic_across_a_restart(tmp_path):
+    config = BrokerConfig(data_dir=str(tmp_path))
+    b = Broker(config, open_storage(config))
+    definitions.apply(b, {"vhosts": [{"name": "dq", "metadata": {"default_queue_type": "quorum"}}],
+                          "queues": [{"vhost": "dq", "name": "q1", "durable": True, "arguments": {}}]})
+    b.vhosts["dq"].declare_queue("q2", None, durable=True)
+    b.close()
+    b = Broker(config, open_storage(config))
+    try:
+        assert b.vhosts["dq"].queues["q1"].queue_type == "classic"
+        assert b.vhosts["dq"].queues["q2"].queue_type == "quorum"
+    finally:
+        b.close()
 
 
 def test_new_queues_must_fit_the_vhost_queue_limit():

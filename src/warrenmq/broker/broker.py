@@ -218,7 +218,9 @@ class Broker:
                 vh = self.vhosts.get(vhost)
                 if vh is None:
                     continue
-                q, _ = vh.declare_queue(name, None, durable=True, auto_delete=auto_delete, arguments=args)
+                # the stored arguments are what was declared (a default queue type already applied)
+                q, _ = vh.declare_queue(name, None, durable=True, auto_delete=auto_delete, arguments=args,
+                                        default_type=False)
                 q.store_id = qid
                 by_id[qid] = q
             for vhost, source, dest, kind, key, args in d["bindings"]:

@@ -534,7 +534,9 @@ def _add_queue(broker, q: dict, vhost: str | None) -> None:
     auto_delete = _bool(q, "auto_delete", False, what)
     arguments = _arguments(q, what)
     try:
-        vh.declare_queue(name, None, durable=durable, auto_delete=auto_delete, arguments=arguments)
+        # as RabbitMQ's import: the vhost's default queue type is for declares over a channel only
+        vh.declare_queue(name, None, durable=durable, auto_delete=auto_delete, arguments=arguments,
+                         default_type=False)
     except AMQPError as e:
         raise _amqp(e) from None
 

@@ -291,8 +291,9 @@ class VHost:
 
     # ---------------------------------------------------------------- queues
     def declare_queue(self, name: str, owner, passive=False, durable=False, exclusive=False,
-                      auto_delete=False, arguments=None) -> tuple[Queue, bool]:
-        """Return (queue, created)."""
+                      auto_delete=False, arguments=None, default_type=True) -> tuple[Queue, bool]:
+        """Return (queue, created).  ``default_type=False``: the vhost's default queue type is not applied
+        (RabbitMQ applies it to declares over a channel, not to queues a definitions import creates)."""
         if passive:
             q = self.queues.get(name)
             if q is None:
@@ -304,7 +305,7 @@ class VHost:
         arguments = arguments or {}
         dqt = self.default_queue_type
         if dqt is not None and dqt != "classic" and "x-queue-type" not in arguments and durable \
-                and not exclusive and not auto_delete:
+                and not exclusive and not auto_delete and default_type:
             # RabbitMQ's augment_declare_args: the vhost's default queue type, where the type allows it
             arguments = {**arguments, "x-queue-type": dqt}
         if name == "":
