@@ -56,13 +56,6 @@ def rows(stdout: str) -> list:
     return [line.split("\t") for line in stdout.splitlines()]
 
 
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def queues(broker):
     """q-ctl-a (durable, 2 messages) and q-ctl-b (x-max-length 5, bound to amq.direct with 'rk')."""
@@ -200,8 +193,44 @@ def test_status(broker, queues):
     assert status["alarms"] == []
 
 
-def test_await_startup_returns_when_the_broker_answers(broker):
-    assert ctl(broker, "await_startup")[1] == ""
+def test_status_shows_alarms(broker):
+    from warrenmq.broker.alarms import Alarm
+    broker.call(broker.broker.set_alarm, Alarm.MEMORY, True)
+    try:
+        _, out, _ = ctl(broker, "status")
+        lines = out.splitlines()
+        node = lines[0].removeprefix("Status of node ").removesuffix(" ...")
+        alarms = lines.index("Alarms")
+        assert lines[alarms + 2] == f"Memory alarm on node {node}"
+        assert json.loads(ctl(broker, "status", "--formatter", "json")[1])["alarms"] == ["memory"]
+    finally:
+        broker.call(broker.broker.set_alarm, Alarm.MEMORY, False)
+    lines = ctl(broker, "status")[1].splitlines()
+    assert lines[lines.index("Alarms") + 2] == "(none)"
+
+
+def test_await_startup_waits_for_a_broker_starting_later(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        mport = s.getsockname()[1]
+    url = f"http://127.0.0.1:{mport}"
+    waiter = subprocess.Popen([sys.executable, "-m", "warrenmq", "ctl", "--url", url, "await_startup", "--timeout",
+                               "60"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    broker = None
+    try:
+        time.sleep(1.0)
+        assert waiter.poll() is None  # nothing answers yet: still waiting
+        broker = subprocess.Popen([sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", "0",
+                                   "--management-port", str(mport), "--in-memory", "--log-level", "warning"],
+                                  env=_env())
+        out, err = waiter.communicate(timeout=60)
+        assert (waiter.returncode, out, err) == (0, "", "")
+        assert broker.poll() is None
+    finally:
+        waiter.kill()
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=20)
 
 
 def test_await_startup_times_out_on_a_dead_url(broker):

@@ -188,7 +188,7 @@ class Table(dict):
     """An AMQP table (arguments, client properties): printed as rabbitmqctl prints one."""
 
 
-def _erl(v, top: bool = False) -> str:
+def _erl(v) -> str:
     """rabbitmqctl's table rendering of a value inside an AMQP table: strings quoted, tables as
     ``[{"key",value}]``."""
     if isinstance(v, bool):
@@ -511,7 +511,8 @@ def cmd_status(client, out, args):
     if "warrenmq_version" in status:
         lines.append(f"WarrenMQ version: {status['warrenmq_version']}")
     lines += [f"Node name: {node_name}", "", "Alarms", ""]
-    lines += [f"{'Memory' if a == 'memory' else 'Free disk space'} alarm on node {node_name}" for a in alarms] or ["(none)"]
+    lines += ([f"{'Memory' if a == 'memory' else 'Free disk space'} alarm on node {node_name}" for a in alarms]
+              or ["(none)"])
     lines += ["", "Memory", "", f"Total memory used: {_gb(node.get('mem_used'))}",
               f"Memory high watermark: computed to: {_gb(node.get('mem_limit'))}", "",
               "Free Disk Space", "", f"Low free disk space watermark: {_gb(node.get('disk_free_limit'))}"]
