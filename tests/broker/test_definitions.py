@@ -447,3 +447,22 @@ def test_a_rabbitmq_3_10_export_survives_a_restart(tmp_path):
         assert b.check_user_password("i12-defs-md5", "md5-secret")
     finally:
         b.close()
+
+
+def test_what_a_failed_import_applied_is_durable_too(tmp_path):
+    # the import is one transaction of the definitions store, committed even when an object fails:
+    # what the broker kept (as RabbitMQ keeps it) is what a restart finds
+    config = BrokerConfig(data_dir=str(tmp_path))
+    b = Broker(config, open_storage(config))
+    with pytest.raises(DefinitionsError):
+        definitions.apply(b, {"vhosts": [{"name": "v1"}],
+                              "queues": [{"vhost": "v1", "name": "q", "durable": True},
+                                         {"vhost": "v1", "name": "bad", "durable": True,
+                                          "arguments": {"x-max-length": "x"}}]})
+    b.vhosts["v1"].declare_queue("after", None, durable=True)  # and the store takes changes again
+    b.close()
+    b = Broker(config, open_storage(config))
+    try:
+        assert set(b.vhosts["v1"].queues) == {"q", "after"}
+    finally:
+        b.close()

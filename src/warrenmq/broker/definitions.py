@@ -186,6 +186,11 @@ def apply(broker, defs, vhost: str | None = None) -> None:
     :class:`DefinitionsError` with RabbitMQ's reason at the first object that cannot be applied."""
     if not isinstance(defs, dict):
         raise DefinitionsError("failed_to_parse_json")
+    with broker.defs.batch():  # one transaction of the definitions store for the whole import
+        _apply(broker, defs, vhost)
+
+
+def _apply(broker, defs: dict, vhost: str | None) -> None:
     if vhost is not None:
         if vhost not in broker.vhosts:
             raise KeyError(f"vhost '{vhost}' not found")

@@ -40,6 +40,7 @@ built by :func:`warrenmq.store.open_storage` outside the domain.
 """
 from __future__ import annotations
 
+import contextlib
 from array import array
 from dataclasses import dataclass
 
@@ -250,6 +251,12 @@ class Definitions:
 
     def global_parameter_cleared(self, name: str) -> None:
         pass
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Make the changes reported inside the block durable together (one transaction, one sync) rather
+        than one by one; a store without transactions records them as they come."""
+        yield
 
     def load(self) -> dict:
         """Everything stored, for the broker to rebuild (empty lists when nothing is)."""
