@@ -59,7 +59,8 @@ class BrokerConfig:
     # the largest message body a publisher may send (RabbitMQ's max_message_size: 128 MiB, at most 512 MiB);
     # checked when the content header announces the size, before any of the body is buffered
     max_message_size: int = 134217728
-    # the default user and vhost created at start, as RabbitMQ does
+    # the default user and vhost, created on first boot only (an empty definitions database), as RabbitMQ does;
+    # given on a later boot they are ignored, and a warning says so
     default_user: str = "guest"
     default_pass: str = "guest"
     default_vhost: str = "/"
@@ -216,7 +217,18 @@ class BrokerConfig:
         unknown = set(values) - set(fields)
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        config = cls(**values)
+        config._given = frozenset(values)
+        return config
+
+    def given(self, *names: str) -> list:
+        """Which of ``names`` were set (by the config file, the environment or a flag, when the config
+        came from :meth:`load`; otherwise those that differ from their defaults)."""
+        given = getattr(self, "_given", None)
+        if given is not None:
+            return [n for n in names if n in given]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return [n for n in names if getattr(self, n) != defaults.get(n)]
 
 
 def _coerce(f, raw: str):

@@ -167,13 +167,38 @@ class Broker:
         self.defs = storage.definitions
         if self._recover():
             self._ensure_cluster_id()
+            self._default_settings_ignored()
             return
         # first boot: the default vhost, and the default user with the administrator tag and all permissions
         # in it (as RabbitMQ's default_user, default_vhost and default_permissions)
         self._ensure_cluster_id()
-        self.add_vhost(self.config.default_vhost, description="Default virtual host")
-        self.add_user(self.config.default_user, self.config.default_pass, tags=["administrator"],
-                      vhosts={self.config.default_vhost})
+        cfg = self.config
+        if storage.durable:
+            log.info("first boot: the definitions database in %s is empty; creating the default vhost and user "
+                     "(default_vhost, default_user)", storage.path)
+        self.add_vhost(cfg.default_vhost, description="Default virtual host")
+        self.add_user(cfg.default_user, cfg.default_pass, tags=["administrator"], vhosts={cfg.default_vhost})
+        log.info("Adding vhost '%s' (description: 'Default virtual host', tags: [])", cfg.default_vhost)
+        log.info("Created user '%s'", cfg.default_user)
+        log.info("Successfully set user tags for user '%s' to [administrator]", cfg.default_user)
+        log.info("Successfully set permissions for '%s' in virtual host '%s' to '.*', '.*', '.*'",
+                 cfg.default_user, cfg.default_vhost)
+
+    def _default_settings_ignored(self) -> None:
+        """A later boot: the default user and vhost settings are not applied (RabbitMQ creates them only on
+        first boot).  Say so when they were given and differ from what the database holds."""
+        cfg = self.config
+        given = cfg.given("default_user", "default_pass", "default_vhost")
+        if not given:
+            return
+        user = self.users.get(cfg.default_user)
+        if cfg.default_vhost in self.vhosts and user is not None and user.check_password(cfg.default_pass):
+            return  # what they ask for is there (a deployment that passes them at every start)
+        path = self.storage.path
+        log.warning("%s given but ignored: the definitions database%s already has users and vhosts, and the "
+                    "default user and vhost are created only on first boot, as RabbitMQ does; change users and "
+                    "vhosts with `warrenmq ctl` or the management API", ", ".join(given),
+                    f" in {path}" if path else "")
 
     # --------------------------------------------------------------- storage
     def _recover(self) -> bool:
