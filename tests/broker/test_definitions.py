@@ -466,3 +466,17 @@ def test_what_a_failed_import_applied_is_durable_too(tmp_path):
         assert set(b.vhosts["v1"].queues) == {"q", "after"}
     finally:
         b.close()
+
+
+def test_a_first_boot_with_definitions_to_load_seeds_no_default_user(tmp_path):
+    # RabbitMQ's maybe_insert_default_data: the definitions file says which users and vhosts there are
+    b = Broker(BrokerConfig(data_dir="", definitions_file=FIXTURE))
+    assert not b.users and not b.vhosts
+    definitions.apply(b, fixture())
+    assert "guest" not in b.users and "/" not in b.vhosts and "i12-defs-vh" in b.vhosts
+    config = BrokerConfig(data_dir=str(tmp_path))  # without one: guest and / as before
+    b = Broker(config, open_storage(config))
+    try:
+        assert "guest" in b.users and "/" in b.vhosts
+    finally:
+        b.close()

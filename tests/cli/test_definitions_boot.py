@@ -46,6 +46,9 @@ def test_definitions_flag_loads_a_rabbitmq_export_at_boot_and_it_survives_a_rest
     with b:
         check_loaded(b.port)
         assert "imported definitions from" in b.log()
+        # as RabbitMQ: with definitions to load, the first boot seeds no default vhost and user
+        with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+            login(b.port, "guest", "guest", "/")
         b.stop()
     # without the flag: what it imported is durable
     b = BrokerProcess(data, port=b.port)
@@ -96,7 +99,8 @@ def test_definitions_that_cannot_be_applied_are_one_line(tmp_path):
     doc = {"permissions": [{"user": "nobody", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]}
     line = run_bad(tmp_path, json.dumps(doc))
     assert line == f"warrenmq: cannot import definitions file {tmp_path / 'defs.json'}: no_such_user: nobody"
-    doc = {"policies": [{"vhost": "/", "name": "p", "pattern": ".*", "definition": {"bogus": 1}}]}
+    doc = {"vhosts": [{"name": "v"}], "policies": [{"vhost": "v", "name": "p", "pattern": ".*",
+                                                    "definition": {"bogus": 1}}]}
     line = run_bad(tmp_path, json.dumps(doc), "data2")
     assert line.startswith(f"warrenmq: cannot import definitions file {tmp_path / 'defs.json'}: Validation failed: ")
-    assert line.endswith('[{<<"bogus">>,1}] are not recognised policy settings (//p)')
+    assert line.endswith('[{<<"bogus">>,1}] are not recognised policy settings (v/p)')

@@ -172,6 +172,10 @@ class Broker:
         # first boot: the default vhost, and the default user with the administrator tag and all permissions
         # in it (as RabbitMQ's default_user, default_vhost and default_permissions)
         self._ensure_cluster_id()
+        if self.config.definitions_file:  # RabbitMQ's maybe_insert_default_data: the definitions say who
+            log.debug("will not seed the default vhost and user: have definitions to load (%s)",
+                      self.config.definitions_file)
+            return
         cfg = self.config
         if storage.durable:
             log.info("first boot: the definitions database in %s is empty; creating the default vhost and user "
