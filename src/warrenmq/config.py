@@ -206,6 +206,8 @@ class BrokerConfig:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
             values.update(data.get("warrenmq", data))
+            if "load_definitions" in values:  # RabbitMQ's name for it (rabbitmq.conf)
+                values.setdefault("definitions_file", values.pop("load_definitions"))
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if "WARRENMQ_DEFINITIONS" in env:  # the short name of WARRENMQ_DEFINITIONS_FILE
             values["definitions_file"] = env["WARRENMQ_DEFINITIONS"]

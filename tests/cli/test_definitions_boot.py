@@ -68,6 +68,10 @@ def test_the_environment_and_the_config_file_name_it_too(tmp_path, monkeypatch):
     with BrokerProcess(str(tmp_path / "b"), "--config", str(config)) as b:
         check_loaded(b.port)
         b.stop()
+    config.write_text(f"load_definitions = {json.dumps(FIXTURE)}\n")  # RabbitMQ's key
+    with BrokerProcess(str(tmp_path / "c"), "--config", str(config)) as b:
+        check_loaded(b.port)
+        b.stop()
 
 
 def run_bad(tmp_path, doc_text, data="data"):
