@@ -24,7 +24,11 @@ existing queue or exchange is kept as it is; ``amq.*`` queues and exchanges and 
 exchange are skipped with a warning; a binding whose source or destination does not exist is
 skipped (RabbitMQ ignores the failure too).  The first invalid object stops the import with a
 :class:`DefinitionsError` whose ``reason`` is RabbitMQ's (``["no_such_vhost", "v"]``,
-``"Validation failed\\n\\n... (vhost/name)"``, ...); what was applied before it stays, as in RabbitMQ.
+``"Validation failed\\n\\n... (vhost/name)"``, ...; a per-vhost import words it as RabbitMQ's
+``format/1``: one string); what was applied before it stays, as in RabbitMQ.  The whole import is
+one transaction of the definitions store (``Definitions.batch``), committed even when it fails.
+A vhost's default queue type is not given to the queues it creates (RabbitMQ gives it to declares
+over a channel only).
 """
 from __future__ import annotations
 
