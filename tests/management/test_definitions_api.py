@@ -126,6 +126,8 @@ def test_the_ui_form_upload_and_its_redirect(api, mbroker):
     status, hdrs, _ = raw(mbroker, "POST", "/api/definitions", body, headers)
     assert status == 303 and hdrs["Location"] == "../#/"
     assert api.get("/api/vhosts/upload-vh2")[0] == 200
+    for ctype in ("multipart/form-data", "multipart/form-data; boundary=xyz"):  # not a form: an empty 400
+        assert raw(mbroker, "POST", "/api/definitions", b"garbage", {"Content-Type": ctype})[::2] == (400, b"")
     body, headers = multipart({"file": ("defs.json", b"{bad")})
     status, _, out = raw(mbroker, "POST", "/api/definitions", body, headers)
     assert (status, json.loads(out)) == (400, {"error": "bad_request", "reason": "failed_to_parse_json"})

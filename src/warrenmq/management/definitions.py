@@ -8,7 +8,7 @@ UI's download button asks for, which also passes the credentials as ``?auth=`` b
 download link cannot send a header: the server accepts that here only).  ``POST`` takes the document
 as a JSON body (``application/json``) or as the UI's form upload (``multipart/form-data`` with the
 file in the ``file`` field; a ``redirect`` field answers 303 to it), applies it, and answers 204;
-another content type is 415.  RabbitMQ's answers, probed on 3.10.8: a body that is not a JSON object
+another content type is 415, a form that is not multipart an empty 400.  RabbitMQ's answers, probed on 3.10.8: a body that is not a JSON object
 is 400 ``failed_to_parse_json``, a definition that cannot be applied 400 with RabbitMQ's reason; an
 unknown vhost is 400 ``vhost_not_found`` for ``GET`` and 404 for ``POST``.
 """
@@ -68,7 +68,10 @@ async def _post(ctx, vhost: str | None):
     if ctype == "application/json":
         raw = await request.read()
     elif ctype == "multipart/form-data":
-        raw, redirect = await _form(request)
+        try:
+            raw, redirect = await _form(request)
+        except ValueError:  # no boundary, or a body that is not multipart: RabbitMQ's empty 400
+            return web.Response(status=400)
     else:
         return web.Response(status=415)
     doc = _parse(raw)
