@@ -241,6 +241,15 @@ def test_invalid_definitions_fail_with_rabbitmqs_reason(doc, reason):
     assert "\n" not in str(info.value)
 
 
+def test_arguments_that_are_no_amqp_table_are_refused_before_anything_is_made():
+    b = make_broker()
+    with pytest.raises(DefinitionsError) as info:
+        definitions.apply(b, {"queues": [{"vhost": "/", "name": "q", "durable": True,
+                                          "arguments": {"x-big": 2 ** 70}}]})
+    assert info.value.reason.startswith("queue 'q': arguments cannot be an AMQP table: ")
+    assert "q" not in b.vhosts["/"].queues
+
+
 def test_import_stops_at_the_first_error_and_keeps_what_came_before_it():
     b = make_broker()
     with pytest.raises(DefinitionsError):

@@ -36,7 +36,9 @@ import base64
 import binascii
 import html
 import logging
+import struct
 
+from ..protocol.codec import encode_table
 from ..protocol.errors import AMQPError
 from ..protocol.spec import REPLY_NAMES
 from .exchanges import KIND_EXCHANGE, _thaw
@@ -298,6 +300,10 @@ def _arguments(item: dict, what: str) -> dict:
         return {}
     if not isinstance(args, dict):
         raise DefinitionsError(f"{what}: 'arguments' must be an object")
+    try:
+        encode_table(args)  # what the definitions store and AMQP clients will be given
+    except (struct.error, OverflowError, TypeError, ValueError) as e:
+        raise DefinitionsError(f"{what}: arguments cannot be an AMQP table: {e}") from None
     return args
 
 
