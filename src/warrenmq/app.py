@@ -116,7 +116,8 @@ class BrokerApp:
                 raise RuntimeError(f"the management API needs aiohttp ({e}); install it or set "
                                    "management_enabled = false") from e
             self.management = ManagementServer(self, self.config.management_host or self.config.host,
-                                               self.config.management_port)
+                                               self.config.management_port,
+                                               ssl=self.config.management_tls_context())
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -273,7 +274,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     if app.tls_server is not None:
         log.info("WarrenMQ listening for TLS (AMQPS) on %s:%s", config.host, app.tls_port)
     if app.management is not None:
-        log.info("WarrenMQ management API on http://%s:%s/api/", app.management.host, app.management_port)
+        log.info("WarrenMQ management API on %s://%s:%s/api/", app.management.scheme, app.management.host,
+                 app.management_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()

@@ -13,7 +13,9 @@ Logging: ``log_level``, ``log_file`` and ``log_format`` are applied by the
 leaves its host process's logging alone.
 
 Management: the HTTP API (:mod:`warrenmq.management`) listens on
-``management_host``/``management_port`` (15672) when ``management_enabled``.
+``management_host``/``management_port`` (15672) when ``management_enabled``,
+over HTTPS when ``management_tls_certfile`` and ``management_tls_keyfile`` are
+set (:meth:`BrokerConfig.management_tls_context`).
 
 TLS: a second listener (AMQPS, RabbitMQ's ``listeners.ssl``) starts on
 ``tls_port`` when ``tls_certfile`` and ``tls_keyfile`` are set;
@@ -122,6 +124,10 @@ class BrokerConfig:
     management_enabled: bool = True
     management_host: str = ""
     management_port: int = 15672
+    # HTTPS for the management API (RabbitMQ's management.ssl.certfile/keyfile): on when both are set, on
+    # management_port (RabbitMQ's convention for HTTPS is 15671)
+    management_tls_certfile: str = ""
+    management_tls_keyfile: str = ""
     # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
     # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled
@@ -163,6 +169,22 @@ class BrokerConfig:
     @property
     def tls_enabled(self) -> bool:
         return bool(self.tls_certfile and self.tls_keyfile)
+
+    def management_tls_context(self) -> ssl.SSLContext | None:
+        """The management API's server-side SSL context (HTTPS), or ``None`` when it serves plain HTTP.
+        Raises as :meth:`tls_context` does."""
+        certfile, keyfile = self.management_tls_certfile, self.management_tls_keyfile
+        if not (certfile and keyfile):
+            if certfile or keyfile:
+                raise ValueError("management TLS needs both management_tls_certfile and management_tls_keyfile")
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # TLS 1.2+, secure ciphers
+        try:
+            ctx.load_cert_chain(certfile, keyfile)
+        except OSError as e:  # ssl.SSLError included
+            raise OSError(f"cannot load management TLS certificate {certfile!r} with key {keyfile!r}: "
+                          f"{e.strerror or e}") from e
+        return ctx
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The server-side SSL context of the TLS listener, or ``None`` when TLS is off.

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="HTTP port of the management API (default 15672; 0: any free port)")
         mgmt.add_argument("--management-host", help="address the management API listens on (default: --host)")
         mgmt.add_argument("--no-management", action="store_true", help="do not serve the management API")
+        mgmt.add_argument("--management-tls-certfile",
+                          help="serve the management API over HTTPS with this certificate chain (PEM)")
+        mgmt.add_argument("--management-tls-keyfile", help="the HTTPS certificate's private key (PEM)")
         mgmt.add_argument("--no-statistics", action="store_true",
                           help="no message rates or message_stats in the management API (statistics_enabled)")
     return p
@@ -104,11 +107,15 @@ def main(argv=None) -> int:
                                    tls_fail_if_no_peer_cert=args.tls_fail_if_no_peer_cert,
                                    management_port=args.management_port, management_host=args.management_host,
                                    management_enabled=False if args.no_management else None,
+                                   management_tls_certfile=args.management_tls_certfile,
+                                   management_tls_keyfile=args.management_tls_keyfile,
                                    statistics_enabled=False if args.no_statistics else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
                                    definitions_file=args.definitions)
         config.tls_context()  # report bad TLS files or options before starting
+        if config.management_enabled:
+            config.management_tls_context()
         if str(config.log_level).lower() not in LOG_LEVELS:  # from the environment or the config file
             raise ValueError(f"invalid log_level {config.log_level!r} (choose from {', '.join(LOG_LEVELS)})")
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError

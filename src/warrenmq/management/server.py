@@ -35,12 +35,14 @@ log = logging.getLogger("warrenmq.management")
 
 class ManagementServer:
     """``ManagementServer(app, host, port)``; ``app`` is the :class:`~warrenmq.app.BrokerApp` (its broker,
-    its AMQP listeners for the overview and for closing connections)."""
+    its AMQP listeners for the overview and for closing connections); ``ssl``: an :class:`ssl.SSLContext` to
+    serve HTTPS."""
 
-    def __init__(self, app, host: str, port: int):
+    def __init__(self, app, host: str, port: int, ssl=None):
         self.app = app
         self.host = host
         self.port = port
+        self.ssl = ssl  # an ssl.SSLContext: HTTPS (management_tls_certfile/keyfile)
         self.node = views.node_name()
         self._sock: socket.socket | None = None
         self._runner: web.AppRunner | None = None
@@ -49,6 +51,10 @@ class ManagementServer:
     @property
     def broker(self):
         return self.app.broker
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl is not None else "http"
 
     def bind(self) -> None:
         """Bind and listen (nothing is served until :meth:`start`)."""
@@ -77,8 +83,8 @@ class ManagementServer:
         self.stats.start(asyncio.get_running_loop())
         self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.SockSite(self._runner, self._sock).start()
-        log.info("management API listening on %s:%s", self.host, self.port)
+        await web.SockSite(self._runner, self._sock, ssl_context=self.ssl).start()
+        log.info("management API listening on %s:%s (%s)", self.host, self.port, self.scheme)
 
     async def stop(self) -> None:
         if self.stats is not None:
@@ -123,7 +129,7 @@ class ManagementServer:
             if server is not None:
                 out.append({"ip_address": _ip(app.config.host), "node": self.node, "port": server.port,
                             "protocol": protocol, "socket_opts": {}})
-        out.append({"ip_address": _ip(self.host), "node": self.node, "port": self.port, "protocol": "http",
+        out.append({"ip_address": _ip(self.host), "node": self.node, "port": self.port, "protocol": self.scheme,
                     "socket_opts": {"port": self.port}})
         return out
 

@@ -90,11 +90,12 @@ class _URLMixin:
 
     @property
     def management_url(self) -> str:
-        """``http://host:port`` of the management API (``management=True``); append ``/api/...``."""
+        """``http://host:port`` of the management API (``management=True``; ``https://`` with
+        ``management_tls_certfile`` and ``management_tls_keyfile``); append ``/api/...``."""
         port = self.app.management_port if self.app is not None else None
         if port is None:
             raise RuntimeError("the management API is off: EmbeddedBroker(management=True) serves it")
-        return f"http://{self.host}:{port}"
+        return f"{self.app.management.scheme}://{self.host}:{port}"
 
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
