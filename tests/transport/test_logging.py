@@ -279,3 +279,31 @@ def test_deleting_a_user_or_vhost_and_a_management_close_are_logged(records):
         rf"closing AMQP connection <0\.\d+\.0> \({ADDR} - api-conn, vhost: '/', user: 'guest'\)$",
     ]:
         assert re.search(pattern, text, re.M), f"{pattern!r} not in:\n{text}"
+
+
+def test_connections_the_broker_drops_are_logged_with_the_reason(records):
+    from support.raw import RawClient
+    from warrenmq.protocol import spec
+    with EmbeddedBroker(handshake_timeout_ms=300) as b:
+        silent = RawClient(b.port)
+        silent.handshake(heartbeat=1)  # then says nothing: dropped after two intervals
+        assert silent.closed_by_peer(5)
+        slow = RawClient(b.port)
+        slow.send(spec.PROTOCOL_HEADER)  # and never answers connection.start
+        assert slow.closed_by_peer(5)
+        bad = RawClient(b.port)
+        bad.handshake()
+        bad.send(b"\x01\x00\x00\x00\x00\x00\x01\x00\x00")  # a frame whose end marker is wrong
+        _, close = bad.read_method()
+        assert isinstance(close, spec.ConnectionClose) and close.reply_code == spec.FRAME_ERROR
+        silent.close(), slow.close(), bad.close()
+    text = "\n".join(records.texts())
+    for pattern in [
+        rf"\[warning\] {CONN} closing AMQP connection {CONN} \({ADDR}, vhost: '/', user: 'guest'\):\n"
+        rf"\S+ \S+ \[warning\] {CONN} missed heartbeats from client, timeout: 1s$",
+        rf"\[warning\] {CONN} closing AMQP connection {CONN} \({ADDR}\):\n"
+        rf"\S+ \S+ \[warning\] {CONN} handshake not completed within 0\.3s$",
+        rf"\[error\] {CONN} Error on AMQP connection {CONN} \({ADDR}, vhost: '/', user: 'guest', state: running\), "
+        rf"channel 0:\n\S+ \S+ \[error\] {CONN}  operation none caused a connection exception frame_error: ",
+    ]:
+        assert re.search(pattern, text, re.M), f"{pattern!r} not in:\n{text}"
