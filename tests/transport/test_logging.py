@@ -307,3 +307,22 @@ def test_connections_the_broker_drops_are_logged_with_the_reason(records):
         rf"channel 0:\n\S+ \S+ \[error\] {CONN}  operation none caused a connection exception frame_error: ",
     ]:
         assert re.search(pattern, text, re.M), f"{pattern!r} not in:\n{text}"
+
+
+def test_a_consumer_timeout_is_a_channel_error_in_the_log(records):
+    with EmbeddedBroker(consumer_timeout_ms=200) as b:
+        c = pika.BlockingConnection(params(b.port, name="slow-consumer"))
+        ch = c.channel()
+        ch.queue_declare("slow")
+        ch.basic_publish("", "slow", b"x")
+        assert ch.basic_get("slow")[2] == b"x"  # and never acknowledged
+        with pytest.raises((pika.exceptions.ChannelClosedByBroker, pika.exceptions.ChannelWrongStateError)):
+            for _ in range(50):
+                c.process_data_events(0.1)
+                ch.basic_qos(prefetch_count=1)
+        c.close()
+    text = "\n".join(records.texts())
+    pattern = (rf"\[error\] {CONN} Channel error on connection {CONN} \({ADDR}, vhost: '/', user: 'guest'\), "
+               rf"channel 1:\n\S+ \S+ \[error\] {CONN} operation none caused a channel exception precondition_failed: "
+               r"delivery acknowledgement on channel 1 timed out\. Timeout value used: 200 ms\.")
+    assert re.search(pattern, text, re.M), text

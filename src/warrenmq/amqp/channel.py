@@ -10,7 +10,6 @@ method classes otherwise.
 """
 from __future__ import annotations
 
-import logging
 import struct
 
 from ..broker import acktimeout
@@ -18,8 +17,8 @@ from ..broker.channel import Channel
 from ..protocol import spec
 from ..protocol.codec import encode_shortstr
 from ..protocol.spec import PRECONDITION_FAILED
+from . import connlog
 
-log = logging.getLogger("warrenmq.session")
 
 DELIVER_HEAD = struct.pack(">HH", spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
 _RETURN_HEAD = struct.pack(">HH", spec.BasicReturn.CLASS_ID, spec.BasicReturn.METHOD_ID)
@@ -74,8 +73,7 @@ class AMQPChannel(Channel):
         if session.channels.get(self.number) is not self or session.closed:
             return
         del session.channels[self.number]
-        log.warning("consumer timeout on connection %s channel %d: no acknowledgement within %d ms",
-                    session.name, self.number, timeout_ms)
+        text = "PRECONDITION_FAILED - " + acktimeout.timeout_text(self.number, timeout_ms)
+        connlog.channel_error(session, self.number, PRECONDITION_FAILED, text, "none")  # RabbitMQ's line
         self.close()
-        self.proto.close_channel(self.number, PRECONDITION_FAILED, "PRECONDITION_FAILED - "
-                                 + acktimeout.timeout_text(self.number, timeout_ms), 0, 0)
+        self.proto.close_channel(self.number, PRECONDITION_FAILED, text, 0, 0)
