@@ -10,6 +10,7 @@ import re
 import socket
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 import base64
 
@@ -326,3 +327,18 @@ def test_a_consumer_timeout_is_a_channel_error_in_the_log(records):
                rf"channel 1:\n\S+ \S+ \[error\] {CONN} operation none caused a channel exception precondition_failed: "
                r"delivery acknowledgement on channel 1 timed out\. Timeout value used: 200 ms\.")
     assert re.search(pattern, text, re.M), text
+
+
+def test_refused_http_logins_are_logged_as_rabbitmq_does(records):
+    with EmbeddedBroker(management=True) as b:
+        b.call(b.broker.add_user, "logs-plain", "pw", [])
+        for user, password, code in [("guest", "wrong", 401), ("nobody", "x", 401), ("logs-plain", "pw", 401)]:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            req = urllib.request.Request(f"{b.management_url}/api/overview", headers={"Authorization": f"Basic {token}"})
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req)
+            assert e.value.code == code
+    denied = [r.getMessage() for r in records.records if r.getMessage().startswith("HTTP access denied")]
+    assert denied == ["HTTP access denied: user 'guest' - invalid credentials",
+                      "HTTP access denied: user 'nobody' - invalid credentials",
+                      "HTTP access denied: user 'logs-plain' - Not management user"]

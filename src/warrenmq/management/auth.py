@@ -8,7 +8,8 @@ passed).  Missing or wrong credentials answer 401 with RabbitMQ's
 body; wrong: ``{"error": "not_authorized", "reason": "Login failed"}``); a
 user that authenticates but has none of the management tags answers 401
 ``{"error": "not_authorized", "reason": "Not management user"}``, as RabbitMQ
-3.10 does (checked against it).
+3.10 does (checked against it).  Each refusal is logged as RabbitMQ logs it:
+``HTTP access denied: user 'u' - invalid credentials`` (or ``- Not management user``).
 
 The tags form RabbitMQ's ladder: ``management`` < ``policymaker`` and
 ``monitoring`` < ``administrator``.  A route asks for a level with
@@ -20,8 +21,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 
 from .errors import not_authorised
+
+log = logging.getLogger("warrenmq.management")
 
 MANAGEMENT = "management"
 POLICYMAKER = "policymaker"
@@ -67,6 +71,8 @@ def authenticate(broker, header: str | None, peer):
         raise not_authorised("Not_Authorized", challenge=True, body=False)
     user = broker.authenticate(creds, peer, "http")
     if user is None:
+        # RabbitMQ's words: "user 'u' - invalid credentials"
+        log.warning("HTTP access denied: %s", broker.login_refusal(creds, peer), extra={"user": creds[0]})
         raise not_authorised("Login failed", challenge=True)
     require(user, MANAGEMENT)
     return user
@@ -78,6 +84,7 @@ def has_level(user, level: str) -> bool:
 
 def require(user, level: str) -> None:
     if not has_level(user, level):
+        log.warning("HTTP access denied: user '%s' - %s", user.name, REFUSED[level], extra={"user": user.name})
         raise not_authorised(REFUSED[level])
 
 
