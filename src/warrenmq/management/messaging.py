@@ -56,6 +56,9 @@ P = None  # a path parameter
 CREATED = 201
 NO_CONTENT = 204
 
+#: RabbitMQ's default order of a bindings listing (rabbit_mgmt_wm_bindings:to_json)
+BINDING_SORT = ("vhost", "source", "destination_type", "destination", "routing_key", "properties_key")
+
 #: the destination types of a binding path
 DEST_TYPES = {"q": "queue", "e": "exchange"}
 
@@ -181,9 +184,9 @@ async def bindings_between(ctx, vhost_name: str, source: str, dtype: str, dest: 
     if kind is None:
         raise not_found()
     if vhost_name not in ctx.broker.vhosts:  # RabbitMQ answers an empty list for a vhost that is not there
-        return ctx.list([], ("source", "routing_key"))
+        return ctx.list([], BINDING_SORT)
     vh, source, kind, dest = _endpoints(ctx, vhost_name, source, dtype, dest)
-    return ctx.list(_between(vh, source, kind, dest), ("source", "routing_key"))
+    return ctx.list(_between(vh, source, kind, dest), BINDING_SORT)
 
 
 async def binding_create(ctx, vhost_name: str, source: str, dtype: str, dest: str):
