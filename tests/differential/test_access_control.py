@@ -77,3 +77,94 @@ def test_deleting_a_user_closes_its_connections(differ):
             env.sync(ch)
         env.attempt("after delete_user", wait_and_use)
     differ(scenario)
+
+
+# the permitted user: configure and read its own "ok-" names, write them and amq.direct; read amq.fanout too
+OK_PERMISSIONS = ("ok-", "ok-|^amq\\.direct$", "ok-|^amq\\.fanout$")
+
+
+def test_permitted_operations(differ):
+    """Every operation with exactly the permission it needs: allowed (the other half of the refusals)."""
+    def scenario(env):
+        user = env.user("p", "pw", permissions=tuple(p.replace("ok-", f"^{env.name('ok-')}") for p in OK_PERMISSIONS))
+        q, q2, x = env.queue("ok-q"), env.queue("ok-q2"), env.exchange("ok-x")
+        conn = env.connect_as(user, "pw")
+        ch = conn.channel()
+        for label, fn, args in (
+                ("queue.declare", ch.queue_declare, (q,)),
+                ("queue.declare again", ch.queue_declare, (q,)),
+                ("queue.declare second", ch.queue_declare, (q2,)),
+                ("exchange.declare", ch.exchange_declare, (x, "topic")),
+                ("exchange.declare passive amq.topic (no permission needed)", ch.exchange_declare,
+                 ("amq.topic", "topic", True)),
+                ("queue.bind (write queue, read exchange)", ch.queue_bind, (q, x, "a.#")),
+                ("queue.bind to amq.fanout", ch.queue_bind, (q2, "amq.fanout")),
+                ("exchange.bind (write destination, read source)", ch.exchange_bind, (x, "amq.fanout")),
+        ):
+            env.attempt(label, fn, *args)
+        env.publish_sync(ch, "publish to its exchange", x, "a.b", b"one")
+        env.publish_sync(ch, "publish to amq.direct (unroutable)", "amq.direct", "nowhere", b"lost")
+        env.publish_sync(ch, "publish to amq.fanout (no write)", "amq.fanout", "", b"refused")
+        ch = conn.channel()
+        # the default exchange is the resource 'amq.default' for the write check, whatever the queue
+        env.publish_sync(ch, "publish through the default exchange (no write on amq.default)", "", q, b"two")
+        ch = conn.channel()
+        env.publish_sync(ch, "publish to its exchange again", x, "a.c", b"two")
+        env.attempt("basic.get", ch.basic_get, q, True)
+        env.record("count", env.count(ch, q))
+        c = env.consumer(ch, q, auto_ack=True)
+        env.record("consumed", [m["body"] for m in c.wait(1)])
+        c.cancel()
+        ch.basic_publish(x, "a.d", b"three")
+        env.sync(ch)
+        env.attempt("queue.purge", ch.queue_purge, q)
+        env.attempt("queue.unbind", ch.queue_unbind, q, x, "a.#")
+        env.attempt("exchange.unbind", ch.exchange_unbind, x, "amq.fanout")
+        env.attempt("exchange.delete", ch.exchange_delete, x)
+        env.attempt("queue.delete", ch.queue_delete, q)
+    differ(scenario)
+
+
+def test_bind_checks_each_side(differ):
+    """queue.bind needs write on the queue and read on the exchange; each missing one refused with its name."""
+    def scenario(env):
+        mine, theirs = env.queue("mine"), env.queue("theirs")
+        xr, xn = env.exchange("xr"), env.exchange("xn")
+        admin = env.channel()
+        for qn in (mine, theirs):
+            admin.queue_declare(qn)
+        for xname in (xr, xn):
+            admin.exchange_declare(xname, "direct")
+        user = env.user("b", "pw", permissions=("", f"^{mine}$|^{xr}$", f"^{xr}$"))
+        conn = env.connect_as(user, "pw")
+        env.attempt("bind writable queue, readable exchange", conn.channel().queue_bind, mine, xr, "k")
+        env.attempt("bind writable queue, unreadable exchange", conn.channel().queue_bind, mine, xn, "k")
+        env.attempt("bind unwritable queue, readable exchange", conn.channel().queue_bind, theirs, xr, "k")
+        env.attempt("unbind unwritable queue", conn.channel().queue_unbind, theirs, xr, "k")
+        env.attempt("unbind allowed", conn.channel().queue_unbind, mine, xr, "k")
+        env.attempt("queue.declare passive of another's queue", conn.channel().queue_declare, theirs, True)
+        env.attempt("server-named queue (configure on amq.gen-...)", conn.channel().queue_declare, "", False,
+                    False, True)
+    differ(scenario)
+
+
+def test_topic_permissions_on_publish_and_bind(differ):
+    """Topic permissions: write checked on publish to a topic exchange, read on binding a queue to it."""
+    def scenario(env):
+        q = env.queue("tq")
+        x = env.exchange("tx")
+        admin = env.channel()
+        admin.queue_declare(q)
+        admin.exchange_declare(x, "topic")
+        user = env.user("tp", "pw", permissions=(".*", ".*", ".*"))
+        env.target.set_topic_permissions(user, x, "^pub\\.", "^sub\\.")
+        conn = env.connect_as(user, "pw")
+        ch = conn.channel()
+        env.publish_sync(ch, "publish with a permitted key", x, "pub.a")
+        env.publish_sync(conn.channel(), "publish with a refused key", x, "other.a")
+        env.publish_sync(conn.channel(), "publish to amq.topic (no topic permission there: allowed)",
+                         "amq.topic", "other.a")
+        env.attempt("bind with a permitted key", conn.channel().queue_bind, q, x, "sub.#")
+        env.attempt("bind with a refused key", conn.channel().queue_bind, q, x, "other.#")
+        env.record("count", env.count(env.channel(), q))
+    differ(scenario)
