@@ -185,7 +185,7 @@ class Stats:
                 new[s] = prev
             else:
                 new[s] = (counts, _rates(prev[0], counts, dt, _ZERO_CONN))
-            total = sums.get(s.vhost)
+            total = sums.get(getattr(s, "vhost", None))
             if total is not None:
                 total[n] += counts[0]
                 total[n + 1] += counts[1]
@@ -220,7 +220,7 @@ class Stats:
         out = list(totals.channels)
         recv, send = totals.recv_oct, totals.send_oct
         for s in _sessions(self.broker):
-            if s.vhost is not vh:
+            if getattr(s, "vhost", None) is not vh:
                 continue
             recv += getattr(s, "recv_oct", 0)
             send += getattr(s, "send_oct", 0)
