@@ -118,7 +118,10 @@ def record_response(status: int, hdrs, data, *, keys=True, values=(), headers=()
             for item in data:
                 union.update(item)
             out["keys"] = _keys(union, keys)
-        out["items"] = [_values(item, values) for item in data] if values else len(data)
+        if values:
+            out["items"] = [_values(item, values) for item in data]
+        elif keys is not False:  # keys=False: the status is what the scenario compares
+            out["items"] = len(data)
         return out
     if keys is not False:
         out["keys"] = _keys(data, keys)

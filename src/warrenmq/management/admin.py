@@ -161,6 +161,7 @@ async def vhosts(ctx: Ctx):
 
 
 async def vhost_get(ctx: Ctx, name: str):
+    _admin(ctx)  # RabbitMQ 3.10: one vhost is for administrators, though the list is for every user
     return json_response(_vhost_json(ctx, ctx.vhost(name)))
 
 
