@@ -252,3 +252,31 @@ def test_the_sampling_interval_is_checked():
     with pytest.raises(ValueError, match="statistics_interval_ms"):
         BrokerConfig(statistics_interval_ms=0)
     assert BrokerConfig().statistics_interval_ms == 1000 and BrokerConfig().statistics_enabled is True
+
+
+def test_exchange_publish_out_counts_each_queue_and_not_unroutable_messages(sapi, conn):
+    ch = conn.channel()
+    ch.exchange_declare("st-fan", "fanout")
+    ch.exchange_declare("st-empty-fan", "fanout")
+    for name in ("st-fan-1", "st-fan-2", "st-fan-3"):
+        ch.queue_declare(name)
+        ch.queue_bind(name, "st-fan")
+    for _ in range(2):
+        ch.basic_publish("st-fan", "", b"f")
+        ch.basic_publish("st-empty-fan", "", b"f")
+    conn.process_data_events(0.1)
+    x = get(sapi, "/api/exchanges/%2F/st-fan")["message_stats"]
+    assert (x["publish_in"], x["publish_out"]) == (2, 6)
+    x = get(sapi, "/api/exchanges/%2F/st-empty-fan")["message_stats"]
+    assert (x["publish_in"], x["publish_out"]) == (2, 0)
+    for name in ("st-fan-1", "st-fan-2", "st-fan-3"):
+        ch.queue_delete(name)
+    ch.exchange_delete("st-fan")
+    ch.exchange_delete("st-empty-fan")
+
+
+def test_the_aliveness_test_counts_as_a_get(sapi):
+    status, _, body = sapi.get("/api/aliveness-test/%2F")
+    assert (status, body) == (200, {"status": "ok"})
+    ms = get(sapi, "/api/queues/%2F/aliveness-test")["message_stats"]
+    assert ms["get_no_ack"] >= 1 and ms["deliver"] == 0 and ms["ack"] == 0

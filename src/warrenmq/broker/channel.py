@@ -304,8 +304,7 @@ class Channel:
             q.stats_acked += 1
             q.settle(entry)
         else:
-            self.n_deliver += 1
-            q.n_deliver += 1
+            self.n_deliver += 1  # (the queue's is derived: broker/stats.py)
             entry.consumer = consumer
             self.unacked[tag] = entry
             consumer.unacked += 1
@@ -411,7 +410,6 @@ class Channel:
         if len(entries) == 1 and not self.global_prefetch:  # the common case, without the sets
             q = self._release_one(entries[0])
             q.stats_acked += 1
-            q.n_ack += 1
             self.n_ack += 1
             q.settle(entries[0])
             if q.messages and q.consumers:
@@ -424,7 +422,6 @@ class Channel:
         for e in entries:
             q = e.queue
             q.stats_acked += 1
-            q.n_ack += 1
             q.settle(e)
 
     def _reject(self, tag: int, multiple: bool, requeue: bool) -> None:

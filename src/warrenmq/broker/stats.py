@@ -18,11 +18,20 @@ Where each count lives (slot names are ``n_`` + RabbitMQ's key):
   counted: it is read from the confirm tracker (publishes confirmed minus those
   nacked, :func:`channel_counts`).
 * :data:`QUEUE_COUNTERS` on :class:`~.queues.Queue`: the same consumer-side
-  events, counted where the channel counts them; ``publish`` is the queue's
-  existing ``stats_published`` (every message enqueued, whatever sent it).
+  events, counted where the channel counts them.  Three come from counts the
+  queue already kept, so the common path pays no extra increment for them
+  (:func:`queue_counts`): ``publish`` is ``stats_published`` (every message
+  enqueued, whatever sent it), ``deliver`` is ``stats_delivered`` (every
+  message handed out) less the no-ack deliveries and the gets, ``ack`` is
+  ``stats_acked`` (every message settled by its taker) less the no-ack ones.
+  Whatever takes messages from a queue without a channel (the aliveness test)
+  counts its get as a channel would.
 * :data:`EXCHANGE_COUNTERS` on :class:`~.exchanges.Exchange`, counted by the
   one publish path (:meth:`~.vhost.VHost.publish`): ``publish_in`` per
-  message published to it, ``publish_out`` per queue it went to.
+  message published to it, ``publish_out`` per queue it went to; the latter is
+  derived (:func:`exchange_counts`) from the messages that went nowhere and the
+  queues beyond the first, so a message routed to one queue, the common case,
+  pays one increment.
 * Connections count octets and socket reads/writes where the transport reads
   and writes (``recv_oct``, ``recv_cnt``, ``send_oct``, ``send_cnt``).
 
@@ -44,12 +53,14 @@ CHANNEL_COUNTERS = ("publish", "confirm", "return_unroutable", "drop_unroutable"
 CHANNEL_SLOTS = tuple("n_" + k for k in CHANNEL_COUNTERS if k != "confirm")
 
 #: the per-queue consumer-side counts (``publish`` is ``Queue.stats_published``)
-QUEUE_COUNTERS = ("deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "ack", "redeliver")
-QUEUE_SLOTS = tuple("n_" + k for k in QUEUE_COUNTERS)
+QUEUE_COUNTERS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "ack", "redeliver")
+#: the slots a queue adds for them (the others are derived, see queue_counts)
+QUEUE_SLOTS = ("n_deliver_no_ack", "n_get", "n_get_no_ack", "n_get_empty", "n_redeliver")
 
 #: the per-exchange counts
 EXCHANGE_COUNTERS = ("publish_in", "publish_out")
-EXCHANGE_SLOTS = tuple("n_" + k for k in EXCHANGE_COUNTERS)
+#: messages published to it, those no queue took, queues beyond the first that took one
+EXCHANGE_SLOTS = ("n_publish_in", "n_unroutable", "n_fanout")
 
 #: the per-connection counts (attributes of the session, named as RabbitMQ's keys)
 CONNECTION_COUNTERS = ("recv_oct", "recv_cnt", "send_oct", "send_cnt")
@@ -67,6 +78,19 @@ def channel_counts(ch) -> list:
     return [ch.n_publish, confirms.acked - confirms.nacked if confirms is not None else 0,
             ch.n_return_unroutable, ch.n_drop_unroutable, ch.n_deliver, ch.n_deliver_no_ack, ch.n_get,
             ch.n_get_no_ack, ch.n_get_empty, ch.n_ack, ch.n_redeliver]
+
+
+def exchange_counts(ex) -> tuple:
+    """``ex``'s counts in :data:`EXCHANGE_COUNTERS` order."""
+    n = ex.n_publish_in
+    return (n, n - ex.n_unroutable + ex.n_fanout)
+
+
+def queue_counts(q) -> tuple:
+    """``q``'s counts in :data:`QUEUE_COUNTERS` order."""
+    no_ack, get, get_no_ack = q.n_deliver_no_ack, q.n_get, q.n_get_no_ack
+    return (q.stats_published, q.stats_delivered - no_ack - get - get_no_ack, no_ack, get, get_no_ack,
+            q.n_get_empty, q.stats_acked - no_ack - get_no_ack, q.n_redeliver)
 
 
 class VHostTotals:

@@ -115,8 +115,10 @@ class VHost:
             queues = [q for q in queues if keep(q)]
         exchange.n_publish_in += 1
         if not queues:
+            exchange.n_unroutable += 1
             return UNROUTABLE
-        exchange.n_publish_out += len(queues)
+        if len(queues) > 1:  # (the exchange's publish_out counts each queue: broker/stats.py)
+            exchange.n_fanout += len(queues) - 1
         epoch = ROUTED
         if msg.persistent:
             qids = [q.store_id for q in queues if q.store_id]

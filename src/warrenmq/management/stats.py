@@ -33,18 +33,17 @@ credit), averaged over the last few samples.
 from __future__ import annotations
 
 import sys
-from operator import attrgetter
 from time import monotonic
 
 from ..broker.message import QueueEntry
-from ..broker.stats import CHANNEL_COUNTERS, QUEUE_SLOTS, channel_counts
+from ..broker.stats import CHANNEL_COUNTERS, QUEUE_COUNTERS, channel_counts, exchange_counts, queue_counts
 
 #: RabbitMQ's collect_statistics_interval is 5000 ms; WarrenMQ samples every second by default
 DEFAULT_INTERVAL_MS = 1000
 
-_QUEUE_KEYS = ("publish",) + tuple(s[2:] for s in QUEUE_SLOTS) + ("messages_ready", "messages_unacknowledged")
-_queue_counts = attrgetter("stats_published", *QUEUE_SLOTS)
-_exchange_counts = attrgetter("n_publish_in", "n_publish_out")
+_QUEUE_KEYS = QUEUE_COUNTERS + ("messages_ready", "messages_unacknowledged")
+_queue_counts = queue_counts
+_exchange_counts = exchange_counts
 _DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
 #: the channel keys of the publishing side and of the receiving side (RabbitMQ shows each group once it
 #: has an event; deliver_get is derived)
