@@ -42,7 +42,7 @@ NOT_COMPARED = frozenset({
     "recv_oct_details", "send_oct_details", "incoming", "outgoing", "deliveries",
     "messages", "messages_ready", "messages_unacknowledged", "recv_oct", "send_oct",
     # WarrenMQ's own additions
-    "warrenmq_version", "python_version", "os",
+    "warrenmq_version", "python_version", "os", "statistics_interval",
 })
 
 DEFAULT_AUTH = ("guest", "guest")

@@ -13,10 +13,9 @@ pytestmark = pytest.mark.timeout(120)
 QUEUE_KEYS = ("name", "vhost", "durable", "auto_delete", "exclusive", "arguments", "node", "type")
 #: and once its statistics collector has sampled it (api_until waits for "state")
 QUEUE_STATS_KEYS = QUEUE_KEYS + ("state", "consumers", "messages", "messages_ready", "messages_unacknowledged",
-                                 "policy", "exclusive_consumer_tag", "effective_policy_definition")
-# "memory" and "consumer_utilisation" join these when the statistics (part of issue 12) land
-#: RabbitMQ's overview keys but the statistics' (churn_rates, sample_retention_policies, rates_mode's value:
-#: compared once the statistics land)
+                                 "policy", "exclusive_consumer_tag", "effective_policy_definition", "memory",
+                                 "consumer_utilisation")
+#: RabbitMQ's overview keys but churn_rates and sample_retention_policies, which WarrenMQ does not have yet
 OVERVIEW_KEYS = ("cluster_name", "contexts", "disable_stats", "enable_queue_totals", "exchange_types", "listeners",
                  "management_version", "node", "object_totals", "product_name", "product_version",
                  "queue_totals", "rabbitmq_version", "rates_mode", "statistics_db_event_queue")
@@ -28,7 +27,7 @@ BINDING_VALUES = ("source", "vhost", "destination", "destination_type", "routing
 
 def test_overview_whoami_nodes_vhosts(api_differ):
     def scenario(env):
-        env.api("overview", "GET", "/overview", keys=OVERVIEW_KEYS, values=("product_name",))
+        env.api("overview", "GET", "/overview", keys=OVERVIEW_KEYS, values=("product_name", "rates_mode"))
         env.api("whoami", "GET", "/whoami", values=("name", "tags"))
         api_until(env, "nodes", "GET", "/nodes", lambda d: "mem_used" in d[0], keys=("name", "type", "running", "mem_used", "mem_limit",
                                                   "mem_alarm", "disk_free_alarm", "uptime", "partitions"),
@@ -330,4 +329,49 @@ def test_definitions_shape(api_differ):
             {k: q.get(k) for k in ("name", "vhost", "durable", "auto_delete", "arguments", "type")}
             for q in defs.get("queues", []) if q.get("vhost") == v] if status == 200 else status)
         env.record("keys of a user", sorted(defs["users"][0]) if status == 200 and defs.get("users") else None)
+    api_differ(scenario)
+
+
+def test_statistics_shapes(api_differ):
+    """After traffic: the keys of message_stats on a queue, an exchange, a vhost, a connection and a channel,
+    once RabbitMQ's collector has sampled them (api_until)."""
+    def scenario(env):
+        q = env.queue("sq")
+        conn = env.connect()
+        ch = conn.channel()
+        ch.queue_declare(q)
+        ch.confirm_delivery()
+        for i in range(3):
+            ch.basic_publish("", q, b"m%d" % i)
+        ch.basic_get(q, auto_ack=False)
+        ch.basic_get(q, auto_ack=True)
+        c = env.consumer(ch, q)
+        c.wait(1)
+        ch.basic_ack(c.messages[0]["delivery_tag"])
+        env.sync(ch)
+
+        def stats_keys(d):
+            return sorted((d.get("message_stats") or {}).keys())
+        qp = path("queues", "/", q)
+        # one message is left unacknowledged (the first basic.get's)
+        api_until(env, "queue", "GET", qp, lambda d: "ack" in d.get("message_stats", {}) and
+                  d.get("messages") == 1 and d.get("messages_unacknowledged") == 1, keys=QUEUE_STATS_KEYS,
+                  values=("messages", "messages_ready", "messages_unacknowledged", "consumers"))
+        env.record("queue's message_stats keys", stats_keys(env.http("GET", qp)[2]))
+        env.record("queue's counts", {k: v for k, v in env.http("GET", qp)[2]["message_stats"].items()
+                                      if not k.endswith("_details")})
+        api_until(env, "overview", "GET", "/overview", lambda d: "ack" in d.get("message_stats", {}),
+                  keys=False, values=("rates_mode",))
+        # but disk_reads and disk_writes (RabbitMQ's message store reads and writes), which WarrenMQ does not count
+        env.record("overview's message_stats keys", [k for k in stats_keys(env.http("GET", "/overview")[2])
+                                                     if not k.startswith(("disk_reads", "disk_writes"))])
+        cp = "/connections"
+        api_until(env, "connections", "GET", cp, lambda d: any("recv_oct" in c for c in d), keys=(
+            "name", "user", "vhost", "peer_host", "peer_port", "client_properties", "channels", "state",
+            "recv_oct", "send_oct", "protocol", "auth_mechanism", "frame_max", "channel_max", "timeout"),
+            values=("user", "vhost", "state", "protocol", "auth_mechanism"))
+        api_until(env, "channels", "GET", "/channels", lambda d: any("message_stats" in c for c in d), keys=(
+            "name", "number", "user", "vhost", "prefetch_count", "messages_unacknowledged", "confirm",
+            "consumer_count", "state", "connection_details", "message_stats"),
+            values=("number", "user", "vhost", "confirm", "consumer_count", "prefetch_count"))
     api_differ(scenario)
