@@ -375,3 +375,76 @@ def test_statistics_shapes(api_differ):
             "consumer_count", "state", "connection_details", "message_stats"),
             values=("number", "user", "vhost", "confirm", "consumer_count", "prefetch_count"))
     api_differ(scenario)
+
+
+def test_more_endpoints(api_differ):
+    """Health checks, bindings made and removed over HTTP, consumers, closing a connection, global
+    parameters, user limits."""
+    def scenario(env):
+        import urllib.parse as up
+        amqp_port = up.urlsplit(env.target.url).port
+        for label, p in (("virtual-hosts", "/health/checks/virtual-hosts"),
+                         ("port-listener, the AMQP port", f"/health/checks/port-listener/{amqp_port}"),
+                         ("port-listener, nothing", "/health/checks/port-listener/1"),
+                         ("port-listener, not a port", "/health/checks/port-listener/x"),
+                         ("protocol-listener amqp", "/health/checks/protocol-listener/amqp"),
+                         ("protocol-listener amqp091", "/health/checks/protocol-listener/amqp091"),
+                         ("protocol-listener http", "/health/checks/protocol-listener/http")):
+            status, _, body = env.http("GET", p)
+            # the ports and protocol lists differ between the two nodes: status and keys only
+            env.record(label, [status, sorted(body) if isinstance(body, dict) else body])
+        x, q = env.exchange("x"), env.queue("q")
+        ch = env.channel()
+        ch.exchange_declare(x, "direct")
+        ch.queue_declare(q)
+        bp = path("bindings", "/", "e", x, "q", q)
+        status, hdrs, _ = env.http("POST", bp, {"routing_key": "k", "arguments": {}})
+        env.record("bind over HTTP", [status, hdrs.get("Location")])
+        env.api("binding between", "GET", bp, values=BINDING_VALUES)
+        env.api("binding by its key", "GET", bp + "/k", values=BINDING_VALUES)
+        env.api("binding, missing key", "GET", bp + "/nope")
+        env.api("bind to a missing queue", "POST", path("bindings", "/", "e", x, "q", env.name("nq")),
+                {"routing_key": "k"})
+        env.api("e2e bind", "POST", path("bindings", "/", "e", "amq.direct", "e", x), {"routing_key": "r"})
+        env.api("e2e binding", "GET", path("bindings", "/", "e", "amq.direct", "e", x), values=BINDING_VALUES)
+        env.api("unbind", "DELETE", bp + "/k")
+        env.api("unbind again", "DELETE", bp + "/k")
+        c = env.consumer(ch, q)
+        api_until(env, "consumers", "GET", path("consumers", "/"), lambda d: len(d) >= 1, keys=("consumer_tag", "queue", "channel_details",
+                                                                "ack_required", "exclusive", "prefetch_count",
+                                                                "arguments", "active"),
+                values=("ack_required", "exclusive", "prefetch_count", "arguments", "active"))
+        c.cancel()
+        other = env.connect(client_properties={"connection_name": env.name("other")})
+        other.channel()
+        # RabbitMQ lists a connection once its statistics have been emitted: wait for it
+        import time
+        end = time.monotonic() + 10
+        while True:
+            status, _, conns = env.http("GET", "/connections")
+            names = [cn["name"] for cn in conns if cn.get("client_properties", {}).get("connection_name")
+                     == env.name("other")] if status == 200 else []
+            if names or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        env.record("the named connection listed", len(names))
+        if names:
+            env.record("close a connection", env.http("DELETE", path("connections", names[0]),
+                                                      headers={"X-Reason": "closed by the test"})[0])
+
+            def after():
+                env.pump(other, 2.0, lambda: not other.is_open)
+                env.sync(other.channel())
+            env.attempt("the closed connection", after)
+        env.api("close a missing connection", "DELETE", path("connections", env.name("nc")))
+        g = env.name("g")
+        env.api("global parameter", "PUT", path("global-parameters", g), {"value": {"a": 1}})
+        env.api("get global parameter", "GET", path("global-parameters", g), values=("name", "value"))
+        env.api("delete global parameter", "DELETE", path("global-parameters", g))
+        env.api("get deleted global parameter", "GET", path("global-parameters", g))
+        u = env.user("lim", "pw")
+        env.api("user limit", "PUT", path("user-limits", u, "max-connections"), {"value": 5})
+        env.api("get user limits", "GET", path("user-limits", u), values=("user", "value"))
+        env.api("bad user limit", "PUT", path("user-limits", u, "max-nonsense"), {"value": 5})
+        env.api("delete user limit", "DELETE", path("user-limits", u, "max-connections"))
+    api_differ(scenario)
