@@ -53,7 +53,7 @@ class Client:
         self.delivered.append((consumer.tag, msg.body))
         q = entry.queue
         if consumer.no_ack:
-            q.stats_acked += 1
+            q.n_deliver_no_ack += 1
             q.settle(entry)
             return
         entry.consumer = consumer

@@ -300,8 +300,7 @@ class Channel:
             q.n_redeliver += 1
         if consumer.no_ack:
             self.n_deliver_no_ack += 1
-            q.n_deliver_no_ack += 1
-            q.stats_acked += 1
+            q.n_deliver_no_ack += 1  # (settled at once: not in stats_acked, which counts acks)
             q.settle(entry)
         else:
             self.n_deliver += 1  # (the queue's is derived: broker/stats.py)
@@ -338,7 +337,6 @@ class Channel:
         if no_ack:
             self.n_get_no_ack += 1
             q.n_get_no_ack += 1
-            q.stats_acked += 1
             q.settle(entry)
         else:
             self.n_get += 1

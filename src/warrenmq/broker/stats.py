@@ -23,7 +23,8 @@ Where each count lives (slot names are ``n_`` + RabbitMQ's key):
   (:func:`queue_counts`): ``publish`` is ``stats_published`` (every message
   enqueued, whatever sent it), ``deliver`` is ``stats_delivered`` (every
   message handed out) less the no-ack deliveries and the gets, ``ack`` is
-  ``stats_acked`` (every message settled by its taker) less the no-ack ones.
+  ``stats_acked`` (every message acknowledged; a no-ack delivery or get is
+  settled without touching it, so the no-ack paths pay one increment each).
   Whatever takes messages from a queue without a channel (the aliveness test)
   counts its get as a channel would.
 * :data:`EXCHANGE_COUNTERS` on :class:`~.exchanges.Exchange`, counted by the
@@ -90,7 +91,7 @@ def queue_counts(q) -> tuple:
     """``q``'s counts in :data:`QUEUE_COUNTERS` order."""
     no_ack, get, get_no_ack = q.n_deliver_no_ack, q.n_get, q.n_get_no_ack
     return (q.stats_published, q.stats_delivered - no_ack - get - get_no_ack, no_ack, get, get_no_ack,
-            q.n_get_empty, q.stats_acked - no_ack - get_no_ack, q.n_redeliver)
+            q.n_get_empty, q.stats_acked, q.n_redeliver)
 
 
 class VHostTotals:

@@ -155,7 +155,8 @@ def queue_info(broker: Broker, queue: str, vhost: str = "/") -> QueueInfo | None
         return None
     bindings = tuple(sorted((ex.name, key) for ex, key, _ in q.bindings))
     return QueueInfo(q.name, vhost, len(q.messages), q.unacked, len(q.consumers), q.durable, q.exclusive,
-                     q.auto_delete, _copy(q.arguments), q.stats_published, q.stats_acked, bindings)
+                     q.auto_delete, _copy(q.arguments), q.stats_published,
+                     q.stats_acked + q.n_deliver_no_ack + q.n_get_no_ack, bindings)
 
 
 def queue_infos(broker: Broker, vhost: str = "/") -> dict[str, QueueInfo]:

@@ -65,7 +65,7 @@ class Queue(PolicyTarget, ConsumerChoice, CreditFlow, Expiry, Limits, Paging):
         self._dispatching = False
         self.stats_published = 0
         self.stats_delivered = 0
-        self.stats_acked = 0
+        self.stats_acked = 0  # messages acknowledged (no-ack deliveries and gets: n_*_no_ack, broker/stats.py)
         zero(self, QUEUE_SLOTS)  # message statistics (stats.py), counted by the channels
         self.memory = vhost.memory
         # consumers (consumers.py); which consumer dispatch picks: None = plain round robin
