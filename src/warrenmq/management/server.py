@@ -13,12 +13,20 @@ with :func:`.dispatch.match` on the raw, still percent-encoded path (see
 aiohttp's own 404/405 into RabbitMQ's JSON errors.  :meth:`start` also starts
 the statistics sampler (:class:`.stats.Stats`) on the same loop.  No access log: the broker's
 logging is its own.
+
+The web UI (docs/ui.md) is static files in the package's ``www/`` directory:
+``GET /`` answers ``www/index.html`` and ``/static/...`` serves ``www/static``
+(aiohttp's static route, which refuses paths leaving that directory).  The
+files are ES modules that call ``/api/...`` like any other client; nothing is
+rendered here.  Vendored libraries (``static/vendor/``, pinned versions) may
+be cached for a day; the UI's own files are revalidated on every load.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
+from pathlib import Path
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -31,6 +39,12 @@ from .errors import ApiError, not_found
 from .stats import Stats
 
 log = logging.getLogger("warrenmq.management")
+
+#: the web UI's files (package data, see pyproject.toml)
+WWW = Path(__file__).with_name("www")
+#: scripts only from the UI's own files; no inline scripts, no plugins, no framing
+_UI_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+           "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 
 
 class ManagementServer:
@@ -73,6 +87,9 @@ class ManagementServer:
         webapp = web.Application(middlewares=[_errors], client_max_size=16 << 20)
         webapp.router.add_route("*", "/api/{tail:.*}", self.handle)
         webapp.router.add_route("*", "/api", self.handle)
+        webapp.router.add_get("/", _index)
+        webapp.router.add_static("/static", WWW / "static")
+        webapp.on_response_prepare.append(_ui_headers)
         return webapp
 
     async def start(self) -> None:
@@ -143,6 +160,22 @@ class ManagementServer:
                 if c.session is session:
                     c.force_close(text)
                     return
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(WWW / "index.html")
+
+
+async def _ui_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Cache and security headers of the UI's files (the API's responses are left as they are)."""
+    path = request.path
+    if path == "/" or path.startswith("/static/"):
+        if path.startswith("/static/vendor/") and response.status == 200:
+            response.headers["Cache-Control"] = "public, max-age=86400"
+        else:
+            response.headers["Cache-Control"] = "no-cache"
+        response.headers["Content-Security-Policy"] = _UI_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def _ip(host: str) -> str:
