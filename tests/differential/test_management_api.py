@@ -448,3 +448,53 @@ def test_more_endpoints(api_differ):
         env.api("bad user limit", "PUT", path("user-limits", u, "max-nonsense"), {"value": 5})
         env.api("delete user limit", "DELETE", path("user-limits", u, "max-connections"))
     api_differ(scenario)
+
+
+#: classic mirroring policy definitions, accepted or refused (RabbitMQ 3.10's rabbit_mirror_queue_misc and
+#: rabbit_queue_location_validator texts); a non-string ha-mode is left out: RabbitMQ answers it with a 500
+HA_DEFINITIONS = (
+    {"ha-mode": "all"}, {"ha-mode": "exactly"}, {"ha-mode": "exactly", "ha-params": 2},
+    {"ha-mode": "exactly", "ha-params": 0}, {"ha-mode": "exactly", "ha-params": "2"},
+    {"ha-mode": "exactly", "ha-params": 2.5}, {"ha-mode": "exactly", "ha-params": None},
+    {"ha-mode": "nodes"}, {"ha-mode": "nodes", "ha-params": ["rabbit@a"]}, {"ha-mode": "nodes", "ha-params": []},
+    {"ha-mode": "nodes", "ha-params": "a"}, {"ha-mode": "nodes", "ha-params": ["a", 2]},
+    {"ha-mode": "nodes", "ha-params": {"a": 1}}, {"ha-mode": "all", "ha-params": 2}, {"ha-mode": "foo"},
+    {"ha-params": 2}, {"ha-sync-mode": "automatic"}, {"ha-promote-on-failure": "always"},
+    {"ha-mode": "all", "ha-sync-mode": "automatic"}, {"ha-mode": "all", "ha-sync-mode": "foo"},
+    {"ha-mode": "all", "ha-sync-mode": None}, {"ha-mode": "all", "ha-sync-batch-size": 10},
+    {"ha-mode": "all", "ha-sync-batch-size": 0}, {"ha-mode": "all", "ha-sync-batch-size": "a"},
+    {"ha-mode": "all", "ha-promote-on-shutdown": "when-synced"}, {"ha-mode": "all", "ha-promote-on-shutdown": "x"},
+    {"ha-mode": "all", "ha-promote-on-failure": "always"}, {"ha-mode": "all", "ha-promote-on-failure": "x"},
+    {"queue-master-locator": "min-masters"}, {"queue-master-locator": "client-local"},
+    {"queue-master-locator": "random"}, {"queue-master-locator": "x"}, {"queue-master-locator": 1},
+    # which complaint comes first when several keys are wrong
+    {"max-length": "a", "ha-mode": "foo"}, {"queue-master-locator": "x", "max-length": "a"},
+    {"message-ttl": "x", "max-length": "a"}, {"max-length": "a", "x-foo": 1}, {"ha-mode": "foo", "x-foo": 1},
+    {"ha-mode": "all", "ha-sync-mode": "x", "ha-promote-on-failure": "y"},
+    {"ha-mode": "all", "ha-sync-mode": "x", "max-length": 1, "zz": 1},
+)
+
+
+def test_classic_mirroring_policies(api_differ):
+    def scenario(env):
+        v = env.vhost("ha")
+        for i, d in enumerate(HA_DEFINITIONS):
+            env.api(f"policy {d}", "PUT", path("policies", v, f"p{i}"), {"pattern": "^nothing$", "definition": d})
+        polp = path("policies", v, "ha")
+        definition = {"ha-mode": "exactly", "ha-params": 2, "ha-sync-mode": "automatic",
+                      "ha-sync-batch-size": 5, "ha-promote-on-shutdown": "always",
+                      "ha-promote-on-failure": "when-synced", "queue-master-locator": "min-masters",
+                      "max-length": 7}
+        env.api("ha policy", "PUT", polp, {"pattern": "^q", "definition": definition, "priority": 5})
+        env.api("get it", "GET", polp, values=("definition", "priority"))
+        env.api("queue", "PUT", path("queues", v, "q1"), {"durable": False})
+        api_until(env, "queue's policy", "GET", path("queues", v, "q1"), lambda d: "policy" in d,
+                  keys=("slave_nodes", "synchronised_slave_nodes"),
+                  values=("policy", "effective_policy_definition", "slave_nodes", "synchronised_slave_nodes"))
+        env.api("exchange", "PUT", path("exchanges", v, "qx"), {"type": "direct"})
+        env.api("exchange's policy", "GET", path("exchanges", v, "qx"), keys=False, values=("policy",))
+        env.api("not an operator policy key", "PUT", path("operator-policies", v, "op"),
+                {"pattern": ".*", "definition": {"ha-mode": "all"}})
+        env.api("definitions", "GET", path("definitions", v), keys=False)
+        env.api("delete vhost", "DELETE", path("vhosts", v))
+    api_differ(scenario)

@@ -230,3 +230,61 @@ def test_policies_and_parameters_survive_a_restart(tmp_path):
         api.put("/api/queues/%2F/kq", {"durable": False})
         q = api.get("/api/queues/%2F/kq")[2]
         assert (q["policy"], q["operator_policy"], q["effective_policy_definition"]) == ("p", "op", {"max-length": 2})
+
+
+# ------------------------------------------------------------ classic mirroring
+HA_DEFINITION = {"ha-mode": "exactly", "ha-params": 2, "ha-sync-mode": "automatic", "ha-sync-batch-size": 50,
+                 "ha-promote-on-shutdown": "when-synced", "ha-promote-on-failure": "always",
+                 "queue-master-locator": "client-local", "queue-mode": "lazy", "message-ttl": 60000}
+
+
+def test_classic_mirroring_policies_are_checked_stored_and_apply_nothing_else(api, pb):
+    path = "/api/policies/%2F/ha"
+    assert api.put(path, {"pattern": "^haq", "definition": {"ha-mode": "exactly"}})[2] == failed(
+        'ha-mode="exactly" takes an integer, none given')
+    assert api.put(path, {"pattern": "^haq", "definition": {"ha-sync-mode": "automatic"}})[2] == failed(
+        "ha-mode must be specified to specify ha-params, ha-sync-mode or ha-promote-on-shutdown")
+    assert api.put(path, {"pattern": "^haq", "definition": {"ha-mode": "nodes", "ha-params": [1]}})[2] == failed(
+        'ha-mode="nodes" takes a list of strings, [1] was not a string')
+    assert api.put(path, {"pattern": "^haq", "definition": {"ha-mode": 1}})[2] == failed(
+        "1 is not a valid ha-mode value")  # RabbitMQ 3.10: a 500
+    assert api.get(path)[0] == 404
+    assert api.put(path, {"pattern": "^haq", "definition": HA_DEFINITION})[0] == 201
+    assert api.put("/api/queues/%2F/haq", {"durable": False})[0] == 201
+    q = api.get("/api/queues/%2F/haq")[2]
+    assert q["policy"] == "ha" and q["effective_policy_definition"] == HA_DEFINITION
+    assert q["slave_nodes"] == [] and q["synchronised_slave_nodes"] == []
+    # the settings WarrenMQ has still apply next to the mirroring keys
+    conn = pika.BlockingConnection(pika.URLParameters(pb.url))
+    ch = conn.channel()
+    ch.basic_publish("", "haq", b"m")
+    pb.wait_for_messages("haq", 1)
+    conn.close()
+    assert pb.call(lambda: pb.broker.vhosts["/"].queues["haq"].message_ttl) == 60000
+    assert api.delete(path)[0] == 204
+    q = api.get("/api/queues/%2F/haq")[2]
+    assert q["policy"] is None and "slave_nodes" not in q
+    api.delete("/api/queues/%2F/haq")
+
+
+def test_a_rabbitmq_cluster_export_with_mirroring_policies_imports_and_survives_a_restart(tmp_path):
+    definitions = {"rabbit_version": "3.10.8", "rabbitmq_version": "3.10.8", "vhosts": [{"name": "/"}],
+                   "policies": [{"vhost": "/", "name": "ha-all", "pattern": ".*", "apply-to": "queues",
+                                 "definition": {"ha-mode": "all", "ha-sync-mode": "automatic"}, "priority": 0},
+                                {"vhost": "/", "name": "ha-two", "pattern": "^two\\.", "apply-to": "queues",
+                                 "definition": HA_DEFINITION, "priority": 1}],
+                   "queues": [{"name": "two.q", "vhost": "/", "durable": True, "auto_delete": False,
+                               "arguments": {}}]}
+    with EmbeddedBroker(management=True, data_dir=str(tmp_path)) as b:
+        api = Api(b.management_url)
+        assert api.request("POST", "/api/definitions", definitions)[0] == 204
+    with EmbeddedBroker(management=True, data_dir=str(tmp_path)) as b:
+        api = Api(b.management_url)
+        exported = api.get("/api/definitions")[2]["policies"]
+        assert sorted(exported, key=lambda p: p["name"]) == definitions["policies"]
+        assert api.get("/api/queues/%2F/two.q")[2]["effective_policy_definition"] == HA_DEFINITION
+        bad = dict(definitions, policies=[dict(definitions["policies"][0], definition={"ha-mode": "exactly"})])
+        status, _, body = api.request("POST", "/api/definitions", bad)
+        assert status == 400 and 'ha-mode="exactly" takes an integer, none given' in body["reason"], body
+        assert api.get("/api/policies/%2F/ha-all")[2]["definition"] == {"ha-mode": "all",
+                                                                         "ha-sync-mode": "automatic"}

@@ -27,6 +27,16 @@ then on; an ``expires`` countdown restarts with the new value).
 is created, so it applies only to queues declared while the policy is in force,
 and an ``x-max-priority`` argument wins.
 
+Classic mirroring keys (``ha-mode``, ``ha-params``, ``ha-sync-mode``,
+``ha-sync-batch-size``, ``ha-promote-on-shutdown``, ``ha-promote-on-failure``) and
+``queue-master-locator`` are accepted and checked as RabbitMQ 3.10 checks them
+(:data:`HA_KEYS`, :func:`_check_ha`), stored, shown in a queue's effective
+definition, and apply nothing: WarrenMQ is one node, where RabbitMQ's mirroring
+does nothing either.  Deployment scripts and definitions files written for a
+RabbitMQ cluster thus load unchanged.  Validation runs in RabbitMQ's order: the
+locator, then the other settings by key, then the mirroring group, and only then
+the complaint about unrecognised keys.
+
 Operator policies (RabbitMQ's ``operator_policy``, set by the operator over
 user policies) are a second :class:`Policies` of the vhost
 (``vhost.operator_policies``), limited to :data:`OPERATOR_KEYS`.  A queue is
@@ -70,6 +80,14 @@ QUEUE_KEYS = {
 EXCHANGE_KEYS = {
     "alternate-exchange": ("alternate-exchange", ARG),
 }
+#: classic mirroring (rabbit_mirror_queue_misc's policy validator): checked and stored, nothing applied
+HA_KEYS = ("ha-mode", "ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown",
+           "ha-promote-on-failure")
+HA_MODES = ("all", "exactly", "nodes")
+#: queue-master-locator's values (rabbit_queue_location_validator); checked and stored, nothing applied
+QUEUE_MASTER_LOCATORS = ("min-masters", "client-local", "random")
+#: the keys a user policy may set
+POLICY_KEYS = frozenset(QUEUE_KEYS) | frozenset(EXCHANGE_KEYS) | frozenset(HA_KEYS) | {"queue-master-locator"}
 #: the keys an operator policy may set (RabbitMQ 3.10's operator_policy_validator registrations);
 #: max-in-memory-* are accepted and, as for RabbitMQ's classic queues, have no effect
 OPERATOR_KEYS = ("expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
@@ -95,6 +113,10 @@ def _erl(v) -> str:
         return "true" if v else "false"
     if v is None:
         return "null"
+    if isinstance(v, list):
+        return "[" + ",".join(_erl(x) for x in v) + "]"
+    if isinstance(v, dict):  # a JSON object is an Erlang map
+        return "#{" + ",".join(f"{_erl(k)} => {_erl(x)}" for k, x in v.items()) + "}"
     return repr(v)
 
 
@@ -133,6 +155,47 @@ def _check_value(key: str, v) -> str | None:
     return None
 
 
+def _check_ha(definition: dict) -> str | None:
+    """rabbit_mirror_queue_misc:validate_policy: RabbitMQ's error for the mirroring keys, or None."""
+    if not any(k in definition for k in HA_KEYS):
+        return None
+    if "ha-mode" not in definition:
+        return "ha-mode must be specified to specify ha-params, ha-sync-mode or ha-promote-on-shutdown"
+    mode = definition["ha-mode"]
+    if mode not in HA_MODES:  # RabbitMQ 3.10 crashes (500) on a mode that is not a string
+        return f"{_erl(mode)} is not a valid ha-mode value"
+    has_params = "ha-params" in definition
+    params = definition.get("ha-params")
+    if mode == "all":
+        if has_params:
+            return 'ha-mode="all" does not take parameters'
+    elif mode == "exactly":
+        if not has_params:
+            return 'ha-mode="exactly" takes an integer, none given'
+        if not _is_int(params) or params <= 0:
+            return f'ha-mode="exactly" takes an integer, {_erl(params)} given'
+    else:
+        if not has_params:
+            return 'ha-mode="nodes" takes a list, none given'
+        if not isinstance(params, list):
+            return f'ha-mode="nodes" takes a list, {_erl(params)} given'
+        if not params:
+            return 'ha-mode="nodes" list must be non-empty'
+        for node in params:
+            if not isinstance(node, str):
+                return f'ha-mode="nodes" takes a list of strings, {_erl([node])} was not a string'
+    if "ha-sync-mode" in definition and definition["ha-sync-mode"] not in ("manual", "automatic"):
+        return f'ha-sync-mode must be "manual" or "automatic", got {_erl(definition["ha-sync-mode"])}'
+    if "ha-sync-batch-size" in definition:
+        v = definition["ha-sync-batch-size"]
+        if not _is_int(v) or v <= 0:
+            return f"ha-sync-batch-size takes an integer greater than 0, {_erl(v)} given"
+    for key in ("ha-promote-on-shutdown", "ha-promote-on-failure"):
+        if key in definition and definition[key] not in ("always", "when-synced"):
+            return f'{key} must be "always" or "when-synced", got {_erl(definition[key])}'
+    return None
+
+
 def validate(name: str, pattern: str, definition: dict, priority: int, apply_to: str,
              operator: bool = False) -> re.Pattern:
     """Check a policy as ``rabbitmqctl set_policy`` (``operator``: ``set_operator_policy``) does; ValueError
@@ -145,17 +208,26 @@ def validate(name: str, pattern: str, definition: dict, priority: int, apply_to:
         raise ValueError(f"{_erl(priority)} is not a valid priority")
     if not isinstance(definition, dict) or not definition:
         raise ValueError("no policy provided")
-    if operator:
-        unknown = [k for k in definition if k not in OPERATOR_KEYS]
-    else:
-        unknown = [k for k in definition if k not in QUEUE_KEYS and k not in EXCHANGE_KEYS]
+    # RabbitMQ's order (rabbit_policy:validation0): each validator on the keys it knows (the locator's,
+    # then rabbit_policies' in key order, then mirroring), and only then the keys nobody knew
+    known = OPERATOR_KEYS if operator else POLICY_KEYS
+    if not operator and "queue-master-locator" in definition:
+        v = definition["queue-master-locator"]
+        if v not in QUEUE_MASTER_LOCATORS:
+            raise ValueError(f"{_erl(v)} invalid queue-master-locator value")
+    for k in sorted(definition):
+        if k in known:
+            err = _check_value(k, definition[k])
+            if err:
+                raise ValueError(err)
+    if not operator:
+        err = _check_ha(definition)
+        if err:
+            raise ValueError(err)
+    unknown = sorted(k for k in definition if k not in known)
     if unknown:
         terms = ",".join(f"{{{_erl(k)},{_erl(definition[k])}}}" for k in unknown)
         raise ValueError(f"[{terms}] are not recognised policy settings")
-    for k, v in definition.items():
-        err = _check_value(k, v)
-        if err:
-            raise ValueError(err)
     try:
         return re.compile(pattern)
     except (re.error, TypeError) as e:

@@ -44,7 +44,7 @@ def queue(q, node: str) -> dict:
     ready = len(q.messages)
     unacked = q.unacked
     policy = q.policy
-    return {
+    out = {
         "arguments": q.arguments,
         "auto_delete": q.auto_delete,
         "consumers": len(q.consumers),
@@ -63,6 +63,11 @@ def queue(q, node: str) -> dict:
         "type": q.queue_type,
         "vhost": q.vhost.name,
     }
+    if policy is not None and "ha-mode" in policy.definition:
+        # a classic mirroring policy: RabbitMQ lists the (here always absent) mirrors; nothing is mirrored
+        out["slave_nodes"] = []
+        out["synchronised_slave_nodes"] = []
+    return out
 
 
 def exchange(ex) -> dict:

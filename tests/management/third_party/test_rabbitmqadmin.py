@@ -231,8 +231,11 @@ def test_bindings(admin):
 
 
 def test_policies(admin):
-    # the suite's definition is {"ha-mode":"all"}: WarrenMQ has no classic queue mirroring and refuses
-    # ha-* keys (docs/compatibility.md), so this one sets a length limit
+    # the suite's own case: a classic mirroring policy (accepted and stored; nothing to mirror to on one node)
+    admin.ok("declare", "policy", "name=ha", "pattern=.*", 'definition={"ha-mode":"all"}')
+    assert admin.table("list", "policies", "name", "vhost", "pattern", "definition") == [
+        ["ha", "/", ".*", '{"ha-mode": "all"}']]
+    admin.ok("delete", "policy", "name=ha")
     admin.ok("declare", "policy", "name=len", "pattern=.*", 'definition={"max-length":100}')
     assert admin.table("list", "policies", "name", "vhost", "pattern", "definition") == [
         ["len", "/", ".*", '{"max-length": 100}']]
