@@ -92,8 +92,9 @@ def _visible(ctx: Ctx, items: list) -> list:
     return [i for i in items if _can_access(ctx, i["vhost"])]
 
 
-async def _decode(ctx: Ctx, *keys: str) -> dict:
-    """The body as RabbitMQ's with_decode reads it, with the mandatory ``keys``."""
+async def _decode(ctx: Ctx, *keys: str, nullable: tuple = ()) -> dict:
+    """The body as RabbitMQ's with_decode reads it, with the mandatory ``keys`` (null counts as missing,
+    but for the ``nullable`` ones, which the handler then refuses with its own text as RabbitMQ does)."""
     raw = (await ctx.request.read()).strip()
     if raw in (b"", b"null", b"undefined"):
         body = {}
@@ -109,7 +110,7 @@ async def _decode(ctx: Ctx, *keys: str) -> dict:
             body = {}
         if not isinstance(body, dict):
             raise bad_request("not_json")
-    missing = [k for k in keys if body.get(k) is None]
+    missing = [k for k in keys if k not in body or (body[k] is None and k not in nullable)]
     if missing:
         raise bad_request("[" + ",".join(f"{{key_missing,{k}}}" for k in missing) + "]")
     return body
@@ -172,6 +173,9 @@ async def vhost_put(ctx: Ctx, name: str):
     description = body.get("description") or ""
     if not isinstance(description, str):
         raise bad_request("description must be a string")
+    tracing = body.get("tracing", False)
+    if not isinstance(tracing, bool) and tracing not in ("true", "false"):  # rabbit_mgmt_util:parse_bool
+        raise ApiError(400, "bad_request", ["not_boolean", tracing])
     queue_type = body.get("defaultqueuetype", body.get("default_queue_type"))
     if queue_type is not None and not isinstance(queue_type, str):
         raise bad_request("default queue type must be a string")
@@ -418,9 +422,9 @@ async def topic_permission_delete(ctx: Ctx, vhost: str, user: str):
 # ------------------------------------------------------------------- limits
 def _limit_value(name: str, body: dict):
     value = body["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, int):  # RabbitMQ: is_integer (1.5 is refused)
         return None
-    return int(value)
+    return value
 
 
 async def vhost_limits(ctx: Ctx, vhost: str | None = None):
@@ -438,7 +442,7 @@ async def vhost_limits(ctx: Ctx, vhost: str | None = None):
 
 async def vhost_limit_put(ctx: Ctx, vhost: str, name: str):
     _admin(ctx)
-    body = await _decode(ctx, "value")
+    body = await _decode(ctx, "value", nullable=("value",))
     b = ctx.broker
     _vhost_for_put(ctx, vhost)
     value = _limit_value(name, body)
@@ -471,7 +475,7 @@ async def user_limits(ctx: Ctx, user: str | None = None):
 
 async def user_limit_put(ctx: Ctx, user: str, name: str):
     _admin(ctx)
-    body = await _decode(ctx, "value")
+    body = await _decode(ctx, "value", nullable=("value",))
     b = ctx.broker
     if user not in b.users:
         raise bad_request(["no_such_user", user])
@@ -523,11 +527,9 @@ def _find_policy(ctx: Ctx, operator: bool, vhost: str, name: str):
 
 async def _policy_put(ctx: Ctx, vhost: str, name: str, operator: bool):
     _vhost_for_put(ctx, vhost)
-    body = await _decode(ctx, "pattern", "definition")
+    body = await _decode(ctx, "pattern", "definition", nullable=("pattern",))
     escape = not operator
     priority = body.get("priority", 0)
-    if priority is None:
-        priority = 0
     if isinstance(priority, bool) or not isinstance(priority, (int, float)):
         raise _validation_failed(f"priority should be a number, actually was {_erl(priority)}", escape)
     pattern = body["pattern"]
@@ -537,9 +539,9 @@ async def _policy_put(ctx: Ctx, vhost: str, name: str, operator: bool):
     if err is not None:
         raise _validation_failed(f'pattern should be regular expression but is invalid: {{"{err[0]}",{err[1]}}}',
                                  escape)
-    apply_to = body.get("apply-to") or "all"
+    apply_to = body.get("apply-to", "all")
     if apply_to not in APPLY_TO:
-        raise _validation_failed(f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'",
+        raise _validation_failed(f"apply-to '{_erl(apply_to) if not isinstance(apply_to, str) else apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'",
                                  escape)
     definition = body["definition"]
     if not isinstance(definition, dict):

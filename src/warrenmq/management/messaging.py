@@ -47,7 +47,7 @@ from ..protocol.properties import content_header
 from ..protocol.spec import ACCESS_REFUSED, NOT_FOUND, BasicProperties
 from . import certificates, views
 from .auth import ADMINISTRATOR, MONITORING, require
-from .routes import ALARM_RESOURCES
+from .routes import ALARM_RESOURCES, table_error, table_arguments
 from .errors import ApiError, access_refused, bad_request, json_response, not_found
 
 log = logging.getLogger("warrenmq.management")
@@ -202,9 +202,7 @@ async def binding_create(ctx, vhost_name: str, source: str, dtype: str, dest: st
         key = ""
     if not isinstance(key, str):
         raise bad_request(f"routing_key must be a string, not {key!r}")
-    args = body.get("arguments") or {}
-    if not isinstance(args, dict):
-        raise bad_request("arguments must be an object")
+    args = table_arguments(body.get("arguments"))
     try:
         may_bind(ctx, vh, kind, dest, source, key)
         if kind == "queue":
@@ -345,6 +343,8 @@ def channel_error(e: AMQPError) -> ApiError:
 
 #: the JSON types of the integer properties
 _INT_PROPERTIES = ("delivery_mode", "priority", "timestamp")
+#: the largest value each of priority (an octet) and timestamp (64 bits) can carry
+_INT_PROPERTY_MAX = {"priority": 255, "timestamp": (1 << 64) - 1}
 
 
 def to_basic_properties(props: dict) -> BasicProperties:
@@ -362,9 +362,19 @@ def to_basic_properties(props: dict) -> BasicProperties:
             if not isinstance(v, dict):
                 raise reason_error("not_a_table", "headers")
             v = {k: _table_value(x) for k, x in v.items()}
+            err = table_error(v)
+            if err:  # RabbitMQ 3.10 carries such a header along as an Erlang term
+                raise bad_request(f"headers: {err}")
         elif name in _INT_PROPERTIES:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise reason_error("not_int", name)
+            if name == "delivery_mode":
+                if v not in (1, 2):  # rabbit_basic's check, as RabbitMQ's plugin reports it
+                    raise bad_request(f"406 PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{v}}}")
+            elif not 0 <= v <= _INT_PROPERTY_MAX[name]:
+                # RabbitMQ 3.10 keeps the Erlang integer; an AMQP content header cannot carry it
+                raise bad_request(f"{name} {v} does not fit in its AMQP property "
+                                  f"(0 to {_INT_PROPERTY_MAX[name]})")
         elif not isinstance(v, str):
             raise reason_error("not_string", name)
         setattr(out, name, v)

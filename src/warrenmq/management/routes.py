@@ -92,6 +92,9 @@ class Ctx:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise bad_request("not_json") from None
+        if isinstance(data, str):  # RabbitMQ's with_decode
+            raise bad_request("invalid payload: the request body JSON-decoded to a string. "
+                              "Is the input doubly-JSON-encoded?")
         if not isinstance(data, dict):
             raise bad_request("not_json")
         return data
@@ -114,15 +117,57 @@ def _bool_field(body: dict, key: str, default: bool) -> bool:
     if isinstance(v, str) and v.lower() in ("true", "false"):
         return v.lower() == "true"
     if not isinstance(v, bool):
-        raise bad_request(f"{key} must be a boolean, not {v!r}")
+        raise ApiError(400, "bad_request", ["not_boolean", v])  # RabbitMQ's rabbit_mgmt_util:parse_bool
     return v
 
 
-def _arguments(body: dict) -> dict:
-    args = body.get("arguments") or {}
+#: the integers an AMQP field table can hold (signed 64-bit, and unsigned 64-bit as ``L``)
+_TABLE_INT_MIN, _TABLE_INT_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def _table_value_error(v) -> str | None:
+    if v is None:
+        return "null_not_allowed"
+    if isinstance(v, dict):
+        return table_error(v)
+    if isinstance(v, list):
+        for x in v:
+            err = _table_value_error(x)
+            if err:
+                return err
+    elif isinstance(v, int) and not isinstance(v, bool) and not _TABLE_INT_MIN <= v <= _TABLE_INT_MAX:
+        return f"{v} does not fit in an AMQP field table (64-bit integers at most)"
+    return None
+
+
+def table_error(table: dict) -> str | None:
+    """Why a JSON object cannot be the AMQP field table of a queue's, exchange's or binding's arguments,
+    or None: a null anywhere (RabbitMQ's ``null_not_allowed``), an integer beyond 64 bits or a key longer
+    than 255 bytes (RabbitMQ 3.10 keeps those as Erlang terms; WarrenMQ's arguments are AMQP tables, as
+    its store and every AMQP client know them, so it refuses them before anything is made)."""
+    for k, v in table.items():
+        if len(k.encode("utf-8", "surrogateescape")) > 255:
+            return f"argument name longer than 255 bytes: {k[:40]}..."
+        err = _table_value_error(v)
+        if err:
+            return err
+    return None
+
+
+def table_arguments(args) -> dict:
+    """The ``arguments`` of a request body as an AMQP field table, or a 400 (see :func:`table_error`)."""
+    if args is None or args == []:  # RabbitMQ reads an empty list as an empty table
+        return {}
     if not isinstance(args, dict):
         raise bad_request("arguments must be an object")
+    err = table_error(args)
+    if err:
+        raise bad_request(err)
     return args
+
+
+def _arguments(body: dict) -> dict:
+    return table_arguments(body.get("arguments"))
 
 
 # ------------------------------------------------------------------- overview / node
