@@ -3,6 +3,7 @@ to both, the same status codes, error bodies, JSON keys and the values a client 
 for what is recorded and docs/differential-testing.md for running against a live RabbitMQ."""
 from __future__ import annotations
 
+import pika
 import pytest
 
 from .mgmt import api_until, path
@@ -15,10 +16,11 @@ QUEUE_KEYS = ("name", "vhost", "durable", "auto_delete", "exclusive", "arguments
 QUEUE_STATS_KEYS = QUEUE_KEYS + ("state", "consumers", "messages", "messages_ready", "messages_unacknowledged",
                                  "policy", "exclusive_consumer_tag", "effective_policy_definition", "memory",
                                  "consumer_utilisation")
-#: RabbitMQ's overview keys but churn_rates and sample_retention_policies, which WarrenMQ does not have yet
-OVERVIEW_KEYS = ("cluster_name", "contexts", "disable_stats", "enable_queue_totals", "exchange_types", "listeners",
-                 "management_version", "node", "object_totals", "product_name", "product_version",
-                 "queue_totals", "rabbitmq_version", "rates_mode", "statistics_db_event_queue")
+#: RabbitMQ's overview keys
+OVERVIEW_KEYS = ("churn_rates", "cluster_name", "contexts", "disable_stats", "enable_queue_totals", "exchange_types",
+                 "listeners", "management_version", "node", "object_totals", "product_name", "product_version",
+                 "queue_totals", "rabbitmq_version", "rates_mode", "sample_retention_policies",
+                 "statistics_db_event_queue")
 QUEUE_VALUES = ("name", "vhost", "durable", "auto_delete", "exclusive", "arguments", "type")
 EXCHANGE_VALUES = ("name", "vhost", "type", "durable", "auto_delete", "internal", "arguments")
 BINDING_VALUES = ("source", "vhost", "destination", "destination_type", "routing_key", "arguments",
@@ -533,4 +535,34 @@ def test_odd_json_types_in_request_bodies(api_differ):
             env.api(f"publish, delivery_mode {mode}", "POST", pub,
                     {"routing_key": "q", "properties": {"delivery_mode": mode}, "payload": "x",
                      "payload_encoding": "string"})
+    api_differ(scenario)
+
+
+#: a queue's byte and RAM/persistence counts (RabbitMQ's queue metrics)
+BYTES_KEYS = ("message_bytes", "message_bytes_ready", "message_bytes_unacknowledged", "message_bytes_ram",
+              "message_bytes_persistent", "message_bytes_paged_out", "messages_ram", "messages_ready_ram",
+              "messages_unacknowledged_ram", "messages_persistent", "messages_paged_out")
+
+
+def test_message_bytes_idle_since_and_churn(api_differ):
+    """A durable queue with a persistent message held unacknowledged and a transient one ready: its
+    message_bytes* and messages_{ram,persistent}; the overview's churn_rates keys."""
+    def scenario(env):
+        q = env.queue("mb")
+        conn = env.connect()
+        ch = conn.channel()
+        ch.queue_declare(q, durable=True)
+        ch.confirm_delivery()
+        ch.basic_publish("", q, b"hello", pika.BasicProperties(delivery_mode=2))
+        ch.basic_publish("", q, b"hello2")
+        ch.basic_get(q, auto_ack=False)
+        env.sync(ch)
+        api_until(env, "queue's bytes", "GET", path("queues", "/", q),
+                  lambda d: d.get("message_bytes") == 11 and d.get("messages_unacknowledged") == 1,
+                  keys=BYTES_KEYS, values=BYTES_KEYS)
+        api_until(env, "queue goes idle", "GET", path("queues", "/", q), lambda d: "idle_since" in d,
+                  keys=("idle_since",))
+        status, _, ov = env.http("GET", "/overview")
+        env.record("churn_rates keys", sorted(ov.get("churn_rates", {})))
+        env.record("sample_retention_policies keys", sorted(ov.get("sample_retention_policies", {})))
     api_differ(scenario)

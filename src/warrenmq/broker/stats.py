@@ -43,6 +43,13 @@ closed channels and connections of that vhost counted (:meth:`fold_channel`,
 ``message_stats`` is then its totals plus its open channels', summed by the
 sampler on its timer; the node's (``/api/overview``) is the sum of the vhosts'.
 Nothing is counted twice.
+
+Churn (the overview's ``churn_rates``): a vhost's totals also count the queues
+declared (every non-passive ``queue.declare`` that succeeded), created and
+deleted, and the channels and connections that closed (in the fold calls);
+what was created of the latter is what closed plus what is open
+(:data:`CHURN_COUNTERS`).  These happen per declare or connection, never per
+message.
 """
 from __future__ import annotations
 
@@ -94,22 +101,41 @@ def queue_counts(q) -> tuple:
             q.n_get_empty, q.stats_acked, q.n_redeliver)
 
 
+#: RabbitMQ's ``churn_rates`` keys, in the order the management sampler sums them
+CHURN_COUNTERS = ("connection_created", "connection_closed", "channel_created", "channel_closed",
+                  "queue_declared", "queue_created", "queue_deleted")
+
+
 class VHostTotals:
-    """What a vhost's closed channels and connections counted (see the module docstring)."""
-    __slots__ = ("channels", "recv_oct", "send_oct")
+    """What a vhost's closed channels and connections counted, and its churn (see the module docstring)."""
+    __slots__ = ("channels", "recv_oct", "send_oct", "channel_closed", "connection_closed", "queue_declared",
+                 "queue_created", "queue_deleted")
 
     def __init__(self):
         self.channels = [0] * len(CHANNEL_COUNTERS)
         self.recv_oct = 0
         self.send_oct = 0
+        self.channel_closed = 0
+        self.connection_closed = 0
+        self.queue_declared = 0
+        self.queue_created = 0
+        self.queue_deleted = 0
 
     def fold_channel(self, ch) -> None:
         """``ch`` closes: keep its counts."""
         totals = self.channels
         for i, n in enumerate(channel_counts(ch)):
             totals[i] += n
+        self.channel_closed += 1
 
     def fold_connection(self, session) -> None:
         """A connection of this vhost closes: keep its octet counts."""
         self.recv_oct += session.recv_oct
         self.send_oct += session.send_oct
+        self.connection_closed += 1
+
+    def churn(self, open_connections: int, open_channels: int) -> list:
+        """The vhost's counts in :data:`CHURN_COUNTERS` order, given what is open now."""
+        return [self.connection_closed + open_connections, self.connection_closed,
+                self.channel_closed + open_channels, self.channel_closed,
+                self.queue_declared, self.queue_created, self.queue_deleted]

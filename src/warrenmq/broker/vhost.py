@@ -331,6 +331,7 @@ class VHost:
                                         QUORUM_EQUIVALENCE_ARGS if q.queue_type == "quorum" else QUEUE_EQUIVALENCE_ARGS)
             if q.expires:
                 q.reset_expires()
+            self.stats.queue_declared += 1
             return q, False
         dlx = arguments.get("x-dead-letter-exchange", "")
         if dlx.__class__ is not str:  # checked by RabbitMQ's channel before the other arguments
@@ -354,6 +355,9 @@ class VHost:
         self.queues[name] = q
         if durable and not exclusive:
             q.store_id = self.defs.queue_declared(self.name, q)
+        stats = self.stats
+        stats.queue_declared += 1
+        stats.queue_created += 1
         return q, True
 
     def _inequivalent_queue(self, q, arg, received, current):
@@ -384,6 +388,7 @@ class VHost:
         q.cancel_expires()
         if self.queues.get(q.name) is q:
             del self.queues[q.name]
+            self.stats.queue_deleted += 1
         n = q.purge()
         if q.store_id:
             self.defs.queue_deleted(self.name, q.name)

@@ -33,6 +33,7 @@ from . import channels, views
 from .auth import MONITORING, require, sees_all, visible_vhost
 from .errors import ApiError, access_refused, bad_request, json_response, not_authorised, not_found
 from .listing import respond
+from .stats import unacked_entries
 from aiohttp import web
 
 NO_CONTENT = 204
@@ -232,7 +233,8 @@ async def queues(ctx: Ctx, vhost_name: str | None = None):
     vhs = [ctx.vhost(vhost_name)] if vhost_name is not None else ctx.visible_vhosts()
     node_ = ctx.node
     st = ctx.mgmt.stats
-    return ctx.list([st.queue(q, views.queue(q, node_)) for vh in vhs for q in vh.queues.values()])
+    held = unacked_entries(ctx.broker)  # one pass over the channels for every queue's unacked bytes
+    return ctx.list([st.queue(q, views.queue(q, node_), held) for vh in vhs for q in vh.queues.values()])
 
 
 def _queue(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
@@ -247,6 +249,7 @@ async def queue_get(ctx: Ctx, vhost_name: str, name: str):
     _, q = _queue(ctx, vhost_name, name)
     data = ctx.mgmt.stats.queue(q, views.queue(q, ctx.node))
     data["consumer_details"] = [channels.consumer(c, ctx.node) for c in q.consumers]
+    data["deliveries"] = data["incoming"] = []  # per-channel breakdowns: RabbitMQ's at its basic rates mode
     return json_response(data)
 
 
@@ -307,7 +310,9 @@ def _exchange(ctx: Ctx, vhost_name: str, name: str, write: bool = False):
 
 async def exchange_get(ctx: Ctx, vhost_name: str, name: str):
     _, ex = _exchange(ctx, vhost_name, name)
-    return json_response(ctx.mgmt.stats.exchange(ex, views.exchange(ex)))
+    data = ctx.mgmt.stats.exchange(ex, views.exchange(ex))
+    data["incoming"] = data["outgoing"] = []  # per-channel/queue breakdowns, as RabbitMQ's at basic rates mode
+    return json_response(data)
 
 
 async def exchange_put(ctx: Ctx, vhost_name: str, name: str):

@@ -33,10 +33,14 @@ credit), averaged over the last few samples.
 from __future__ import annotations
 
 import sys
-from time import monotonic
+from datetime import datetime, timezone
+from time import monotonic, time
 
 from ..broker.message import QueueEntry
-from ..broker.stats import CHANNEL_COUNTERS, QUEUE_COUNTERS, channel_counts, exchange_counts, queue_counts
+from ..broker.queues.lazy import PAGE_BIT, LazyMessages
+from ..broker.stats import (
+    CHANNEL_COUNTERS, CHURN_COUNTERS, QUEUE_COUNTERS, channel_counts, exchange_counts, queue_counts,
+)
 
 #: RabbitMQ's collect_statistics_interval is 5000 ms; WarrenMQ samples every second by default
 DEFAULT_INTERVAL_MS = 1000
@@ -56,6 +60,9 @@ _ZERO_Q = (0.0,) * len(_QUEUE_KEYS)
 _ZERO_X = (0.0, 0.0)
 _ZERO_CH = (0.0,) * len(CHANNEL_COUNTERS)
 _ZERO_CONN = (0.0, 0.0)
+#: zero rates of an object whose counts did change (a change too small to show as a rate): not the
+#: _ZERO_* object itself, so that the next unchanged sample still goes through the idle bookkeeping
+_ACTIVE_ZERO_Q, _ACTIVE_ZERO_CH, _ACTIVE_ZERO_CONN = (tuple([0.0] * len(z)) for z in (_ZERO_Q, _ZERO_CH, _ZERO_CONN))
 
 _QUEUE_BASE = sys.getsizeof(object()) * 8 + 1024  # the queue object, its containers and settings
 _ENTRY_SIZE = 72  # a QueueEntry (slots) and its place in a container
@@ -91,6 +98,91 @@ def _sessions(broker):
     return [s for s in broker.sessions if not getattr(s, "closed", False)]
 
 
+def unacked_entries(broker, queue=None) -> dict:
+    """queue -> the entries its consumers and getters hold unacknowledged, from every open channel (or
+    only ``queue``'s): one pass over the channels' unacked maps, which prefetch keeps small."""
+    out: dict = {}
+    for s in _sessions(broker):
+        for ch in list(getattr(s, "channels", {}).values()):
+            for e in getattr(ch, "unacked", {}).values():
+                q = e.queue
+                if queue is None or q is queue:
+                    out.setdefault(q, []).append(e)
+    return out
+
+
+def _count_entries(entries, acc: list) -> None:
+    """Add ``entries``' counts to ``acc``: [messages, bytes, in RAM, bytes in RAM, persistent, persistent
+    bytes] (a message's size from its content header, so a paged-out body counts too; persistent: written
+    to the store, i.e. a persistent message in a durable queue, as RabbitMQ counts it)."""
+    n = size = ram = ram_size = pers = pers_size = 0
+    from_bytes = int.from_bytes
+    for e in entries:
+        msg = e.message
+        b = from_bytes(msg.header[4:12], "big")
+        n += 1
+        size += b
+        if not msg.paged:
+            ram += 1
+            ram_size += b
+        if msg.store_id:
+            pers += 1
+            pers_size += b
+    acc[0] += n
+    acc[1] += size
+    acc[2] += ram
+    acc[3] += ram_size
+    acc[4] += pers
+    acc[5] += pers_size
+
+
+_NO_BYTES = dict.fromkeys(("message_bytes", "message_bytes_ready", "message_bytes_unacknowledged",
+                           "message_bytes_ram", "message_bytes_persistent", "message_bytes_paged_out",
+                           "messages_ram", "messages_ready_ram", "messages_unacknowledged_ram",
+                           "messages_persistent", "messages_paged_out"), 0)
+
+
+def _iso(t: float) -> str:
+    """RabbitMQ 3.10's timestamp format: ``2026-12-05T19:17:18.613+00:00``."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def message_bytes(q, unacked: list, d: dict) -> None:
+    """RabbitMQ's ``message_bytes*`` and ``messages_{ram,persistent,paged_out}`` of queue ``q``, counted when
+    asked (nothing is counted per message for them): its ready entries and ``unacked`` (see
+    :func:`unacked_entries`).  The tail of a lazy queue that is only store ids is paged out, and its bytes
+    are not known without reading it back: it counts in ``messages_paged_out`` and not in the bytes."""
+    msgs = q.messages
+    if not msgs and not unacked:
+        d.update(_NO_BYTES)
+        return
+    ready = [0] * 6
+    tail = 0
+    if isinstance(msgs, LazyMessages):
+        _count_entries(msgs.head, ready)
+        _count_entries(msgs.side.values(), ready)
+        tail = len(msgs) - ready[0]
+        # the ids of the tail: the store's (persistent messages), the page store's (transient ones), 0 (in side)
+        side = msgs.side
+        ready[4] += sum(1 for i, seq in zip(msgs.ids[msgs.pos:], msgs.seqs[msgs.pos:])
+                        if i and not i & PAGE_BIT and seq not in side)
+    else:
+        _count_entries(msgs, ready)
+    held = [0] * 6
+    _count_entries(unacked, held)
+    d["message_bytes"] = ready[1] + held[1]
+    d["message_bytes_ready"] = ready[1]
+    d["message_bytes_unacknowledged"] = held[1]
+    d["message_bytes_ram"] = ready[3] + held[3]
+    d["message_bytes_persistent"] = ready[5] + held[5]
+    d["message_bytes_paged_out"] = (ready[1] - ready[3]) + (held[1] - held[3])
+    d["messages_ram"] = ready[2] + held[2]
+    d["messages_ready_ram"] = ready[2]
+    d["messages_unacknowledged_ram"] = held[2]
+    d["messages_persistent"] = ready[4] + held[4]
+    d["messages_paged_out"] = (ready[0] - ready[2]) + tail + (held[0] - held[2])
+
+
 class Stats:
     """``Stats(broker, enabled, interval_ms)``; :meth:`start` on the broker's loop, :meth:`stop`."""
 
@@ -103,6 +195,11 @@ class Stats:
         self.vhost_samples: dict = {}  # vhost name -> (counts, rates), channels' counts + octets
         self._sampled = False
         self.last = monotonic()
+        self.last_wall = _iso(time())
+        # queue, channel or connection -> since when (RabbitMQ's format) its counts have not changed; an object
+        # that changed in the last interval is not in it (RabbitMQ shows idle_since only while idle)
+        self.idle: dict = {}
+        self._ticks = 0
         self._handle = None
         self._loop = None
 
@@ -130,6 +227,10 @@ class Stats:
         now = monotonic()
         dt = now - self.last
         self.last = now
+        wall = _iso(time())  # idle_since as shown, formatted once per sample
+        before = self.last_wall  # the previous sample: what went idle since was last seen active then
+        self.last_wall = wall
+        idle = self.idle
         old = self.samples
         # an object made since the last sample counted from 0 then; on the first sample everything is
         # as old as the broker, so its counts are no rate
@@ -155,10 +256,17 @@ class Stats:
                 prev = old.get(q, fresh_q)
                 if prev is None:
                     new[q] = (counts, _ZERO_Q)
+                    idle[q] = wall
                 elif prev[0] == counts and prev[1] is _ZERO_Q:
                     new[q] = prev
                 else:
                     new[q] = (counts, _rates(prev[0], counts, dt, _ZERO_Q))
+                    if prev[0] != counts:
+                        idle.pop(q, None)
+                        if new[q][1] is _ZERO_Q:  # a change too small for a rate: still, not idle yet
+                            new[q] = (counts, _ACTIVE_ZERO_Q)
+                    elif q not in idle:
+                        idle[q] = wall if q not in old else before
                 if q.consumers:
                     able = 1.0 if not ready or any(c.ready() for c in q.consumers) else 0.0
                     u = util.get(q)
@@ -173,35 +281,56 @@ class Stats:
                 else:
                     new[ex] = (counts, _rates(prev[0], counts, dt, _ZERO_X))
             totals = vh.stats
-            sums[vh] = totals.channels + [totals.recv_oct, totals.send_oct, ready_total, unacked_total]
+            sums[vh] = totals.channels + [totals.recv_oct, totals.send_oct, ready_total, unacked_total] \
+                + totals.churn(0, 0)
         n = len(CHANNEL_COUNTERS)
+        m = n + 4  # where the churn counts start (CHURN_COUNTERS order)
         for s in _sessions(broker):
             counts = (getattr(s, "recv_oct", 0), getattr(s, "send_oct", 0))
             prev = old.get(s, fresh_conn)
             if prev is None:
                 new[s] = (counts, _ZERO_CONN)
+                idle[s] = wall
             elif prev[0] == counts and prev[1] is _ZERO_CONN:
                 new[s] = prev
             else:
                 new[s] = (counts, _rates(prev[0], counts, dt, _ZERO_CONN))
+                if prev[0] != counts:
+                    idle.pop(s, None)
+                    if new[s][1] is _ZERO_CONN:  # a change too small for a rate: still, not idle yet
+                        new[s] = (counts, _ACTIVE_ZERO_CONN)
+                elif s not in idle:
+                    idle[s] = wall if s not in old else before
             total = sums.get(getattr(s, "vhost", None))
             if total is not None:
                 total[n] += counts[0]
                 total[n + 1] += counts[1]
+                total[m] += 1  # connection_created: the closed ones and this open one
+                total[m + 2] += len(getattr(s, "channels", ()))  # channel_created likewise
             for ch in getattr(s, "channels", {}).values():
                 counts = tuple(channel_counts(ch))
                 prev = old.get(ch, fresh_ch)
                 if prev is None:
                     new[ch] = (counts, _ZERO_CH)
+                    idle[ch] = wall
                 elif prev[0] == counts and prev[1] is _ZERO_CH:
                     new[ch] = prev
                 else:
                     new[ch] = (counts, _rates(prev[0], counts, dt, _ZERO_CH))
+                    if prev[0] != counts:
+                        idle.pop(ch, None)
+                        if new[ch][1] is _ZERO_CH:  # a change too small for a rate: still, not idle yet
+                            new[ch] = (counts, _ACTIVE_ZERO_CH)
+                    elif ch not in idle:
+                        idle[ch] = wall if ch not in old else before
                 if total is not None and any(counts):
                     for i, c in enumerate(counts):
                         total[i] += c
         self.samples = new
         self.util = new_util
+        self._ticks += 1
+        if self._ticks % 10 == 0:  # forget deleted objects (not every tick: idle ones cost nothing meanwhile)
+            self.idle = {k: v for k, v in idle.items() if k in new}
         old_vh = self.vhost_samples
         new_vh = {}
         for vh, counts in sums.items():
@@ -214,16 +343,20 @@ class Stats:
     # ------------------------------------------------------------------ totals
     def vhost_counts(self, vh) -> list:
         """A vhost's channel counts (CHANNEL_COUNTERS order), then recv_oct, send_oct, ready, unacked:
-        what its closed channels and connections left plus its open ones."""
+        what its closed channels and connections left plus its open ones; then its churn
+        (CHURN_COUNTERS order)."""
         totals = vh.stats
         out = list(totals.channels)
         recv, send = totals.recv_oct, totals.send_oct
+        conns = chans = 0
         for s in _sessions(self.broker):
             if getattr(s, "vhost", None) is not vh:
                 continue
             recv += getattr(s, "recv_oct", 0)
             send += getattr(s, "send_oct", 0)
+            conns += 1
             for ch in getattr(s, "channels", {}).values():
+                chans += 1
                 for i, n in enumerate(channel_counts(ch)):
                     out[i] += n
         ready = unacked = 0
@@ -231,14 +364,26 @@ class Stats:
             ready += len(q.messages)
             unacked += q.unacked
         out += [recv, send, ready, unacked]
+        out += totals.churn(conns, chans)
         return out
 
     # ------------------------------------------------------------------ JSON
-    def queue(self, q, d: dict) -> dict:
-        """Add a queue's statistics to its JSON ``d``."""
+    def idle_since(self, obj, d: dict) -> None:
+        """RabbitMQ's ``idle_since`` (``2026-12-05T19:17:18.613+00:00``) when ``obj``'s counts have not
+        changed since the sample before last; absent while it is active or without statistics."""
+        t = self.idle.get(obj)
+        if t is not None:
+            d["idle_since"] = t
+
+    def queue(self, q, d: dict, unacked: dict | None = None) -> dict:
+        """Add a queue's statistics to its JSON ``d``; ``unacked``: :func:`unacked_entries` for a listing
+        (else the channels are searched for this queue's)."""
         ready = d["messages_ready"]
-        unacked = d["messages_unacknowledged"]
-        d["memory"] = _QUEUE_BASE + (ready + unacked) * _ENTRY_SIZE
+        unacked_n = d["messages_unacknowledged"]
+        d["memory"] = _QUEUE_BASE + (ready + unacked_n) * _ENTRY_SIZE
+        if unacked is None:
+            unacked = unacked_entries(self.broker, q) if unacked_n else {}
+        message_bytes(q, unacked.get(q, ()), d)
         if not self.enabled:
             return d
         sample = self.samples.get(q)
@@ -253,6 +398,7 @@ class Stats:
             d["messages_ready_details"] = _rate(r_ready)
             d["messages_unacknowledged_details"] = _rate(r_unacked)
         d["consumer_utilisation"] = d["consumer_capacity"] = self.util.get(q, 1.0) if q.consumers else 0
+        self.idle_since(q, d)
         if any(counts):
             ms = {}
             if counts[0]:
@@ -294,6 +440,7 @@ class Stats:
         ms = self.channel_message_stats(channel_counts(ch), rates)
         if ms:
             d["message_stats"] = ms
+        self.idle_since(ch, d)
         return d
 
     def connection(self, session, d: dict) -> dict:
@@ -307,6 +454,7 @@ class Stats:
             rates = sample[1] if sample is not None else _ZERO_CONN
             d["recv_oct_details"] = _rate(rates[0])
             d["send_oct_details"] = _rate(rates[1])
+            self.idle_since(session, d)
         return d
 
     def _totals(self, d: dict, counts, rates, queue_totals: dict) -> None:
@@ -357,6 +505,16 @@ class Stats:
         else:
             self._totals(d, counts, rates, qt)
         d["queue_totals"] = qt
+        m = len(CHANNEL_COUNTERS) + 4
+        churn: dict = {}
+        for i, k in enumerate(CHURN_COUNTERS):
+            churn[k] = counts[m + i] if counts is not None else 0
+            if self.enabled:
+                churn[k + "_details"] = _rate(rates[m + i] if counts is not None else 0.0)
+        d["churn_rates"] = churn
+        # RabbitMQ lists the ages (s) of the samples it keeps for charts; WarrenMQ keeps only the last
+        # interval's rates, so there is no history to ask for (lengths_age)
+        d["sample_retention_policies"] = {"global": [], "basic": [], "detailed": []}
         d["rates_mode"] = "basic" if self.enabled else "none"
         d["disable_stats"] = not self.enabled
         d["statistics_interval"] = int(self.interval * 1000)
