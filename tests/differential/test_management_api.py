@@ -566,3 +566,46 @@ def test_message_bytes_idle_since_and_churn(api_differ):
         env.record("churn_rates keys", sorted(ov.get("churn_rates", {})))
         env.record("sample_retention_policies keys", sorted(ov.get("sample_retention_policies", {})))
     api_differ(scenario)
+
+
+def test_connections_by_user_node_memory_feature_flags_all_configuration(api_differ):
+    """Routes of RabbitMQ 3.10's dispatcher that tools call: a user's connections (listed, paginated,
+    closed), the node's memory breakdown (its keys), feature flags, /all-configuration; who may."""
+    def scenario(env):
+        u = env.user("cu", "pw", (), (".*", ".*", ".*"))
+        mon = env.user("mon", "pw", ("monitoring",))
+        mg = env.user("mg", "pw", ("management",))
+        conns = [env.connect_as(u, "pw") for _ in range(2)]
+        up = path("connections", "username", u)
+        api_until(env, "a user's connections", "GET", up, lambda d: len(d) == 2, values=("user", "vhost"))
+        env.api("paginated", "GET", up + "?page=1&page_size=1", values=("user",))
+        env.api("seen by a monitoring user", "GET", up, auth=(mon, "pw"), values=("user",))
+        env.api("nobody's", "GET", path("connections", "username", env.name("nobody")))
+        env.record("close them, with a reason", env.http("DELETE", up, headers={"X-Reason": "bye"})[0])
+        for i, c in enumerate(conns):
+            try:
+                c.process_data_events(2)
+                env.record(f"connection {i}", "still open")
+            except Exception as e:  # pika.exceptions.ConnectionClosedByBroker
+                env.record(f"connection {i}", [getattr(e, "reply_code", None), getattr(e, "reply_text", None)])
+        api_until(env, "none left", "GET", up, lambda d: d == [])
+        env.api("close nobody's", "DELETE", path("connections", "username", env.name("nobody")))
+        status, _, ov = env.http("GET", "/overview")
+        node = ov["node"]
+        env.api("memory", "GET", path("nodes", node, "memory"), keys=False)
+        _, _, mem = env.http("GET", path("nodes", node, "memory"))
+        env.record("memory keys", sorted(mem["memory"]))
+        env.record("memory total keys", sorted(mem["memory"]["total"]))
+        _, _, rel = env.http("GET", path("nodes", node, "memory", "relative"))
+        env.record("relative memory keys", sorted(rel["memory"]))
+        env.record("relative total", rel["memory"]["total"])
+        env.api("memory, unknown node", "GET", path("nodes", "nonode@nohost", "memory"))
+        env.api("memory, a management user", "GET", path("nodes", node, "memory"), auth=(mg, "pw"))
+        env.api("memory, a monitoring user", "GET", path("nodes", node, "memory"), auth=(mon, "pw"), keys=False)
+        env.api("feature flags", "GET", "/feature-flags", values=("name", "stability", "provided_by"))
+        env.api("feature flags, a monitoring user", "GET", "/feature-flags", auth=(mon, "pw"))
+        env.api("enable an enabled flag", "PUT", path("feature-flags", "quorum_queue", "enable"), {})
+        env.api("enable an unknown flag", "PUT", path("feature-flags", env.name("nope"), "enable"), {})
+        env.api("all-configuration", "GET", "/all-configuration", keys=True)
+        env.api("all-configuration, a monitoring user", "GET", "/all-configuration", auth=(mon, "pw"))
+    api_differ(scenario)

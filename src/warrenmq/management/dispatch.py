@@ -9,7 +9,7 @@ adding its module to :data:`ROUTES` here, so no two areas edit one table.
 """
 from __future__ import annotations
 
-from . import admin, definitions, messaging, routes, stats_routes
+from . import admin, definitions, extras, messaging, routes, stats_routes
 
 #: every endpoint, in match order (the first pattern that matches wins)
 ROUTES = [
@@ -18,6 +18,7 @@ ROUTES = [
     *messaging.ROUTES,
     *definitions.ROUTES,
     *stats_routes.ROUTES,
+    *extras.ROUTES,
 ]
 
 
