@@ -163,9 +163,15 @@ def test_a_large_message_being_received_counts_and_its_sender_stops_being_read()
 def test_under_memory_pressure_a_transient_backlog_becomes_page_store_ids_and_drains_in_order():
     from warrenmq.broker.queues import LazyMessages
     n, limit = 20_000, 1_000
-    # paging starts at half the watermark: with the mark at RSS + 40 MB, memory is already past that
-    with EmbeddedBroker(durable=True, queue_max_in_memory=limit,
-                        vm_memory_high_watermark_absolute=_watermark(40 << 20)) as b:
+    # Memory pressure from the start: the paging level is half the RSS the test starts with, so every
+    # sample is above it and paging goes on until nothing more can go.  (With the default ratio, half of
+    # RSS + 40 MB, the level was above a test process of under 40 MB: paging then hung on the backlog
+    # growing RSS by the few MB that separated the two, and did not start when free heap absorbed them.)
+    watermark = _watermark(40 << 20)
+    rss = watermark - (40 << 20)
+    with EmbeddedBroker(durable=True, queue_max_in_memory=limit, vm_memory_high_watermark_absolute=watermark,
+                        vm_memory_high_watermark_paging_ratio=(rss // 2) / watermark) as b:
+        assert b.broker.memory.page_above < rss
         conn = pika.BlockingConnection(pika.URLParameters(b.url))
         ch = conn.channel()
         ch.queue_declare("small")  # not durable: transient messages only
