@@ -288,3 +288,66 @@ def test_force_close_a_connection_with_a_reason(logged_in, ui_broker):
     finally:
         if conn.is_open:
             conn.close()
+
+
+def test_definitions_download_and_upload_to_a_fresh_broker(logged_in, ui_broker, channel, browser, tmp_path):
+    page = logged_in
+    from warrenmq.testing import EmbeddedBroker
+    from .conftest import login
+
+    channel.exchange_declare("uio-def-x", "topic", durable=True)
+    channel.queue_declare("uio-def-q", durable=True, arguments={"x-message-ttl": 60000})
+    channel.queue_bind("uio-def-q", "uio-def-x", "def.#")
+    assert api(ui_broker, "PUT", "/users/uio-def-user", {"password": "pw", "tags": "monitoring"})[0] == 201
+    page.goto("/#/definitions")
+    export = section(page, "Export definitions")
+    export.get_by_label("Filename for download").fill("uio-defs.json")
+    # Chromium reports a navigation that became a download as an aborted request
+    page.expect_console(r"request failed: GET .*/api/definitions\?download=uio-defs\.json.*ERR_ABORTED")
+    with page.expect_download() as info:
+        export.get_by_role("link", name="Download broker definitions").click()
+    download = info.value
+    assert download.suggested_filename == "uio-defs.json"
+    saved = tmp_path / "uio-defs.json"
+    download.save_as(saved)
+    defs = json.loads(saved.read_text())
+    assert {"name": "uio-def-q", "vhost": "/"}.items() <= {k: v for k, v in
+                                                           next(x for x in defs["queues"] if x["name"] == "uio-def-q").items()}.items()
+    assert any(u["name"] == "uio-def-user" for u in defs["users"])
+
+    with EmbeddedBroker(management=True) as fresh:
+        assert api(fresh, "GET", "/queues/%2F/uio-def-q")[0] == 404
+        context = browser.new_context(base_url=fresh.management_url)
+        other = context.new_page()
+        errors = []
+        other.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        other.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            other.goto("/#/definitions")
+            login(other)
+            imp = other.get_by_role("region", name="Import definitions")
+            imp.get_by_label("Definitions file").set_input_files(str(saved))
+            other.once("dialog", lambda d: d.accept())
+            imp.get_by_role("button", name="Upload broker definitions").click()
+            expect(imp.get_by_role("status")).to_have_text("Your definitions were imported successfully.",
+                                                           timeout=TIMEOUT_MS)
+        finally:
+            context.close()
+        assert errors == []
+        status, queue = api(fresh, "GET", "/queues/%2F/uio-def-q")
+        assert status == 200 and queue["arguments"] == {"x-message-ttl": 60000}
+        assert api(fresh, "GET", "/bindings/%2F/e/uio-def-x/q/uio-def-q")[1][0]["routing_key"] == "def.#"
+        assert api(fresh, "GET", "/users/uio-def-user")[1]["tags"] == ["monitoring"]
+
+
+def test_an_upload_that_is_not_json_shows_rabbitmqs_reason(logged_in, tmp_path):
+    page = logged_in
+    bad = tmp_path / "bad.json"
+    bad.write_text("{this is not json")
+    page.expect_console(r"status of 400")
+    page.goto("/#/definitions")
+    imp = section(page, "Import definitions")
+    imp.get_by_label("Definitions file").set_input_files(str(bad))
+    page.once("dialog", lambda d: d.accept())
+    imp.get_by_role("button", name="Upload broker definitions").click()
+    expect(imp.get_by_role("alert")).to_have_text("failed_to_parse_json")
