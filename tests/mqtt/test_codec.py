@@ -203,3 +203,15 @@ def test_unsupported_version_gets_connack():
         conn.receive_data(b"\x10\x0c\x00\x04MQTT\x07\x02\x00\x3c\x00\x00")
     conn.error_output(e.value)
     assert conn.take_output() == b"\x20\x02\x00\x01"  # 3.1.1's "unacceptable protocol version"
+
+
+def test_codec_and_connection_are_sans_io():
+    import ast
+    from pathlib import Path
+    import warrenmq.mqtt
+    base = Path(warrenmq.mqtt.__file__).parent
+    for name in ("codec.py", "connection.py"):
+        tree = ast.parse((base / name).read_text())
+        mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert mods <= {"__future__", "struct", "codec"}, (name, mods)

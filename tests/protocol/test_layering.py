@@ -14,9 +14,9 @@ import warrenmq
 PKG = Path(warrenmq.__file__).parent
 
 #: packages that do not exist yet but have a place in the layout: forbidden below where they belong
-FUTURE = {"warrenmq.mqtt", "warrenmq.stomp", "warrenmq.shovel"}
+FUTURE = {"warrenmq.stomp", "warrenmq.shovel"}
 _IO = {"asyncio", "socket", "selectors", "ssl"}
-_ABOVE_BROKER = {"warrenmq.amqp", "warrenmq.management", "warrenmq.transport", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE
+_ABOVE_BROKER = {"warrenmq.amqp", "warrenmq.mqtt", "warrenmq.management", "warrenmq.transport", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE
 #: the concrete stores: only the factory (warrenmq.store.open_storage) and the application choose them
 _CONCRETE_STORES = {"warrenmq.store.segments", "warrenmq.store.memory", "warrenmq.store.metadata",
                     "warrenmq.store.MemoryStore", "warrenmq.store.SegmentStore", "warrenmq.store.memory_storage"}
@@ -29,6 +29,9 @@ FORBIDDEN = {
     "broker": _IO | _ABOVE_BROKER | _CONCRETE_STORES | {"fcntl", "shutil", "warrenmq.protocol.connection"},
     "amqp": _IO | {"warrenmq.management", "warrenmq.transport", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"}
     | FUTURE | _CONCRETE_STORES,
+    # MQTT: codec and connection sans-I/O (tests/mqtt checks they import no broker), session.py the adapter
+    "mqtt": _IO | {"warrenmq.amqp", "warrenmq.management", "warrenmq.transport", "warrenmq.cli",
+                   "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
     # the management HTTP API: an adapter beside amqp/ (it reads the domain and the AMQP listeners' sessions)
     "management": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
     "transport": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"},
