@@ -5,6 +5,15 @@ import queue from './queue.js';
 import exchange from './exchange.js';
 import connection from './connection.js';
 import definitions from './definitions.js';
+import connections from './connections.js';
+import channels from './channels.js';
+import exchanges from './exchanges.js';
+import queues from './queues.js';
+import consumers from './consumers.js';
+import admin from './admin.js';
+import users from './users.js';
+import vhosts from './vhosts.js';
+import policies from './policies.js';
 
 export default [
   overview,
@@ -12,4 +21,13 @@ export default [
   exchange,
   connection,
   definitions,
+  connections,
+  channels,
+  exchanges,
+  queues,
+  consumers,
+  admin,
+  users,
+  vhosts,
+  policies,
 ];
