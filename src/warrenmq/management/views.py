@@ -18,6 +18,7 @@ import base64
 import hashlib
 import os
 import platform
+import shutil
 import time
 
 from ..amqp.session import server_properties
@@ -264,9 +265,37 @@ def rss_bytes() -> int:
         return 0
 
 
+def _disk_free(broker):
+    """Free bytes on the data directory's file system (the disk alarm's measure), or ``None``."""
+    path = getattr(broker.storage, "path", "") or broker.config.data_dir
+    while path:
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            parent = os.path.dirname(path.rstrip("/"))
+            if parent == path:
+                return None
+            path = parent
+    return None
+
+
+def _fds():
+    """``(used, limit)`` of the process's file descriptors, or ``(None, None)`` (no /proc)."""
+    try:
+        import resource
+        used = len(os.listdir("/proc/self/fd"))
+        return used, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return None, None
+
+
 def node(broker, node_name_: str) -> dict:
     alarms = broker.alarms
+    fd_used, fd_total = _fds()
     return {
+        "disk_free": _disk_free(broker),
+        "fd_total": fd_total,
+        "fd_used": fd_used,
         "being_drained": False,
         "disk_free_alarm": Alarm.DISK_FREE in alarms,
         "disk_free_limit": broker.config.disk_free_limit,
