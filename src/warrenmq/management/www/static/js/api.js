@@ -102,3 +102,17 @@ export async function login(user, pass) {
 
 /** Forget the credentials of this tab. */
 export function logout() { sessionStorage.removeItem(KEY); }
+
+/** RabbitMQ's tag ladder: the tags that grant each level (management < policymaker, monitoring < administrator). */
+const LEVELS = {
+  management: ['management', 'policymaker', 'monitoring', 'administrator'],
+  policymaker: ['policymaker', 'administrator'],
+  monitoring: ['monitoring', 'administrator'],
+  administrator: ['administrator'],
+};
+
+/** Whether user ({name, tags}) has the level ('management', 'policymaker', 'monitoring', 'administrator'). */
+export function hasLevel(user, level) {
+  const grant = LEVELS[level] || [level];
+  return Boolean(user) && (user.tags || []).some((t) => grant.includes(t));
+}

@@ -19,23 +19,10 @@ import * as api from './api.js';
 import { h, clear, notice, clearNotices } from './dom.js';
 import pages from './pages/index.js';
 
-/** RabbitMQ's tag ladder: the tags that grant each level. */
-const LEVELS = {
-  management: ['management', 'policymaker', 'monitoring', 'administrator'],
-  policymaker: ['policymaker', 'administrator'],
-  monitoring: ['monitoring', 'administrator'],
-  administrator: ['administrator'],
-};
-
-export function hasLevel(user, level) {
-  const grant = LEVELS[level] || [level];
-  return Boolean(user) && user.tags.some((t) => grant.includes(t));
-}
-
 /** A page is allowed when the user has any one of the levels it lists (none listed: management). */
 export function allowed(user, page) {
   const tags = page.tags && page.tags.length ? page.tags : ['management'];
-  return tags.some((t) => hasLevel(user, t));
+  return tags.some((t) => api.hasLevel(user, t));
 }
 
 const state = {
