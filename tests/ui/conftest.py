@@ -3,7 +3,7 @@
 Fixtures (docs/ui.md, "Testing"):
 
 - ``ui_broker``: an :class:`EmbeddedBroker` serving the management API and the UI (module scope);
-- ``browser``: the system chromium (``executable_path``; browsers are never downloaded), session scope;
+- ``browser``: the system chromium (``executable_path``; browsers are never downloaded), module scope;
 - ``page``: a fresh browser context and page that FAILS the test on any console error, uncaught page
   error or failed request (a test that expects one, e.g. the 401 of a wrong password, says so with
   ``page.expect_console(r"401")``);
@@ -44,7 +44,9 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# module scope, not session: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, which would break later test modules that call asyncio.run()
+@pytest.fixture(scope="module")
 def _playwright():
     try:
         from playwright.sync_api import sync_playwright
@@ -56,7 +58,7 @@ def _playwright():
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(_playwright):
     b = _playwright.chromium.launch(executable_path=chromium_path(), args=ARGS, headless=True)
     yield b
