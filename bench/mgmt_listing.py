@@ -112,7 +112,7 @@ def warrenmq(args, extra: list) -> dict:
     port, mport = free_port(), free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     with tempfile.TemporaryDirectory(prefix="mgmt-listing-") as data:
-        proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--host", "127.0.0.1", "--port", str(port),
                                  "--data-dir", data, "--log-level", "warning", "--management-port", str(mport),
                                  *extra], env=env, stdin=subprocess.DEVNULL)
         try:

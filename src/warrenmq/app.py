@@ -18,7 +18,9 @@ before exiting, as RabbitMQ does on shutdown.
 Management: an app made with ``management=True`` (what :func:`serve` does when
 ``management_enabled``, the default) also serves the management HTTP API
 (:class:`~warrenmq.management.server.ManagementServer`, aiohttp, imported only
-then) on the same event loop, bound with the AMQP listeners and stopped first.
+then) on the same event loop, bound with the AMQP listeners and stopped first.  Likewise ``prometheus=True``
+(``prometheus_enabled``, the default for :func:`serve`) serves RabbitMQ's
+Prometheus endpoints (:class:`~warrenmq.prometheus.server.PrometheusServer`).
 
 Start-up order: :meth:`BrokerApp.start` binds every listener first (without
 accepting), and only then, for an app made with ``defer_storage=True`` (what
@@ -99,7 +101,7 @@ def tune_malloc() -> bool:
 
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
-                 defer_storage: bool = False, management: bool = False):
+                 defer_storage: bool = False, management: bool = False, prometheus: bool = False):
         self.config = config or BrokerConfig()
         if broker is None and not defer_storage:
             broker = Broker(self.config, open_storage(self.config))
@@ -118,6 +120,16 @@ class BrokerApp:
             self.management = ManagementServer(self, self.config.management_host or self.config.host,
                                                self.config.management_port,
                                                ssl=self.config.management_tls_context())
+        self.prometheus = None
+        if prometheus:
+            try:
+                from .prometheus.server import PrometheusServer
+            except ImportError as e:  # aiohttp or prometheus_client missing: a core-only install
+                raise RuntimeError(f"Prometheus metrics need aiohttp and prometheus_client ({e}); install them "
+                                   "or set prometheus_enabled = false") from e
+            cfg = self.config
+            self.prometheus = PrometheusServer(self, cfg.prometheus_host or cfg.management_host or cfg.host,
+                                               cfg.prometheus_port)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -150,6 +162,11 @@ class BrokerApp:
         """The management API's port (the bound one once started), or ``None`` without it."""
         return self.management.port if self.management is not None else None
 
+    @property
+    def prometheus_port(self) -> int | None:
+        """The Prometheus listener's port (the bound one once started), or ``None`` without it."""
+        return self.prometheus.port if self.prometheus is not None else None
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         listeners = [s for s in (self.server, self.tls_server) if s is not None]
@@ -158,6 +175,8 @@ class BrokerApp:
                 await s.bind()
             if self.management is not None:
                 self.management.bind()
+            if self.prometheus is not None:
+                self.prometheus.bind()
             if self.broker is None:
                 self.broker = Broker(self.config, open_storage(self.config))
                 for s in listeners:
@@ -173,6 +192,8 @@ class BrokerApp:
                 await s.stop(0)
             if self.management is not None:
                 await self.management.stop()
+            if self.prometheus is not None:
+                await self.prometheus.stop()
             raise
         self.broker.timers.loop_call_later = loop.call_later
         self.broker.memory.read_rss = RssReader()  # the memory alarm samples the process's RSS
@@ -192,8 +213,12 @@ class BrokerApp:
             await s.start()
         if self.management is not None:
             await self.management.start()
+        if self.prometheus is not None:
+            await self.prometheus.start()
 
     async def stop(self, timeout: float = 2.0) -> None:
+        if self.prometheus is not None:
+            await self.prometheus.stop()
         if self.management is not None:
             await self.management.stop()
         if self.tls_server is not None:
@@ -261,7 +286,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     if manage_gc:
         gc.disable()  # recovery allocates an object or two per stored message, none of them cyclic
     try:
-        app = BrokerApp(config, defer_storage=True, management=config.management_enabled)
+        app = BrokerApp(config, defer_storage=True, management=config.management_enabled,
+                        prometheus=config.prometheus_enabled)
         await app.start()
     finally:
         if manage_gc:
@@ -276,6 +302,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     if app.management is not None:
         log.info("WarrenMQ management API on %s://%s:%s/api/", app.management.scheme, app.management.host,
                  app.management_port)
+    if app.prometheus is not None:
+        log.info("WarrenMQ Prometheus metrics on http://%s:%s/metrics", app.prometheus.host, app.prometheus_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()

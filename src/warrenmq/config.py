@@ -17,6 +17,9 @@ Management: the HTTP API (:mod:`warrenmq.management`) listens on
 over HTTPS when ``management_tls_certfile`` and ``management_tls_keyfile`` are
 set (:meth:`BrokerConfig.management_tls_context`).
 
+Prometheus: metrics (:mod:`warrenmq.prometheus`) on ``prometheus_host``/
+``prometheus_port`` (15692) when ``prometheus_enabled``.
+
 TLS: a second listener (AMQPS, RabbitMQ's ``listeners.ssl``) starts on
 ``tls_port`` when ``tls_certfile`` and ``tls_keyfile`` are set;
 :meth:`BrokerConfig.tls_context` builds its :class:`ssl.SSLContext`.
@@ -128,6 +131,13 @@ class BrokerConfig:
     # management_port (RabbitMQ's convention for HTTPS is 15671)
     management_tls_certfile: str = ""
     management_tls_keyfile: str = ""
+    # Prometheus metrics (RabbitMQ's prometheus plugin, docs/prometheus.md): /metrics, /metrics/per-object and
+    # /metrics/detailed on prometheus_host (default: the management host, else the AMQP host) and
+    # prometheus_port (15692), no authentication; served by the ``warrenmq`` command unless
+    # prometheus_enabled = false (--no-prometheus); the embedded test broker only when asked
+    prometheus_enabled: bool = True
+    prometheus_host: str = ""
+    prometheus_port: int = 15692
     # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
     # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled

@@ -77,6 +77,7 @@ def test_without_tls_settings_the_embedded_broker_serves_plain_http():
 def warrenmq(*args, env=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith("WARRENMQ_")}
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+    e["WARRENMQ_PROMETHEUS_ENABLED"] = "false"  # port 15692 may be taken
     e.update(env or {})
     return [sys.executable, "-m", "warrenmq", *args], e
 

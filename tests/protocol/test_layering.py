@@ -1,7 +1,7 @@
 """Each layer imports only those below it: checked on the source, statically.
 
 protocol/ (sans-I/O AMQP) < store/ < broker/ (the domain: no sockets, no event loop, no concrete store)
-< amqp/ (the session adapter), management/ (the HTTP API) < transport/, testing/, cli/, app.py.  Every package under src/warrenmq
+< amqp/ (the session adapter), management/ (the HTTP API), prometheus/ (the metrics) < transport/, testing/, cli/, app.py.  Every package under src/warrenmq
 must have its rules here, so a new package cannot slip by unchecked.
 """
 import ast
@@ -16,7 +16,8 @@ PKG = Path(warrenmq.__file__).parent
 #: packages that do not exist yet but have a place in the layout: forbidden below where they belong
 FUTURE = {"warrenmq.stomp", "warrenmq.shovel"}
 _IO = {"asyncio", "socket", "selectors", "ssl"}
-_ABOVE_BROKER = {"warrenmq.amqp", "warrenmq.mqtt", "warrenmq.management", "warrenmq.transport", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE
+_ABOVE_BROKER = {"warrenmq.amqp", "warrenmq.mqtt", "warrenmq.management", "warrenmq.prometheus", "warrenmq.transport",
+                 "warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE
 #: the concrete stores: only the factory (warrenmq.store.open_storage) and the application choose them
 _CONCRETE_STORES = {"warrenmq.store.segments", "warrenmq.store.memory", "warrenmq.store.metadata",
                     "warrenmq.store.MemoryStore", "warrenmq.store.SegmentStore", "warrenmq.store.memory_storage"}
@@ -27,13 +28,16 @@ FORBIDDEN = {
     "store": _IO | _ABOVE_BROKER | {"warrenmq.broker"},
     # the domain knows no frames: the AMQP connection (frame splitting and encoding) is the adapter's
     "broker": _IO | _ABOVE_BROKER | _CONCRETE_STORES | {"fcntl", "shutil", "warrenmq.protocol.connection"},
-    "amqp": _IO | {"warrenmq.management", "warrenmq.transport", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"}
+    "amqp": _IO | {"warrenmq.management", "warrenmq.prometheus", "warrenmq.transport", "warrenmq.cli", "warrenmq.testing", "warrenmq.app"}
     | FUTURE | _CONCRETE_STORES,
     # MQTT: codec and connection sans-I/O (tests/mqtt checks they import no broker), session.py the adapter
-    "mqtt": _IO | {"warrenmq.amqp", "warrenmq.management", "warrenmq.transport", "warrenmq.cli",
+    "mqtt": _IO | {"warrenmq.amqp", "warrenmq.management", "warrenmq.prometheus", "warrenmq.transport", "warrenmq.cli",
                    "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
     # the management HTTP API: an adapter beside amqp/ (it reads the domain and the AMQP listeners' sessions)
-    "management": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
+    "management": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app", "warrenmq.prometheus"} | FUTURE
+    | _CONCRETE_STORES,
+    # the Prometheus metrics: an adapter beside management/ (it reads the domain and the management's names)
+    "prometheus": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
     "transport": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"},
     "testing": {"warrenmq.cli"},
     "cli": {"warrenmq.testing"},

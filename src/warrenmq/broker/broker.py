@@ -50,6 +50,7 @@ from .limits import Limits, validate as validate_limits
 from .message import Message
 from .parameters import (OPERATOR_POLICY, POLICY, VHOST_LIMITS, VHOST_LIMITS_NAME, Components, unknown_component)
 from .timers import Timers
+from .stats import NodeTotals
 from .vhost import VHost
 
 log = logging.getLogger("warrenmq.broker")
@@ -148,6 +149,7 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set = set()  # the open connections of every protocol (set_blocked on alarms)
+        self.totals = NodeTotals()  # what deleted queues and vhosts counted (stats.py)
         self.limits = Limits()  # vhost and user limits, and the connection counts they are checked against
         self.memory = MemoryMonitor(self.config.memory_watermark,
                                     paging_ratio=self.config.vm_memory_high_watermark_paging_ratio)  # samples of RSS: BrokerApp's MemorySampler
@@ -327,6 +329,7 @@ class Broker:
         if vh is None:
             vh = self.vhosts[name] = VHost(name, self.memory, self.store, self.defs)
             vh.timers = self.timers
+            vh.totals = self.totals
             vh.flow_high = self.config.flow_high
             vh.flow_low = self.config.flow_low
             if self.page_store is not None:
@@ -375,6 +378,7 @@ class Broker:
         del self.vhosts[name]
         for q in list(vh.queues.values()):
             vh.delete_queue(q)
+        self.totals.fold_vhost(vh)  # node-wide totals keep what its channels counted
         vh.exchanges.clear()
         for user in self.users.values():
             if user.permissions.pop(name, None) is not None:

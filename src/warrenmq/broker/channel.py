@@ -468,6 +468,7 @@ class Channel:
             if q.single_active and q.messages and q.consumers and not q.deleted:
                 q.dispatch()
         self.vhost.stats.fold_channel(self)  # its counts stay in the vhost's totals
+        self.vhost.totals.fold_channel(self)
 
 
 def _requeue(entries: list) -> None:

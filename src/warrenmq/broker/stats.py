@@ -50,6 +50,14 @@ deleted, and the channels and connections that closed (in the fold calls);
 what was created of the latter is what closed plus what is open
 (:data:`CHURN_COUNTERS`).  These happen per declare or connection, never per
 message.
+
+Node totals: :class:`NodeTotals` (``broker.totals``, shared by every vhost
+as ``vhost.totals``) keeps what would otherwise vanish from node-wide sums
+(the Prometheus ``rabbitmq_global_*`` counters and churn counters, which must
+never go down): the counts of deleted queues (per queue type), the channel
+counts and churn of deleted vhosts, and the messages closed channels received
+in confirm mode.  Each is folded in once, when the queue, vhost or channel
+goes.
 """
 from __future__ import annotations
 
@@ -139,3 +147,33 @@ class VHostTotals:
         return [self.connection_closed + open_connections, self.connection_closed,
                 self.channel_closed + open_channels, self.channel_closed,
                 self.queue_declared, self.queue_created, self.queue_deleted]
+
+
+class NodeTotals:
+    """What deleted queues and vhosts and closed channels leave behind (see the module docstring)."""
+    __slots__ = ("queues", "channels", "churn", "received_confirm")
+
+    def __init__(self):
+        self.queues: dict = {}  # queue type -> counts of its deleted queues, in QUEUE_COUNTERS order
+        self.channels = [0] * len(CHANNEL_COUNTERS)  # what the channels of deleted vhosts counted
+        self.churn = [0] * len(CHURN_COUNTERS)  # the churn of deleted vhosts
+        self.received_confirm = 0  # messages published in confirm mode on channels now closed
+
+    def fold_queue(self, q) -> None:
+        """``q`` is deleted: keep its counts."""
+        totals = self.queues.get(q.queue_type)
+        if totals is None:
+            totals = self.queues[q.queue_type] = [0] * len(QUEUE_COUNTERS)
+        for i, n in enumerate(queue_counts(q)):
+            totals[i] += n
+
+    def fold_channel(self, ch) -> None:
+        """``ch`` closes: keep what it published in confirm mode."""
+        if ch.confirms is not None:
+            self.received_confirm += ch.confirms.seq
+
+    def fold_vhost(self, vh) -> None:
+        """``vh`` is deleted (its connections already closed): keep its channels' counts and its churn."""
+        for totals, counts in ((self.channels, vh.stats.channels), (self.churn, vh.stats.churn(0, 0))):
+            for i, n in enumerate(counts):
+                totals[i] += n

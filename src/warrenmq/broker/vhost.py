@@ -24,7 +24,7 @@ from .exchanges import (EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
 from .flow import MemoryMonitor
 from .policy import Policies
-from .stats import VHostTotals
+from .stats import NodeTotals, VHostTotals
 from .queues import (QUEUE_EQUIVALENCE_ARGS, QUEUE_TYPE_MODULES, QUORUM_EQUIVALENCE_ARGS, Queue, QuorumQueue,
                      check_queue_arguments, queue_type_of)
 from .timers import Timers
@@ -79,6 +79,7 @@ class VHost:
         self.queues: dict[str, Queue] = {}
         self.max_queues = -1  # the vhost's max-queues limit (broker.set_vhost_limits); negative: none
         self.stats = VHostTotals()  # what its closed channels and connections counted (stats.py)
+        self.totals = NodeTotals()  # what deleted queues and vhosts leave (stats.py): the broker's, shared
         self.recorder = None  # warrenmq.testing: called (exchange, message) on every publish while set
         self.policies = Policies(self)  # policies (policy.py), applied to queues and exchanges
         self.operator_policies = Policies(self, operator=True)  # operator policies, merged in by self.policies
@@ -385,6 +386,7 @@ class VHost:
         if q.deleted:
             return 0
         q.deleted = True
+        self.totals.fold_queue(q)  # node-wide sums keep its counts (stats.py)
         q.cancel_expires()
         if self.queues.get(q.name) is q:
             del self.queues[q.name]

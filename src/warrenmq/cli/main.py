@@ -2,7 +2,8 @@
 
 The management HTTP API is served unless ``--no-management`` (or
 ``management_enabled = false``); ``--management-port 0`` picks any free port,
-like ``--port 0``.
+like ``--port 0``.  Prometheus metrics likewise, unless ``--no-prometheus``
+(``--prometheus-port``, ``--prometheus-host``).
 
 Theory of operation: argparse builds a :class:`~warrenmq.config.BrokerConfig`
 from flags over environment variables over an optional TOML file, configures
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         mgmt.add_argument("--management-tls-keyfile", help="the HTTPS certificate's private key (PEM)")
         mgmt.add_argument("--no-statistics", action="store_true",
                           help="no message rates or message_stats in the management API (statistics_enabled)")
+        prom = parser.add_argument_group("Prometheus metrics (docs/prometheus.md), on by default")
+        prom.add_argument("--prometheus-port", type=port_number,
+                          help="HTTP port of /metrics (default 15692; 0: any free port)")
+        prom.add_argument("--prometheus-host",
+                          help="address the metrics listen on (default: the management host, else --host)")
+        prom.add_argument("--no-prometheus", action="store_true", help="do not serve Prometheus metrics")
     return p
 
 
@@ -110,6 +117,8 @@ def main(argv=None) -> int:
                                    management_tls_certfile=args.management_tls_certfile,
                                    management_tls_keyfile=args.management_tls_keyfile,
                                    statistics_enabled=False if args.no_statistics else None,
+                                   prometheus_port=args.prometheus_port, prometheus_host=args.prometheus_host,
+                                   prometheus_enabled=False if args.no_prometheus else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
                                    definitions_file=args.definitions)
@@ -133,6 +142,7 @@ def main(argv=None) -> int:
         return 1
     except ListenError as e:
         hint = ("--management-port (or --no-management)" if getattr(e, "management", False)
+                else "--prometheus-port (or --no-prometheus)" if getattr(e, "prometheus", False)
                 else "--tls-port" if e.tls else "--port")
         print(f"warrenmq: {e.strerror}; is another broker running? Choose another port with {hint}",
               file=sys.stderr)

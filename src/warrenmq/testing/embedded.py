@@ -13,7 +13,9 @@ own thread or after stopping when using the threaded variant).
 The management HTTP API is off unless asked for: ``EmbeddedBroker(management=True)``
 (an ephemeral port) or ``EmbeddedBroker(management_port=N)``;
 ``management_url`` is then ``http://127.0.0.1:<port>`` (credentials
-guest/guest).  aiohttp is imported only then.
+guest/guest).  aiohttp is imported only then.  Prometheus metrics likewise:
+``EmbeddedBroker(prometheus=True)`` (or ``prometheus_port=N``) gives
+``prometheus_url`` (append ``/metrics``).
 
 Both carry the back door of :mod:`.backdoor` (``queues``, ``messages``,
 ``publish``, ``enqueue``, ``wait_for_messages``, ``wait_for_consumers``,
@@ -59,6 +61,16 @@ def _management(config_given: bool, overrides: dict, management: bool | None) ->
     return management
 
 
+def _prometheus(config_given: bool, overrides: dict, prometheus: bool | None) -> bool:
+    """Whether the embedded broker serves Prometheus metrics: when asked (``prometheus=True``, or a
+    ``prometheus_port`` given), on an ephemeral port unless one is given."""
+    if prometheus is None:
+        prometheus = "prometheus_port" in overrides
+    if prometheus and not config_given:
+        overrides.setdefault("prometheus_port", 0)
+    return prometheus
+
+
 def _own_data_dir(owner, durable: bool) -> None:
     """``durable=True``: a fresh temporary data directory, removed with the embedded broker."""
     owner.owns_data_dir = durable
@@ -76,6 +88,8 @@ def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
         changes["tls_port"] = app.tls_port
     if app.management_port is not None:
         changes["management_port"] = app.management_port
+    if app.prometheus_port is not None:
+        changes["prometheus_port"] = app.prometheus_port
     return dataclasses.replace(config, **changes)
 
 
@@ -97,6 +111,14 @@ class _URLMixin:
             raise RuntimeError("the management API is off: EmbeddedBroker(management=True) serves it")
         return f"{self.app.management.scheme}://{self.host}:{port}"
 
+    @property
+    def prometheus_url(self) -> str:
+        """``http://host:port`` of the Prometheus metrics (``prometheus=True``); append ``/metrics``."""
+        port = self.app.prometheus_port if self.app is not None else None
+        if port is None:
+            raise RuntimeError("Prometheus metrics are off: EmbeddedBroker(prometheus=True) serves them")
+        return f"http://{self.host}:{port}"
+
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """A broker on a background thread; use as a context manager or call start()/stop().
@@ -108,8 +130,9 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
-                 management: bool | None = None, **overrides):
+                 management: bool | None = None, prometheus: bool | None = None, **overrides):
         self.management = _management(config is not None, overrides, management)
+        self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
@@ -130,7 +153,7 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             self.loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self.app = BrokerApp(self.config, management=self.management)
+                self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus)
                 loop.run_until_complete(self.app.start())
             except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
@@ -185,13 +208,14 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
     """A broker on the running event loop; ``async with AsyncEmbeddedBroker() as b``."""
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
-                 management: bool | None = None, **overrides):
+                 management: bool | None = None, prometheus: bool | None = None, **overrides):
         self.management = _management(config is not None, overrides, management)
+        self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
-        self.app = BrokerApp(self.config, management=self.management)
+        self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus)
 
     @property
     def broker(self):
@@ -209,7 +233,7 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         """Stop and start a new app on the same port (and data directory)."""
         self.config = _same_ports(self.config, self.app)
         await self.stop(timeout)
-        self.app = BrokerApp(self.config, management=self.management)
+        self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus)
         return await self.start()
 
     async def __aenter__(self) -> "AsyncEmbeddedBroker":
