@@ -98,10 +98,17 @@ export function bool(v) {
   return h('span', { class: v ? 'yes' : 'no', title: v ? 'yes' : 'no' }, v ? '\u25cf' : '\u25cb');
 }
 
+/* A state; "idle" (with the time in its title) while the object has idle_since, as RabbitMQ shows it. */
 export function state(row) {
   if (!row.state) return '';
+  if (row.idle_since && row.state === 'running') {
+    return h('span', { class: 'state state-idle', title: `Idle since ${row.idle_since}` }, 'idle');
+  }
   return h('span', { class: `state state-${row.state}` }, String(row.state).replace('_', ' '));
 }
+
+/* The columns= keys state() reads. */
+export const STATE_FIELDS = ['state', 'idle_since'];
 
 /* The vhost column every list shares (hidden when one vhost is shown). */
 export function vhostColumn(key = 'vhost') {

@@ -2,7 +2,7 @@
    page (there is no page per channel); mode C is confirm, T transactional. */
 import { h } from '../dom.js';
 import { pagedTable } from '../table.js';
-import { enc, num, rateColumn, state, vhostColumn } from '../cells.js';
+import { enc, num, rateColumn, state, STATE_FIELDS, vhostColumn } from '../cells.js';
 
 function mode(ch) {
   if (ch.transactional) return h('abbr', { title: 'Transactional' }, 'T');
@@ -24,7 +24,7 @@ export function channelColumns() {
     { key: 'user', label: 'User', sort: 'user' },
     { key: 'mode', label: 'Mode', sort: 'confirm', fields: ['confirm', 'transactional'], render: mode,
       title: 'C: confirm mode, T: transactional' },
-    { key: 'state', label: 'State', sort: 'state', render: state },
+    { key: 'state', label: 'State', sort: 'state', fields: STATE_FIELDS, render: state },
     { key: 'messages_unconfirmed', label: 'Unconfirmed', sort: 'messages_unconfirmed', className: 'num',
       render: (c) => num(c.messages_unconfirmed) },
     { key: 'prefetch_count', label: 'Prefetch', sort: 'prefetch_count', className: 'num',

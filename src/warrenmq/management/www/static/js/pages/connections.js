@@ -2,7 +2,7 @@
    user, state, client, channels, TLS and octet rates. */
 import { h } from '../dom.js';
 import { pagedTable } from '../table.js';
-import { bool, enc, num, rateColumn, state, vhostColumn } from '../cells.js';
+import { bool, enc, num, rateColumn, state, STATE_FIELDS, vhostColumn } from '../cells.js';
 
 export const connectionLink = (c) => `#/connections/${enc(c.name)}`;
 
@@ -25,7 +25,7 @@ export function connectionColumns() {
     vhostColumn(),
     { key: 'name', label: 'Name', sort: 'name', link: true, fields: ['name', 'client_properties'], render: connName },
     { key: 'user', label: 'User', sort: 'user' },
-    { key: 'state', label: 'State', sort: 'state', render: state },
+    { key: 'state', label: 'State', sort: 'state', fields: STATE_FIELDS, render: state },
     { key: 'ssl', label: 'TLS', sort: 'ssl', render: (c) => bool(c.ssl), title: 'Connected over TLS' },
     { key: 'client_properties', label: 'Client', sort: 'client_properties.product', render: client },
     { key: 'channels', label: 'Channels', sort: 'channels', className: 'num', render: (c) => num(c.channels) },

@@ -2,7 +2,7 @@
    Columns as RabbitMQ's queues page; rate columns only with statistics on. */
 import { h } from '../dom.js';
 import { pagedTable } from '../table.js';
-import { enc, features, FEATURE_FIELDS, num, rateColumn, state, vhostColumn } from '../cells.js';
+import { enc, features, FEATURE_FIELDS, num, rateColumn, state, STATE_FIELDS, vhostColumn } from '../cells.js';
 
 export const queueLink = (q) => `#/queues/${enc(q.vhost)}/${enc(q.name)}`;
 
@@ -13,7 +13,7 @@ export function queueColumns() {
     { key: 'type', label: 'Type', sort: 'type' },
     { key: 'features', label: 'Features', fields: FEATURE_FIELDS, render: features,
       title: 'D durable, AD auto-delete, Excl exclusive, TTL message TTL, DLX/DLK dead lettering, Lim/Lim B length limits, Pri priorities, Args other arguments; then the policy' },
-    { key: 'state', label: 'State', sort: 'state', render: state },
+    { key: 'state', label: 'State', sort: 'state', fields: STATE_FIELDS, render: state },
     { key: 'messages_ready', label: 'Ready', sort: 'messages_ready', className: 'num',
       render: (q) => num(q.messages_ready) },
     { key: 'messages_unacknowledged', label: 'Unacked', sort: 'messages_unacknowledged', className: 'num',
