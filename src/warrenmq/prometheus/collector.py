@@ -15,7 +15,9 @@ prometheus_client metric families in one of RabbitMQ's three shapes:
   (``rabbitmq_connections``, ``_channels``, ``_consumers``, ``_queues``);
 * per object (``/metrics/per-object``): a sample per row, with RabbitMQ's
   labels (``vhost``/``queue``, ``channel``; connections carry their name in
-  a label called ``channel``, as RabbitMQ 3.10 does), plus the totals;
+  a label called ``channel``, as RabbitMQ 3.10 does), plus the totals, but
+  without the alarms and ``process_start_time_seconds`` (RabbitMQ's other
+  registry has them, not this one);
 * detailed (``/metrics/detailed``): only the groups asked for, named
   ``rabbitmq_detailed_*``, queue groups filtered by vhost, and the cluster
   groups (``vhost_status``, ``exchange_bindings``, ``exchange_names``)
@@ -447,7 +449,8 @@ class Collector:
             yield from self._identity()
             return
         per_object = self.mode == "per-object"
-        yield from self._node(sc)
+        if not per_object:  # RabbitMQ's per-object registry has neither the alarms nor the process start time
+            yield from self._node(sc)
         for g in GROUPS:
             yield from self._group(g, sc, "rabbitmq_", per_object)
         yield from self._totals(sc)
