@@ -101,7 +101,8 @@ def tune_malloc() -> bool:
 
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
-                 defer_storage: bool = False, management: bool = False, prometheus: bool = False):
+                 defer_storage: bool = False, management: bool = False, prometheus: bool = False,
+                 stomp: bool = False):
         self.config = config or BrokerConfig()
         if broker is None and not defer_storage:
             broker = Broker(self.config, open_storage(self.config))
@@ -130,6 +131,11 @@ class BrokerApp:
             cfg = self.config
             self.prometheus = PrometheusServer(self, cfg.prometheus_host or cfg.management_host or cfg.host,
                                                cfg.prometheus_port)
+        self.stomp = None
+        if stomp:
+            from .transport.stomp import StompServer
+            self.stomp = StompServer(self.broker, self.config.stomp_host or self.config.host, self.config.stomp_port,
+                                     config=self.config)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -167,9 +173,14 @@ class BrokerApp:
         """The Prometheus listener's port (the bound one once started), or ``None`` without it."""
         return self.prometheus.port if self.prometheus is not None else None
 
+    @property
+    def stomp_port(self) -> int | None:
+        """The STOMP listener's port (the bound one once started), or ``None`` without it."""
+        return self.stomp.port if self.stomp is not None else None
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        listeners = [s for s in (self.server, self.tls_server) if s is not None]
+        listeners = [s for s in (self.server, self.tls_server, self.stomp) if s is not None]
         try:
             for s in listeners:  # every port first: a taken one fails before storage is touched
                 await s.bind()
@@ -221,6 +232,8 @@ class BrokerApp:
             await self.prometheus.stop()
         if self.management is not None:
             await self.management.stop()
+        if self.stomp is not None:
+            await self.stomp.stop()
         if self.tls_server is not None:
             await asyncio.gather(self.server.stop(timeout), self.tls_server.stop(timeout))
         else:
@@ -287,7 +300,7 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
         gc.disable()  # recovery allocates an object or two per stored message, none of them cyclic
     try:
         app = BrokerApp(config, defer_storage=True, management=config.management_enabled,
-                        prometheus=config.prometheus_enabled)
+                        prometheus=config.prometheus_enabled, stomp=config.stomp_enabled)
         await app.start()
     finally:
         if manage_gc:
@@ -304,6 +317,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
                  app.management_port)
     if app.prometheus is not None:
         log.info("WarrenMQ Prometheus metrics on http://%s:%s/metrics", app.prometheus.host, app.prometheus_port)
+    if app.stomp is not None:
+        log.info("WarrenMQ STOMP listening on %s:%s", app.stomp.host, app.stomp_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()

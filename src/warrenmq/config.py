@@ -138,6 +138,11 @@ class BrokerConfig:
     prometheus_enabled: bool = True
     prometheus_host: str = ""
     prometheus_port: int = 15692
+    # STOMP 1.0-1.2 (RabbitMQ's STOMP plugin, docs/stomp.md): served by the ``warrenmq`` command on
+    # stomp_host (default: the AMQP host) and stomp_port; the embedded broker only when asked (stomp=True)
+    stomp_enabled: bool = True
+    stomp_host: str = ""
+    stomp_port: int = 61613
     # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
     # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled

@@ -16,6 +16,7 @@ def warrenmq(*args, env=None, timeout=30):
     e.pop("WARRENMQ_CONFIG", None)
     e["WARRENMQ_MANAGEMENT_ENABLED"] = "false"  # port 15672 may be taken (test_management_port_* use it)
     e["WARRENMQ_PROMETHEUS_ENABLED"] = "false"  # and 15692
+    e["WARRENMQ_STOMP_ENABLED"] = "false"  # and 61613
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "warrenmq", *args], capture_output=True, text=True,
                           timeout=timeout, env=e)

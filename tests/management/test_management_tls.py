@@ -78,6 +78,7 @@ def warrenmq(*args, env=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith("WARRENMQ_")}
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
     e["WARRENMQ_PROMETHEUS_ENABLED"] = "false"  # port 15692 may be taken
+    e["WARRENMQ_STOMP_ENABLED"] = "false"  # and 61613
     e.update(env or {})
     return [sys.executable, "-m", "warrenmq", *args], e
 

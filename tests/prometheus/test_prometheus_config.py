@@ -29,6 +29,7 @@ def free_port() -> int:
 def env(**extra) -> dict:
     e = {k: v for k, v in os.environ.items() if not k.startswith("WARRENMQ_")}
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+    e["WARRENMQ_STOMP_ENABLED"] = "false"  # 61613 may be taken
     e.update(extra)
     return e
 

@@ -14,10 +14,10 @@ import warrenmq
 PKG = Path(warrenmq.__file__).parent
 
 #: packages that do not exist yet but have a place in the layout: forbidden below where they belong
-FUTURE = {"warrenmq.stomp", "warrenmq.shovel"}
+FUTURE = {"warrenmq.shovel"}
 _IO = {"asyncio", "socket", "selectors", "ssl"}
 _ABOVE_BROKER = {"warrenmq.amqp", "warrenmq.mqtt", "warrenmq.management", "warrenmq.prometheus", "warrenmq.transport",
-                 "warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE
+                 "warrenmq.cli", "warrenmq.testing", "warrenmq.app", "warrenmq.stomp"} | FUTURE
 #: the concrete stores: only the factory (warrenmq.store.open_storage) and the application choose them
 _CONCRETE_STORES = {"warrenmq.store.segments", "warrenmq.store.memory", "warrenmq.store.metadata",
                     "warrenmq.store.MemoryStore", "warrenmq.store.SegmentStore", "warrenmq.store.memory_storage"}
@@ -33,6 +33,9 @@ FORBIDDEN = {
     # MQTT: codec and connection sans-I/O (tests/mqtt checks they import no broker), session.py the adapter
     "mqtt": _IO | {"warrenmq.amqp", "warrenmq.management", "warrenmq.prometheus", "warrenmq.transport", "warrenmq.cli",
                    "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
+    # STOMP: codec.py sans-I/O (tests/stomp checks it imports nothing), session.py the adapter on the domain
+    "stomp": _IO | {"warrenmq.amqp", "warrenmq.management", "warrenmq.transport", "warrenmq.cli",
+                    "warrenmq.testing", "warrenmq.app", "warrenmq.mqtt", "warrenmq.prometheus"} | FUTURE | _CONCRETE_STORES,
     # the management HTTP API: an adapter beside amqp/ (it reads the domain and the AMQP listeners' sessions)
     "management": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app", "warrenmq.prometheus"} | FUTURE
     | _CONCRETE_STORES,

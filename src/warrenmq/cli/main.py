@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         mgmt.add_argument("--management-tls-certfile",
                           help="serve the management API over HTTPS with this certificate chain (PEM)")
         mgmt.add_argument("--management-tls-keyfile", help="the HTTPS certificate's private key (PEM)")
+        stomp = parser.add_argument_group("STOMP 1.0-1.2 listener (docs/stomp.md), on by default")
+        stomp.add_argument("--stomp-port", type=port_number, help="STOMP port (default 61613; 0: any free port)")
+        stomp.add_argument("--stomp-host", help="address the STOMP listener binds (default: --host)")
+        stomp.add_argument("--no-stomp", action="store_true", help="do not listen for STOMP")
         mgmt.add_argument("--no-statistics", action="store_true",
                           help="no message rates or message_stats in the management API (statistics_enabled)")
         prom = parser.add_argument_group("Prometheus metrics (docs/prometheus.md), on by default")
@@ -119,6 +123,8 @@ def main(argv=None) -> int:
                                    statistics_enabled=False if args.no_statistics else None,
                                    prometheus_port=args.prometheus_port, prometheus_host=args.prometheus_host,
                                    prometheus_enabled=False if args.no_prometheus else None,
+                                   stomp_port=args.stomp_port, stomp_host=args.stomp_host,
+                                   stomp_enabled=False if args.no_stomp else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
                                    definitions_file=args.definitions)

@@ -90,6 +90,8 @@ def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
         changes["management_port"] = app.management_port
     if app.prometheus_port is not None:
         changes["prometheus_port"] = app.prometheus_port
+    if app.stomp_port is not None:
+        changes["stomp_port"] = app.stomp_port
     return dataclasses.replace(config, **changes)
 
 
@@ -119,6 +121,14 @@ class _URLMixin:
             raise RuntimeError("Prometheus metrics are off: EmbeddedBroker(prometheus=True) serves them")
         return f"http://{self.host}:{port}"
 
+    @property
+    def stomp_port(self) -> int:
+        """The STOMP listener's port (``stomp=True``)."""
+        port = self.app.stomp_port if self.app is not None else None
+        if port is None:
+            raise RuntimeError("STOMP is off: EmbeddedBroker(stomp=True) serves it")
+        return port
+
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """A broker on a background thread; use as a context manager or call start()/stop().
@@ -130,9 +140,13 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
-                 management: bool | None = None, prometheus: bool | None = None, **overrides):
+                 management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
+                 **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
+        self.stomp = stomp
+        if stomp and config is None:
+            overrides.setdefault("stomp_port", 0)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
@@ -153,7 +167,8 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             self.loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus)
+                self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
+                                     stomp=self.stomp)
                 loop.run_until_complete(self.app.start())
             except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
@@ -208,14 +223,19 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
     """A broker on the running event loop; ``async with AsyncEmbeddedBroker() as b``."""
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
-                 management: bool | None = None, prometheus: bool | None = None, **overrides):
+                 management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
+                 **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
+        self.stomp = stomp
+        if stomp and config is None:
+            overrides.setdefault("stomp_port", 0)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
-        self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus)
+        self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
+                             stomp=self.stomp)
 
     @property
     def broker(self):
@@ -233,7 +253,8 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         """Stop and start a new app on the same port (and data directory)."""
         self.config = _same_ports(self.config, self.app)
         await self.stop(timeout)
-        self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus)
+        self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
+                             stomp=self.stomp)
         return await self.start()
 
     async def __aenter__(self) -> "AsyncEmbeddedBroker":

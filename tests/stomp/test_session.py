@@ -1,0 +1,102 @@
+"""The STOMP session state machine on a real domain broker, without sockets: frames in, frames out."""
+import pytest
+
+from warrenmq.broker.broker import Broker
+from warrenmq.config import BrokerConfig
+from warrenmq.stomp.codec import FrameReader
+from warrenmq.stomp.session import StompSession, parse_destination, StompError
+
+
+@pytest.fixture
+def broker():
+    b = Broker(BrokerConfig(data_dir=""))
+    yield b
+    b.close()
+
+
+def frames_of(session):
+    r = FrameReader()
+    r.version = session.version
+    return r.feed(session.take_output())
+
+
+def connect(broker, version="1.2", **headers):
+    s = StompSession(broker, ("127.0.0.1", 5555))
+    hs = {"accept-version": version, "host": "/", "login": "guest", "passcode": "guest", **headers}
+    s.receive_data(b"CONNECT\n" + "".join(f"{k}:{v}\n" for k, v in hs.items()).encode() + b"\n\0")
+    return s
+
+
+def test_connected_frame_negotiates_version_and_heartbeats(broker):
+    s = connect(broker, "1.0,1.1", **{"heart-beat": "1000,2000"})
+    (f,) = frames_of(s)
+    assert f.command == "CONNECTED"
+    assert f.get("version") == "1.1" and f.get("heart-beat") == "2000,1000"
+    assert f.get("server") == "RabbitMQ/3.10.8" and f.get("session").startswith("session-")
+    assert (s.heartbeat_out, s.heartbeat_in) == (2000, 1000)
+    assert s in broker.sessions
+
+
+@pytest.mark.parametrize("headers, body", [
+    ({"passcode": "nope"}, "Access refused for user 'guest'\n"),
+    ({"host": "nope"}, "Virtual host 'nope' access denied"),
+])
+def test_refused_connect(broker, headers, body):
+    s = connect(broker, **headers)
+    (f,) = frames_of(s)
+    assert (f.command, f.get("message"), f.body.decode()) == ("ERROR", "Bad CONNECT", body)
+    assert s.closing
+
+
+def test_frame_before_connect(broker):
+    s = StompSession(broker)
+    s.receive_data(b"SEND\ndestination:/queue/x\n\n\0")
+    (f,) = frames_of(s)
+    assert f.get("message") == "Illegal command" and s.closing
+
+
+def test_send_subscribe_ack_through_the_domain(broker):
+    s = connect(broker)
+    frames_of(s)
+    s.receive_data(b"SEND\ndestination:/queue/work\ncontent-type:text/plain\nfoo:bar\nreceipt:r1\n\nhi\0")
+    assert [f.command for f in frames_of(s)] == ["RECEIPT"]
+    q = broker.vhosts["/"].queues["work"]
+    assert q.durable and len(q.messages) == 1
+    s.receive_data(b"SUBSCRIBE\ndestination:/queue/work\nid:0\nack:client-individual\n\n\0")
+    (m,) = frames_of(s)
+    assert m.command == "MESSAGE" and m.body == b"hi"
+    assert m.get("foo") == "bar" and m.get("content-type") == "text/plain" and m.get("subscription") == "0"
+    assert q.unacked == 1
+    s.receive_data(b"ACK\nid:" + m.get("ack").encode() + b"\n\n\0")
+    assert q.unacked == 0 and not q.messages
+
+
+def test_transaction_holds_sends_until_commit(broker):
+    s = connect(broker)
+    s.receive_data(b"BEGIN\ntransaction:t\n\n\0SEND\ndestination:/queue/tx\ntransaction:t\n\nx\0")
+    assert "tx" not in broker.vhosts["/"].queues  # the SEND (and its queue's declaration) waits for COMMIT
+    s.receive_data(b"COMMIT\ntransaction:t\n\n\0")
+    assert len(broker.vhosts["/"].queues["tx"].messages) == 1
+    s.receive_data(b"ABORT\ntransaction:t\n\n\0")
+    assert frames_of(s)[-1].get("message") == "Bad transaction"
+
+
+def test_close_requeues_unacked(broker):
+    s = connect(broker)
+    s.receive_data(b"SEND\ndestination:/queue/rq\n\nx\0SUBSCRIBE\ndestination:/queue/rq\nack:client\nid:1\n\n\0")
+    q = broker.vhosts["/"].queues["rq"]
+    assert q.unacked == 1
+    s.connection_lost()
+    assert q.unacked == 0 and len(q.messages) == 1 and s not in broker.sessions
+
+
+def test_parse_destination():
+    assert parse_destination("/exchange/amq.direct/a/b") == ("exchange", "amq.direct", "a/b")
+    assert parse_destination("/exchange/x") == ("exchange", "x", "")
+    assert parse_destination("/amq/queue/q") == ("amqqueue", "q", "q")
+    with pytest.raises(StompError) as e:
+        parse_destination("/foo/bar")
+    assert e.value.message == "Unknown destination"
+    with pytest.raises(StompError) as e:
+        parse_destination("/queue")
+    assert e.value.detail == "'' is not a valid queue destination\n"
