@@ -283,6 +283,8 @@ def test_admin_lists_users_vhosts_policies(logged_in, amqp, ui_broker):
         page = logged_in
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
         page.wait_for_function("() => location.hash === '#/users'")
+        expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin")).to_have_attribute(
+            "aria-current", "page")
         loaded(page)
         row = page.locator("table.list tbody tr", has=page.get_by_role("link", name="guest", exact=True))
         cols = headers(page)

@@ -129,9 +129,11 @@ function renderNav() {
 
 function markNav(page) {
   for (const a of document.querySelectorAll('#nav a')) {
-    // a list page is current for its object pages too: #/queues for #/queues/%2F/q
+    // a list page is current for its object pages too: #/queues for #/queues/%2F/q; a page without
+    // a nav entry of its own may name the entry it belongs under (navPath: '/admin' for the admin lists)
     const p = a.dataset.path;
-    const current = page && (page.path === p || (p !== '/' && page.path.startsWith(`${p}/`)));
+    const own = page && (page.navPath || page.path);
+    const current = page && (own === p || (p !== '/' && own.startsWith(`${p}/`)));
     if (current) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }

@@ -29,6 +29,7 @@ const page = {
   path: '/policies',
   title: 'Policies',
   nav: null,
+  navPath: '/admin',  // the Admin entry is current here (app.js markNav)
   tags: ['policymaker'],
   sections: [],
   async render(ctx) {

@@ -28,6 +28,7 @@ const page = {
   path: '/users',
   title: 'Users',
   nav: null,
+  navPath: '/admin',  // the Admin entry is current here (app.js markNav)
   tags: ['administrator'],
   sections: [],
   async render(ctx) {

@@ -29,6 +29,7 @@ const page = {
   path: '/vhosts',
   title: 'Virtual hosts',
   nav: null,
+  navPath: '/admin',  // the Admin entry is current here (app.js markNav)
   tags: ['administrator'],
   sections: [],
   async render(ctx) {
