@@ -24,7 +24,7 @@ KNOWN_MISSING = {
     "rabbitmq_schema_db_": "Mnesia transactions: WarrenMQ keeps its definitions in its own store",
     "rabbitmq_msg_store_": "the classic message store's read/write counters: not kept by WarrenMQ's store",
     "rabbitmq_queue_index_": "the classic queue index's counters: WarrenMQ has no queue index",
-    "rabbitmq_auth_attempts": "authentication attempts are not counted (yet)",
+    "rabbitmq_auth_attempts_detailed": "logins are counted per protocol, not per remote address and user",
     "rabbitmq_queue_process_reductions": "Erlang reductions of a queue process",
     "rabbitmq_channel_process_reductions": "Erlang reductions of a channel process",
     "rabbitmq_connection_process_reductions": "Erlang reductions of a connection process",

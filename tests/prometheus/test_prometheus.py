@@ -180,6 +180,20 @@ def test_node_metrics_identity_and_build_info(pbroker):
     assert time.time() - 86400 < s.value("process_start_time_seconds") <= time.time()
 
 
+def test_authentication_attempts_per_protocol(pbroker):
+    connect(pbroker).close()
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        pika.BlockingConnection(pika.URLParameters(pbroker.url.replace("guest:guest", "guest:wrong")))
+    status, _, _ = fetch(pbroker.management_url + "/api/whoami", {"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
+    assert status == 200
+    for path in ("/metrics", "/metrics/per-object"):
+        s = scrape(pbroker, path)
+        assert s.value("rabbitmq_auth_attempts_total", protocol="amqp091") == 2
+        assert s.value("rabbitmq_auth_attempts_succeeded_total", protocol="amqp091") == 1
+        assert s.value("rabbitmq_auth_attempts_failed_total", protocol="amqp091") == 1
+        assert s.value("rabbitmq_auth_attempts_succeeded_total", protocol="http") >= 1
+
+
 def test_a_memory_alarm_shows(pbroker):
     from warrenmq.broker.alarms import Alarm
     pbroker.call(pbroker.broker.set_alarm, Alarm.MEMORY, True)

@@ -159,6 +159,12 @@ def read_alarms(sc: Scrape):
     yield None, (0, int(Alarm.DISK_FREE in alarms), int(Alarm.MEMORY in alarms))
 
 
+def read_auth_attempts(sc: Scrape):
+    """Logins per protocol (``broker.auth_attempts``: attempts and failures, as ``/api/auth/attempts``)."""
+    for protocol, (total, failed) in sorted(sc.broker.auth_attempts.items()):
+        yield (("protocol", protocol),), (total, total - failed, failed)
+
+
 def read_queue_coarse(sc: Scrape):
     for q in sc.queues():
         ready = len(q.messages)
@@ -260,7 +266,7 @@ class Group:
         self.name = name
         self.metrics = metrics
         self.read = read
-        self.per_object = per_object  # rows are objects (False: one unlabelled node row)
+        self.per_object = per_object  # rows are objects, summed when aggregated (False: node rows, as they are)
         self.average = average  # metrics aggregated as the mean over the rows instead of the sum
 
 
@@ -287,6 +293,11 @@ GROUPS = [
         _m("resident_memory_limit_bytes", "gauge", "Memory high watermark in bytes"),
         _m("disk_space_available_limit_bytes", "gauge", "Free disk space low watermark in bytes"),
     ], read_node, per_object=False),
+    Group("auth_attempt_metrics", [
+        _m("auth_attempts_total", "counter", "Total number of authorization attempts"),
+        _m("auth_attempts_succeeded_total", "counter", "Total number of successful authentication attempts"),
+        _m("auth_attempts_failed_total", "counter", "Total number of failed authentication attempts"),
+    ], read_auth_attempts, per_object=False),
     Group("queue_coarse_metrics", [
         _m("queue_messages_ready", "gauge", "Messages ready to be delivered to consumers"),
         _m("queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged"),
@@ -406,7 +417,7 @@ METRICS["process_start_time_seconds"] = ("gauge", "Start time of the process sin
 
 #: every group ``/metrics/detailed?family=`` knows, by name
 FAMILIES = {g.name: g for g in GROUPS + CLUSTER_GROUPS}
-FAMILIES["queue_consumer_count"] = Group("queue_consumer_count", [GROUPS[4].metrics[0]],
+FAMILIES["queue_consumer_count"] = Group("queue_consumer_count", [FAMILIES["queue_metrics"].metrics[0]],
                                          lambda sc: ((labels, values[:1]) for labels, values in read_queue(sc)))
 
 
