@@ -318,3 +318,33 @@ def test_permissions_apply(broker):
 def test_malformed_frame_closes_with_error(broker):
     data = raw(broker, b"SEND\nno-colon\n\n\0")
     assert error_of(data)[0] == "Bad frame"
+
+
+def test_management_lists_and_closes_stomp_connections():
+    import base64
+    import json
+    import urllib.parse
+    import urllib.request
+    auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    with EmbeddedBroker(stomp=True, management=True) as b:
+        s = socket.create_connection(("127.0.0.1", b.stomp_port))
+        s.settimeout(3)
+        s.sendall(b"CONNECT\naccept-version:1.1,1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0")
+        assert s.recv(4096).startswith(b"CONNECTED\n")
+        req = urllib.request.Request(b.management_url + "/api/connections", headers=auth)
+        (conn,) = json.load(urllib.request.urlopen(req))
+        assert (conn["protocol"], conn["type"], conn["channels"], conn["user"], conn["vhost"]) == (
+            "STOMP 1.2", "direct", 1, "guest", "/")
+        assert conn["client_properties"] == {"product": "STOMP client"}
+        req = urllib.request.Request(b.management_url + "/api/connections/" + urllib.parse.quote(conn["name"], safe=""),
+                                     method="DELETE", headers={**auth, "X-Reason": "bye"})
+        assert urllib.request.urlopen(req).status == 204
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        assert error_of(data) == ("AMQP channel died", 'Reason: {shutdown,\n            {connection_closing,'
+                                  '{server_initiated_close,320,"bye"}}}')
+        s.close()

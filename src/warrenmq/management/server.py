@@ -32,6 +32,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ..protocol.errors import AMQPError
+from ..protocol.spec import CONNECTION_FORCED
 from ..transport.server import ListenError
 from . import dispatch, routes, views
 from .auth import authenticate
@@ -160,6 +161,8 @@ class ManagementServer:
                 if c.session is session:
                     c.force_close(text)
                     return
+        if getattr(session, "protocol", None) is not None:  # another protocol's session (STOMP): it closes itself
+            session.force_close(CONNECTION_FORCED, text.removeprefix("CONNECTION_FORCED - "))
 
 
 async def _index(request: web.Request) -> web.StreamResponse:

@@ -238,11 +238,11 @@ def connection(session, node: str) -> dict:
         "peer_host": peer[0],
         "peer_port": peer[1],
         "port": local[1] if local else None,
-        "protocol": "AMQP 0-9-1",
+        "protocol": getattr(session, "protocol", "AMQP 0-9-1"),  # other adapters name theirs (STOMP 1.2)
         "ssl": tls,
         "state": session.state,
         "timeout": proto.heartbeat,
-        "type": "network",
+        "type": getattr(session, "connection_type", "network"),
         "user": user.name if user is not None else None,
         "user_who_performed_action": user.name if user is not None else None,
         "vhost": vh.name if vh is not None else None,

@@ -42,6 +42,7 @@ import base64
 import hashlib
 import logging
 import os
+import time
 
 from ..broker.access import CONFIGURE, READ, WRITE
 from ..broker.channel import Channel
@@ -198,8 +199,21 @@ class StompChannel(Channel):
         self.session.fail("Consumer timeout", f"delivery acknowledgement timed out after {timeout_ms} ms\n")
 
 
+class _Limits:
+    """What the management API reads of a connection's protocol object: RabbitMQ shows a STOMP connection
+    with one channel, no frame size and the client properties below."""
+    __slots__ = ("heartbeat",)
+    channel_max = 1
+    frame_max = 0
+    client_properties = {"product": "STOMP client"}
+
+    def __init__(self):
+        self.heartbeat = 0
+
+
 class StompSession:
     """See the module docstring."""
+    connection_type = "direct"  # as RabbitMQ lists its STOMP connections (they are direct AMQP connections there)
 
     def __init__(self, broker, peer=None, local=None):
         self.broker = broker
@@ -232,6 +246,11 @@ class StompSession:
         self.heartbeat_in = 0  # ms between heart-beats the client promised (0: none)
         self.recv_oct = self.recv_cnt = self.send_oct = self.send_cnt = 0
         self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
+        self.proto = _Limits()
+        self.protocol = "STOMP"
+        self.connected_at = int(time.time() * 1000)
+        self.close_logged = False
+        self.announced = False
 
     # ------------------------------------------------------------------ output
     def _write(self, data: bytes) -> None:
@@ -327,6 +346,7 @@ class StompSession:
             version = common[-1]
         self.version = version
         self.reader_.version = version
+        self.protocol = "STOMP " + version
         login = frame.get("login", "guest")
         passcode = frame.get("passcode", "guest" if frame.get("login") is None else "")
         host = frame.get("host") or "/"
@@ -352,6 +372,7 @@ class StompSession:
         # receive (cy) and expects what the client offers to send (cx)
         self.heartbeat_out = cy
         self.heartbeat_in = cx
+        self.proto.heartbeat = max(cx, cy) // 1000
         self.channel = StompChannel(self)
         self.channels = {1: self.channel}
         self.state_ = CONNECTED
@@ -640,8 +661,9 @@ class StompSession:
     def force_close(self, code: int, text: str) -> None:
         if self.closing:
             return
-        self.closed = False
-        self.fail("Connection forced", text + "\n")
+        # RabbitMQ's STOMP adapter reports the death of its AMQP channel, as an Erlang term
+        self.fail("AMQP channel died", "Reason: {shutdown,\n            {connection_closing,"
+                  f'{{server_initiated_close,{code},"{text}"}}}}}}')
 
     # -------------------------------------------------------------- flow
     def set_paused(self, paused: bool) -> None:
