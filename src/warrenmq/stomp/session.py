@@ -99,11 +99,12 @@ def properties_from_headers(frame, reply_to=None) -> BasicProperties:
     """The AMQP properties of a SEND frame (see the module docstring)."""
     p = BasicProperties()
     custom = None
-    for k, v in frame.headers:
+    for k, v in reversed(frame.headers):  # RabbitMQ's table has them last first (the first of a name wins)
         if k not in _NOT_CUSTOM:
             if custom is None:
                 custom = {}
-            custom.setdefault(k, v)
+            custom.pop(k, None)
+            custom[k] = v
     get = frame.get
     p.content_type = get("content-type")
     p.content_encoding = get("content-encoding")
@@ -376,9 +377,8 @@ class StompSession:
         self.channel = StompChannel(self)
         self.channels = {1: self.channel}
         self.state_ = CONNECTED
-        headers = [("server", SERVER), ("session", self.session_id), ("heart-beat", f"{cy},{cx}")]
-        if accept is not None:
-            headers.append(("version", version))
+        headers = [("server", SERVER), ("session", self.session_id), ("heart-beat", f"{cy},{cx}"),
+                   ("version", version)]
         self.send_frame("CONNECTED", headers)
         self.broker.session_opened(self)
 
