@@ -388,3 +388,12 @@ def test_statistics_off_hides_the_rate_columns_but_not_the_depths(page, quiet_br
         assert page.locator("table.list tbody tr td").all_inner_texts()[cols.index("Ready")] == "2"
     finally:
         conn.close()
+
+
+def test_a_bookmarked_view_survives_the_login(page, amqp):
+    page.goto(f"/#/queues?name={PREFIX}pg-1&page_size=20&sort=messages&sort_reverse=true")
+    login(page)
+    loaded(page)
+    expect(page.get_by_label("Filter")).to_have_value(PREFIX + "pg-1")
+    expect(header(page, "Total")).to_have_attribute("aria-sort", "descending")
+    assert names(page) == [f"{PREFIX}pg-{i}" for i in range(19, 9, -1)]

@@ -206,7 +206,7 @@ async function route() {
   const path = currentPath();
   clearNotices();
   if (!state.user) {
-    if (path !== '/login') state.returnTo = `#${path}`;
+    if (path !== '/login') state.returnTo = location.hash || `#${path}`;  // with its query: a list's view
     showLogin();
     return;
   }
