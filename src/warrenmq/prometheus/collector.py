@@ -141,7 +141,9 @@ def _disk_free(broker) -> int:
 
 
 def _tcp_sockets(app) -> int:
-    return sum(len(s.connections) for s in (app.server, app.tls_server) if s is not None)
+    """Client connections of every protocol listener the app runs (AMQP, AMQPS, and others such as STOMP)."""
+    servers = (app.server, app.tls_server, getattr(app, "stomp", None), getattr(app, "mqtt", None))
+    return sum(len(getattr(s, "connections", ())) for s in servers if s is not None)
 
 
 def read_node_coarse(sc: Scrape):
