@@ -100,3 +100,50 @@ def test_parse_destination():
     with pytest.raises(StompError) as e:
         parse_destination("/queue")
     assert e.value.detail == "'' is not a valid queue destination\n"
+
+
+def test_send_receipt_is_the_publisher_confirm(tmp_path):
+    b = Broker(BrokerConfig(data_dir=str(tmp_path / "data")))
+    try:
+        s = connect(b)
+        frames_of(s)
+        s.receive_data(b"SEND\ndestination:/queue/durable\npersistent:true\nreceipt:p\n\nx\0"
+                       b"SEND\ndestination:/queue/durable\nreceipt:t\n\ny\0")
+        assert frames_of(s) == []  # the persistent one waits for its store batch, the transient one behind it
+        epoch = b.store.write_pending()
+        b.store.sync()
+        b.store_synced(epoch)
+        assert [f.get("receipt-id") for f in frames_of(s)] == ["p", "t"]
+    finally:
+        b.close()
+
+
+def test_refused_send_with_receipt_gets_its_receipt(broker):
+    s = connect(broker)
+    frames_of(s)
+    s.receive_data(b"SEND\ndestination:/queue/full\nx-max-length:0\nx-overflow:reject-publish\nreceipt:r\n\nx\0")
+    (f,) = frames_of(s)
+    assert f.command == "RECEIPT" and f.get("receipt-id") == "r"  # as RabbitMQ 3.10.8 answers a nacked SEND
+    q = broker.vhosts["/"].queues["full"]
+    assert q.arguments == {"x-max-length": 0, "x-overflow": "reject-publish"}  # x-* headers: queue arguments
+    assert not q.messages
+
+
+def test_a_publishing_session_is_not_read_while_an_alarm_is_on(broker):
+    class Reader:
+        paused = False
+
+        def pause_reading(self):
+            self.paused = True
+
+        def resume_reading(self):
+            self.paused = False
+    from warrenmq.broker.alarms import Alarm
+    s = connect(broker)
+    s.reader = r = Reader()
+    broker.set_alarm(Alarm.MEMORY, True)
+    assert s.state == "blocking" and not r.paused  # not publishing: still read
+    s.receive_data(b"SEND\ndestination:/topic/x\n\nx\0")
+    assert s.state == "blocked" and r.paused
+    broker.set_alarm(Alarm.MEMORY, False)
+    assert s.state == "running" and not r.paused

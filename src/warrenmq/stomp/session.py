@@ -131,6 +131,34 @@ def properties_from_headers(frame, reply_to=None) -> BasicProperties:
     return p
 
 
+#: the x-* headers RabbitMQ's STOMP adapter takes as queue arguments where it declares a queue, with their
+#: AMQP types (integers for the numeric ones)
+QUEUE_ARGUMENTS = {"x-dead-letter-exchange": str, "x-dead-letter-routing-key": str, "x-expires": int,
+                   "x-max-length": int, "x-max-length-bytes": int, "x-max-priority": int, "x-message-ttl": int,
+                   "x-overflow": str, "x-queue-mode": str, "x-queue-type": str, "x-queue-master-locator": str,
+                   "x-single-active-consumer": bool, "x-delivery-limit": int}
+
+
+def queue_arguments(frame):
+    """The queue arguments in ``frame``'s ``x-*`` headers (None when there are none)."""
+    args = None
+    for k, v in frame.headers:
+        t = QUEUE_ARGUMENTS.get(k)
+        if t is None or (args is not None and k in args):
+            continue
+        if t is int:
+            try:
+                v = int(v)
+            except ValueError:
+                raise StompError("Invalid header", f"'{k}' must be an integer\n") from None
+        elif t is bool:
+            v = v == "true"
+        if args is None:
+            args = {}
+        args[k] = v
+    return args
+
+
 def _header_value(v):
     """A custom header's text, or None for AMQP values RabbitMQ does not show (booleans, tables, arrays)."""
     cls = v.__class__
@@ -188,7 +216,7 @@ class StompChannel(Channel):
         pass
 
     def send_confirm(self, seq: int, multiple: bool, nack: bool) -> None:
-        pass
+        self.session.confirmed(seq, multiple, nack)
 
     def send_reply(self, msg, tag: int) -> None:
         pass
@@ -232,6 +260,7 @@ class StompSession:
         self.channels: dict = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.transactions: dict[str, list] = {}
+        self.pending_receipts: list = []  # (publish sequence number, receipt id) of SENDs awaiting confirms
         self.exclusive_queues: list = []
         self.temp_queues: dict[str, str] = {}
         self.out: list = []
@@ -325,6 +354,16 @@ class StompSession:
             if ops is None:
                 raise StompError("Bad transaction", f"Invalid transaction identifier: {tx}\n")
             ops.append(frame)
+        elif cmd == "SEND" and frame.get("receipt") is not None:
+            # the RECEIPT of a SEND is its publisher confirm, as in RabbitMQ: sent once the message is in
+            # its queues and, if persisted, once the store made it durable (send_confirm)
+            ch = self.channel
+            if ch.confirms is None:
+                ch.select_confirm()
+            # (noted before publishing: a refusal is confirmed at once, within the publish)
+            self.pending_receipts.append((ch.confirms.seq + 1, frame.get("receipt")))
+            handler(self, frame)
+            return
         else:
             handler(self, frame)
         receipt = frame.get("receipt")
@@ -381,6 +420,8 @@ class StompSession:
                    ("version", version)]
         self.send_frame("CONNECTED", headers)
         self.broker.session_opened(self)
+        if self.broker.alarms:
+            self.set_blocked(True)
 
     # ----------------------------------------------------------------- checks
     def _may(self, kind: str, name: str, perm: str) -> None:
@@ -402,6 +443,8 @@ class StompSession:
         ch.may_write.add(exchange)
 
     def _declare(self, name: str, durable: bool, auto_delete: bool, exclusive: bool = False, arguments=None):
+        """Declare a queue as RabbitMQ's adapter does (configure permission; ``arguments`` from the frame's
+        ``x-*`` headers, :func:`queue_arguments`)."""
         self._may("queue", name, CONFIGURE)
         q, created = self.vhost.declare_queue(name, self, False, durable, exclusive, auto_delete, arguments)
         if created and exclusive:
@@ -417,7 +460,7 @@ class StompSession:
             raise StompError("Invalid header", "'message-id' is not allowed on 'SEND'.\n")
         kind, name, key = parse_destination(dest)
         if kind == "queue":
-            self._declare(name, True, False)
+            self._declare(name, True, False, False, queue_arguments(frame))
             exchange, key = "", name
         elif kind in ("amqqueue", "reply-queue"):
             exchange, key = "", name
@@ -436,6 +479,8 @@ class StompSession:
         body = frame.body
         self._may_publish(exchange, key)
         self.channel.publish(exchange, key, content_header(props, len(body)), body, False)
+        if self.blocked:  # a resource alarm is on: stop reading this publisher until it clears
+            self._pause(1)
 
     def _temp_queue(self, name: str) -> str:
         """The server-named queue behind ``/temp-queue/<name>`` (made and subscribed to on first use)."""
@@ -470,7 +515,7 @@ class StompSession:
         durable = frame.get("durable", frame.get("persistent")) == "true"
         vhost = self.vhost
         if kind == "queue":
-            q = self._declare(name, True, False)
+            q = self._declare(name, True, False, False, queue_arguments(frame))
         elif kind in ("amqqueue", "reply-queue"):
             q = vhost.get_queue(name, self)
         elif kind == "temp-queue":
@@ -487,7 +532,7 @@ class StompSession:
                 digest = hashlib.md5(sub_id.encode()).digest()
                 qname = "stomp-subscription-" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
                 auto_delete = frame.get("auto-delete") == "true"
-                q = self._declare(qname, True, auto_delete)
+                q = self._declare(qname, True, auto_delete, False, queue_arguments(frame))
             else:
                 qname = "stomp-subscription-" + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
                 q = self._declare(qname, False, True)
@@ -526,6 +571,21 @@ class StompSession:
         sub = consumer.prefix
         self.subscriptions.pop(sub.id, None)
         self.fail("Server cancelled subscription", f"Subscription to {sub.dest} was cancelled by the server.\n")
+
+    def confirmed(self, seq: int, multiple: bool, nack: bool) -> None:
+        """Publishes up to ``seq`` (or just ``seq``) are confirmed: the RECEIPTs of those SENDs go out.  A
+        refused one (a full queue with reject-publish) gets its RECEIPT too, as from RabbitMQ 3.10.8."""
+        pending = self.pending_receipts
+        if not pending or self.closing:
+            return
+        keep = []
+        for item in pending:
+            s = item[0]
+            if s == seq or (multiple and s < seq):
+                self.send_frame("RECEIPT", [("receipt-id", item[1])])
+            else:
+                keep.append(item)
+        self.pending_receipts = keep
 
     # ---------------------------------------------------------------- deliver
     def send_message(self, consumer, tag: int, entry) -> None:
@@ -677,7 +737,13 @@ class StompSession:
                 ch.dispatch_consumers()
 
     def set_blocked(self, blocked: bool) -> None:
+        """A resource alarm was raised or cleared: as in RabbitMQ a connection that publishes while one is
+        on is no longer read (``on_send``) until every alarm is clear."""
+        if blocked == self.blocked or self.closed:
+            return
         self.blocked = blocked
+        if not blocked:
+            self._resume(1)
 
     def _pause(self, bit: int) -> None:
         was = self.reading_paused
@@ -707,6 +773,8 @@ class StompSession:
             return "closed"
         if self.vhost is None:
             return "starting"
+        if self.blocked:
+            return "blocked" if self.reading_paused & 1 else "blocking"
         if self.flow_count:
             return "flow"
         return "running"
