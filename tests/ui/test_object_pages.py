@@ -62,7 +62,7 @@ def open_queue(page, name: str, vhost: str = "/"):
 
 
 def section(page, title: str):
-    return page.get_by_role("region", name=title)
+    return page.get_by_role("region", name=title, exact=True)
 
 
 def test_queue_page_shows_the_facts_and_a_message_got_with_its_properties(logged_in, ui_broker, channel):

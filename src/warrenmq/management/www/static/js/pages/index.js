@@ -14,6 +14,10 @@ import admin from './admin.js';
 import users from './users.js';
 import vhosts from './vhosts.js';
 import policies from './policies.js';
+import user from './user.js';
+import vhost from './vhost.js';
+import policy, {operatorPolicyPage} from './policy.js';
+import './admin-forms.js'; // ui-objects' forms on the users, vhosts and policies lists
 
 export default [
   overview,
@@ -30,4 +34,8 @@ export default [
   users,
   vhosts,
   policies,
+  user,
+  vhost,
+  policy,
+  operatorPolicyPage,
 ];

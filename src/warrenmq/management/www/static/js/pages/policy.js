@@ -5,13 +5,12 @@
  * (operator policies: /api/operator-policies, administrators only). The definition is typed
  * key/value rows (numbers for max-length, message-ttl, ...) or, switched, a JSON object. Errors
  * are the API's validation text ("Validation failed ... is not a valid maximum length"). The form is
- * pushed onto ui-lists' policies page; a policy page shows one and deletes it (confirmed).
+ * pushed onto ui-lists' policies page by admin-forms.js; a policy page shows one and deletes it (confirmed).
  */
 import {
   el, fill, section, facts, field, input, select, textarea, makeForm, notFound, link, kvEditor, kvTable,
   table, button, statusLine, hasTag,
 } from '../objects.js';
-import policies from './policies.js';
 
 const enc = encodeURIComponent;
 
@@ -71,7 +70,7 @@ export function policyForm(ctx, kind, after, initial = {}) {
   return f;
 }
 
-async function addPolicySection(ctx, tbl) {
+export async function addPolicySection(ctx, tbl) {
   const f = policyForm(ctx, 'policies', () => (tbl && tbl.reload ? tbl.reload() : null));
   ctx.el.append(section('Add / update a policy', el('p', {class: 'obj-hint'},
     'Open a policy (its name in the table) to delete it.'), f));
@@ -106,7 +105,6 @@ async function operatorSection(ctx) {
   ctx.el.append(section('Operator policies', box, status.el, el('h3', {}, 'Add / update an operator policy'), f));
   await Promise.all([reload(), f.load()]);
 }
-policies.sections.push(addPolicySection);
 
 function policyPage(kind, path, title) {
   return {

@@ -6,13 +6,12 @@
  * typed, the password; otherwise the user's current password_hash and hashing_algorithm go back
  * unchanged (a PUT without either would leave the user without a password). "Delete this user" is
  * DELETE (confirmed); the API closes its connections. The add form on #/users is pushed onto the
- * users list's sections (ui-lists' users.js).
+ * users list's sections (ui-lists' users.js) by admin-forms.js.
  */
 import {
   el, fill, section, facts, field, input, makeForm, notFound, link, button,
 } from '../objects.js';
 import {permissionSections, limitsSection} from '../perms.js';
-import users from './users.js';
 
 const enc = encodeURIComponent;
 const TAGS = ['administrator', 'monitoring', 'policymaker', 'management', 'impersonator'];
@@ -24,13 +23,13 @@ export function tagsField(value = '') {
     const have = tags.value.split(',').map((s) => s.trim()).filter(Boolean);
     if (!have.includes(t)) have.push(t);
     tags.value = have.join(', ');
-  }, {class: 'obj-link-button', 'aria-label': `Add tag ${t}`})), ' ', button('none', () => { tags.value = ''; }, {class: 'obj-link-button', 'aria-label': 'No tags'}));
+  }, {class: 'obj-link-button', 'aria-label': `Add tag ${t}`})), ' ', button('none', () => { tags.value = ''; }, {class: 'obj-link-button', 'aria-label': 'Clear the tags'}));
   return {input: tags, el: el('div', {}, field('Tags', tags, 'comma-separated'), picks)};
 }
 
 const splitTags = (s) => s.split(',').map((t) => t.trim()).filter(Boolean).join(',');
 
-function addUserSection(ctx, table) {
+export function addUserSection(ctx, table) {
   const name = input('username', {required: true, autocomplete: 'off'});
   const pass = input('password', {type: 'password', autocomplete: 'new-password'});
   const pass2 = input('password2', {type: 'password', autocomplete: 'new-password'});
@@ -50,7 +49,6 @@ function addUserSection(ctx, table) {
   });
   ctx.el.append(section('Add a user', f));
 }
-users.sections.push(addUserSection);
 
 export default {
   path: '/users/:name',

@@ -4,17 +4,16 @@
  * Theory of operation: GET /api/vhosts/{name} (every 5 s) for its facts and depths; permissions,
  * topic permissions and limits are perms.js's sections; "Delete this vhost" is DELETE, confirmed
  * (everything in it goes, its connections are closed). The add form (PUT /api/vhosts/{name} with
- * description, tags, default queue type) is pushed onto the vhosts list's sections (ui-lists).
+ * description, tags, default queue type) is pushed onto the vhosts list's sections (ui-lists) by admin-forms.js.
  */
 import {
   el, fill, section, facts, field, input, select, makeForm, notFound, link, liveRegion, num, rate,
 } from '../objects.js';
 import {permissionSections, limitsSection} from '../perms.js';
-import vhosts from './vhosts.js';
 
 const enc = encodeURIComponent;
 
-function addVhostSection(ctx, table) {
+export function addVhostSection(ctx, table) {
   const name = input('name', {required: true, autocomplete: 'off'});
   const description = input('description', {autocomplete: 'off'});
   const tags = input('tags', {autocomplete: 'off'});
@@ -34,7 +33,6 @@ function addVhostSection(ctx, table) {
   });
   ctx.el.append(section('Add a new virtual host', f));
 }
-vhosts.sections.push(addVhostSection);
 
 export default {
   path: '/vhosts/:name',
