@@ -246,6 +246,7 @@ def test_connections_and_channels_show_the_pika_connection(logged_in, amqp):
     cols = headers(page)
     cells = row.locator("td").all_inner_texts()
     assert cells[cols.index("User")] == "guest"
+    assert cells[cols.index("Protocol")] == "AMQP 0-9-1"
     assert cells[cols.index("State")] in ("running", "idle")
     assert int(cells[cols.index("Channels")]) >= 3
     assert "Pika" in cells[cols.index("Client")]

@@ -26,6 +26,7 @@ export function connectionColumns() {
     { key: 'name', label: 'Name', sort: 'name', link: true, fields: ['name', 'client_properties'], render: connName },
     { key: 'user', label: 'User', sort: 'user' },
     { key: 'state', label: 'State', sort: 'state', fields: STATE_FIELDS, render: state },
+    { key: 'protocol', label: 'Protocol', sort: 'protocol' },
     { key: 'ssl', label: 'TLS', sort: 'ssl', render: (c) => bool(c.ssl), title: 'Connected over TLS' },
     { key: 'client_properties', label: 'Client', sort: 'client_properties.product', render: client },
     { key: 'channels', label: 'Channels', sort: 'channels', className: 'num', render: (c) => num(c.channels) },
