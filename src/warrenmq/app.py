@@ -102,7 +102,7 @@ def tune_malloc() -> bool:
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
                  defer_storage: bool = False, management: bool = False, prometheus: bool = False,
-                 stomp: bool = False):
+                 stomp: bool = False, mqtt: bool = False):
         self.config = config or BrokerConfig()
         if broker is None and not defer_storage:
             broker = Broker(self.config, open_storage(self.config))
@@ -136,6 +136,10 @@ class BrokerApp:
             from .transport.stomp import StompServer
             self.stomp = StompServer(self.broker, self.config.stomp_host or self.config.host, self.config.stomp_port,
                                      config=self.config)
+        self.mqtt = None
+        if mqtt:
+            from .transport.mqtt import MQTTServer
+            self.mqtt = MQTTServer(self, self.config.mqtt_host or self.config.host, self.config.mqtt_port)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -178,9 +182,14 @@ class BrokerApp:
         """The STOMP listener's port (the bound one once started), or ``None`` without it."""
         return self.stomp.port if self.stomp is not None else None
 
+    @property
+    def mqtt_port(self) -> int | None:
+        """The MQTT listener's port (the bound one once started), or ``None`` without it."""
+        return self.mqtt.port if self.mqtt is not None else None
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        listeners = [s for s in (self.server, self.tls_server, self.stomp) if s is not None]
+        listeners = [s for s in (self.server, self.tls_server, self.stomp, self.mqtt) if s is not None]
         try:
             for s in listeners:  # every port first: a taken one fails before storage is touched
                 await s.bind()
@@ -234,6 +243,8 @@ class BrokerApp:
             await self.management.stop()
         if self.stomp is not None:
             await self.stomp.stop()
+        if self.mqtt is not None:
+            await self.mqtt.stop(timeout)
         if self.tls_server is not None:
             await asyncio.gather(self.server.stop(timeout), self.tls_server.stop(timeout))
         else:
@@ -300,7 +311,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
         gc.disable()  # recovery allocates an object or two per stored message, none of them cyclic
     try:
         app = BrokerApp(config, defer_storage=True, management=config.management_enabled,
-                        prometheus=config.prometheus_enabled, stomp=config.stomp_enabled)
+                        prometheus=config.prometheus_enabled, stomp=config.stomp_enabled,
+                        mqtt=config.mqtt_enabled)
         await app.start()
     finally:
         if manage_gc:
@@ -312,6 +324,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     log.info("WarrenMQ listening on %s:%s", config.host, app.port)
     if app.tls_server is not None:
         log.info("WarrenMQ listening for TLS (AMQPS) on %s:%s", config.host, app.tls_port)
+    if app.mqtt is not None:
+        log.info("WarrenMQ MQTT on %s:%s", app.mqtt.host, app.mqtt_port)
     if app.management is not None:
         log.info("WarrenMQ management API on %s://%s:%s/api/", app.management.scheme, app.management.host,
                  app.management_port)

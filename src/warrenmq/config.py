@@ -143,6 +143,21 @@ class BrokerConfig:
     stomp_enabled: bool = True
     stomp_host: str = ""
     stomp_port: int = 61613
+    # MQTT 3.1/3.1.1/5.0 (RabbitMQ's MQTT plugin, docs/mqtt.md): served by the ``warrenmq`` command on
+    # mqtt_host (default: the AMQP host) and mqtt_port; the embedded test broker only when asked
+    # (EmbeddedBroker(mqtt=True)).  Names as RabbitMQ's mqtt.* settings
+    mqtt_enabled: bool = True
+    mqtt_host: str = ""
+    mqtt_port: int = 1883
+    mqtt_exchange: str = "amq.topic"  # mqtt.exchange
+    mqtt_vhost: str = "/"  # mqtt.vhost: for user names without "vhost:"
+    mqtt_allow_anonymous: bool = True  # mqtt.allow_anonymous: no user name logs in as the default user
+    mqtt_default_user: str = "guest"
+    mqtt_default_pass: str = "guest"
+    mqtt_prefetch: int = 10  # mqtt.prefetch: unacknowledged QoS 1/2 deliveries per subscription queue
+    mqtt_subscription_ttl_ms: int = 86_400_000  # mqtt.subscription_ttl: x-expires of a persistent session's queue
+    mqtt_max_packet_size: int = 268_435_455  # after the login (64 KiB before it)
+    mqtt_connect_timeout_ms: int = 10_000  # a socket that sends no CONNECT within this is closed
     # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
     # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled

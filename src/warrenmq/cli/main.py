@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         prom.add_argument("--prometheus-host",
                           help="address the metrics listen on (default: the management host, else --host)")
         prom.add_argument("--no-prometheus", action="store_true", help="do not serve Prometheus metrics")
+        mqtt = parser.add_argument_group("MQTT 3.1.1 and 5.0 (docs/mqtt.md), on by default")
+        mqtt.add_argument("--mqtt-port", type=port_number, help="MQTT port (default 1883; 0: any free port)")
+        mqtt.add_argument("--no-mqtt", action="store_true", help="do not serve MQTT")
     return p
 
 
@@ -127,7 +130,8 @@ def main(argv=None) -> int:
                                    stomp_enabled=False if args.no_stomp else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
-                                   definitions_file=args.definitions)
+                                   definitions_file=args.definitions, mqtt_port=args.mqtt_port,
+                                   mqtt_enabled=False if args.no_mqtt else None)
         config.tls_context()  # report bad TLS files or options before starting
         if config.management_enabled:
             config.management_tls_context()

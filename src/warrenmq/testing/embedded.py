@@ -71,6 +71,16 @@ def _prometheus(config_given: bool, overrides: dict, prometheus: bool | None) ->
     return prometheus
 
 
+def _mqtt(config_given: bool, overrides: dict, mqtt: bool | None) -> bool:
+    """Whether the embedded broker serves MQTT: when asked (``mqtt=True`` or an ``mqtt_port``), on an
+    ephemeral port unless one is given (``broker.mqtt_port``)."""
+    if mqtt is None:
+        mqtt = "mqtt_port" in overrides
+    if mqtt and not config_given:
+        overrides.setdefault("mqtt_port", 0)
+    return mqtt
+
+
 def _own_data_dir(owner, durable: bool) -> None:
     """``durable=True``: a fresh temporary data directory, removed with the embedded broker."""
     owner.owns_data_dir = durable
@@ -92,6 +102,8 @@ def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
         changes["prometheus_port"] = app.prometheus_port
     if app.stomp_port is not None:
         changes["stomp_port"] = app.stomp_port
+    if app.mqtt_port is not None:
+        changes["mqtt_port"] = app.mqtt_port
     return dataclasses.replace(config, **changes)
 
 
@@ -103,6 +115,14 @@ class _URLMixin:
     def url(self) -> str:
         """An ``amqp://`` URL for the default user and vhost."""
         return f"amqp://guest:guest@{self.host}:{self.port}/%2F"
+
+    @property
+    def mqtt_port(self) -> int:
+        """The MQTT listener's port (``mqtt=True``)."""
+        port = self.app.mqtt_port if self.app is not None else None
+        if port is None:
+            raise RuntimeError("MQTT is off: EmbeddedBroker(mqtt=True) serves it")
+        return port
 
     @property
     def management_url(self) -> str:
@@ -141,12 +161,13 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
                  management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
-                 **overrides):
+                 mqtt: bool | None = None, **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.stomp = stomp
         if stomp and config is None:
             overrides.setdefault("stomp_port", 0)
+        self.mqtt = _mqtt(config is not None, overrides, mqtt)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
@@ -168,7 +189,7 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             asyncio.set_event_loop(loop)
             try:
                 self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
-                                     stomp=self.stomp)
+                                     stomp=self.stomp, mqtt=self.mqtt)
                 loop.run_until_complete(self.app.start())
             except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
@@ -224,18 +245,19 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
                  management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
-                 **overrides):
+                 mqtt: bool | None = None, **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.stomp = stomp
         if stomp and config is None:
             overrides.setdefault("stomp_port", 0)
+        self.mqtt = _mqtt(config is not None, overrides, mqtt)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
         self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
-                             stomp=self.stomp)
+                             stomp=self.stomp, mqtt=self.mqtt)
 
     @property
     def broker(self):
@@ -254,7 +276,7 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         self.config = _same_ports(self.config, self.app)
         await self.stop(timeout)
         self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
-                             stomp=self.stomp)
+                             stomp=self.stomp, mqtt=self.mqtt)
         return await self.start()
 
     async def __aenter__(self) -> "AsyncEmbeddedBroker":

@@ -1,0 +1,602 @@
+"""The MQTT adapter: an MQTT connection's packets as calls on the domain, as RabbitMQ's MQTT plugin maps them.
+
+Theory of operation: an :class:`MQTTSession` per connection owns a
+:class:`~.connection.ServerConnection` (the protocol state) and, once connected, one domain channel
+(:class:`MQTTChannel`, a :class:`~warrenmq.broker.channel.Channel`) in confirm mode.  The mapping
+(docs/mqtt.md has the table):
+
+* CONNECT: the user name is ``vhost:user`` or ``user`` (then the ``mqtt_vhost``); no user name is
+  the anonymous login (``mqtt_default_user``/``mqtt_default_pass``) when ``mqtt_allow_anonymous``.
+  Bad credentials: return code 4 (MQTT 5: 0x86); no access to the vhost: 5 (0x87).  A client id
+  already connected in the vhost is taken over: the older connection is closed (MQTT 5: DISCONNECT
+  0x8E first).  A clean session deletes the client's queues first; a persistent one resumes them.
+* PUBLISH: topic ``a/b.c`` becomes routing key ``a.b/c`` (``/`` and ``.`` swapped) on the
+  ``mqtt_exchange`` (amq.topic), through ``Channel.publish`` and so the one publish path; QoS 0 is
+  delivery mode 1, QoS 1 and 2 delivery mode 2, with RabbitMQ's ``x-mqtt-publish-qos`` and
+  ``x-mqtt-dup`` headers.  The PUBACK (QoS 1) or PUBREC (QoS 2) is the publish's confirm, so it
+  waits for the store when the message was persisted.  Write permission on the exchange and the
+  topic permission for the routing key are checked as RabbitMQ does.
+* SUBSCRIBE: QoS 0 filters bind ``mqtt-subscription-<client id>qos0`` (not durable), QoS 1 and 2
+  ``...qos1`` (durable), both auto-deleted when the session is clean; ``+`` and ``#`` become ``*``
+  and ``#``.  Each queue has one consumer (QoS 0's without acks, prefetch ``mqtt_prefetch`` for the
+  other).  Retained messages matching the filter, wildcards included, are sent after the SUBACK.
+* Delivery: QoS is the lower of the message's (its x-mqtt-publish-qos, or delivery mode 2 = 1) and
+  the subscription's; a QoS 1 delivery is settled by its PUBACK, a QoS 2 one by its PUBREC; a
+  message delivered at QoS 0 from the QoS 1 queue is acked at once (after the dispatch).
+* Will: published when the connection ends without DISCONNECT (MQTT 5: or with reason 0x04).
+* Retained messages: per vhost in :class:`RetainedStore` (topic -> the PUBLISH), replaced by a newer
+  retained publish to the topic and removed by an empty one.
+
+No per-message logging, exceptions or dictionaries on the publish and deliver paths: the headers of
+a publish without MQTT 5 properties are encoded once per QoS.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections import deque
+
+from ..broker.channel import Channel
+from ..protocol.errors import AMQPError
+from ..protocol.properties import content_header
+from ..protocol.spec import BasicProperties
+from . import codec
+from .codec import (MQTT5, PUBACK, PUBREC, Disconnect, MQTTError, Publish, Suback, Unsuback)
+from .connection import CONNECTED, ServerConnection
+
+log = logging.getLogger("warrenmq.mqtt")
+
+_HEADER_HEAD = struct.Struct(">HHQ").pack
+
+
+def topic_to_key(topic: str) -> str:
+    """An MQTT topic name or filter as an AMQP routing or binding key: ``/`` <-> ``.``, ``+`` -> ``*``."""
+    return topic.translate(_TO_KEY)
+
+
+def key_to_topic(key: str) -> str:
+    return key.translate(_TO_TOPIC)
+
+
+_TO_KEY = str.maketrans({"/": ".", ".": "/", "+": "*"})
+_TO_TOPIC = str.maketrans({".": "/", "/": "."})
+
+
+def valid_filter(f: str) -> bool:
+    if not f:
+        return False
+    levels = f.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return False
+        if "+" in level and level != "+":
+            return False
+    return True
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether an MQTT topic name matches a filter (spec 4.7; ``$`` topics only by explicit filters)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    f = topic_filter.split("/")
+    t = topic.split("/")
+    for i, level in enumerate(f):
+        if level == "#":
+            return True
+        if i >= len(t):
+            return False
+        if level != "+" and level != t[i]:
+            return False
+    return len(f) == len(t)
+
+
+def _props_bytes(qos: int) -> bytes:
+    return BasicProperties(headers={"x-mqtt-publish-qos": qos, "x-mqtt-dup": False},
+                           delivery_mode=2 if qos else 1).encode()
+
+
+_PLAIN_PROPS = tuple(_props_bytes(q) for q in range(3))  # the headers of a publish without MQTT 5 properties
+
+
+def amqp_header(pkt: Publish) -> bytes:
+    """The AMQP content header of an MQTT publish (RabbitMQ's mapping; MQTT 5 properties as docs/mqtt.md)."""
+    p = pkt.properties
+    if not p or set(p) <= {"topic_alias", "payload_format_indicator"}:
+        return _HEADER_HEAD(60, 0, len(pkt.payload)) + _PLAIN_PROPS[pkt.qos]
+    headers = {"x-mqtt-publish-qos": pkt.qos, "x-mqtt-dup": False}
+    for k, v in p.get("user_property", ()):
+        headers[k] = v
+    props = BasicProperties(headers=headers, delivery_mode=2 if pkt.qos else 1)
+    if "content_type" in p:
+        props.content_type = p["content_type"][:255]
+    if "correlation_data" in p:
+        cd = p["correlation_data"]
+        try:
+            s = cd.decode("utf-8")
+            if len(cd) <= 255:
+                props.correlation_id = s
+            else:
+                headers["x-correlation-id"] = cd
+        except UnicodeDecodeError:
+            headers["x-correlation-id"] = cd
+    if "response_topic" in p:
+        props.reply_to = topic_to_key(p["response_topic"])[:255]
+    if "message_expiry_interval" in p:
+        props.expiration = str(p["message_expiry_interval"] * 1000)
+    if "payload_format_indicator" in p:
+        headers["x-mqtt-payload-format"] = p["payload_format_indicator"]
+    return content_header(props, len(pkt.payload))
+
+
+def mqtt5_properties(msg) -> dict:
+    """The MQTT 5 PUBLISH properties of a delivered AMQP message (the reverse of :func:`amqp_header`)."""
+    props = msg.properties
+    out: dict = {}
+    if props.content_type is not None:
+        out["content_type"] = props.content_type
+    if props.correlation_id is not None:
+        out["correlation_data"] = props.correlation_id.encode()
+    if props.reply_to is not None:
+        out["response_topic"] = key_to_topic(props.reply_to)
+    if props.expiration is not None:
+        try:
+            out["message_expiry_interval"] = int(props.expiration) // 1000
+        except ValueError:
+            pass
+    headers = props.headers
+    if headers:
+        users = []
+        for k, v in headers.items():
+            if k == "x-correlation-id" and isinstance(v, (bytes, bytearray)):
+                out["correlation_data"] = bytes(v)
+            elif k == "x-mqtt-payload-format":
+                out["payload_format_indicator"] = int(v)
+            elif not k.startswith("x-mqtt-"):
+                users.append((k, v.decode() if isinstance(v, (bytes, bytearray)) else str(v)))
+        if users:
+            out["user_property"] = users
+    return out
+
+
+class RetainedStore:
+    """Retained messages of one vhost: topic -> the retained PUBLISH (its QoS, payload, properties)."""
+
+    def __init__(self):
+        self.messages: dict[str, Publish] = {}
+
+    def put(self, pkt: Publish) -> None:
+        if pkt.payload:
+            props = {k: v for k, v in pkt.properties.items() if k != "topic_alias"}
+            self.messages[pkt.topic] = Publish(pkt.topic, pkt.payload, pkt.qos, True, properties=props)
+        else:
+            self.messages.pop(pkt.topic, None)
+
+    def matching(self, topic_filter: str) -> list:
+        if "+" not in topic_filter and "#" not in topic_filter:
+            m = self.messages.get(topic_filter)
+            return [m] if m is not None else []
+        return [m for t, m in self.messages.items() if topic_matches(topic_filter, t)]
+
+
+class MQTTChannel(Channel):
+    """The domain channel of an MQTT session: its hooks become PUBLISH packets and PUBACKs."""
+    __slots__ = ("session",)
+
+    def __init__(self, session):
+        Channel.__init__(self, session.broker, session.vhost, session, 1, session.paused)
+        self.session = session
+
+    def send_deliver(self, consumer, tag: int, entry) -> None:
+        self.session.deliver(consumer, tag, entry)
+
+    def send_return(self, msg, code: int, text: str) -> None:
+        pass  # MQTT publishes are never mandatory
+
+    def send_confirm(self, seq: int, multiple: bool, nack: bool) -> None:
+        self.session.confirmed(seq, multiple, nack)
+
+    def send_cancel(self, consumer) -> None:
+        self.session.consumer_gone(consumer)
+
+    def send_reply(self, msg, tag: int) -> None:
+        pass
+
+    def timed_out(self, timeout_ms: int) -> None:
+        self.session.abort(codec.UNSPECIFIED_ERROR, "delivery acknowledgement timed out")
+
+
+class MQTTSession:
+    """One MQTT connection (see the module docstring).  ``io`` is the transport: ``write(bytes)``,
+    ``close()``, ``call_soon(fn)``, ``call_later(delay, fn)`` and ``peer``."""
+
+    def __init__(self, listener, io):
+        self.listener = listener
+        self.broker = listener.broker
+        self.config = self.broker.config
+        self.io = io
+        self.peer = io.peer
+        # before the login, packets are small (RabbitMQ 3.13's max_packet_size_unauthenticated)
+        self.conn = ServerConnection(min(65536, self.config.mqtt_max_packet_size))
+        self.user = None
+        self.vhost = None
+        self.client_id = ""
+        self.clean = True
+        self.channel: MQTTChannel | None = None
+        self.will = None
+        self.closed = False
+        self.paused = False
+        self.flow_count = 0
+        self.exchange = self.config.mqtt_exchange
+        self.pending = deque()  # (publish seq, ack type, packet id) of QoS 1/2 publishes awaiting their confirm
+        self.pub_seq = 0
+        self.tags: dict[int, int] = {}  # outgoing packet id -> delivery tag
+        self.granted: dict[str, int] = {}  # topic filter -> granted QoS
+        self.qos1_max = 1  # the QoS a message from the qos1 queue is delivered at, at most
+        self.consumers: dict[int, object] = {}  # 0/1 -> the consumer of that queue
+        self.to_ack: list = []
+        self.may_write = False
+        self.last_seen = 0.0
+        self.recv_oct = self.send_oct = 0
+        self.flush_scheduled = False
+
+    # ----------------------------------------------------------------- input
+    def data_received(self, data) -> None:
+        if self.closed:
+            return
+        self.recv_oct += len(data)
+        try:
+            for pkt in self.conn.receive_data(data):
+                self.handle(pkt)
+                if self.closed:
+                    return
+        except MQTTError as e:
+            self.conn.error_output(e)
+            self.flush()
+            self.close(publish_will=True)
+            return
+        except AMQPError as e:  # refused by the domain (permissions, a missing exchange)
+            self.abort(codec.NOT_AUTHORIZED if "ACCESS_REFUSED" in e.reply_text else
+                       codec.IMPLEMENTATION_SPECIFIC_ERROR, e.reply_text)
+            return
+        self.broker.confirms.flush()
+        self.flush()
+
+    def handle(self, pkt) -> None:
+        t = pkt.type
+        if t == codec.PUBLISH:
+            self.on_publish(pkt)
+        elif t == codec.PUBACK or t == codec.PUBREC:
+            tag = self.tags.pop(pkt.packet_id, None)
+            if tag is not None and self.channel is not None:
+                self.channel.ack(tag, False)
+        elif t == codec.SUBSCRIBE:
+            self.on_subscribe(pkt)
+        elif t == codec.UNSUBSCRIBE:
+            self.on_unsubscribe(pkt)
+        elif t == codec.CONNECT:
+            self.on_connect(pkt)
+        elif t == codec.DISCONNECT:
+            self.close(publish_will=pkt.code == codec.DISCONNECT_WITH_WILL)
+        elif t == codec.AUTH:
+            raise MQTTError(codec.PROTOCOL_ERROR, "AUTH without an authentication method")
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        out = self.conn.take_output()
+        if out:
+            self.send_oct += len(out)
+            self.io.write(out)
+
+    # --------------------------------------------------------------- connect
+    def on_connect(self, pkt) -> None:
+        conn = self.conn
+        v5 = pkt.version == MQTT5
+        props = {}
+        client_id = pkt.client_id
+        if not client_id:
+            if not pkt.clean and not v5:
+                conn.refuse(codec.CLIENT_IDENTIFIER_NOT_VALID)
+                return self._refused("client id required for a persistent session")
+            client_id = "mqtt-" + os.urandom(8).hex()
+            if v5:
+                props["assigned_client_identifier"] = client_id
+        username = pkt.username
+        password = pkt.password
+        if username is None and password is None:
+            if not self.config.mqtt_allow_anonymous:
+                conn.refuse(codec.BAD_USER_NAME_OR_PASSWORD if v5 else codec.NOT_AUTHORIZED)
+                return self._refused("anonymous login refused")
+            username, password = self.config.mqtt_default_user, self.config.mqtt_default_pass.encode()
+        vhost_name = self.config.mqtt_vhost
+        if ":" in (username or ""):
+            vhost_name, username = username.split(":", 1)
+        try:
+            pw = (password or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            pw = None
+        user = self.broker.authenticate((username, pw) if pw is not None and username else None, self.peer,
+                                        "mqtt")
+        if user is None:
+            conn.refuse(codec.BAD_USER_NAME_OR_PASSWORD)
+            return self._refused(f"user '{username}' - invalid credentials")
+        vhost = self.broker.vhosts.get(vhost_name)
+        if vhost is None:  # RabbitMQ 3.10 answers an unknown vhost as bad credentials
+            conn.refuse(codec.BAD_USER_NAME_OR_PASSWORD)
+            return self._refused(f"vhost '{vhost_name}' not found")
+        if not self.broker.user_can_access(user, vhost_name):
+            conn.refuse(codec.NOT_AUTHORIZED)
+            return self._refused(f"user '{username}' has no access to vhost '{vhost_name}'")
+        self.user = user
+        self.vhost = vhost
+        conn.reader.max_packet_size = self.config.mqtt_max_packet_size
+        self.client_id = client_id
+        expiry = pkt.properties.get("session_expiry_interval", 0) if v5 else None
+        # MQTT 5: a session that expires at disconnect is a clean one as far as the queues go
+        self.clean = pkt.clean if not v5 else expiry == 0
+        key = (vhost_name, client_id)
+        old = self.listener.clients.get(key)
+        if old is not None and old is not self:
+            old.taken_over()
+        self.listener.clients[key] = self
+        if pkt.clean:
+            self._delete_queues()
+        self.will = pkt.will
+        self.channel = ch = MQTTChannel(self)
+        ch.select_confirm()
+        ch.prefetch_count = self.config.mqtt_prefetch
+        present = False
+        if not pkt.clean:
+            present = self._resume()
+        if v5:
+            props.setdefault("topic_alias_maximum", conn.topic_alias_maximum)
+            props["maximum_qos"] = 2
+            props["retain_available"] = 1
+            props["shared_subscription_available"] = 0
+            props["subscription_identifier_available"] = 0
+        conn.accept(present, props or None)
+        log.info("accepting MQTT connection %s (%s, client id: %s, user: '%s', vhost: '%s')", id(self),
+                 self._peer_text(), client_id, user.name, vhost_name)
+        self.listener.keepalive(self)
+
+    def _peer_text(self) -> str:
+        return f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+
+    def _refused(self, why: str) -> None:
+        log.error("MQTT login failed for %s: %s", self._peer_text(), why)
+        self.flush()
+        self.close(publish_will=False)
+
+    def queue_name(self, qos: int) -> str:
+        return f"mqtt-subscription-{self.client_id}qos{1 if qos else 0}"
+
+    def _delete_queues(self) -> None:
+        for qos in (0, 1):
+            q = self.vhost.queues.get(self.queue_name(qos))
+            if q is not None:
+                self.vhost.delete_queue(q)
+
+    def _resume(self) -> bool:
+        """A persistent session: consume from the client's queues again; whether any exists."""
+        present = False
+        for qos in (0, 1):
+            q = self.vhost.queues.get(self.queue_name(qos))
+            if q is None:
+                continue
+            present = True
+            for ex, key, _ in q.bindings:
+                if ex.name == self.exchange:
+                    self.granted[key_to_topic(key).replace("*", "+")] = qos
+            self._consume(q, qos)
+        return present
+
+    def _declare(self, qname: str, qos: int):
+        """The subscription queue as RabbitMQ 3.10 declares it: QoS 0's transient and auto-deleted, QoS 1's
+        durable, auto-deleted in a clean session and expiring after ``mqtt_subscription_ttl_ms`` unused
+        in a persistent one (mqtt.subscription_ttl)."""
+        if qos == 0:
+            return self.vhost.declare_queue(qname, self, durable=False, auto_delete=True)[0]
+        ttl = self.config.mqtt_subscription_ttl_ms
+        args = {"x-expires": ttl} if ttl and not self.clean else None
+        return self.vhost.declare_queue(qname, self, durable=True, auto_delete=self.clean, arguments=args)[0]
+
+    def _consume(self, q, qos: int) -> None:
+        if qos in self.consumers:
+            return
+        ch = self.channel
+        c = ch.consume(q, f"mqtt-{qos}", qos == 0, False, None)
+        self.consumers[qos] = c
+        ch.start(c)
+
+    # --------------------------------------------------------------- publish
+    def on_publish(self, pkt) -> None:
+        topic = pkt.topic
+        if not topic or "+" in topic or "#" in topic:
+            raise MQTTError(codec.TOPIC_NAME_INVALID, f"invalid topic name '{topic}'")
+        key = topic_to_key(topic)
+        user = self.user
+        if not self.may_write:
+            self.broker.check_resource(user, self.vhost.name, "exchange", self.exchange, "write")
+            self.may_write = not user.has_topic_permissions(self.vhost.name)
+        if not self.may_write:
+            self.broker.check_topic(user, self.vhost.name, self.exchange, key, "write")
+        if pkt.retain:
+            self.listener.retained(self.vhost.name).put(pkt)
+        self.channel.publish(self.exchange, key, amqp_header(pkt), pkt.payload, False)
+        self.pub_seq += 1
+        if pkt.qos:
+            self.pending.append((self.pub_seq, PUBACK if pkt.qos == 1 else PUBREC, pkt.packet_id))
+
+    def confirmed(self, seq: int, multiple: bool, nack: bool) -> None:
+        pending = self.pending
+        conn = self.conn
+        code = codec.UNSPECIFIED_ERROR if nack else codec.SUCCESS
+        while pending and pending[0][0] <= seq:
+            _, ptype, pid = pending.popleft()
+            if conn.state == CONNECTED:
+                conn.send_ack(ptype, pid, code if conn.version == MQTT5 else 0)
+        if not self.closed and not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.io.call_soon(self.flush)
+
+    # ------------------------------------------------------------- subscribe
+    def on_subscribe(self, pkt) -> None:
+        codes = []
+        v5 = self.conn.version == MQTT5
+        vname = self.vhost.name
+        for sub in pkt.subscriptions:
+            f = sub.topic_filter
+            if f.startswith("$share/"):
+                codes.append(codec.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED if v5 else codec.SUBACK_FAILURE)
+                continue
+            if not valid_filter(f):
+                codes.append(codec.TOPIC_FILTER_INVALID if v5 else codec.SUBACK_FAILURE)
+                continue
+            qos = sub.qos
+            qname = self.queue_name(qos)
+            key = topic_to_key(f)
+            try:
+                self.broker.check_resource(self.user, vname, "queue", qname, "configure")
+                self.broker.check_resource(self.user, vname, "queue", qname, "write")
+                self.broker.check_resource(self.user, vname, "exchange", self.exchange, "read")
+                self.broker.check_topic(self.user, vname, self.exchange, key, "read")
+                self.broker.check_resource(self.user, vname, "queue", qname, "read")
+                q = self._declare(qname, qos)
+                self.vhost.bind_queue(q, self.exchange, key, None)
+                old = self.granted.get(f)
+                if old is not None and (old > 0) != (qos > 0):  # moved to the other queue
+                    other = self.vhost.queues.get(self.queue_name(old))
+                    if other is not None:
+                        self.vhost.unbind_queue(other.name, self, self.exchange, key, None)
+                self._consume(q, qos)
+            except AMQPError as e:
+                log.warning("MQTT subscription to '%s' refused: %s", f, e.reply_text)
+                codes.append(codec.NOT_AUTHORIZED if v5 and "ACCESS_REFUSED" in e.reply_text
+                             else codec.SUBACK_FAILURE)
+                continue
+            self.granted[f] = qos
+            if qos == 2:
+                self.qos1_max = 2
+            codes.append(qos)
+        self.conn.send(Suback(pkt.packet_id, codes))
+        # retained messages, for wildcard filters too (the spec; RabbitMQ 3.10 only for exact topics)
+        store = self.listener.retained_stores.get(vname)
+        if store is not None and store.messages:
+            for sub, code in zip(pkt.subscriptions, codes):
+                if code > 2 or (v5 and sub.retain_handling == 2):
+                    continue
+                for m in store.matching(sub.topic_filter):
+                    props = dict(m.properties) if v5 else {}
+                    self.conn.send_publish(Publish(m.topic, m.payload, min(m.qos, code), True, properties=props))
+
+    def on_unsubscribe(self, pkt) -> None:
+        codes = []
+        for f in pkt.topic_filters:
+            qos = self.granted.pop(f, None)
+            if qos is None:
+                codes.append(codec.NO_SUBSCRIPTION_EXISTED)
+                continue
+            q = self.vhost.queues.get(self.queue_name(qos))
+            if q is not None:
+                try:
+                    self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f), None)
+                except AMQPError:
+                    pass
+            codes.append(codec.SUCCESS)
+        self.conn.send(Unsuback(pkt.packet_id, codes if self.conn.version == MQTT5 else []))
+
+    # -------------------------------------------------------------- delivery
+    def deliver(self, consumer, tag: int, entry) -> None:
+        msg = entry.message
+        if consumer.no_ack:
+            qos = 0
+        else:
+            headers = msg.properties.headers
+            mq = headers.get("x-mqtt-publish-qos") if headers else None
+            if mq is None:
+                mq = 1 if msg.persistent else 0
+            qos = mq if mq < self.qos1_max else self.qos1_max
+        conn = self.conn
+        props = mqtt5_properties(msg) if conn.version == MQTT5 else {}
+        pkt = Publish(key_to_topic(msg.routing_key), msg.body, qos, False, qos > 0 and entry.redelivered, None,
+                      props)
+        pid = conn.send_publish(pkt)
+        if qos:
+            if pid is None:  # too large for the client: dropped, as the spec says
+                self.to_ack.append(tag)
+            else:
+                self.tags[pid] = tag
+        elif not consumer.no_ack:
+            self.to_ack.append(tag)
+        if len(self.to_ack) == 1 and (qos == 0 or pid is None):
+            self.io.call_soon(self._ack_later)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.io.call_soon(self.flush)
+
+    def _ack_later(self) -> None:
+        tags, self.to_ack = self.to_ack, []
+        if self.channel is not None and not self.channel.closed:
+            for tag in tags:
+                self.channel.ack(tag, False)
+            self.flush()
+
+    def consumer_gone(self, consumer) -> None:
+        for k, c in list(self.consumers.items()):
+            if c is consumer:
+                del self.consumers[k]
+
+    def set_flow(self, on: bool) -> None:
+        self.flow_count += 1 if on else -1
+        self.io.pause_reading(self.flow_count > 0)
+
+    def set_paused(self, paused: bool) -> None:
+        """The socket's write buffer is full (or drained again): stop (or resume) delivering."""
+        self.paused = paused
+        ch = self.channel
+        if ch is not None:
+            ch.paused = paused
+            if not paused:
+                ch.dispatch_consumers()
+
+    # ---------------------------------------------------------------- ending
+    def taken_over(self) -> None:
+        log.warning("MQTT client id '%s' connected again: closing its older connection", self.client_id)
+        self.conn.disconnect(codec.SESSION_TAKEN_OVER)
+        self.flush()
+        self.close(publish_will=True)
+
+    def keepalive_expired(self) -> None:
+        log.error("MQTT keepalive timeout for client id '%s'", self.client_id)
+        self.conn.disconnect(codec.KEEP_ALIVE_TIMEOUT)
+        self.flush()
+        self.close(publish_will=True)
+
+    def abort(self, code: int, text: str) -> None:
+        log.error("closing MQTT connection of client id '%s': %s", self.client_id, text)
+        self.conn.disconnect(code, {"reason_string": text[:200]} if self.conn.version == MQTT5 else None)
+        self.flush()
+        self.close(publish_will=True)
+
+    def connection_lost(self) -> None:
+        self.close(publish_will=True)
+
+    def close(self, publish_will: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        will = self.will if publish_will else None
+        self.will = None
+        if will is not None and self.channel is not None:
+            try:
+                self.on_publish(Publish(will.topic, will.payload, will.qos, will.retain, properties=will.properties))
+                self.broker.confirms.flush()
+            except (AMQPError, MQTTError) as e:
+                log.warning("will message of client id '%s' not published: %s", self.client_id, e)
+        if self.channel is not None:
+            self.channel.close()
+        if self.vhost is not None:
+            key = (self.vhost.name, self.client_id)
+            if self.listener.clients.get(key) is self:
+                del self.listener.clients[key]
+        self.io.close()

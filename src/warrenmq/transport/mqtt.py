@@ -1,0 +1,151 @@
+"""The MQTT listener: an asyncio protocol per socket in front of a :class:`~warrenmq.mqtt.session.MQTTSession`.
+
+Theory of operation: :class:`MQTTProtocol` hands received bytes to its session and is the
+session's ``io``: ``write`` sends at once (the session already joins a turn's packets),
+``call_soon`` and ``pause_reading`` reach the loop and the transport.  It notes when bytes last
+arrived; :class:`MQTTServer` checks each connected session's keepalive on a timer that fires at
+1.5 times the client's keepalive, and disconnects a client silent that long.  The server keeps
+what the sessions of all connections share: the connected client ids per vhost (a second CONNECT
+with the same id takes the session over) and the retained messages per vhost.  Write-side flow:
+``pause_writing`` stops deliveries to the connection until ``resume_writing``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..mqtt.session import MQTTSession, RetainedStore
+
+log = logging.getLogger("warrenmq.mqtt")
+
+
+class MQTTProtocol(asyncio.Protocol):
+    def __init__(self, server: "MQTTServer"):
+        self.server = server
+        self.loop = server.loop
+        self.transport = None
+        self.session: MQTTSession | None = None
+        self.peer = None
+        self.last_data = 0.0
+        self.reading_paused = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        self.last_data = self.loop.time()
+        self.session = MQTTSession(self.server, self)
+        self.server.protocols.add(self)
+        self.server.schedule_connect_timeout(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data = self.loop.time()
+        self.session.data_received(data)
+
+    def connection_lost(self, exc) -> None:
+        self.server.protocols.discard(self)
+        if self.session is not None:
+            self.session.connection_lost()
+
+    def pause_writing(self) -> None:
+        self.session.set_paused(True)
+
+    def resume_writing(self) -> None:
+        self.session.set_paused(False)
+
+    # ------------------------------------------------------------ the session's io
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def call_soon(self, fn) -> None:
+        self.loop.call_soon(fn)
+
+    def pause_reading(self, paused: bool) -> None:
+        if paused != self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.reading_paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+
+class MQTTServer:
+    """The MQTT listener of a broker (``mqtt_host``/``mqtt_port``) and the state MQTT sessions share."""
+
+    def __init__(self, app, host: str, port: int, ssl=None):
+        self.app = app
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.loop = None
+        self._server = None
+        self.protocols: set = set()
+        self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
+        self.retained_stores: dict[str, RetainedStore] = {}
+
+    @property
+    def broker(self):
+        return self.app.broker
+
+    @broker.setter
+    def broker(self, value) -> None:  # BrokerApp.start hands every listener the broker: ours is the app's
+        pass
+
+    def retained(self, vhost: str) -> RetainedStore:
+        store = self.retained_stores.get(vhost)
+        if store is None:
+            store = self.retained_stores[vhost] = RetainedStore()
+        return store
+
+    async def bind(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._server = await self.loop.create_server(lambda: MQTTProtocol(self), self.host, self.port,
+                                                     reuse_address=True, ssl=self.ssl, start_serving=False)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        await self._server.start_serving()
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        if self._server is not None:
+            self._server.close()
+        for p in list(self.protocols):
+            if p.session is not None:
+                p.session.close(publish_will=False)
+            p.close()
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            self._server = None
+
+    # -------------------------------------------------------------- timers
+    def schedule_connect_timeout(self, proto: MQTTProtocol) -> None:
+        """A socket that sends no CONNECT within ``mqtt_connect_timeout_ms`` is closed."""
+        def check():
+            s = proto.session
+            if s is not None and s.user is None and not s.closed:
+                s.close(publish_will=False)
+        self.loop.call_later(self.app.config.mqtt_connect_timeout_ms / 1000, check)
+
+    def keepalive(self, session: MQTTSession) -> None:
+        """Disconnect ``session`` once its client was silent for 1.5 times its keepalive."""
+        timeout = session.conn.keepalive_timeout
+        if not timeout:
+            return
+        proto = session.io
+
+        def check():
+            if session.closed:
+                return
+            idle = self.loop.time() - proto.last_data
+            if idle >= timeout:
+                session.keepalive_expired()
+            else:
+                self.loop.call_later(timeout - idle, check)
+        self.loop.call_later(timeout, check)
