@@ -147,3 +147,14 @@ def test_a_publishing_session_is_not_read_while_an_alarm_is_on(broker):
     assert s.state == "blocked" and r.paused
     broker.set_alarm(Alarm.MEMORY, False)
     assert s.state == "running" and not r.paused
+
+
+def test_connection_limits_count_stomp_connections(broker):
+    broker.set_vhost_limits("/", {"max-connections": 1})
+    first = connect(broker)
+    assert frames_of(first)[0].command == "CONNECTED"
+    second = connect(broker)
+    (f,) = frames_of(second)
+    assert (f.get("message"), f.body) == ("Bad CONNECT", b"Virtual host '/' access denied")  # RabbitMQ's words
+    first.connection_lost()
+    assert frames_of(connect(broker))[0].command == "CONNECTED"

@@ -260,7 +260,8 @@ class StompSession:
         self.channels: dict = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.transactions: dict[str, list] = {}
-        self.pending_receipts: list = []  # (publish sequence number, receipt id) of SENDs awaiting confirms
+        self.pending_receipts: list = []
+        self.counted = False  # in the broker's per-vhost/per-user connection counts (limits)  # (publish sequence number, receipt id) of SENDs awaiting confirms
         self.exclusive_queues: list = []
         self.temp_queues: dict[str, str] = {}
         self.out: list = []
@@ -396,6 +397,13 @@ class StompSession:
         vhost = self.broker.vhosts.get(host)
         if vhost is None or not self.broker.user_can_access(user, host):
             raise StompError("Bad CONNECT", f"Virtual host '{host}' access denied")
+        limits = self.broker.limits
+        try:  # the vhost's and the user's max-connections count STOMP connections too (RabbitMQ's words)
+            limits.check_connection(host, user.name)
+        except AMQPError:
+            raise StompError("Bad CONNECT", f"Virtual host '{host}' access denied") from None
+        limits.connection_opened(host, user.name)
+        self.counted = True
         self.user = user
         self.vhost = vhost
         cx, cy = 0, 0
@@ -713,6 +721,9 @@ class StompSession:
             if not q.deleted:
                 self.vhost.delete_queue(q)
         self.exclusive_queues.clear()
+        if self.counted:
+            self.counted = False
+            self.broker.limits.connection_closed(self.vhost.name, self.user.name)
         self.broker.session_closed(self)
 
     def connection_lost(self, reason=None) -> None:
