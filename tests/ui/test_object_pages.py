@@ -351,3 +351,36 @@ def test_an_upload_that_is_not_json_shows_rabbitmqs_reason(logged_in, tmp_path):
     page.once("dialog", lambda d: d.accept())
     imp.get_by_role("button", name="Upload broker definitions").click()
     expect(imp.get_by_role("alert")).to_have_text("failed_to_parse_json")
+
+
+def test_queue_charts_show_depth_and_a_publish_rate(logged_in, ui_broker):
+    import threading
+    page = logged_in
+    conn = pika.BlockingConnection(pika.URLParameters(ui_broker.url))
+    ch = conn.channel()
+    ch.queue_declare("uio-chart")
+    ch.basic_publish("", "uio-chart", b"first")
+    open_queue(page, "uio-chart")
+    overview = section(page, "Overview")
+    depth = overview.get_by_role("figure").filter(has_text="Messages").first
+    expect(depth.locator("li[data-key=messages_ready] .chart-value")).to_have_text("1")
+    stop = threading.Event()
+    publisher_conn = pika.BlockingConnection(pika.URLParameters(ui_broker.url))
+
+    def publish():
+        pch = publisher_conn.channel()
+        while not stop.is_set():
+            pch.basic_publish("", "uio-chart", b"tick")
+            time.sleep(0.02)
+
+    t = threading.Thread(target=publish)
+    t.start()
+    try:
+        rates = overview.get_by_role("figure").filter(has_text="Message rates")
+        value = rates.locator("li[data-key=publish] .chart-value")
+        expect(value).to_have_text(__import__("re").compile(r"^[1-9][\d,.]*/s$"))
+    finally:
+        stop.set()
+        t.join()
+        publisher_conn.close()
+        conn.close()

@@ -1,6 +1,6 @@
 /* The page of one exchange: #/exchanges/{vhost}/{name} (amq.default for the default exchange).
  *
- * Theory of operation: GET /api/exchanges/{vhost}/{name} every 2 s feeds the facts and the chart of
+ * Theory of operation: GET /api/exchanges/{vhost}/{name} every second feeds the facts and the chart of
  * its rates in and out (message_stats publish_in/publish_out); the bindings where it is source and
  * where it is destination are listed and can be added or removed (bindings.js); a message can be
  * published to it (publish.js: shows "routed" or "not routed"); it can be deleted (confirmed,
@@ -47,7 +47,7 @@ export default {
         ['Message rate out', rate(e.message_stats, 'publish_out')],
       ] : []),
     ]));
-    const chartBox = el('div', {class: 'obj-charts'});
+    const chartBox = el('div', {class: 'charts obj-charts'});
     const chart = charts(chartBox, ctx.stats, {
       rates: [{label: 'Publish (in)', key: 'publish_in'}, {label: 'Publish (out)', key: 'publish_out'}],
     });
@@ -72,11 +72,13 @@ export default {
     const update = (e) => { showFacts(e); chart.push(e); };
     update(x);
     await bindings.refresh();
-    ctx.every(2000, async () => {
+    let ticks = 0;
+    ctx.every(1000, async () => {
       if (deleted) return;
       try {
         update(await ctx.api.get(path));
-        await bindings.refresh();
+        ticks += 1;
+        if (ticks % 5 === 0) await bindings.refresh();
       } catch (e) {
         if (e.status === 404) {
           deleted = true;

@@ -1,7 +1,7 @@
 /* The page of one queue: #/queues/{vhost}/{name}.
  *
- * Theory of operation: GET /api/queues/{vhost}/{name} every 2 s feeds the facts, the depth and rate
- * charts and the consumers table (consumer_details); the bindings list refreshes with it. The
+ * Theory of operation: GET /api/queues/{vhost}/{name} every second feeds the facts, the depth and rate
+ * charts and the consumers table (consumer_details); the bindings list every 5 s. The
  * actions are forms, each through the HTTP API as RabbitMQ's UI does them: get messages (POST .../get),
  * publish (POST /api/exchanges/{vhost}/amq.default/publish with the queue's name as routing key),
  * purge (DELETE .../contents) and delete (DELETE with if-empty/if-unused), both confirmed first.
@@ -51,7 +51,7 @@ export default {
       {label: 'Arguments', render: (c) => kvTable(c.arguments)},
     ], rows, '... no consumers ...', 'Consumers'));
 
-    const chartBox = el('div', {class: 'obj-charts'});
+    const chartBox = el('div', {class: 'charts obj-charts'});
     const chart = charts(chartBox, ctx.stats, {
       depth: [{label: 'Ready', key: 'messages_ready'}, {label: 'Unacked', key: 'messages_unacknowledged'}, {label: 'Total', key: 'messages'}],
       rates: [{label: 'Publish', key: 'publish'}, {label: 'Deliver / get', key: 'deliver_get'}, {label: 'Ack', key: 'ack'}, {label: 'Redelivered', key: 'redeliver'}],
@@ -81,11 +81,13 @@ export default {
     };
     update(q);
     await bindings.refresh();
-    ctx.every(2000, async () => {
+    let ticks = 0;
+    ctx.every(1000, async () => {
       if (deleted) return;
       try {
         update(await ctx.api.get(path));
-        await bindings.refresh();
+        ticks += 1;
+        if (ticks % 5 === 0) await bindings.refresh();
       } catch (e) {
         if (e.status === 404) {
           deleted = true;
