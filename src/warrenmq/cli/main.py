@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         prom.add_argument("--no-prometheus", action="store_true", help="do not serve Prometheus metrics")
         mqtt = parser.add_argument_group("MQTT 3.1.1 and 5.0 (docs/mqtt.md), on by default")
         mqtt.add_argument("--mqtt-port", type=port_number, help="MQTT port (default 1883; 0: any free port)")
+        mqtt.add_argument("--mqtt-host", help="address the MQTT listener binds (default: --host)")
         mqtt.add_argument("--no-mqtt", action="store_true", help="do not serve MQTT")
     return p
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
                                    stomp_enabled=False if args.no_stomp else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
-                                   definitions_file=args.definitions, mqtt_port=args.mqtt_port,
+                                   definitions_file=args.definitions, mqtt_port=args.mqtt_port, mqtt_host=args.mqtt_host,
                                    mqtt_enabled=False if args.no_mqtt else None)
         config.tls_context()  # report bad TLS files or options before starting
         if config.management_enabled:
