@@ -306,9 +306,12 @@ def test_admin_lists_users_vhosts_policies(logged_in, amqp, ui_broker):
         assert cells[cols.index("Apply to")] == "queues"
         assert cells[cols.index("Priority")] == "3"
         assert "max-length" in cells[cols.index("Definition")]
+        expect(row.get_by_role("link", name="lists-pol")).to_have_attribute("href", "#/policies/%2F/lists-pol")
         # the policy shows in the queue's features
         goto(page, f"#/queues?name={PREFIX}ttl")
         expect(page.locator("table.list tbody tr .features .policy")).to_have_text("lists-pol")
+        expect(page.locator("table.list tbody tr .features .policy a")).to_have_attribute(
+            "href", "#/policies/%2F/lists-pol")
     finally:
         _api(ui_broker, "DELETE", "/policies/%2F/lists-pol")
 

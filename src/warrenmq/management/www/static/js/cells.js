@@ -54,7 +54,11 @@ export function features(row) {
     if (k in args) add(abbr(short, `${what}: ${k} = ${fmtValue(args[k])}`));
   }
   if (other.length) add(abbr('Args', `Other arguments: ${other.join(', ')}`));
-  if (row.policy) add(h('abbr', { class: 'policy', title: `Policy: ${row.policy}` }, row.policy));
+  if (row.policy) {
+    add(h('abbr', { class: 'policy', title: `Policy: ${row.policy}` },
+      row.vhost !== undefined ? h('a', { href: `#/policies/${enc(row.vhost)}/${enc(row.policy)}` }, row.policy)
+        : row.policy));
+  }
   if (row.operator_policy) {
     add(h('abbr', { class: 'policy', title: `Operator policy: ${row.operator_policy}` }, row.operator_policy));
   }
@@ -62,7 +66,7 @@ export function features(row) {
 }
 
 /* The columns= keys features() reads. */
-export const FEATURE_FIELDS = ['durable', 'auto_delete', 'exclusive', 'internal', 'arguments', 'policy',
+export const FEATURE_FIELDS = ['vhost', 'durable', 'auto_delete', 'exclusive', 'internal', 'arguments', 'policy',
   'operator_policy'];
 
 /* A message rate: stats[`${name}_details`].rate under row.message_stats (or row itself when top). */

@@ -17,7 +17,7 @@ function definition(p) {
 export function policyColumns() {
   return [
     vhostColumn(),
-    { key: 'name', label: 'Name', sort: 'name' },
+    { key: 'name', label: 'Name', sort: 'name', link: true },
     { key: 'pattern', label: 'Pattern', sort: 'pattern', render: (p) => h('code', {}, p.pattern) },
     { key: 'apply-to', label: 'Apply to', sort: 'apply-to' },
     { key: 'definition', label: 'Definition', render: definition },
@@ -39,6 +39,7 @@ const page = {
       vhostEndpoint: (v) => `/policies/${enc(v)}`,
       columns: policyColumns(),
       fields: ['vhost', 'name'],
+      rowLink: (p) => `#/policies/${enc(p.vhost)}/${enc(p.name)}`,
       label: 'Policies',
       empty: 'No policies',
     });
