@@ -384,3 +384,47 @@ def test_queue_charts_show_depth_and_a_publish_rate(logged_in, ui_broker):
         t.join()
         publisher_conn.close()
         conn.close()
+
+
+def test_default_exchange_page_publishes_to_a_queue_by_name(logged_in, ui_broker, channel):
+    page = logged_in
+    channel.queue_declare("uio-by-name")
+    page.goto("/#/exchanges/%2F/amq.default")
+    expect(page.get_by_role("heading", name="Exchange (AMQP default)", level=1)).to_be_visible()
+    expect(section(page, "Bindings")).to_contain_text("every queue is bound to it")
+    expect(section(page, "Delete this exchange")).to_have_count(0)
+    pub = section(page, "Publish message")
+    pub.get_by_label("Routing key").fill("uio-by-name")
+    pub.get_by_label("Payload", exact=True).fill("by name")
+    pub.get_by_role("button", name="Publish message").click()
+    expect(pub.get_by_role("status")).to_have_text("Message published.")
+    assert queue_depth(ui_broker, "/", "uio-by-name") == 1
+
+
+def test_delete_an_exchange_if_unused_then_for_good(logged_in, ui_broker, channel):
+    page = logged_in
+    channel.exchange_declare("uio-del-x", "fanout")
+    channel.queue_declare("uio-del-xq")
+    channel.queue_bind("uio-del-xq", "uio-del-x")
+    page.goto("/#/exchanges/%2F/uio-del-x")
+    delete = section(page, "Delete this exchange")
+    page.expect_console(r"status of 400")
+    delete.get_by_label("Only if unused (no bindings from it)").check()
+    page.once("dialog", lambda d: d.accept())
+    delete.get_by_role("button", name="Delete").click()
+    expect(delete.get_by_role("alert")).to_contain_text("uio-del-x")
+    assert api(ui_broker, "GET", "/exchanges/%2F/uio-del-x")[0] == 200
+    delete.get_by_label("Only if unused (no bindings from it)").uncheck()
+    page.once("dialog", lambda d: d.accept())
+    delete.get_by_role("button", name="Delete").click()
+    page.wait_for_url("**/#/exchanges")
+    assert api(ui_broker, "GET", "/exchanges/%2F/uio-del-x")[0] == 404
+
+
+def test_a_queue_deleted_while_its_page_is_open_says_so(logged_in, ui_broker, channel):
+    page = logged_in
+    channel.queue_declare("uio-vanish")
+    open_queue(page, "uio-vanish")
+    page.expect_console(r"status of 404")
+    channel.queue_delete("uio-vanish")
+    expect(page.get_by_role("alert")).to_have_text("The queue 'uio-vanish' no longer exists.")
