@@ -160,17 +160,34 @@ def mqtt5_properties(msg) -> dict:
 
 
 class RetainedStore:
-    """Retained messages of one vhost: topic -> the retained PUBLISH (its QoS, payload, properties)."""
+    """Retained messages of one vhost: topic -> the retained PUBLISH (its QoS, payload, properties).
+
+    Changes are also kept in ``dirty`` (topic -> the PUBLISH, or None: removed) until the listener
+    writes them to the definitions store on its timer (:meth:`take_dirty`), so a device that retains
+    every reading costs no database write per message; ``restore`` loads what the store kept."""
 
     def __init__(self):
         self.messages: dict[str, Publish] = {}
+        self.dirty: dict[str, Publish | None] = {}
 
     def put(self, pkt: Publish) -> None:
         if pkt.payload:
             props = {k: v for k, v in pkt.properties.items() if k != "topic_alias"}
-            self.messages[pkt.topic] = Publish(pkt.topic, pkt.payload, pkt.qos, True, properties=props)
-        else:
-            self.messages.pop(pkt.topic, None)
+            # (packet id 1: a placeholder the stored encoding needs; deliveries take their own)
+            m = self.messages[pkt.topic] = Publish(pkt.topic, pkt.payload, pkt.qos, True,
+                                                   packet_id=1 if pkt.qos else None, properties=props)
+            self.dirty[pkt.topic] = m
+        elif self.messages.pop(pkt.topic, None) is not None:
+            self.dirty[pkt.topic] = None
+
+    def take_dirty(self) -> list:
+        """The changes since the last call: ``(topic, packet bytes or None)``."""
+        dirty, self.dirty = self.dirty, {}
+        return [(t, None if m is None else codec.encode(m, MQTT5)) for t, m in dirty.items()]
+
+    def restore(self, packet: bytes) -> None:
+        [m] = codec.PacketReader(version=MQTT5).feed(packet)
+        self.messages[m.topic] = m
 
     def matching(self, topic_filter: str) -> list:
         if "+" not in topic_filter and "#" not in topic_filter:

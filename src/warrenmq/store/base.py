@@ -252,6 +252,18 @@ class Definitions:
     def global_parameter_cleared(self, name: str) -> None:
         pass
 
+    def retained_set(self, vhost: str, topic: str, packet: bytes) -> None:
+        """MQTT: the retained message of ``topic`` in ``vhost`` is now ``packet`` (opaque bytes: the
+        MQTT adapter's encoding)."""
+        pass
+
+    def retained_cleared(self, vhost: str, topic: str) -> None:
+        pass
+
+    def load_retained(self) -> list:
+        """The retained MQTT messages stored: ``(vhost, topic, packet)`` tuples."""
+        return []
+
     @contextlib.contextmanager
     def batch(self):
         """Make the changes reported inside the block durable together (one transaction, one sync) rather

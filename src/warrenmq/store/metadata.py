@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS operator_policies (vhost TEXT, name TEXT, pattern TEX
 CREATE TABLE IF NOT EXISTS parameters (component TEXT, vhost TEXT, name TEXT, value TEXT,
                                        PRIMARY KEY (component, vhost, name));
 CREATE TABLE IF NOT EXISTS global_parameters (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS mqtt_retained (vhost TEXT, topic TEXT, packet BLOB, PRIMARY KEY (vhost, topic));
 """
 
 
@@ -249,6 +250,16 @@ class SQLiteDefinitions(Definitions):
             self._tx(("INSERT OR REPLACE INTO limits VALUES (?, ?, ?)", (kind, name, json.dumps(limits))))
         else:
             self._tx(("DELETE FROM limits WHERE kind=? AND name=?", (kind, name)))
+
+    def retained_set(self, vhost: str, topic: str, packet: bytes) -> None:
+        self._tx(("INSERT INTO mqtt_retained VALUES (?, ?, ?) ON CONFLICT(vhost, topic) DO UPDATE SET "
+                  "packet=excluded.packet", (vhost, topic, packet)))
+
+    def retained_cleared(self, vhost: str, topic: str) -> None:
+        self._tx(("DELETE FROM mqtt_retained WHERE vhost=? AND topic=?", (vhost, topic)))
+
+    def load_retained(self) -> list:
+        return [(v, t, bytes(p)) for v, t, p in self.db.execute("SELECT * FROM mqtt_retained ORDER BY rowid")]
 
     # --------------------------------------------------------------- loading
     def load(self) -> dict:

@@ -6,7 +6,9 @@ session's ``io``: ``write`` sends at once (the session already joins a turn's pa
 arrived; :class:`MQTTServer` checks each connected session's keepalive on a timer that fires at
 1.5 times the client's keepalive, and disconnects a client silent that long.  The server keeps
 what the sessions of all connections share: the connected client ids per vhost (a second CONNECT
-with the same id takes the session over) and the retained messages per vhost.  Write-side flow:
+with the same id takes the session over) and the retained messages per vhost, loaded from the
+definitions store at start and written back, the changes of a second together, on a timer and at
+stop.  Write-side flow:
 ``pause_writing`` stops deliveries to the connection until ``resume_writing``.
 """
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 from ..mqtt.session import MQTTSession, RetainedStore
 
 log = logging.getLogger("warrenmq.mqtt")
+
+RETAINED_SAVE_INTERVAL = 1.0  # seconds between writes of changed retained messages to the definitions store
 
 
 class MQTTProtocol(asyncio.Protocol):
@@ -86,6 +90,7 @@ class MQTTServer:
         self.protocols: set = set()
         self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
         self.retained_stores: dict[str, RetainedStore] = {}
+        self._save_timer = None
 
     @property
     def broker(self):
@@ -108,9 +113,39 @@ class MQTTServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
+        for vhost, topic, packet in self.broker.defs.load_retained():
+            try:
+                self.retained(vhost).restore(packet)
+            except Exception as e:  # noqa: BLE001 - one unreadable record must not stop the broker
+                log.error("retained MQTT message of topic '%s' in vhost '%s' unreadable: %s", topic, vhost, e)
+        self._save_timer = self.loop.call_later(RETAINED_SAVE_INTERVAL, self._save_retained)
         await self._server.start_serving()
 
+    def _save_retained(self) -> None:
+        """Write the retained messages changed since the last time to the definitions store, together."""
+        self._save_timer = self.loop.call_later(RETAINED_SAVE_INTERVAL, self._save_retained)
+        self.save_retained()
+
+    def save_retained(self) -> None:
+        changes = [(vhost, store.take_dirty()) for vhost, store in self.retained_stores.items() if store.dirty]
+        if not changes:
+            return
+        defs = self.broker.defs
+        try:
+            with defs.batch():
+                for vhost, items in changes:
+                    for topic, packet in items:
+                        if packet is None:
+                            defs.retained_cleared(vhost, topic)
+                        else:
+                            defs.retained_set(vhost, topic, packet)
+        except Exception as e:  # noqa: BLE001 - a failing disk: kept in memory, logged
+            log.error("storing retained MQTT messages failed: %s", e)
+
     async def stop(self, timeout: float = 2.0) -> None:
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
         if self._server is not None:
             self._server.close()
         for p in list(self.protocols):
@@ -123,6 +158,8 @@ class MQTTServer:
             except asyncio.TimeoutError:
                 pass
             self._server = None
+        if self.app.broker is not None:
+            self.save_retained()  # what changed since the last timer
 
     # -------------------------------------------------------------- timers
     def schedule_connect_timeout(self, proto: MQTTProtocol) -> None:
