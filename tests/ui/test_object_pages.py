@@ -428,3 +428,25 @@ def test_a_queue_deleted_while_its_page_is_open_says_so(logged_in, ui_broker, ch
     page.expect_console(r"status of 404")
     channel.queue_delete("uio-vanish")
     expect(page.get_by_role("alert")).to_have_text("The queue 'uio-vanish' no longer exists.")
+
+
+def test_consumers_and_truncated_payloads_on_the_queue_page(logged_in, ui_broker, channel):
+    page = logged_in
+    channel.queue_declare("uio-consumed")
+    channel.basic_qos(prefetch_count=7)
+    channel.basic_consume("uio-consumed", lambda *a: None, consumer_tag="uio-tag")
+    channel.queue_declare("uio-long")
+    channel.basic_publish("", "uio-long", b"0123456789" * 10)
+    open_queue(page, "uio-consumed")
+    consumers = section(page, "Consumers")
+    expect(consumers.get_by_role("cell", name="uio-tag")).to_be_visible()
+    expect(consumers.get_by_role("cell", name="7", exact=True)).to_be_visible()
+    expect(section(page, "Overview").get_by_role("row", name="Consumers 1")).to_be_visible()
+
+    open_queue(page, "uio-long")
+    get = section(page, "Get messages")
+    get.get_by_label("Truncate at (bytes)").fill("12")
+    get.get_by_role("button", name="Get message(s)").click()
+    msg = get.get_by_role("article", name="Message 1")
+    expect(msg.locator("pre")).to_have_text("012345678901")
+    expect(msg).to_contain_text("100 bytes")
