@@ -102,7 +102,7 @@ def tune_malloc() -> bool:
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
                  defer_storage: bool = False, management: bool = False, prometheus: bool = False,
-                 stomp: bool = False, mqtt: bool = False):
+                 stomp: bool = False, mqtt: bool = False, web_stomp: bool = False):
         self.config = config or BrokerConfig()
         if broker is None and not defer_storage:
             broker = Broker(self.config, open_storage(self.config))
@@ -136,6 +136,11 @@ class BrokerApp:
             from .transport.stomp import StompServer
             self.stomp = StompServer(self.broker, self.config.stomp_host or self.config.host, self.config.stomp_port,
                                      config=self.config)
+        self.web_stomp = None
+        if web_stomp:
+            from .transport.web_stomp import WebStompServer
+            self.web_stomp = WebStompServer(self, self.config.web_stomp_host or self.config.host,
+                                            self.config.web_stomp_port)
         self.mqtt = None
         if mqtt:
             from .transport.mqtt import MQTTServer
@@ -183,6 +188,11 @@ class BrokerApp:
         return self.stomp.port if self.stomp is not None else None
 
     @property
+    def web_stomp_port(self) -> int | None:
+        """The Web STOMP listener's port (the bound one once started), or ``None`` without it."""
+        return self.web_stomp.port if self.web_stomp is not None else None
+
+    @property
     def mqtt_port(self) -> int | None:
         """The MQTT listener's port (the bound one once started), or ``None`` without it."""
         return self.mqtt.port if self.mqtt is not None else None
@@ -193,6 +203,8 @@ class BrokerApp:
         try:
             for s in listeners:  # every port first: a taken one fails before storage is touched
                 await s.bind()
+            if self.web_stomp is not None:
+                self.web_stomp.bind()
             if self.management is not None:
                 self.management.bind()
             if self.prometheus is not None:
@@ -233,6 +245,8 @@ class BrokerApp:
             await s.start()
         if self.management is not None:
             await self.management.start()
+        if self.web_stomp is not None:
+            await self.web_stomp.start()
         if self.prometheus is not None:
             await self.prometheus.start()
 
@@ -243,6 +257,8 @@ class BrokerApp:
             await self.management.stop()
         if self.stomp is not None:
             await self.stomp.stop()
+        if self.web_stomp is not None:
+            await self.web_stomp.stop()
         if self.mqtt is not None:
             await self.mqtt.stop(timeout)
         if self.tls_server is not None:
@@ -312,7 +328,7 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     try:
         app = BrokerApp(config, defer_storage=True, management=config.management_enabled,
                         prometheus=config.prometheus_enabled, stomp=config.stomp_enabled,
-                        mqtt=config.mqtt_enabled)
+                        mqtt=config.mqtt_enabled, web_stomp=config.stomp_enabled and config.web_stomp_enabled)
         await app.start()
     finally:
         if manage_gc:
@@ -333,6 +349,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
         log.info("WarrenMQ Prometheus metrics on http://%s:%s/metrics", app.prometheus.host, app.prometheus_port)
     if app.stomp is not None:
         log.info("WarrenMQ STOMP listening on %s:%s", app.stomp.host, app.stomp_port)
+    if app.web_stomp is not None:
+        log.info("WarrenMQ Web STOMP on ws://%s:%s/ws", app.web_stomp.host or "0.0.0.0", app.web_stomp_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()

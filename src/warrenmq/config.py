@@ -143,6 +143,11 @@ class BrokerConfig:
     stomp_enabled: bool = True
     stomp_host: str = ""
     stomp_port: int = 61613
+    # Web STOMP (STOMP over WebSocket, RabbitMQ's web_stomp plugin): ws://web_stomp_host:web_stomp_port/ws;
+    # on with STOMP unless web_stomp_enabled = false (--no-stomp turns off both)
+    web_stomp_enabled: bool = True
+    web_stomp_host: str = ""
+    web_stomp_port: int = 15674
     # MQTT 3.1/3.1.1/5.0 (RabbitMQ's MQTT plugin, docs/mqtt.md): served by the ``warrenmq`` command on
     # mqtt_host (default: the AMQP host) and mqtt_port; the embedded test broker only when asked
     # (EmbeddedBroker(mqtt=True)).  Names as RabbitMQ's mqtt.* settings

@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         stomp = parser.add_argument_group("STOMP 1.0-1.2 listener (docs/stomp.md), on by default")
         stomp.add_argument("--stomp-port", type=port_number, help="STOMP port (default 61613; 0: any free port)")
         stomp.add_argument("--stomp-host", help="address the STOMP listener binds (default: --host)")
-        stomp.add_argument("--no-stomp", action="store_true", help="do not listen for STOMP")
+        stomp.add_argument("--no-stomp", action="store_true", help="do not listen for STOMP (nor Web STOMP)")
+        stomp.add_argument("--web-stomp-port", type=port_number,
+                           help="Web STOMP (WebSocket, path /ws) port (default 15674; 0: any free port)")
+        stomp.add_argument("--web-stomp-host", help="address the Web STOMP listener binds (default: --host)")
+        stomp.add_argument("--no-web-stomp", action="store_true", help="do not serve Web STOMP")
         mgmt.add_argument("--no-statistics", action="store_true",
                           help="no message rates or message_stats in the management API (statistics_enabled)")
         prom = parser.add_argument_group("Prometheus metrics (docs/prometheus.md), on by default")
@@ -129,6 +133,8 @@ def main(argv=None) -> int:
                                    prometheus_enabled=False if args.no_prometheus else None,
                                    stomp_port=args.stomp_port, stomp_host=args.stomp_host,
                                    stomp_enabled=False if args.no_stomp else None,
+                                   web_stomp_port=args.web_stomp_port, web_stomp_host=args.web_stomp_host,
+                                   web_stomp_enabled=False if args.no_web_stomp else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
                                    definitions_file=args.definitions, mqtt_port=args.mqtt_port, mqtt_host=args.mqtt_host,

@@ -102,6 +102,8 @@ def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
         changes["prometheus_port"] = app.prometheus_port
     if app.stomp_port is not None:
         changes["stomp_port"] = app.stomp_port
+    if app.web_stomp_port is not None:
+        changes["web_stomp_port"] = app.web_stomp_port
     if app.mqtt_port is not None:
         changes["mqtt_port"] = app.mqtt_port
     return dataclasses.replace(config, **changes)
@@ -149,6 +151,14 @@ class _URLMixin:
             raise RuntimeError("STOMP is off: EmbeddedBroker(stomp=True) serves it")
         return port
 
+    @property
+    def web_stomp_url(self) -> str:
+        """``ws://host:port/ws`` of Web STOMP (``web_stomp=True``)."""
+        port = self.app.web_stomp_port if self.app is not None else None
+        if port is None:
+            raise RuntimeError("Web STOMP is off: EmbeddedBroker(web_stomp=True) serves it")
+        return f"ws://{self.host}:{port}/ws"
+
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """A broker on a background thread; use as a context manager or call start()/stop().
@@ -161,12 +171,15 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
                  management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
-                 mqtt: bool | None = None, **overrides):
+                 mqtt: bool | None = None, web_stomp: bool = False, **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.stomp = stomp
+        self.web_stomp = web_stomp
         if stomp and config is None:
             overrides.setdefault("stomp_port", 0)
+        if web_stomp and config is None:
+            overrides.setdefault("web_stomp_port", 0)
         self.mqtt = _mqtt(config is not None, overrides, mqtt)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
@@ -189,7 +202,8 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             asyncio.set_event_loop(loop)
             try:
                 self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
-                                     stomp=self.stomp, mqtt=self.mqtt)
+                                     stomp=self.stomp, mqtt=self.mqtt,
+                             web_stomp=self.web_stomp)
                 loop.run_until_complete(self.app.start())
             except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
@@ -245,19 +259,23 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
                  management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
-                 mqtt: bool | None = None, **overrides):
+                 mqtt: bool | None = None, web_stomp: bool = False, **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.stomp = stomp
+        self.web_stomp = web_stomp
         if stomp and config is None:
             overrides.setdefault("stomp_port", 0)
+        if web_stomp and config is None:
+            overrides.setdefault("web_stomp_port", 0)
         self.mqtt = _mqtt(config is not None, overrides, mqtt)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
         self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
-                             stomp=self.stomp, mqtt=self.mqtt)
+                             stomp=self.stomp, mqtt=self.mqtt,
+                             web_stomp=self.web_stomp)
 
     @property
     def broker(self):
@@ -276,7 +294,8 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         self.config = _same_ports(self.config, self.app)
         await self.stop(timeout)
         self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
-                             stomp=self.stomp, mqtt=self.mqtt)
+                             stomp=self.stomp, mqtt=self.mqtt,
+                             web_stomp=self.web_stomp)
         return await self.start()
 
     async def __aenter__(self) -> "AsyncEmbeddedBroker":
