@@ -80,6 +80,7 @@ def test_vhost_page_permissions_limits_and_delete(logged_in, ui_broker):
     expect(limits).to_contain_text("no limits")
 
     page.once("dialog", lambda d: d.accept())
+    page.expect_console(r"status of 404")  # a poll in flight when the vhost goes
     section(page, "Delete this vhost").get_by_role("button", name="Delete this virtual host").click()
     page.wait_for_url("**/#/vhosts")
     assert api(ui_broker, "GET", "/vhosts/uio-v2")[0] == 404
@@ -176,6 +177,7 @@ def test_add_and_delete_a_vhost_from_the_vhosts_list(logged_in, ui_broker):
     page.get_by_role("link", name="uio-v3", exact=True).click()
     expect(page.get_by_role("heading", name="Virtual host uio-v3", level=1)).to_be_visible()
     page.once("dialog", lambda d: d.accept())
+    page.expect_console(r"status of 404")  # a poll in flight when the vhost goes
     section(page, "Delete this vhost").get_by_role("button", name="Delete this virtual host").click()
     page.wait_for_url("**/#/vhosts")
     assert api(ui_broker, "GET", "/vhosts/uio-v3")[0] == 404

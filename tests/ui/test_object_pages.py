@@ -151,6 +151,8 @@ def test_delete_asks_first_and_honours_if_empty(logged_in, ui_broker, channel):
     expect(delete.get_by_role("alert")).to_contain_text("uio-delete")  # RabbitMQ's reason: not empty
     assert queue_depth(ui_broker, "/", "uio-delete") == 1
 
+    # a poll in flight when the object goes is answered 404 (the page then says so)
+    page.expect_console(r"status of 404")
     delete.get_by_label("Only if empty").uncheck()
     page.once("dialog", lambda d: d.accept())
     delete.get_by_role("button", name="Delete Queue").click()
@@ -274,6 +276,8 @@ def test_force_close_a_connection_with_a_reason(logged_in, ui_broker):
         expect(overview).to_contain_text("uio-victim")
         expect(overview).to_contain_text("Pika Python Client Library")
         expect(section(page, "Channels")).to_contain_text(f"{name} (1)")
+        # a poll in flight when the object goes is answered 404 (the page then says so)
+        page.expect_console(r"status of 404")
         close = section(page, "Close this connection")
         close.get_by_label("Reason").fill("uio says goodbye")
         page.once("dialog", lambda d: d.accept())
@@ -414,6 +418,8 @@ def test_delete_an_exchange_if_unused_then_for_good(logged_in, ui_broker, channe
     delete.get_by_role("button", name="Delete").click()
     expect(delete.get_by_role("alert")).to_contain_text("uio-del-x")
     assert api(ui_broker, "GET", "/exchanges/%2F/uio-del-x")[0] == 200
+    # a poll in flight when the object goes is answered 404 (the page then says so)
+    page.expect_console(r"status of 404")
     delete.get_by_label("Only if unused (no bindings from it)").uncheck()
     page.once("dialog", lambda d: d.accept())
     delete.get_by_role("button", name="Delete").click()
