@@ -158,3 +158,14 @@ def test_connection_limits_count_stomp_connections(broker):
     assert (f.get("message"), f.body) == ("Bad CONNECT", b"Virtual host '/' access denied")  # RabbitMQ's words
     first.connection_lost()
     assert frames_of(connect(broker))[0].command == "CONNECTED"
+
+
+def test_durable_subscription_queue_named_as_rabbitmq_names_it(broker):
+    from warrenmq.stomp.session import durable_queue_name
+    # names RabbitMQ 3.10.8 gave these subscriptions (probed)
+    assert durable_queue_name("stomp.t2", "b") == "stomp-subscription-99MXcE5LgC_J5_DmlOv0JQ"
+    assert durable_queue_name("stomp.dur.ü", "sub-é:1") == "stomp-subscription-mkz0xdWZE6XU8AYg6RlCxA"
+    s = connect(broker)
+    s.receive_data("SUBSCRIBE\ndestination:/topic/stomp.dur.ü\nid:sub-é\\c1\ndurable:true\n\n\0".encode())
+    q = broker.vhosts["/"].queues["stomp-subscription-mkz0xdWZE6XU8AYg6RlCxA"]
+    assert q.durable and not q.auto_delete

@@ -18,7 +18,7 @@ Destinations (:func:`parse_destination`) map onto exchanges and queues as Rabbit
 * ``/amq/queue/<name>``: an existing queue (not declared); deliveries say ``/queue/<name>``.
 * ``/topic/<key>``: published to ``amq.topic``; SUBSCRIBE binds a queue ``stomp-subscription-<random>``
   (not durable, auto-delete) or, with ``durable:true`` (``persistent:true``) and an ``id``, a durable
-  queue named from the id (``stomp-subscription-<md5 of id, base64url>``) that outlives the connection.
+  queue named as RabbitMQ names it (:func:`durable_queue_name`) that outlives the connection.
 * ``/exchange/<name>[/<key>]``: published to ``<name>``; SUBSCRIBE binds a subscription queue with key.
 * ``/temp-queue/<name>``: in a ``reply-to`` header, a server-named exclusive queue of this connection,
   subscribed to at once (subscription id ``/temp-queue/<name>``); the header is rewritten to
@@ -181,6 +181,24 @@ def destination_of(msg) -> str:
     if ex == "amq.topic":
         return "/topic/" + msg.routing_key
     return f"/exchange/{ex}/{msg.routing_key}"
+
+
+def _erlang_string(text: str) -> bytes:
+    """``text`` as Erlang's term_to_binary encodes the list of its UTF-8 bytes (STRING_EXT, or NIL_EXT
+    when empty, or LIST_EXT beyond 65535 bytes)."""
+    b = text.encode()
+    if not b:
+        return b"\x6a"
+    if len(b) <= 0xFFFF:
+        return b"\x6b" + len(b).to_bytes(2, "big") + b
+    return b"\x6c" + len(b).to_bytes(4, "big") + b"".join(b"\x61" + bytes([c]) for c in b) + b"\x6a"
+
+
+def durable_queue_name(topic: str, sub_id: str) -> str:
+    """The queue of a durable topic subscription, named as RabbitMQ's STOMP plugin names it (base64url of
+    the md5 of the Erlang term ``{Topic, SubscriptionId}``), so clients moving over find their queues."""
+    term = b"\x83\x68\x02" + _erlang_string(topic) + _erlang_string(sub_id)
+    return "stomp-subscription-" + base64.urlsafe_b64encode(hashlib.md5(term).digest()).rstrip(b"=").decode()
 
 
 def _new_session_id() -> str:
@@ -537,8 +555,7 @@ class StompSession:
             if durable and kind == "topic":
                 if frame.get("id") is None:
                     raise StompError("Missing Header", "Header 'id' is required for durable subscriptions\n")
-                digest = hashlib.md5(sub_id.encode()).digest()
-                qname = "stomp-subscription-" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                qname = durable_queue_name(key, sub_id)
                 auto_delete = frame.get("auto-delete") == "true"
                 q = self._declare(qname, True, auto_delete, False, queue_arguments(frame))
             else:
