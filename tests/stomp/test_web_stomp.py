@@ -112,3 +112,23 @@ def test_heartbeats_over_websocket(broker):
     first, beats = asyncio.run(run())
     assert "heart-beat:100,0" in first
     assert beats >= 4  # an EOL about every 100 ms of silence
+
+
+def test_management_lists_web_stomp_connections():
+    import base64
+    import json
+    import urllib.request
+    auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+
+    async def run(b):
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(b.web_stomp_url, protocols=["v12.stomp"]) as ws:
+                await ws.send_str(CONNECT)
+                await ws.receive(timeout=3)
+                req = urllib.request.Request(b.management_url + "/api/connections", headers=auth)
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: json.load(urllib.request.urlopen(req)))
+    with EmbeddedBroker(web_stomp=True, management=True) as b:
+        (conn,) = asyncio.run(run(b))
+    assert (conn["protocol"], conn["type"], conn["channels"]) == ("Web STOMP 1.2", "direct", 1)  # as RabbitMQ 3.10
+    assert conn["port"] == int(b.web_stomp_url.rsplit(":", 1)[1].split("/")[0])

@@ -262,7 +262,7 @@ class StompSession:
     """See the module docstring."""
     connection_type = "direct"  # as RabbitMQ lists its STOMP connections (they are direct AMQP connections there)
 
-    def __init__(self, broker, peer=None, local=None):
+    def __init__(self, broker, peer=None, local=None, protocol: str = "STOMP"):
         self.broker = broker
         self.peer = peer
         self.local = local
@@ -296,7 +296,8 @@ class StompSession:
         self.recv_oct = self.recv_cnt = self.send_oct = self.send_cnt = 0
         self.name = f"{peer[0]}:{peer[1]}" if peer else "embedded"
         self.proto = _Limits()
-        self.protocol = "STOMP"
+        self.protocol_name = protocol  # "Web STOMP" over WebSocket: the management API shows "<name> <version>"
+        self.protocol = protocol
         self.connected_at = int(time.time() * 1000)
         self.close_logged = False
         self.announced = False
@@ -405,7 +406,7 @@ class StompSession:
             version = common[-1]
         self.version = version
         self.reader_.version = version
-        self.protocol = "STOMP " + version
+        self.protocol = f"{self.protocol_name} {version}"
         login = frame.get("login", "guest")
         passcode = frame.get("passcode", "guest" if frame.get("login") is None else "")
         host = frame.get("host") or "/"

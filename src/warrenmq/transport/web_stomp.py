@@ -100,7 +100,7 @@ class WebStompServer:
         peer = transport.get_extra_info("peername") if transport is not None else None
         local = transport.get_extra_info("sockname") if transport is not None else None
         session = StompSession(self.app.broker, peer[:2] if peer else None,
-                               local[:2] if isinstance(local, tuple) else None)
+                               local[:2] if isinstance(local, tuple) else None, "Web STOMP")
         session.reader = _Reader(transport)
         wake = asyncio.Event()
         session.on_output = wake.set
