@@ -525,16 +525,28 @@ class MQTTSession:
     # -------------------------------------------------------------- delivery
     def deliver(self, consumer, tag: int, entry) -> None:
         msg = entry.message
+        header = msg.header
+        # a message an MQTT client published without MQTT 5 properties: its QoS read off the header bytes
+        # (no property decoding); anything else is decoded
+        plain = -1
+        if header.endswith(_PLAIN_PROPS[1]):
+            plain = 1
+        elif header.endswith(_PLAIN_PROPS[0]):
+            plain = 0
+        elif header.endswith(_PLAIN_PROPS[2]):
+            plain = 2
         if consumer.no_ack:
             qos = 0
         else:
-            headers = msg.properties.headers
-            mq = headers.get("x-mqtt-publish-qos") if headers else None
-            if mq is None:
-                mq = 1 if msg.persistent else 0
+            mq = plain
+            if mq < 0:
+                headers = msg.properties.headers
+                mq = headers.get("x-mqtt-publish-qos") if headers else None
+                if not isinstance(mq, int) or not 0 <= mq <= 2:
+                    mq = 1 if msg.persistent else 0
             qos = mq if mq < self.qos1_max else self.qos1_max
         conn = self.conn
-        props = mqtt5_properties(msg) if conn.version == MQTT5 else {}
+        props = mqtt5_properties(msg) if plain < 0 and conn.version == MQTT5 else {}
         pkt = Publish(key_to_topic(msg.routing_key), msg.body, qos, False, qos > 0 and entry.redelivered, None,
                       props)
         pid = conn.send_publish(pkt)
