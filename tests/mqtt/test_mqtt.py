@@ -320,3 +320,24 @@ def test_retained_store_writes_changes_in_batches():
     fresh.restore(changes[0][1])
     assert fresh.messages["t/1"].payload == b"99"
     assert s.take_dirty() == []
+
+
+def test_mqtt5_session_expiry(mqtt_broker):
+    """MQTT 5: expiry 0 is a clean session (the queue goes at disconnect); otherwise the queue stays and
+    expires after the interval (x-expires), and the session is present on reconnect."""
+    short = Client(mqtt_broker.mqtt_port, "short5", V5, clean=False)  # no expiry property: 0
+    short.subscribe("s", 1)
+    short.close()
+    wait(lambda: "mqtt-subscription-short5qos1" not in mqtt_broker.queues())
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 1
+    c = Client(mqtt_broker.mqtt_port, "exp5", V5, clean=True, properties=props)
+    c.subscribe("e", 1)
+    c.close()
+    q = mqtt_broker.queue("mqtt-subscription-exp5qos1")
+    assert q.arguments == {"x-expires": 1000} and not q.auto_delete
+    again = Client(mqtt_broker.mqtt_port, "exp5", V5, clean=False, properties=props, connect=False)
+    flags, _, _ = again.connect()
+    assert flags.session_present
+    again.close()
+    wait(lambda: "mqtt-subscription-exp5qos1" not in mqtt_broker.queues(), timeout=5)  # expired

@@ -239,6 +239,7 @@ class MQTTSession:
         self.vhost = None
         self.client_id = ""
         self.clean = True
+        self.session_expiry = None  # MQTT 5's session expiry interval (seconds)
         self.channel: MQTTChannel | None = None
         self.will = None
         self.closed = False
@@ -348,7 +349,7 @@ class MQTTSession:
         self.vhost = vhost
         conn.reader.max_packet_size = self.config.mqtt_max_packet_size
         self.client_id = client_id
-        expiry = pkt.properties.get("session_expiry_interval", 0) if v5 else None
+        expiry = self.session_expiry = pkt.properties.get("session_expiry_interval", 0) if v5 else None
         # MQTT 5: a session that expires at disconnect is a clean one as far as the queues go
         self.clean = pkt.clean if not v5 else expiry == 0
         key = (vhost_name, client_id)
@@ -411,9 +412,14 @@ class MQTTSession:
         """The subscription queue as RabbitMQ 3.10 declares it: QoS 0's transient and auto-deleted, QoS 1's
         durable, auto-deleted in a clean session and expiring after ``mqtt_subscription_ttl_ms`` unused
         in a persistent one (mqtt.subscription_ttl)."""
+        q = self.vhost.queues.get(qname)
+        if q is not None and not q.deleted:  # (a resumed session's, declared with its own arguments)
+            return q
         if qos == 0:
             return self.vhost.declare_queue(qname, self, durable=False, auto_delete=True)[0]
         ttl = self.config.mqtt_subscription_ttl_ms
+        if self.session_expiry is not None:  # MQTT 5: the session expiry interval, "never" = none
+            ttl = 0 if self.session_expiry == 0xFFFFFFFF else self.session_expiry * 1000
         args = {"x-expires": ttl} if ttl and not self.clean else None
         return self.vhost.declare_queue(qname, self, durable=True, auto_delete=self.clean, arguments=args)[0]
 
