@@ -341,3 +341,49 @@ def test_mqtt5_session_expiry(mqtt_broker):
     assert flags.session_present
     again.close()
     wait(lambda: "mqtt-subscription-exp5qos1" not in mqtt_broker.queues(), timeout=5)  # expired
+
+
+def test_management_api_lists_and_closes_mqtt_connections():
+    import base64
+    import json
+    import urllib.request
+    from warrenmq.testing import EmbeddedBroker
+
+    with EmbeddedBroker(mqtt=True, management=True) as b:
+        def api(path, method="GET", headers=None):
+            req = urllib.request.Request(b.management_url + "/api/" + path, method=method, headers={
+                "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode(), **(headers or {})})
+            with urllib.request.urlopen(req) as r:
+                body = r.read()
+                return json.loads(body) if body else None
+        c = Client(b.mqtt_port, "listed", keepalive=30)
+        c5 = Client(b.mqtt_port, "listed5", V5)
+        c.subscribe("l/#", 1)
+        conns = {x["client_properties"].get("client_id"): x for x in api("connections")}
+        one = conns["listed"]
+        # as RabbitMQ 3.10.8 shows an MQTT connection (probed)
+        assert (one["protocol"], one["type"], one["channels"], one["channel_max"], one["frame_max"],
+                one["user"], one["vhost"], one["timeout"]) == ("MQTT 3.1.1", "direct", 1, 1, 0, "guest", "/", 30)
+        assert one["client_properties"] == {"client_id": "listed", "product": "MQTT client"}
+        assert conns["listed5"]["protocol"] == "MQTT 5.0"
+        chans = [ch for ch in api("channels") if ch["connection_details"]["name"] == one["name"]]
+        assert len(chans) == 1 and chans[0]["consumer_count"] == 1
+        api("connections/" + urllib.request.quote(conns["listed5"]["name"]), "DELETE", {"X-Reason": "bye"})
+        assert c5.disconnects.get(timeout=5).value == 0x98  # administrative action
+        c.close()
+        wait(lambda: not [x for x in api("connections") if x["protocol"].startswith("MQTT")])
+
+
+def test_resource_alarm_stops_reading_mqtt_publishers(mqtt_broker):
+    from warrenmq.broker.alarms import Alarm
+    sub = Client(mqtt_broker.mqtt_port, "asub")
+    sub.subscribe("alarm/#", 0)
+    pub = Client(mqtt_broker.mqtt_port, "apub")
+    mqtt_broker.call(mqtt_broker.broker.set_alarm, Alarm.MEMORY, True)
+    time.sleep(0.1)
+    pub.c.publish("alarm/x", b"held", 0)
+    sub.none(0.5)  # not read while the alarm is on
+    mqtt_broker.call(mqtt_broker.broker.set_alarm, Alarm.MEMORY, False)
+    assert sub.get().payload == b"held"
+    sub.close()
+    pub.close()

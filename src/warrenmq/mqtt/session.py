@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 from collections import deque
 
 from ..broker.channel import Channel
@@ -223,9 +224,29 @@ class MQTTChannel(Channel):
         self.session.abort(codec.UNSPECIFIED_ERROR, "delivery acknowledgement timed out")
 
 
+class _Limits:
+    """What the management API reads of a connection's protocol object: RabbitMQ 3.10 shows an MQTT
+    connection with one channel, no frame size, the keepalive and these client properties (probed)."""
+    __slots__ = ("heartbeat", "client_properties")
+    channel_max = 1
+    frame_max = 0
+
+    def __init__(self):
+        self.heartbeat = 0
+        self.client_properties = {"product": "MQTT client"}
+
+
+PROTOCOL_NAMES = {codec.MQTT31: "MQTT 3.1", codec.MQTT311: "MQTT 3.1.1", MQTT5: "MQTT 5.0"}
+_PAUSE_FLOW, _PAUSE_ALARM = 1, 2
+
+
 class MQTTSession:
-    """One MQTT connection (see the module docstring).  ``io`` is the transport: ``write(bytes)``,
-    ``close()``, ``call_soon(fn)``, ``call_later(delay, fn)`` and ``peer``."""
+    """One MQTT connection (see the module docstring).  ``io`` is the transport adapter: ``write(bytes)``,
+    ``close()``, ``call_soon(fn)``, ``pause_reading(bool)``, ``peer`` and ``transport``.  Once connected
+    it is one of the broker's sessions, so the management API lists it (as RabbitMQ does: protocol
+    ``MQTT 3.1.1``, type ``direct``, one channel) and resource alarms stop reading it."""
+    connection_type = "direct"
+    state = "running"
 
     def __init__(self, listener, io):
         self.listener = listener
@@ -255,7 +276,15 @@ class MQTTSession:
         self.to_ack: list = []
         self.may_write = False
         self.last_seen = 0.0
-        self.recv_oct = self.send_oct = 0
+        self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
+        self.proto = _Limits()
+        self.reader = getattr(io, "transport", None)  # (get_extra_info, for the management API)
+        self.channels: dict = {}
+        self.protocol = "MQTT"
+        self.name = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "embedded"
+        self.connected_at = int(time.time() * 1000)
+        self.pause_bits = 0
+        self.registered = False
         self.flush_scheduled = False
 
     # ----------------------------------------------------------------- input
@@ -263,6 +292,7 @@ class MQTTSession:
         if self.closed:
             return
         self.recv_oct += len(data)
+        self.recv_cnt += 1
         try:
             for pkt in self.conn.receive_data(data):
                 self.handle(pkt)
@@ -304,6 +334,7 @@ class MQTTSession:
         out = self.conn.take_output()
         if out:
             self.send_oct += len(out)
+            self.send_cnt += 1
             self.io.write(out)
 
     # --------------------------------------------------------------- connect
@@ -373,6 +404,14 @@ class MQTTSession:
             props["shared_subscription_available"] = 0
             props["subscription_identifier_available"] = 0
         conn.accept(present, props or None)
+        self.channels = {1: ch}
+        self.protocol = PROTOCOL_NAMES.get(pkt.version, "MQTT")
+        self.proto.heartbeat = pkt.keepalive
+        self.proto.client_properties = {"client_id": client_id, "product": "MQTT client"}
+        self.broker.session_opened(self)
+        self.registered = True
+        if self.broker.alarms:
+            self.set_blocked(True)
         log.info("accepting MQTT connection %s (%s, client id: %s, user: '%s', vhost: '%s')", id(self),
                  self._peer_text(), client_id, user.name, vhost_name)
         self.listener.keepalive(self)
@@ -582,8 +621,23 @@ class MQTTSession:
                 del self.consumers[k]
 
     def set_flow(self, on: bool) -> None:
+        """Credit flow: a queue this session publishes into is behind its consumers (or no longer is)."""
         self.flow_count += 1 if on else -1
-        self.io.pause_reading(self.flow_count > 0)
+        self._pause(_PAUSE_FLOW, self.flow_count > 0)
+
+    def set_blocked(self, blocked: bool) -> None:
+        """A resource alarm is on (or every alarm cleared): the connection is not read meanwhile."""
+        self._pause(_PAUSE_ALARM, blocked)
+
+    def _pause(self, bit: int, on: bool) -> None:
+        bits = self.pause_bits | bit if on else self.pause_bits & ~bit
+        if bool(bits) != bool(self.pause_bits) and not self.closed:
+            self.io.pause_reading(bool(bits))
+        self.pause_bits = bits
+
+    def force_close(self, code: int, text: str) -> None:
+        """The management API or the broker closes the connection (user deleted, vhost gone, ...)."""
+        self.abort(codec.ADMINISTRATIVE_ACTION if self.conn.version == MQTT5 else codec.UNSPECIFIED_ERROR, text)
 
     def set_paused(self, paused: bool) -> None:
         """The socket's write buffer is full (or drained again): stop (or resume) delivering."""
@@ -630,6 +684,9 @@ class MQTTSession:
                 log.warning("will message of client id '%s' not published: %s", self.client_id, e)
         if self.channel is not None:
             self.channel.close()
+        if self.registered:
+            self.registered = False
+            self.broker.session_closed(self)
         if self.vhost is not None:
             key = (self.vhost.name, self.client_id)
             if self.listener.clients.get(key) is self:
