@@ -142,7 +142,8 @@ class FrameReader:
                 if c == 13 and pos + 1 == n:
                     break
                 end = buf.find(b"\n\n", pos)
-                end_crlf = buf.find(b"\n\r\n", pos)
+                # a CRLF blank line can only come first if it is before the LF one: search no further
+                end_crlf = buf.find(b"\n\r\n", pos, end if end != -1 else n)
                 if end_crlf != -1 and (end == -1 or end_crlf < end):
                     head_end, body_start = end_crlf, end_crlf + 3
                 elif end != -1:

@@ -42,13 +42,13 @@ import base64
 import hashlib
 import logging
 import os
+import struct
 import time
 
 from ..broker.access import CONFIGURE, READ, WRITE
 from ..broker.channel import Channel
 from ..protocol.errors import AMQPError
-from ..protocol.properties import content_header
-from ..protocol.spec import REPLY_NAMES, BasicProperties
+from ..protocol.spec import CLASS_BASIC, REPLY_NAMES, BasicProperties
 from .codec import CLIENT_COMMANDS, FrameError, FrameReader, encode_frame, escape
 
 log = logging.getLogger("warrenmq.stomp")
@@ -56,6 +56,7 @@ log = logging.getLogger("warrenmq.stomp")
 AWAIT_CONNECT, CONNECTED, CLOSED = 0, 1, 2
 VERSIONS = ("1.0", "1.1", "1.2")
 SERVER = "RabbitMQ/3.10.8"
+_HEADER_HEAD = struct.Struct(">HHQ").pack  # a content header's class id, weight and body size
 _VALID = "Valid destination types are: /temp-queue, /exchange, /topic, /queue, /amq/queue, /reply-queue/.\n"
 
 #: SEND headers that are not copied into the AMQP headers table
@@ -95,17 +96,30 @@ def parse_destination(dest: str):
     raise StompError("Unknown destination", f"'{dest}' is not a valid destination.\n{_VALID}")
 
 
-def properties_from_headers(frame, reply_to=None) -> BasicProperties:
-    """The AMQP properties of a SEND frame (see the module docstring)."""
-    p = BasicProperties()
+#: a SEND with no property header (only destination, content-length...): its property bytes, encoded once
+_NO_PROPERTIES = BasicProperties().encode()
+
+
+def properties_from_headers(frame, reply_to=None):
+    """The AMQP properties of a SEND frame (see the module docstring), encoded; one pass over the headers,
+    and none of the work when the frame names no property (the common SEND)."""
     custom = None
+    known = None
     for k, v in reversed(frame.headers):  # RabbitMQ's table has them last first (the first of a name wins)
-        if k not in _NOT_CUSTOM:
+        if k in _NOT_CUSTOM:
+            if k != "destination" and k != "content-length" and k != "transaction":
+                if known is None:
+                    known = {}
+                known[k] = v
+        else:
             if custom is None:
                 custom = {}
             custom.pop(k, None)
             custom[k] = v
-    get = frame.get
+    if known is None and custom is None and reply_to is None:
+        return _NO_PROPERTIES
+    get = known.get if known is not None else {}.get
+    p = BasicProperties()
     p.content_type = get("content-type")
     p.content_encoding = get("content-encoding")
     if get("persistent") == "true":
@@ -128,7 +142,7 @@ def properties_from_headers(frame, reply_to=None) -> BasicProperties:
     p.user_id = get("user-id")
     p.app_id = get("app-id")
     p.headers = custom
-    return p
+    return p.encode()
 
 
 #: the x-* headers RabbitMQ's STOMP adapter takes as queue arguments where it declares a queue, with their
@@ -282,6 +296,7 @@ class StompSession:
         self.counted = False  # in the broker's per-vhost/per-user connection counts (limits)  # (publish sequence number, receipt id) of SENDs awaiting confirms
         self.exclusive_queues: list = []
         self.temp_queues: dict[str, str] = {}
+        self.declared: dict = {}  # /queue/ names this connection declared (SEND declares them once)
         self.out: list = []
         self.on_output = None  # called when output appears and was empty (the transport's flush)
         self.closing = False  # the output ends in an ERROR (or a DISCONNECT's receipt): close after writing
@@ -487,7 +502,9 @@ class StompSession:
             raise StompError("Invalid header", "'message-id' is not allowed on 'SEND'.\n")
         kind, name, key = parse_destination(dest)
         if kind == "queue":
-            self._declare(name, True, False, False, queue_arguments(frame))
+            q = self.declared.get(name)
+            if q is None or q.deleted:  # declared once per connection, as RabbitMQ's adapter remembers it
+                self.declared[name] = self._declare(name, True, False, False, queue_arguments(frame))
             exchange, key = "", name
         elif kind in ("amqqueue", "reply-queue"):
             exchange, key = "", name
@@ -505,7 +522,7 @@ class StompSession:
         props = properties_from_headers(frame, reply_to)
         body = frame.body
         self._may_publish(exchange, key)
-        self.channel.publish(exchange, key, content_header(props, len(body)), body, False)
+        self.channel.publish(exchange, key, _HEADER_HEAD(CLASS_BASIC, 0, len(body)) + props, body, False)
         if self.blocked:  # a resource alarm is on: stop reading this publisher until it clears
             self._pause(1)
 
