@@ -245,6 +245,31 @@ def test_heartbeats_negotiated_and_sent(broker):
     c.disconnect()
 
 
+def test_server_sends_heartbeats_and_drops_a_silent_client(broker):
+    s = socket.create_connection(("127.0.0.1", broker.stomp_port))
+    s.settimeout(3)
+    s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\nheart-beat:0,100\n\n\0")
+    data = b""
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        data += s.recv(4096)
+    assert b"heart-beat:100,0" in data
+    assert data.split(b"\0", 1)[1].count(b"\n") >= 5  # an EOL about every 100 ms of silence
+    s.close()
+    s = socket.create_connection(("127.0.0.1", broker.stomp_port))
+    s.settimeout(3)
+    s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\nheart-beat:100,0\n\n\0")
+    start = time.monotonic()
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    assert data.startswith(b"CONNECTED") and time.monotonic() - start < 2.0  # silent past 2 x 100 ms: dropped
+    s.close()
+
+
 def raw(broker, *frames, connect=True, wait=0.3):
     s = socket.create_connection(("127.0.0.1", broker.stomp_port))
     s.settimeout(2)
