@@ -169,3 +169,32 @@ def test_durable_subscription_queue_named_as_rabbitmq_names_it(broker):
     s.receive_data("SUBSCRIBE\ndestination:/topic/stomp.dur.ü\nid:sub-é\\c1\ndurable:true\n\n\0".encode())
     q = broker.vhosts["/"].queues["stomp-subscription-mkz0xdWZE6XU8AYg6RlCxA"]
     assert q.durable and not q.auto_delete
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_pieces = st.sampled_from([b"SEND\n", b"SUBSCRIBE\n", b"ACK\n", b"NACK\n", b"BEGIN\n", b"COMMIT\n", b"\n", b"\0",
+                           b"destination:/queue/fz\n", b"destination:/topic/a\n", b"id:1\n", b"ack:client\n",
+                           b"content-length:3\n", b"transaction:t\n", b"receipt:r\n", b"\\c", b"\\x", b":",
+                           b"priority:9\n", b"x-max-length:1\n", b"DISCONNECT\n", b"\r\n"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(chunks=st.lists(st.one_of(_pieces, st.binary(max_size=8)), max_size=40))
+def test_any_input_gives_frames_or_an_error_never_an_exception(chunks):
+    b = Broker(BrokerConfig(data_dir=""))
+    try:
+        s = connect(b)
+        s.reader_.max_header_bytes = 256
+        for c in chunks:
+            s.receive_data(c)
+            assert len(s.reader_.buf) <= 256 + 8 + 64  # bounded: nothing grows past the limits
+        out = s.take_output()
+        if b"\nERROR\n" in out or out.startswith(b"ERROR"):
+            assert s.closing
+        s.connection_lost()
+        assert not b.sessions
+        for q in b.vhosts["/"].queues.values():
+            assert q.unacked == 0 and not q.consumers  # everything given back
+    finally:
+        b.close()
