@@ -198,3 +198,14 @@ def test_any_input_gives_frames_or_an_error_never_an_exception(chunks):
             assert q.unacked == 0 and not q.consumers  # everything given back
     finally:
         b.close()
+
+
+def test_a_closed_session_stays_in_the_vhost_totals(broker):
+    stats = broker.vhosts["/"].stats
+    before = stats.churn(0, 0)
+    s = connect(broker)
+    s.receive_data(b"SEND\ndestination:/topic/x\n\nhello\0")
+    s.connection_lost()
+    after = stats.churn(0, 0)
+    assert after[0] == before[0] + 1 and after[1] == before[1] + 1  # created and closed, never going down
+    assert after[2] == before[2] + 1  # its channel too

@@ -759,6 +759,8 @@ class StompSession:
         if self.counted:
             self.counted = False
             self.broker.limits.connection_closed(self.vhost.name, self.user.name)
+        if self.channel is not None:  # it was open: its counts stay in the vhost's totals (churn, octets)
+            self.vhost.stats.fold_connection(self)
         self.broker.session_closed(self)
 
     def connection_lost(self, reason=None) -> None:
