@@ -102,7 +102,7 @@ def tune_malloc() -> bool:
 class BrokerApp:
     def __init__(self, config: BrokerConfig | None = None, broker: Broker | None = None, *,
                  defer_storage: bool = False, management: bool = False, prometheus: bool = False,
-                 stomp: bool = False, mqtt: bool = False, web_stomp: bool = False):
+                 stomp: bool = False, mqtt: bool = False, web_stomp: bool = False, web_mqtt: bool = False):
         self.config = config or BrokerConfig()
         if broker is None and not defer_storage:
             broker = Broker(self.config, open_storage(self.config))
@@ -145,6 +145,11 @@ class BrokerApp:
         if mqtt:
             from .transport.mqtt import MQTTServer
             self.mqtt = MQTTServer(self, self.config.mqtt_host or self.config.host, self.config.mqtt_port)
+        self.web_mqtt = None
+        if web_mqtt and self.mqtt is not None:  # (it shares the MQTT listener's client ids and retained messages)
+            from .transport.web_mqtt import WebMQTTServer
+            self.web_mqtt = WebMQTTServer(self, self.mqtt, self.config.web_mqtt_host or self.config.host,
+                                          self.config.web_mqtt_port)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -193,6 +198,11 @@ class BrokerApp:
         return self.web_stomp.port if self.web_stomp is not None else None
 
     @property
+    def web_mqtt_port(self) -> int | None:
+        """The Web MQTT listener's port (the bound one once started), or ``None`` without it."""
+        return self.web_mqtt.port if self.web_mqtt is not None else None
+
+    @property
     def mqtt_port(self) -> int | None:
         """The MQTT listener's port (the bound one once started), or ``None`` without it."""
         return self.mqtt.port if self.mqtt is not None else None
@@ -205,6 +215,8 @@ class BrokerApp:
                 await s.bind()
             if self.web_stomp is not None:
                 self.web_stomp.bind()
+            if self.web_mqtt is not None:
+                self.web_mqtt.bind()
             if self.management is not None:
                 self.management.bind()
             if self.prometheus is not None:
@@ -247,6 +259,8 @@ class BrokerApp:
             await self.management.start()
         if self.web_stomp is not None:
             await self.web_stomp.start()
+        if self.web_mqtt is not None:
+            await self.web_mqtt.start()
         if self.prometheus is not None:
             await self.prometheus.start()
 
@@ -259,6 +273,8 @@ class BrokerApp:
             await self.stomp.stop()
         if self.web_stomp is not None:
             await self.web_stomp.stop()
+        if self.web_mqtt is not None:
+            await self.web_mqtt.stop()
         if self.mqtt is not None:
             await self.mqtt.stop(timeout)
         if self.tls_server is not None:
@@ -328,7 +344,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
     try:
         app = BrokerApp(config, defer_storage=True, management=config.management_enabled,
                         prometheus=config.prometheus_enabled, stomp=config.stomp_enabled,
-                        mqtt=config.mqtt_enabled, web_stomp=config.stomp_enabled and config.web_stomp_enabled)
+                        mqtt=config.mqtt_enabled, web_stomp=config.stomp_enabled and config.web_stomp_enabled,
+                        web_mqtt=config.mqtt_enabled and config.web_mqtt_enabled)
         await app.start()
     finally:
         if manage_gc:
@@ -349,6 +366,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
         log.info("WarrenMQ Prometheus metrics on http://%s:%s/metrics", app.prometheus.host, app.prometheus_port)
     if app.stomp is not None:
         log.info("WarrenMQ STOMP listening on %s:%s", app.stomp.host, app.stomp_port)
+    if app.web_mqtt is not None:
+        log.info("WarrenMQ Web MQTT on ws://%s:%s/ws", app.web_mqtt.host or "0.0.0.0", app.web_mqtt_port)
     if app.web_stomp is not None:
         log.info("WarrenMQ Web STOMP on ws://%s:%s/ws", app.web_stomp.host or "0.0.0.0", app.web_stomp_port)
     if ready is not None:

@@ -163,6 +163,11 @@ class BrokerConfig:
     mqtt_subscription_ttl_ms: int = 86_400_000  # mqtt.subscription_ttl: x-expires of a persistent session's queue
     mqtt_max_packet_size: int = 268_435_455  # after the login (64 KiB before it)
     mqtt_connect_timeout_ms: int = 10_000  # a socket that sends no CONNECT within this is closed
+    # Web MQTT (MQTT over WebSocket, RabbitMQ's web_mqtt plugin): ws://web_mqtt_host:web_mqtt_port/ws,
+    # subprotocol mqtt; on with MQTT unless web_mqtt_enabled = false (--no-mqtt turns off both)
+    web_mqtt_enabled: bool = True
+    web_mqtt_host: str = ""
+    web_mqtt_port: int = 15675
     # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
     # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled

@@ -104,6 +104,8 @@ def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
         changes["stomp_port"] = app.stomp_port
     if app.web_stomp_port is not None:
         changes["web_stomp_port"] = app.web_stomp_port
+    if app.web_mqtt_port is not None:
+        changes["web_mqtt_port"] = app.web_mqtt_port
     if app.mqtt_port is not None:
         changes["mqtt_port"] = app.mqtt_port
     return dataclasses.replace(config, **changes)
@@ -152,6 +154,14 @@ class _URLMixin:
         return port
 
     @property
+    def web_mqtt_url(self) -> str:
+        """``ws://host:port/ws`` of Web MQTT (``web_mqtt=True``)."""
+        port = self.app.web_mqtt_port if self.app is not None else None
+        if port is None:
+            raise RuntimeError("Web MQTT is off: EmbeddedBroker(web_mqtt=True) serves it")
+        return f"ws://{self.host}:{port}/ws"
+
+    @property
     def web_stomp_url(self) -> str:
         """``ws://host:port/ws`` of Web STOMP (``web_stomp=True``)."""
         port = self.app.web_stomp_port if self.app is not None else None
@@ -171,7 +181,7 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
                  management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
-                 mqtt: bool | None = None, web_stomp: bool = False, **overrides):
+                 mqtt: bool | None = None, web_stomp: bool = False, web_mqtt: bool = False, **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.stomp = stomp
@@ -180,7 +190,10 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             overrides.setdefault("stomp_port", 0)
         if web_stomp and config is None:
             overrides.setdefault("web_stomp_port", 0)
-        self.mqtt = _mqtt(config is not None, overrides, mqtt)
+        self.mqtt = _mqtt(config is not None, overrides, True if web_mqtt else mqtt)
+        self.web_mqtt = web_mqtt
+        if web_mqtt and config is None:
+            overrides.setdefault("web_mqtt_port", 0)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
@@ -203,7 +216,7 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             try:
                 self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
                                      stomp=self.stomp, mqtt=self.mqtt,
-                             web_stomp=self.web_stomp)
+                             web_stomp=self.web_stomp, web_mqtt=self.web_mqtt)
                 loop.run_until_complete(self.app.start())
             except BaseException as e:  # report bind errors (and bad TLS files) to the caller
                 started.set_exception(e)
@@ -259,7 +272,7 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
 
     def __init__(self, config: BrokerConfig | None = None, *, durable: bool = False,
                  management: bool | None = None, prometheus: bool | None = None, stomp: bool = False,
-                 mqtt: bool | None = None, web_stomp: bool = False, **overrides):
+                 mqtt: bool | None = None, web_stomp: bool = False, web_mqtt: bool = False, **overrides):
         self.management = _management(config is not None, overrides, management)
         self.prometheus = _prometheus(config is not None, overrides, prometheus)
         self.stomp = stomp
@@ -268,14 +281,17 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
             overrides.setdefault("stomp_port", 0)
         if web_stomp and config is None:
             overrides.setdefault("web_stomp_port", 0)
-        self.mqtt = _mqtt(config is not None, overrides, mqtt)
+        self.mqtt = _mqtt(config is not None, overrides, True if web_mqtt else mqtt)
+        self.web_mqtt = web_mqtt
+        if web_mqtt and config is None:
+            overrides.setdefault("web_mqtt_port", 0)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         self.port = 0
         self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
                              stomp=self.stomp, mqtt=self.mqtt,
-                             web_stomp=self.web_stomp)
+                             web_stomp=self.web_stomp, web_mqtt=self.web_mqtt)
 
     @property
     def broker(self):
@@ -295,7 +311,7 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         await self.stop(timeout)
         self.app = BrokerApp(self.config, management=self.management, prometheus=self.prometheus,
                              stomp=self.stomp, mqtt=self.mqtt,
-                             web_stomp=self.web_stomp)
+                             web_stomp=self.web_stomp, web_mqtt=self.web_mqtt)
         return await self.start()
 
     async def __aenter__(self) -> "AsyncEmbeddedBroker":

@@ -1,0 +1,149 @@
+"""Web MQTT: the MQTT session over WebSocket (aiohttp), as RabbitMQ's rabbitmq_web_mqtt serves it.
+
+Theory of operation: :class:`WebMQTTServer` serves ``ws://host:15675/ws`` with aiohttp's WebSocket
+implementation and the subprotocol ``mqtt`` (MQTT over WebSocket, MQTT 3.1.1 section 6 and 5.0
+section 6: binary messages, each holding any part of the byte stream).  Each connection is an
+:class:`~warrenmq.mqtt.session.MQTTSession` of the TCP listener's :class:`~.mqtt.MQTTServer`, so
+client-id takeover and retained messages are shared between the two transports.  :class:`_WSIO` is
+the session's ``io``: what the session writes is queued and a writer task sends it as binary
+messages; ``close`` ends the WebSocket once the queue is sent.  The keepalive and connect timers are
+the MQTT server's.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from aiohttp import WSMsgType, web
+
+from ..mqtt.session import MQTTSession
+from .server import ListenError
+
+log = logging.getLogger("warrenmq.mqtt")
+
+
+class _WSIO:
+    """The session's transport: ``write``, ``close``, ``call_soon``, ``pause_reading``, ``peer``,
+    ``transport`` (addresses for the management API) and ``last_data`` (the keepalive timer's)."""
+    __slots__ = ("loop", "transport", "peer", "out", "wake", "closing", "last_data", "session", "reading_paused")
+
+    def __init__(self, loop, transport):
+        self.loop = loop
+        self.transport = transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        self.peer = peer[:2] if peer else None
+        self.out: list = []
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.last_data = loop.time()
+        self.session = None
+        self.reading_paused = False
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake.set()
+
+    def call_soon(self, fn) -> None:
+        self.loop.call_soon(fn)
+
+    def pause_reading(self, paused: bool) -> None:
+        t = self.transport
+        if paused != self.reading_paused and t is not None and not t.is_closing():
+            self.reading_paused = paused
+            t.pause_reading() if paused else t.resume_reading()
+
+
+class WebMQTTServer:
+    """Serves Web MQTT for the app's MQTT listener (``mqtt``: the :class:`~.mqtt.MQTTServer`)."""
+
+    def __init__(self, app, mqtt, host: str = "", port: int = 15675, path: str = "/ws"):
+        self.app = app
+        self.mqtt = mqtt
+        self.host = host
+        self.port = port
+        self.path = path
+        self.connections: set = set()
+        self._sock = None
+        self._runner = None
+
+    def bind(self) -> None:
+        host = self.host or None
+        try:
+            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+            self._sock = socket.create_server((host or "0.0.0.0", self.port), family=family, backlog=128)
+        except OSError as e:
+            raise ListenError(self.host, self.port, False, e) from e
+        self._sock.setblocking(False)
+        self.port = self._sock.getsockname()[1]
+
+    async def start(self) -> None:
+        if self._sock is None:
+            self.bind()
+        webapp = web.Application()
+        webapp.router.add_get(self.path, self.handle)
+        self._runner = web.AppRunner(webapp, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock).start()
+
+    async def stop(self) -> None:
+        for io in list(self.connections):
+            if io.session is not None:
+                io.session.close(publish_will=False)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=("mqtt",), autoping=True,
+                                   max_msg_size=self.app.config.mqtt_max_packet_size + 8)
+        await ws.prepare(request)
+        loop = asyncio.get_running_loop()
+        io = _WSIO(loop, request.transport)
+        session = io.session = MQTTSession(self.mqtt, io)
+        self.mqtt.schedule_connect_timeout(io)
+        writer = asyncio.ensure_future(self._write(ws, io))
+        self.connections.add(io)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    data = msg.data
+                elif msg.type == WSMsgType.TEXT:  # not MQTT over WebSocket: closed as RabbitMQ does
+                    break
+                else:
+                    break
+                io.last_data = loop.time()
+                session.data_received(data)
+                if io.closing:
+                    break
+        finally:
+            self.connections.discard(io)
+            io.close()
+            try:
+                await asyncio.wait_for(writer, 5)
+            except (asyncio.TimeoutError, Exception):  # the peer went away while we wrote
+                writer.cancel()
+            session.connection_lost()
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    @staticmethod
+    async def _write(ws, io: _WSIO) -> None:
+        while True:
+            await io.wake.wait()
+            io.wake.clear()
+            out, io.out = io.out, []
+            if out:
+                await ws.send_bytes(b"".join(out))
+            if io.closing:
+                if not ws.closed:
+                    await ws.close()
+                return
