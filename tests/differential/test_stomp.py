@@ -46,12 +46,25 @@ SCENARIOS = {
     "message-id on SEND": [_connect(), b"SEND\ndestination:/topic/x\nmessage-id:1\n\nhi\0"],
     "unknown command": [_connect(), b"FOO\n\n\0"],
     "ACK with a bad id": [_connect(), b"ACK\nid:nope\n\n\0"],
+    "ACK without id": [_connect(), b"ACK\n\n\0"],
+    "UNSUBSCRIBE of an unknown id": [_connect(), b"UNSUBSCRIBE\nid:nope\n\n\0"],
+    "UNSUBSCRIBE without id or destination": [_connect(), b"UNSUBSCRIBE\n\n\0"],
+    "duplicate subscription id": [_connect(), f"SUBSCRIBE\ndestination:/topic/{TOKEN}.a\nid:1\n\n\0".encode(),
+                                  f"SUBSCRIBE\ndestination:/topic/{TOKEN}.b\nid:1\n\n\0".encode()],
+    "bad ack mode": [_connect(), f"SUBSCRIBE\ndestination:/topic/{TOKEN}.a\nid:1\nack:bogus\n\n\0".encode()],
+    "bad prefetch-count": [_connect(), f"SUBSCRIBE\ndestination:/topic/{TOKEN}.a\nid:1\nprefetch-count:x\n\n\0".encode()],
+    "SUBSCRIBE without destination": [_connect(), b"SUBSCRIBE\nid:1\n\n\0"],
+    "COMMIT of an unknown transaction": [_connect(), b"COMMIT\ntransaction:nope\n\n\0"],
+    "ABORT of an unknown transaction": [_connect(), b"ABORT\ntransaction:nope\n\n\0"],
+    "BEGIN without transaction": [_connect(), b"BEGIN\n\n\0"],
+    "BEGIN twice": [_connect(), b"BEGIN\ntransaction:t\n\n\0BEGIN\ntransaction:t\nreceipt:b\n\n\0"],
+    "SEND in an unknown transaction": [_connect(), b"SEND\ndestination:/topic/x\ntransaction:nope\n\nx\0"],
     "headers to properties and back (1.2, client ack)": [
         _connect(),
         f"SUBSCRIBE\ndestination:/topic/{TOKEN}.a\nid:s1\nack:client\nreceipt:r0\n\n\0".encode(),
         f"SEND\ndestination:/topic/{TOKEN}.a\ncontent-type:text/plain\ncontent-encoding:ce\npersistent:true\n"
         f"priority:3\ncorrelation-id:c1\nreply-to:/queue/r\nexpiration:60000\namqp-message-id:m1\ntype:t\n"
-        f"app-id:a\ntimestamp:5\nx-custom:v\\cw\nreceipt:r1\n\nhello\0".encode(),
+        f"app-id:a\ntimestamp:5\nx-custom:v\\cw\nreceipt-like:r1\n\nhello\0".encode(),
     ],
     "exchange destination, 1.1 escapes": [
         _connect("1.1"),

@@ -387,7 +387,7 @@ class StompSession:
         if tx is not None:
             ops = self.transactions.get(tx)
             if ops is None:
-                raise StompError("Bad transaction", f"Invalid transaction identifier: {tx}\n")
+                raise StompError("Bad transaction", f'Invalid transaction identifier: "{tx}"\n')
             ops.append(frame)
         elif cmd == "SEND" and frame.get("receipt") is not None:
             # the RECEIPT of a SEND is its publisher confirm, as in RabbitMQ: sent once the message is in
@@ -544,17 +544,17 @@ class StompSession:
             raise StompError("Missing destination", "\"SUBSCRIBE\" must include a 'destination' header\n")
         kind, name, key = parse_destination(dest)
         sub_id = frame.get("id") or dest
-        if sub_id in self.subscriptions:
+        if sub_id in self.subscriptions:  # RabbitMQ names it by its consumer tag
             raise StompError("Duplicated subscription identifier",
-                             f"A subscription identified by '{sub_id}' already exists.\n")
+                             f"A subscription identified by 'T_{sub_id}' already exists.")
         ack = frame.get("ack", "auto")
         if ack not in ("auto", "client", "client-individual"):
-            raise StompError("Invalid ack header", f"'{ack}' is not a valid ack value\n")
+            raise StompError("Processing error", "Processing error")  # RabbitMQ 3.10.8's answer to both
         prefetch = frame.get("prefetch-count")
         prefetch_n = 0
         if prefetch is not None:
             if not prefetch.isdigit():
-                raise StompError("Invalid prefetch-count", f"'{prefetch}' is not a valid prefetch-count\n")
+                raise StompError("Processing error", "Processing error")
             prefetch_n = int(prefetch)
         durable = frame.get("durable", frame.get("persistent")) == "true"
         vhost = self.vhost
@@ -599,12 +599,17 @@ class StompSession:
         ch.start(c)
 
     def on_unsubscribe(self, frame) -> None:
-        sub_id = frame.get("id") or frame.get("destination")
+        sub_id = frame.get("id")
+        what = f"id='{sub_id}'"
         if sub_id is None:
-            raise StompError("Missing destination", "UNSUBSCRIBE must include a 'destination' or 'id' header\n")
+            sub_id = frame.get("destination")
+            what = f"destination='{sub_id}'"
+        if sub_id is None:
+            raise StompError("Missing destination or id", "UNSUBSCRIBE must include a 'destination' or 'id' header")
         sub = self.subscriptions.pop(sub_id, None)
         if sub is None:
-            raise StompError("Missing subscription", f"Subscription to {sub_id} not found.\n")
+            raise StompError("No subscription found", "UNSUBSCRIBE must refer to an existing subscription.\n"
+                             f'Subscription to "{what}" not found.\n')
         self.channel.cancel(sub.consumer.tag)
         if sub.durable and frame.get("durable", frame.get("persistent")) == "true" and not sub.queue.deleted:
             self._may("queue", sub.queue.name, CONFIGURE)
@@ -687,7 +692,7 @@ class StompSession:
             ack_id = frame.get("message-id")
             what = '"message-id"'
         if ack_id is None:
-            raise StompError("Missing header", f"{command} must include a {what} header\n")
+            raise StompError("Missing header", f'"{command}" must include the {what} header\n')
         parts = ack_id.split("@@")
         if len(parts) != 3 or parts[1] != self.session_id or not parts[2].isdigit() or not parts[0].startswith("T_"):
             raise StompError("Invalid header", f'"{command}" must include a valid {what} header\n')
@@ -714,27 +719,26 @@ class StompSession:
     def _tx_id(self, frame) -> str:
         tx = frame.get("transaction")
         if tx is None:
-            raise StompError("Missing transaction", f"{frame.command} must include a 'transaction' header\n")
+            raise StompError("Missing transaction", f"\"{frame.command}\" must include a 'transaction' header\n")
         return tx
 
     def on_begin(self, frame) -> None:
         tx = self._tx_id(frame)
-        if tx in self.transactions:
-            raise StompError("Bad transaction", f"Transaction {tx} already started\n")
-        self.transactions[tx] = []
+        if tx not in self.transactions:  # RabbitMQ 3.10.8 answers a second BEGIN of a name with nothing
+            self.transactions[tx] = []
 
     def on_commit(self, frame) -> None:
         tx = self._tx_id(frame)
         ops = self.transactions.pop(tx, None)
         if ops is None:
-            raise StompError("Bad transaction", f"Invalid transaction identifier: {tx}\n")
+            raise StompError("Bad transaction", f'Invalid transaction identifier: "{tx}"\n')
         for f in ops:
             _HANDLERS[f.command](self, f)
 
     def on_abort(self, frame) -> None:
         tx = self._tx_id(frame)
         if self.transactions.pop(tx, None) is None:
-            raise StompError("Bad transaction", f"Invalid transaction identifier: {tx}\n")
+            raise StompError("Bad transaction", f'Invalid transaction identifier: "{tx}"\n')
 
     def on_disconnect(self, frame) -> None:
         if frame.get("receipt") is None:
