@@ -46,6 +46,7 @@ SCENARIOS = {
     "message-id on SEND": [_connect(), b"SEND\ndestination:/topic/x\nmessage-id:1\n\nhi\0"],
     "unknown command": [_connect(), b"FOO\n\n\0"],
     "ACK with a bad id": [_connect(), b"ACK\nid:nope\n\n\0"],
+    "second CONNECT": [_connect(), _connect()],
     "ACK without id": [_connect(), b"ACK\n\n\0"],
     "UNSUBSCRIBE of an unknown id": [_connect(), b"UNSUBSCRIBE\nid:nope\n\n\0"],
     "UNSUBSCRIBE without id or destination": [_connect(), b"UNSUBSCRIBE\n\n\0"],

@@ -380,8 +380,10 @@ class StompSession:
             raise StompError("Bad command", f'Could not interpret command "{cmd}"\n')
         handler = _HANDLERS.get(cmd)
         if handler is None:
-            if cmd in ("CONNECT", "STOMP"):
-                raise StompError("Unexpected CONNECT", "CONNECT already received\n")
+            if cmd in ("CONNECT", "STOMP"):  # RabbitMQ 3.10.8 closes the connection without a word
+                self.closing = True
+                self.release()
+                return
             raise StompError("Bad command", f'Could not interpret command "{cmd}"\n')
         tx = frame.get("transaction") if cmd in ("SEND", "ACK", "NACK") else None
         if tx is not None:
