@@ -387,3 +387,18 @@ def test_resource_alarm_stops_reading_mqtt_publishers(mqtt_broker):
     assert sub.get().payload == b"held"
     sub.close()
     pub.close()
+
+
+def test_connection_limits_count_mqtt_connections(mqtt_broker):
+    b = mqtt_broker.broker
+    mqtt_broker.call(b.set_vhost_limits, "/", {"max-connections": 1})
+    first = Client(mqtt_broker.mqtt_port, "lim-a")
+    second = Client(mqtt_broker.mqtt_port, "lim-b", connect=False)
+    _, rc, _ = second.connect(expect_ok=False)
+    assert rc.value == 0x87  # 3.1.1's 5, not authorized
+    second.c.loop_stop()
+    again = Client(mqtt_broker.mqtt_port, "lim-a")  # a takeover is not refused by the limit
+    assert first.disconnects.get(timeout=5) is not None
+    again.close()
+    wait(lambda: b.limits.vhost_connections.get("/", 0) == 0)
+    mqtt_broker.call(b.clear_vhost_limits, "/")

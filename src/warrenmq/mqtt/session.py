@@ -285,6 +285,7 @@ class MQTTSession:
         self.connected_at = int(time.time() * 1000)
         self.pause_bits = 0
         self.registered = False
+        self.counted = False  # in the broker's per-vhost/per-user connection counts (limits)
         self.flush_scheduled = False
 
     # ----------------------------------------------------------------- input
@@ -388,6 +389,15 @@ class MQTTSession:
         if old is not None and old is not self:
             old.taken_over()
         self.listener.clients[key] = self
+        limits = self.broker.limits
+        try:  # the vhost's and the user's max-connections count MQTT connections too (after a takeover)
+            limits.check_connection(vhost_name, user.name)
+        except AMQPError as e:
+            del self.listener.clients[key]
+            conn.refuse(codec.QUOTA_EXCEEDED if v5 else codec.NOT_AUTHORIZED)
+            return self._refused(e.text)
+        limits.connection_opened(vhost_name, user.name)
+        self.counted = True
         if pkt.clean:
             self._delete_queues()
         self.will = pkt.will
@@ -684,8 +694,12 @@ class MQTTSession:
                 log.warning("will message of client id '%s' not published: %s", self.client_id, e)
         if self.channel is not None:
             self.channel.close()
+        if self.counted:
+            self.counted = False
+            self.broker.limits.connection_closed(self.vhost.name, self.user.name)
         if self.registered:
             self.registered = False
+            self.vhost.stats.fold_connection(self)  # its counts stay in the vhost's totals (churn, octets)
             self.broker.session_closed(self)
         if self.vhost is not None:
             key = (self.vhost.name, self.client_id)
