@@ -4,8 +4,8 @@
 # Debian's rabbitmq-server and start it.  Runs as root on Debian/Ubuntu with access
 # to its mirrors.  Prints shell `export` lines for the test run, so use it as
 #     eval "$(.ci/rabbitmq.sh)"
-# (WARRENMQ_REFERENCE_URL, and RABBITMQ_NODENAME when it had to be set, which the
-# suite's rabbitmqctl calls need too).  All logging goes to stderr.
+# (WARRENMQ_REFERENCE_URL, WARRENMQ_REFERENCE_MQTT when its MQTT plugin is on, and RABBITMQ_NODENAME
+# when it had to be set, which the suite's rabbitmqctl calls need too).  All logging goes to stderr.
 set -euo pipefail
 
 HOST=127.0.0.1
@@ -22,8 +22,15 @@ ctl_ready() {
     command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q await_startup >/dev/null 2>&1
 }
 
+mqtt_enabled() {  # the MQTT plugin is on (tests/differential/test_mqtt.py then compares with it)
+    command -v rabbitmq-plugins >/dev/null 2>&1 && rabbitmq-plugins -q list -e -m 2>/dev/null | grep -qx rabbitmq_mqtt
+}
+
 emit() {
     echo "export WARRENMQ_REFERENCE_URL='$URL'"
+    if mqtt_enabled; then
+        echo "export WARRENMQ_REFERENCE_MQTT='$HOST:1883'"
+    fi
     if [ -n "${RABBITMQ_NODENAME:-}" ]; then
         echo "export RABBITMQ_NODENAME='$RABBITMQ_NODENAME'"
     fi
@@ -52,6 +59,10 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >&2
 fi
+
+# a node this script starts gets the MQTT plugin (a reused node is left as it is); without it the MQTT
+# differential cases compare with their recording
+rabbitmq-plugins enable --offline rabbitmq_mqtt >&2 || log "could not enable rabbitmq_mqtt: MQTT compared with the recording"
 
 log "starting rabbitmq-server"
 # as root the /usr/sbin wrapper switches to the rabbitmq user; the package's postinst does not start it

@@ -4,7 +4,7 @@ Each scenario is a list of raw packets sent over one MQTT connection; the outcom
 received (decoded by WarrenMQ's codec into its fields) and whether the server closed the connection,
 with the per-run token normalised.  WarrenMQ always runs (an embedded broker with MQTT on); the
 reference runs when ``WARRENMQ_REFERENCE_MQTT`` names a RabbitMQ MQTT listener (``host:port``, e.g.
-the probe node's ``127.0.0.1:1884``; CI's reference has no MQTT plugin yet), and
+the probe node's ``127.0.0.1:1884``; .ci/rabbitmq.sh sets it when its node has the plugin), and
 ``WARRENMQ_DIFF_RECORD=1`` writes its outcomes to golden/test_mqtt.json.  Without a reference
 WarrenMQ is compared with the recording.  Only what must match is here: QoS 2 (RabbitMQ 3.10 grants
 1), retained messages on wildcard subscriptions and the CONNACK 1 for an unsupported protocol
