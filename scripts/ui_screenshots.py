@@ -97,7 +97,8 @@ def main(argv=None) -> int:
                 for name, route, ready in PAGES:
                     page.goto("/" + route)
                     page.locator(ready).first.wait_for()
-                    page.wait_for_timeout(2500 if route == "#/" else 1500)
+                    # the object pages chart from their own polls: give them some seconds of it
+                    page.wait_for_timeout(2500 if route == "#/" else 10_000 if route.count("/") > 1 else 1500)
                     page.screenshot(path=str(out / name), full_page=True)
                     print(f"ui_screenshots: {out / name}")
                 browser.close()
