@@ -22,14 +22,21 @@ ctl_ready() {
     command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q await_startup >/dev/null 2>&1
 }
 
-mqtt_enabled() {  # the MQTT plugin is on (tests/differential/test_mqtt.py then compares with it)
-    command -v rabbitmq-plugins >/dev/null 2>&1 && rabbitmq-plugins -q list -e -m 2>/dev/null | grep -qx rabbitmq_mqtt
+# A node this script starts listens for MQTT on MQTT_PORT, not on MQTT's default 1883, which is
+# WarrenMQ's default too: a broker a test starts with its defaults must not find the port taken
+MQTT_PORT=${REFERENCE_MQTT_PORT:-18830}
+
+mqtt_port() {  # the port of the node's MQTT listener (tests/differential/test_mqtt.py compares with it)
+    command -v rabbitmq-diagnostics >/dev/null 2>&1 &&
+        rabbitmq-diagnostics -q listeners 2>/dev/null | sed -n 's/.*port: \([0-9]*\), protocol: mqtt,.*/\1/p' | head -n 1
 }
 
 emit() {
     echo "export WARRENMQ_REFERENCE_URL='$URL'"
-    if mqtt_enabled; then
-        echo "export WARRENMQ_REFERENCE_MQTT='$HOST:1883'"
+    local mqtt
+    mqtt=$(mqtt_port || true)
+    if [ -n "$mqtt" ]; then
+        echo "export WARRENMQ_REFERENCE_MQTT='$HOST:$mqtt'"
     fi
     if [ -n "${RABBITMQ_NODENAME:-}" ]; then
         echo "export RABBITMQ_NODENAME='$RABBITMQ_NODENAME'"
@@ -66,7 +73,7 @@ rabbitmq-plugins enable --offline rabbitmq_mqtt >&2 || log "could not enable rab
 
 log "starting rabbitmq-server"
 # as root the /usr/sbin wrapper switches to the rabbitmq user; the package's postinst does not start it
-rabbitmq-server -detached >&2
+RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_mqtt tcp_listeners [$MQTT_PORT]" rabbitmq-server -detached >&2
 
 # await_startup fails at once while the node has not registered with epmd yet: retry
 for _ in $(seq 1 120); do

@@ -49,8 +49,9 @@ def run(src: str, perf_src: str, args: list, duration: int) -> float:
     with tempfile.TemporaryDirectory() as data:
         broker = subprocess.Popen([sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(port),
                                    "--data-dir", data, "--log-level", "warning", "--management-port", str(mport)],
-                                  # no metrics listener (15692 may be taken); a version without it ignores this
-                                  env=dict(os.environ, PYTHONPATH=src, WARRENMQ_PROMETHEUS_ENABLED="false"),
+                                  # no metrics, MQTT or STOMP listeners (their ports may be taken); older versions ignore these
+                                  env=dict(os.environ, PYTHONPATH=src, WARRENMQ_PROMETHEUS_ENABLED="false",
+                                           WARRENMQ_MQTT_ENABLED="false", WARRENMQ_STOMP_ENABLED="false"),
                                   stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:

@@ -136,9 +136,10 @@ class WarrenMQ:
             self.data_dir = Path(tempfile.mkdtemp(prefix="warrenmq-data-", dir=self.workdir))
         logf = open(self.workdir / f"warrenmq-{self.port}.log", "ab")
         t0 = time.monotonic()
-        # no Prometheus listener (port 15692 may be taken); an environment variable, which a snapshot of
+        # no Prometheus, MQTT or STOMP listeners (15692, 1883, 61613 may be taken); environment variables, which a snapshot of
         # an older WarrenMQ ignores, where a flag would be an error
-        env = dict(os.environ, WARRENMQ_PROMETHEUS_ENABLED="false")
+        env = dict(os.environ, WARRENMQ_PROMETHEUS_ENABLED="false", WARRENMQ_MQTT_ENABLED="false",
+                   WARRENMQ_STOMP_ENABLED="false")
         self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=str(self.workdir), env=env)
         logf.close()

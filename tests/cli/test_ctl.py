@@ -220,7 +220,7 @@ def test_await_startup_waits_for_a_broker_starting_later(tmp_path):
     try:
         time.sleep(1.0)
         assert waiter.poll() is None  # nothing answers yet: still waiting
-        broker = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", "0",
+        broker = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", "0",
                                    "--management-port", str(mport), "--in-memory", "--log-level", "warning"],
                                   env=_env())
         out, err = waiter.communicate(timeout=60)

@@ -78,7 +78,7 @@ def run_bad(tmp_path, doc_text, data="data"):
     path = tmp_path / "defs.json"
     if doc_text is not None:
         path.write_text(doc_text)
-    r = subprocess.run([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", "0", "--no-management",
+    r = subprocess.run([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", "0", "--no-management",
                         "--data-dir", str(tmp_path / data), "--definitions", str(path),
                         "--log-level", "warning"],  # the first boot's info lines come before the fault
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -17,6 +19,7 @@ def warrenmq(*args, env=None, timeout=30):
     e["WARRENMQ_MANAGEMENT_ENABLED"] = "false"  # port 15672 may be taken (test_management_port_* use it)
     e["WARRENMQ_PROMETHEUS_ENABLED"] = "false"  # and 15692
     e["WARRENMQ_STOMP_ENABLED"] = "false"  # and 61613
+    e["WARRENMQ_MQTT_ENABLED"] = "false"  # and 1883, 15675 (a reference RabbitMQ may hold 1883)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "warrenmq", *args], capture_output=True, text=True,
                           timeout=timeout, env=e)
@@ -59,6 +62,26 @@ def test_a_taken_tls_port_suggests_tls_port(tmp_path):
     assert r.returncode == 1
     line = one_line(r.stderr)
     assert f"127.0.0.1:{port} (TLS): address already in use" in line and "--tls-port" in line
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("protocol, option, env", [
+    ("mqtt", "--mqtt-port", {"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_WEB_MQTT_ENABLED": "false"}),
+    ("stomp", "--stomp-port", {"WARRENMQ_STOMP_ENABLED": "true", "WARRENMQ_WEB_STOMP_ENABLED": "false"}),
+    ("web-mqtt", "--web-mqtt-port", {"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_MQTT_PORT": "0"}),
+    ("web-stomp", "--web-stomp-port", {"WARRENMQ_STOMP_ENABLED": "true", "WARRENMQ_STOMP_PORT": "0"}),
+])
+def test_a_taken_plugin_port_names_its_option_not_the_data_directory(tmp_path, protocol, option, env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = warrenmq("--host", "127.0.0.1", "--port", "0", option, str(port), "--data-dir", str(tmp_path / "data"),
+                     env=env)
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert line.startswith(f"warrenmq: cannot listen on 127.0.0.1:{port}: address already in use"), line
+    assert f"Choose another port with {option} (or --no-{protocol})" in line
     assert not (tmp_path / "data").exists()
 
 

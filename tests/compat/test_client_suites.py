@@ -159,7 +159,7 @@ def _clean_env() -> dict:
 def warrenmq_process(workdir: Path, certs: dict):
     """``python -m warrenmq`` with plain and TLS listeners on ephemeral ports; yields (port, tls_port, log)."""
     log = workdir / "broker.log"
-    cmd = [sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--in-memory", "--no-management",
+    cmd = [sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--in-memory", "--no-management",
            "--tls-port", "0", "--tls-certfile", certs["server_certificate"], "--tls-keyfile", certs["server_key"],
            "--tls-cafile", certs["ca_certificate"], "--tls-verify-peer", "--tls-fail-if-no-peer-cert"]
     env = _clean_env()

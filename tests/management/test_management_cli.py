@@ -33,7 +33,7 @@ def env() -> dict:
 
 def test_the_command_serves_the_api_on_management_port():
     port, mport = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", str(port),
                              "--management-port", str(mport), "--in-memory", "--log-level", "warning"], env=env())
     try:
         req = urllib.request.Request(f"http://127.0.0.1:{mport}/api/overview")
@@ -58,7 +58,7 @@ def test_a_taken_management_port_is_one_line_naming_the_flag(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         mport = taken.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", "0",
+        r = subprocess.run([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", "0",
                             "--management-port", str(mport), "--data-dir", str(tmp_path / "data")],
                            capture_output=True, text=True, timeout=60, env=env())
     assert r.returncode == 1

@@ -79,6 +79,7 @@ def warrenmq(*args, env=None):
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
     e["WARRENMQ_PROMETHEUS_ENABLED"] = "false"  # port 15692 may be taken
     e["WARRENMQ_STOMP_ENABLED"] = "false"  # and 61613
+    e["WARRENMQ_MQTT_ENABLED"] = "false"  # and 1883, 15675 (a reference RabbitMQ may hold 1883)
     e.update(env or {})
     return [sys.executable, "-m", "warrenmq", *args], e
 

@@ -227,7 +227,7 @@ def test_the_warrenmq_command_takes_no_statistics(tmp_path):
 
     port, mport = free_port(), free_port()
     env = dict(os.environ, WARRENMQ_STATISTICS_INTERVAL_MS="250")
-    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", str(port),
                              "--management-port", str(mport), "--data-dir", str(tmp_path), "--no-statistics",
                              "--log-level", "warning"], env=env)
     try:

@@ -30,6 +30,7 @@ def env(**extra) -> dict:
     e = {k: v for k, v in os.environ.items() if not k.startswith("WARRENMQ_")}
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
     e["WARRENMQ_STOMP_ENABLED"] = "false"  # 61613 may be taken
+    e["WARRENMQ_MQTT_ENABLED"] = "false"  # and 1883, 15675 (a reference RabbitMQ may hold 1883)
     e.update(extra)
     return e
 

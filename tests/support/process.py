@@ -28,7 +28,7 @@ class BrokerProcess:
     def start(self, timeout: float = 20.0) -> "BrokerProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", self.data_dir, "--log-level", "info", "--no-management", *self.extra],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()

@@ -58,7 +58,7 @@ def test_heartbeating_client_stays_connected(broker):
 
 def test_sigterm_closes_clients_with_connection_forced():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", str(port),
                              "--log-level", "warning", "--in-memory", "--no-management"])
     try:
         deadline = time.monotonic() + 10

@@ -164,10 +164,7 @@ def main(argv=None) -> int:
         print(f"warrenmq: {e}", file=sys.stderr)
         return 1
     except ListenError as e:
-        hint = ("--management-port (or --no-management)" if getattr(e, "management", False)
-                else "--prometheus-port (or --no-prometheus)" if getattr(e, "prometheus", False)
-                else "--tls-port" if e.tls else "--port")
-        print(f"warrenmq: {e.strerror}; is another broker running? Choose another port with {hint}",
+        print(f"warrenmq: {e.strerror}; is another broker running? Choose another port with {e.option}",
               file=sys.stderr)
         return 1
     except RuntimeError as e:  # the data directory's lock is held

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from ..protocol.errors import AMQPError
 from ..protocol.spec import CONNECTION_FORCED
-from ..transport.server import ListenError
+from ..transport.server import listen_socket
 from . import dispatch, routes, views
 from .auth import authenticate
 from .errors import ApiError, not_found
@@ -73,15 +73,7 @@ class ManagementServer:
 
     def bind(self) -> None:
         """Bind and listen (nothing is served until :meth:`start`)."""
-        host = self.host or None
-        try:
-            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-            self._sock = socket.create_server((host or "0.0.0.0", self.port), family=family, backlog=128)
-        except OSError as e:
-            err = ListenError(self.host, self.port, False, e)
-            err.management = True  # the CLI names --management-port in its hint
-            raise err from e
-        self._sock.setblocking(False)
+        self._sock = listen_socket(self.host, self.port, "--management-port (or --no-management)")
         self.port = self._sock.getsockname()[1]
 
     def web_app(self) -> web.Application:

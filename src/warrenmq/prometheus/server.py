@@ -24,7 +24,7 @@ import socket
 from aiohttp import web
 from prometheus_client.exposition import generate_latest
 
-from ..transport.server import ListenError
+from ..transport.server import listen_socket
 from .collector import Collector
 
 log = logging.getLogger("warrenmq.prometheus")
@@ -44,15 +44,7 @@ class PrometheusServer:
         self._runner: web.AppRunner | None = None
 
     def bind(self) -> None:
-        host = self.host or None
-        try:
-            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-            self._sock = socket.create_server((host or "0.0.0.0", self.port), family=family, backlog=128)
-        except OSError as e:
-            err = ListenError(self.host, self.port, False, e)
-            err.prometheus = True  # the CLI names --prometheus-port in its hint
-            raise err from e
-        self._sock.setblocking(False)
+        self._sock = listen_socket(self.host, self.port, "--prometheus-port (or --no-prometheus)")
         self.port = self._sock.getsockname()[1]
 
     def web_app(self) -> web.Application:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 
 from ..mqtt.session import MQTTSession, RetainedStore
+from .server import ListenError
 
 log = logging.getLogger("warrenmq.mqtt")
 
@@ -108,8 +109,12 @@ class MQTTServer:
 
     async def bind(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(lambda: MQTTProtocol(self), self.host, self.port,
-                                                     reuse_address=True, ssl=self.ssl, start_serving=False)
+        try:
+            self._server = await self.loop.create_server(lambda: MQTTProtocol(self), self.host, self.port,
+                                                         reuse_address=True, ssl=self.ssl, start_serving=False)
+        except OSError as e:
+            raise ListenError(self.host, self.port, self.ssl is not None, e,
+                              "--mqtt-port (or --no-mqtt)") from e
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:

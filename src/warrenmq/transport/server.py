@@ -302,12 +302,25 @@ class AMQPProtocol(asyncio.BufferedProtocol):
 
 
 class ListenError(OSError):
-    """A listener could not bind its address (in use, not permitted, no such address)."""
+    """A listener could not bind its address (in use, not permitted, no such address). ``option`` is the
+    command-line option that chooses another port, for the CLI's hint."""
 
-    def __init__(self, host: str, port: int, tls: bool, cause: OSError):
+    def __init__(self, host: str, port: int, tls: bool, cause: OSError, option: str = "--port"):
         reason = os.strerror(cause.errno).lower() if cause.errno else str(cause)  # asyncio's text repeats us
         super().__init__(cause.errno, f"cannot listen on {host}:{port}{' (TLS)' if tls else ''}: {reason}")
-        self.host, self.port, self.tls = host, port, tls
+        self.host, self.port, self.tls, self.option = host, port, tls, option
+
+
+def listen_socket(host: str, port: int, option: str) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket for an aiohttp site (management, Prometheus, Web
+    STOMP, Web MQTT); ListenError naming ``option`` when the address cannot be bound."""
+    try:
+        family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+        sock = socket.create_server((host or "0.0.0.0", port), family=family, backlog=128)
+    except OSError as e:
+        raise ListenError(host, port, False, e, option) from e
+    sock.setblocking(False)
+    return sock
 
 
 class RateLimitedLog:
@@ -437,7 +450,8 @@ class Server:
             self._server = await self.loop.create_server(factory, self.host, self.port, reuse_address=True,
                                                          backlog=1024, start_serving=False)
         except OSError as e:
-            raise ListenError(self.host, self.port, self.ssl is not None, e) from e
+            raise ListenError(self.host, self.port, self.ssl is not None, e,
+                              "--port" if self.ssl is None else "--tls-port") from e
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 

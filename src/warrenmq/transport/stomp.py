@@ -16,6 +16,7 @@ import logging
 import socket
 
 from ..stomp.session import StompSession
+from .server import ListenError
 
 log = logging.getLogger("warrenmq.stomp")
 
@@ -153,8 +154,11 @@ class StompServer:
         if self._server is not None:
             return
         self.loop = asyncio.get_running_loop()
-        self._server = await self.loop.create_server(lambda: StompProtocol(self), self.host, self.port,
-                                                     reuse_address=True, backlog=1024, start_serving=False)
+        try:
+            self._server = await self.loop.create_server(lambda: StompProtocol(self), self.host, self.port,
+                                                         reuse_address=True, backlog=1024, start_serving=False)
+        except OSError as e:
+            raise ListenError(self.host, self.port, False, e, "--stomp-port (or --no-stomp)") from e
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:

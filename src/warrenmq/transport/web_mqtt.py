@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 from aiohttp import WSMsgType, web
 
 from ..mqtt.session import MQTTSession
-from .server import ListenError
+from .server import listen_socket
 
 log = logging.getLogger("warrenmq.mqtt")
 
@@ -72,13 +71,7 @@ class WebMQTTServer:
         self._runner = None
 
     def bind(self) -> None:
-        host = self.host or None
-        try:
-            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-            self._sock = socket.create_server((host or "0.0.0.0", self.port), family=family, backlog=128)
-        except OSError as e:
-            raise ListenError(self.host, self.port, False, e) from e
-        self._sock.setblocking(False)
+        self._sock = listen_socket(self.host, self.port, "--web-mqtt-port (or --no-web-mqtt)")
         self.port = self._sock.getsockname()[1]
 
     async def start(self) -> None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 from aiohttp import WSMsgType, web
 
 from ..stomp.session import StompSession
-from .server import ListenError
+from .server import listen_socket
 
 log = logging.getLogger("warrenmq.stomp")
 
@@ -64,13 +63,7 @@ class WebStompServer:
         self._runner = None
 
     def bind(self) -> None:
-        host = self.host or None
-        try:
-            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-            self._sock = socket.create_server((host or "0.0.0.0", self.port), family=family, backlog=128)
-        except OSError as e:
-            raise ListenError(self.host, self.port, False, e) from e
-        self._sock.setblocking(False)
+        self._sock = listen_socket(self.host, self.port, "--web-stomp-port (or --no-web-stomp)")
         self.port = self._sock.getsockname()[1]
 
     async def start(self) -> None:
