@@ -1,11 +1,10 @@
 """The management listener: an aiohttp application on the broker's event loop.
 
-Theory of operation: :class:`ManagementServer` follows the AMQP listener's
-life cycle (:class:`~warrenmq.transport.server.Server`): :meth:`bind` creates
-and binds the listening socket (a taken port fails with
-:class:`~warrenmq.transport.server.ListenError` before storage is opened),
-:meth:`start` serves it with an aiohttp ``AppRunner``/``SockSite`` once the
-broker exists, :meth:`stop` closes it.  Requests are handled on the broker's
+Theory of operation: :class:`ManagementServer` is an
+:class:`~warrenmq.transport.http.HTTPListener`: :meth:`bind` takes the port
+before storage is opened (a taken port fails with
+:class:`~warrenmq.transport.server.ListenError`), :meth:`start` serves it
+once the broker exists, :meth:`stop` closes it.  Requests are handled on the broker's
 loop, between AMQP events: a handler reads and changes the domain with no
 lock.  One aiohttp handler takes every ``/api/...`` path and dispatches it
 with :func:`.dispatch.match` on the raw, still percent-encoded path (see
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -33,7 +31,7 @@ from aiohttp import web
 
 from ..protocol.errors import AMQPError
 from ..protocol.spec import CONNECTION_FORCED
-from ..transport.server import listen_socket
+from ..transport.http import HTTPListener
 from . import dispatch, routes, views
 from .auth import authenticate
 from .errors import ApiError, not_found
@@ -48,19 +46,17 @@ _UI_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inli
            "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 
 
-class ManagementServer:
+class ManagementServer(HTTPListener):
     """``ManagementServer(app, host, port)``; ``app`` is the :class:`~warrenmq.app.BrokerApp` (its broker,
     its AMQP listeners for the overview and for closing connections); ``ssl``: an :class:`ssl.SSLContext` to
     serve HTTPS."""
 
+    option = "--management-port (or --no-management)"
+
     def __init__(self, app, host: str, port: int, ssl=None):
+        super().__init__(host, port, ssl)  # ssl: HTTPS (management_tls_certfile/keyfile)
         self.app = app
-        self.host = host
-        self.port = port
-        self.ssl = ssl  # an ssl.SSLContext: HTTPS (management_tls_certfile/keyfile)
         self.node = views.node_name()
-        self._sock: socket.socket | None = None
-        self._runner: web.AppRunner | None = None
         self.stats: Stats | None = None  # the statistics (stats.py), made at start, when the broker is
 
     @property
@@ -70,11 +66,6 @@ class ManagementServer:
     @property
     def scheme(self) -> str:
         return "https" if self.ssl is not None else "http"
-
-    def bind(self) -> None:
-        """Bind and listen (nothing is served until :meth:`start`)."""
-        self._sock = listen_socket(self.host, self.port, "--management-port (or --no-management)")
-        self.port = self._sock.getsockname()[1]
 
     def web_app(self) -> web.Application:
         webapp = web.Application(middlewares=[_errors], client_max_size=16 << 20)
@@ -91,20 +82,13 @@ class ManagementServer:
         cfg = self.broker.config
         self.stats = Stats(self.broker, cfg.statistics_enabled, cfg.statistics_interval_ms)
         self.stats.start(asyncio.get_running_loop())
-        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.SockSite(self._runner, self._sock, ssl_context=self.ssl).start()
+        await super().start()
         log.info("management API listening on %s:%s (%s)", self.host, self.port, self.scheme)
 
     async def stop(self) -> None:
         if self.stats is not None:
             self.stats.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        await super().stop()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]

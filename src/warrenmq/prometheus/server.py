@@ -1,11 +1,10 @@
 """The Prometheus listener: an aiohttp application on the broker's event loop (port 15692).
 
-Theory of operation: :class:`PrometheusServer` has the management listener's
-life cycle (:class:`~warrenmq.management.server.ManagementServer`): :meth:`bind`
-takes the port before storage is opened (a taken port is a
-:class:`~warrenmq.transport.server.ListenError` with ``prometheus`` set, so the
-CLI can name ``--prometheus-port``), :meth:`start` serves it once the broker
-exists, :meth:`stop` closes it.  Each request renders a fresh
+Theory of operation: :class:`PrometheusServer` is an
+:class:`~warrenmq.transport.http.HTTPListener`, like the management listener:
+:meth:`bind` takes the port before storage is opened (a taken port is a
+:class:`~warrenmq.transport.server.ListenError` naming ``--prometheus-port``),
+:meth:`start` serves it once the broker exists, :meth:`stop` closes it.  Each request renders a fresh
 :class:`~.collector.Collector` with prometheus_client's text exposition
 (``text/plain; version=0.0.4``) on the loop; gzip when the request's
 ``Accept-Encoding`` allows it (RabbitMQ answers ``content-encoding: identity``
@@ -19,12 +18,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import socket
 
 from aiohttp import web
 from prometheus_client.exposition import generate_latest
 
-from ..transport.server import listen_socket
+from ..transport.http import HTTPListener
 from .collector import Collector
 
 log = logging.getLogger("warrenmq.prometheus")
@@ -33,19 +31,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 _NOT_FOUND = json.dumps({"error": "Object Not Found", "reason": "Not Found"}, separators=(",", ":"))
 
 
-class PrometheusServer:
+class PrometheusServer(HTTPListener):
     """``PrometheusServer(app, host, port)``; ``app`` is the :class:`~warrenmq.app.BrokerApp`."""
 
-    def __init__(self, app, host: str, port: int):
-        self.app = app
-        self.host = host
-        self.port = port
-        self._sock: socket.socket | None = None
-        self._runner: web.AppRunner | None = None
+    option = "--prometheus-port (or --no-prometheus)"
 
-    def bind(self) -> None:
-        self._sock = listen_socket(self.host, self.port, "--prometheus-port (or --no-prometheus)")
-        self.port = self._sock.getsockname()[1]
+    def __init__(self, app, host: str, port: int):
+        super().__init__(host, port)
+        self.app = app
 
     def web_app(self) -> web.Application:
         webapp = web.Application()
@@ -57,20 +50,8 @@ class PrometheusServer:
         return webapp
 
     async def start(self) -> None:
-        if self._sock is None:
-            self.bind()
-        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.SockSite(self._runner, self._sock).start()
+        await super().start()
         log.info("Prometheus metrics on http://%s:%s/metrics", self.host or "0.0.0.0", self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
 
     # ------------------------------------------------------------------------------------ handlers
     async def aggregated(self, request: web.Request) -> web.StreamResponse:

@@ -17,7 +17,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from ..mqtt.session import MQTTSession
-from .server import listen_socket
+from .http import HTTPListener
 
 log = logging.getLogger("warrenmq.mqtt")
 
@@ -57,42 +57,28 @@ class _WSIO:
             t.pause_reading() if paused else t.resume_reading()
 
 
-class WebMQTTServer:
+class WebMQTTServer(HTTPListener):
     """Serves Web MQTT for the app's MQTT listener (``mqtt``: the :class:`~.mqtt.MQTTServer`)."""
 
+    option = "--web-mqtt-port (or --no-web-mqtt)"
+
     def __init__(self, app, mqtt, host: str = "", port: int = 15675, path: str = "/ws"):
+        super().__init__(host, port)
         self.app = app
         self.mqtt = mqtt
-        self.host = host
-        self.port = port
         self.path = path
         self.connections: set = set()
-        self._sock = None
-        self._runner = None
 
-    def bind(self) -> None:
-        self._sock = listen_socket(self.host, self.port, "--web-mqtt-port (or --no-web-mqtt)")
-        self.port = self._sock.getsockname()[1]
-
-    async def start(self) -> None:
-        if self._sock is None:
-            self.bind()
+    def web_app(self) -> web.Application:
         webapp = web.Application()
         webapp.router.add_get(self.path, self.handle)
-        self._runner = web.AppRunner(webapp, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.SockSite(self._runner, self._sock).start()
+        return webapp
 
     async def stop(self) -> None:
         for io in list(self.connections):
             if io.session is not None:
                 io.session.close(publish_will=False)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        await super().stop()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(protocols=("mqtt",), autoping=True,

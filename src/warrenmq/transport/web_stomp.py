@@ -20,7 +20,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from ..stomp.session import StompSession
-from .server import listen_socket
+from .http import HTTPListener
 
 log = logging.getLogger("warrenmq.stomp")
 
@@ -50,40 +50,26 @@ class _Reader:
         return self.transport.get_extra_info(name, default) if self.transport is not None else default
 
 
-class WebStompServer:
+class WebStompServer(HTTPListener):
     """Serves Web STOMP for the app's broker (set when the app opened storage)."""
 
+    option = "--web-stomp-port (or --no-web-stomp)"
+
     def __init__(self, app, host: str = "", port: int = 15674, path: str = "/ws"):
+        super().__init__(host, port)
         self.app = app
-        self.host = host
-        self.port = port
         self.path = path
         self.connections: set = set()
-        self._sock = None
-        self._runner = None
 
-    def bind(self) -> None:
-        self._sock = listen_socket(self.host, self.port, "--web-stomp-port (or --no-web-stomp)")
-        self.port = self._sock.getsockname()[1]
-
-    async def start(self) -> None:
-        if self._sock is None:
-            self.bind()
+    def web_app(self) -> web.Application:
         webapp = web.Application()
         webapp.router.add_get(self.path, self.handle)
-        self._runner = web.AppRunner(webapp, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.SockSite(self._runner, self._sock).start()
+        return webapp
 
     async def stop(self) -> None:
         for ws, session in list(self.connections):
             session.force_close(320, "broker shutting down")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        await super().stop()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(protocols=SUBPROTOCOLS, autoping=True,
