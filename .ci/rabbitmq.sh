@@ -50,8 +50,13 @@ if [ -z "${RABBITMQ_NODENAME:-}" ] && ! getent hosts "$(hostname -s 2>/dev/null 
     log "the hostname does not resolve: using RABBITMQ_NODENAME=$RABBITMQ_NODENAME"
 fi
 
+# shovels and federation (tests/shovel, tests/federation) need the node's shovel and federation plugins:
+# a reused node gets them enabled online (nothing else of it changes), a node this script starts offline
+LINK_PLUGINS="rabbitmq_shovel rabbitmq_federation"
+
 if ctl_ready && port_open; then
     log "RabbitMQ is already running on $HOST:$PORT: reusing it"
+    rabbitmq-plugins enable $LINK_PLUGINS >&2 || log "could not enable $LINK_PLUGINS on the running node"
     emit
     exit 0
 fi
@@ -70,6 +75,7 @@ fi
 # a node this script starts gets the MQTT plugin (a reused node is left as it is); without it the MQTT
 # differential cases compare with their recording
 rabbitmq-plugins enable --offline rabbitmq_mqtt >&2 || log "could not enable rabbitmq_mqtt: MQTT compared with the recording"
+rabbitmq-plugins enable --offline $LINK_PLUGINS >&2 || log "could not enable $LINK_PLUGINS: shovel and federation tests will fail"
 
 log "starting rabbitmq-server"
 # as root the /usr/sbin wrapper switches to the rabbitmq user; the package's postinst does not start it
