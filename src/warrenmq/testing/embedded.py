@@ -91,29 +91,27 @@ def _own_data_dir(owner, durable: bool) -> None:
         owner._remove_data_dir = weakref.finalize(owner, shutil.rmtree, path, True)
 
 
+#: the listeners a restart keeps on their ports (the app's ``<name>`` property and config field alike)
+_PORTS = ("port", "tls_port", "management_port", "prometheus_port", "stomp_port", "web_stomp_port",
+          "web_mqtt_port", "mqtt_port")
+
+
 def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
     """``config`` listening where ``app`` listened (a restart keeps the URL valid)."""
-    changes = {"port": app.port}
-    if app.tls_port is not None:
-        changes["tls_port"] = app.tls_port
-    if app.management_port is not None:
-        changes["management_port"] = app.management_port
-    if app.prometheus_port is not None:
-        changes["prometheus_port"] = app.prometheus_port
-    if app.stomp_port is not None:
-        changes["stomp_port"] = app.stomp_port
-    if app.web_stomp_port is not None:
-        changes["web_stomp_port"] = app.web_stomp_port
-    if app.web_mqtt_port is not None:
-        changes["web_mqtt_port"] = app.web_mqtt_port
-    if app.mqtt_port is not None:
-        changes["mqtt_port"] = app.mqtt_port
+    changes = {name: getattr(app, name) for name in _PORTS if getattr(app, name) is not None}
     return dataclasses.replace(config, **changes)
 
 
 class _URLMixin:
     host: str
     port: int
+
+    def _listening(self, name: str, off: str) -> int:
+        """The app's ``name`` port; RuntimeError ``off`` (how to turn it on) when it does not listen."""
+        port = getattr(self.app, name) if self.app is not None else None
+        if port is None:
+            raise RuntimeError(off)
+        return port
 
     @property
     def url(self) -> str:
@@ -123,50 +121,38 @@ class _URLMixin:
     @property
     def mqtt_port(self) -> int:
         """The MQTT listener's port (``mqtt=True``)."""
-        port = self.app.mqtt_port if self.app is not None else None
-        if port is None:
-            raise RuntimeError("MQTT is off: EmbeddedBroker(mqtt=True) serves it")
-        return port
+        return self._listening("mqtt_port", "MQTT is off: EmbeddedBroker(mqtt=True) serves it")
 
     @property
     def management_url(self) -> str:
         """``http://host:port`` of the management API (``management=True``; ``https://`` with
         ``management_tls_certfile`` and ``management_tls_keyfile``); append ``/api/...``."""
-        port = self.app.management_port if self.app is not None else None
-        if port is None:
-            raise RuntimeError("the management API is off: EmbeddedBroker(management=True) serves it")
+        port = self._listening("management_port",
+                               "the management API is off: EmbeddedBroker(management=True) serves it")
         return f"{self.app.management.scheme}://{self.host}:{port}"
 
     @property
     def prometheus_url(self) -> str:
         """``http://host:port`` of the Prometheus metrics (``prometheus=True``); append ``/metrics``."""
-        port = self.app.prometheus_port if self.app is not None else None
-        if port is None:
-            raise RuntimeError("Prometheus metrics are off: EmbeddedBroker(prometheus=True) serves them")
+        port = self._listening("prometheus_port",
+                               "Prometheus metrics are off: EmbeddedBroker(prometheus=True) serves them")
         return f"http://{self.host}:{port}"
 
     @property
     def stomp_port(self) -> int:
         """The STOMP listener's port (``stomp=True``)."""
-        port = self.app.stomp_port if self.app is not None else None
-        if port is None:
-            raise RuntimeError("STOMP is off: EmbeddedBroker(stomp=True) serves it")
-        return port
+        return self._listening("stomp_port", "STOMP is off: EmbeddedBroker(stomp=True) serves it")
 
     @property
     def web_mqtt_url(self) -> str:
         """``ws://host:port/ws`` of Web MQTT (``web_mqtt=True``)."""
-        port = self.app.web_mqtt_port if self.app is not None else None
-        if port is None:
-            raise RuntimeError("Web MQTT is off: EmbeddedBroker(web_mqtt=True) serves it")
+        port = self._listening("web_mqtt_port", "Web MQTT is off: EmbeddedBroker(web_mqtt=True) serves it")
         return f"ws://{self.host}:{port}/ws"
 
     @property
     def web_stomp_url(self) -> str:
         """``ws://host:port/ws`` of Web STOMP (``web_stomp=True``)."""
-        port = self.app.web_stomp_port if self.app is not None else None
-        if port is None:
-            raise RuntimeError("Web STOMP is off: EmbeddedBroker(web_stomp=True) serves it")
+        port = self._listening("web_stomp_port", "Web STOMP is off: EmbeddedBroker(web_stomp=True) serves it")
         return f"ws://{self.host}:{port}/ws"
 
 
