@@ -420,10 +420,14 @@ async def topic_permission_delete(ctx: Ctx, vhost: str, user: str):
 
 
 # ------------------------------------------------------------------- limits
-def _limit_value(name: str, body: dict):
+def _limit_value(name: str, body: dict, allowed: tuple, terms: str, error) -> int:
+    """The limit ``name`` of a PUT body, or ``error`` (RabbitMQ's: a 400 whose shape differs between vhost
+    and user limits) for a limit that is not in ``allowed`` or a value that is not an integer."""
     value = body["value"]
+    if name not in allowed:
+        raise error(f"Unrecognised terms [{{{_erl(name)},{_erl(value)}}}] in {terms}")
     if isinstance(value, bool) or not isinstance(value, int):  # RabbitMQ: is_integer (1.5 is refused)
-        return None
+        raise error(f"{name} should be a number, actually was {_erl(value)}")
     return value
 
 
@@ -445,11 +449,7 @@ async def vhost_limit_put(ctx: Ctx, vhost: str, name: str):
     body = await _decode(ctx, "value", nullable=("value",))
     b = ctx.broker
     _vhost_for_put(ctx, vhost)
-    value = _limit_value(name, body)
-    if name not in ("max-connections", "max-queues"):
-        raise _validation_failed(f"Unrecognised terms [{{{_erl(name)},{_erl(body['value'])}}}] in limits")
-    if value is None:
-        raise _validation_failed(f"{name} should be a number, actually was {_erl(body['value'])}")
+    value = _limit_value(name, body, ("max-connections", "max-queues"), "limits", _validation_failed)
     b.set_vhost_limits(vhost, {**b.vhost_limits(vhost), name: value})
     return _no_content()
 
@@ -479,11 +479,7 @@ async def user_limit_put(ctx: Ctx, user: str, name: str):
     b = ctx.broker
     if user not in b.users:
         raise bad_request(["no_such_user", user])
-    value = _limit_value(name, body)
-    if name not in ("max-connections", "max-channels"):
-        raise bad_request(f"Unrecognised terms [{{{_erl(name)},{_erl(body['value'])}}}] in user-limits")
-    if value is None:
-        raise bad_request(f"{name} should be a number, actually was {_erl(body['value'])}")
+    value = _limit_value(name, body, ("max-connections", "max-channels"), "user-limits", bad_request)
     b.set_user_limits(user, {**b.user_limits(user), name: value})
     return _no_content()
 
