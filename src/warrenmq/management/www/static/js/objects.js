@@ -332,3 +332,26 @@ export async function send(method, path, {headers = {}, body} = {}) {
   if (reason !== undefined && typeof reason !== 'string') reason = JSON.stringify(reason);
   throw new ApiError(r.status, error, reason);
 }
+
+/* Keep an object's page live: GET `path` every second into `update`, `bindings` (bindings.js) every 5 s.
+ * Once the object is gone (404), polling stops and `gone` says so ("The queue 'q' no longer exists."). */
+export async function pollObject(ctx, path, update, bindings, gone, what) {
+  await bindings.refresh();
+  let deleted = false;
+  let ticks = 0;
+  ctx.every(1000, async () => {
+    if (deleted) return;
+    try {
+      update(await ctx.api.get(path));
+      ticks += 1;
+      if (ticks % 5 === 0) await bindings.refresh();
+    } catch (e) {
+      if (e.status === 404) {
+        deleted = true;
+        fill(gone, el('p', {class: 'obj-error', role: 'alert'}, `The ${what} no longer exists.`));
+        return;
+      }
+      throw e;
+    }
+  });
+}

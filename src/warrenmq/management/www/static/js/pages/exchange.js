@@ -8,7 +8,7 @@
  */
 import {
   el, fill, section, facts, kvTable, makeForm, checkbox, liveRegion, notFound, features, rate, link,
-  exchangeLabel,
+  exchangeLabel, pollObject,
 } from '../objects.js';
 import {exchangeBindings} from '../bindings.js';
 import {publishForm} from '../publish.js';
@@ -68,25 +68,8 @@ export default {
         return `Exchange ${name} deleted`;
       }, {confirmText: `Are you sure? This will delete exchange '${name}' in virtual host '${vhost}'.`})),
     );
-    let deleted = false;
     const update = (e) => { showFacts(e); chart.push(e); };
     update(x);
-    await bindings.refresh();
-    let ticks = 0;
-    ctx.every(1000, async () => {
-      if (deleted) return;
-      try {
-        update(await ctx.api.get(path));
-        ticks += 1;
-        if (ticks % 5 === 0) await bindings.refresh();
-      } catch (e) {
-        if (e.status === 404) {
-          deleted = true;
-          fill(gone, el('p', {class: 'obj-error', role: 'alert'}, `The exchange '${name}' no longer exists.`));
-          return;
-        }
-        throw e;
-      }
-    });
+    await pollObject(ctx, path, update, bindings, gone, `exchange '${name}'`);
   },
 };

@@ -10,7 +10,7 @@
  */
 import {
   el, fill, section, facts, table, kvTable, field, input, select, checkbox, makeForm,
-  liveRegion, notFound, features, num, bytes, rate, link,
+  liveRegion, notFound, features, num, bytes, rate, link, pollObject,
 } from '../objects.js';
 import {queueBindings} from '../bindings.js';
 import {publishForm} from '../publish.js';
@@ -73,30 +73,13 @@ export default {
       section('Delete', deleteForm(ctx, path, name, vhost)),
     );
 
-    let deleted = false;
     const update = (x) => {
       showFacts(x);
       showConsumers(x.consumer_details || []);
       chart.push(x);
     };
     update(q);
-    await bindings.refresh();
-    let ticks = 0;
-    ctx.every(1000, async () => {
-      if (deleted) return;
-      try {
-        update(await ctx.api.get(path));
-        ticks += 1;
-        if (ticks % 5 === 0) await bindings.refresh();
-      } catch (e) {
-        if (e.status === 404) {
-          deleted = true;
-          fill(gone, el('p', {class: 'obj-error', role: 'alert'}, `The queue '${name}' no longer exists.`));
-          return;
-        }
-        throw e;
-      }
-    });
+    await pollObject(ctx, path, update, bindings, gone, `queue '${name}'`);
   },
 };
 
