@@ -18,8 +18,6 @@ stable, a scenario passes ``keys=(...)``: whether each of those keys is present 
 """
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import socket
@@ -29,6 +27,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from support.http import http  # noqa: F401 (harness imports http from here)
 
 MGMT_URL_ENV = "WARRENMQ_REFERENCE_MGMT_URL"
 
@@ -45,36 +45,11 @@ NOT_COMPARED = frozenset({
     "warrenmq_version", "python_version", "os", "statistics_interval",
 })
 
-DEFAULT_AUTH = ("guest", "guest")
 
 
 def path(*segments: str) -> str:
     """``/a/b/c`` from path segments, each percent-encoded as RabbitMQ's paths want (``/`` is ``%2F``)."""
     return "".join("/" + urllib.parse.quote(s, safe="") for s in segments)
-
-
-def http(base: str, method: str, p: str, body=None, auth=DEFAULT_AUTH, headers=None, raw: bytes | None = None):
-    """``(status, headers, decoded body)``: JSON, else text, else None."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(base + p, data=data, method=method)
-    if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        req.add_header("Authorization", f"Basic {token}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, hdrs, payload = r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        status, hdrs, payload = e.code, e.headers, e.read()
-    if not payload:
-        return status, hdrs, None
-    try:
-        return status, hdrs, json.loads(payload)
-    except ValueError:
-        return status, hdrs, payload.decode("utf-8", "replace")
 
 
 def api_until(env, label, method, p, ready, timeout=10.0, **kw):

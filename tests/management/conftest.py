@@ -1,15 +1,12 @@
 """An embedded broker serving the management API, and a small HTTP client for it (urllib: real requests
 over a real socket, nothing of the broker mocked)."""
-import base64
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import pytest
 
 pytest.importorskip("aiohttp")
 
+from support.http import http  # noqa: E402
 from warrenmq.testing import EmbeddedBroker  # noqa: E402
 
 
@@ -19,26 +16,7 @@ class Api:
 
     def request(self, method: str, path: str, body=None, auth=("guest", "guest"), headers=None, raw_body=None):
         """``(status, headers, json or text or None)``; ``raw_body``: bytes sent as they are."""
-        data = raw_body if raw_body is not None else None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            req.add_header("Authorization", f"Basic {token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        for k, v in (headers or {}).items():
-            req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                status, hdrs, raw = r.status, r.headers, r.read()
-        except urllib.error.HTTPError as e:
-            status, hdrs, raw = e.code, e.headers, e.read()
-        if not raw:
-            return status, hdrs, None
-        try:
-            return status, hdrs, json.loads(raw)
-        except ValueError:
-            return status, hdrs, raw.decode()
+        return http(self.base, method, path, body, auth, headers, raw_body)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
