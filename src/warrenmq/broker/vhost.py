@@ -22,6 +22,7 @@ from ..store.base import NO_DEFINITIONS
 from .exchanges import (EXCHANGE_TYPES, KIND_EXCHANGE, DefaultExchange, Exchange, _thaw, args_key,
                         exchange_class)
 from . import plugin_exchanges  # noqa: F401 (registers x-consistent-hash and x-delayed-message)
+from . import federation_exchange  # noqa: F401 (registers x-federation-upstream)
 from .flow import MemoryMonitor
 from .policy import Policies
 from .stats import NodeTotals, VHostTotals
@@ -239,7 +240,8 @@ class VHost:
             fail("auto_delete", fmt_bool(auto_delete), fmt_bool(ex.auto_delete))
         if ex.internal != internal:
             fail("internal", fmt_bool(internal), fmt_bool(ex.internal))
-        self._check_equivalent_args("exchange", ex.name, ex.arguments, arguments, ("alternate-exchange",))
+        self._check_equivalent_args("exchange", ex.name, ex.arguments, arguments,
+                                    getattr(ex, "EQUIVALENCE_ARGS", ()) + ("alternate-exchange",))
 
     def _check_equivalent_args(self, kind, name, current, received, keys) -> None:
         for k in keys:
