@@ -1,0 +1,236 @@
+"""A link to another broker over AMQP 0-9-1: aiormq on the broker's event loop.
+
+Theory of operation: aiormq (the connection layer under aio-pika) opens the connection (TLS with
+the URI's options, links/uri.py; heartbeats; the client-provided connection name), and does every
+synchronous exchange: declares, binds, qos, consume, confirm.select.  Deliveries come through its
+consumer callback (one small task per message, aiormq's design) and are handed on with their
+content header re-marshalled by pamqp, which is the AMQP content-header payload the domain keeps.
+
+Publishing and settling do not go through aiormq's ``basic_publish``/``basic_ack``: that path adds a
+``message_id`` to any message without one (a shovel must forward messages unchanged) and awaits
+each publish's confirm under a lock.  Instead the frames are encoded by our own protocol layer
+(``content_frames``, ``method_frame``; the header bytes as they came) into a buffer that a writer
+task hands to aiormq's connection writer as one ``aiormq.abc.ChannelFrame`` per loop turn.  A
+confirm is a future registered in the channel's ``confirmations`` table under the next
+``delivery_tag``, the two attributes aiormq's own ``basic_publish`` uses: its frame reader resolves
+them (multiple acks, nacks) and fails them when the channel closes.  That is the whole use of
+aiormq's insides; ``tests/links`` fails if a release changes them (pyproject pins the major version).
+"""
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+import aiormq
+from aiormq.abc import ChannelFrame
+from pamqp import commands as pamqp_spec
+
+from ..protocol.frames import content_frames, method_frame
+from ..protocol.spec import BasicAck, BasicNack, BasicPublish
+from .base import Link, LinkClosed
+
+DEFAULT_FRAME_MAX = 131072
+
+
+def _reason(exc) -> str:
+    if exc is None:
+        return "connection closed"
+    if isinstance(exc, aiormq.exceptions.AMQPError) and exc.args:
+        frame = exc.args[-1] if len(exc.args) > 1 else exc.args[0]
+        code = getattr(frame, "reply_code", None)
+        text = getattr(frame, "reply_text", None)
+        if code is not None:
+            return f"{text}" if text else str(code)
+    return str(exc) or type(exc).__name__
+
+
+class RemoteLink(Link):
+    """See the module docstring."""
+
+    def __init__(self, uri, conn, channel, confirms: bool):
+        self.uri = uri
+        self.conn = conn
+        self.channel = channel
+        self.confirms = confirms
+        self.loop = asyncio.get_running_loop()
+        self.closed = self.loop.create_future()
+        tune = getattr(conn, "connection_tune", None)
+        self.frame_max = getattr(tune, "frame_max", 0) or DEFAULT_FRAME_MAX
+        self.out: list = []
+        self.wake = asyncio.Event()
+        self.writer = self.loop.create_task(self._write_loop())
+        self.on_delivery = None
+        for fut in (conn.closing, channel.closing):
+            fut.add_done_callback(self._on_closing)
+
+    @classmethod
+    async def open(cls, uri, connection_name: str, confirms: bool, heartbeat: int | None) -> "RemoteLink":
+        query = {}
+        hb = heartbeat if heartbeat is not None else uri.heartbeat
+        if hb is not None:
+            query["heartbeat"] = str(hb)
+        url = (f"{uri.scheme}://{quote(uri.user, safe='')}:{quote(uri.password, safe='')}@"
+               f"{'[' + uri.host + ']' if ':' in uri.host else uri.host}:{uri.port}/{quote(uri.vhost, safe='')}")
+        if query:
+            url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        kwargs = {}
+        ctx = uri.ssl_context()
+        if ctx is not None:
+            kwargs["context"] = ctx
+        try:
+            conn = await asyncio.wait_for(
+                aiormq.connect(url, client_properties={"connection_name": connection_name}, **kwargs),
+                uri.connection_timeout)
+        except asyncio.TimeoutError:
+            raise LinkClosed(f"timeout connecting to {uri.host}:{uri.port}") from None
+        except (aiormq.exceptions.AMQPError, OSError) as e:
+            raise LinkClosed(_reason(e)) from None
+        try:
+            channel = await conn.channel(publisher_confirms=confirms)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(uri, conn, channel, confirms)
+
+    # ------------------------------------------------------------ failure
+    def _on_closing(self, fut: asyncio.Future) -> None:
+        if self.closed.done():
+            return
+        exc = None if fut.cancelled() else fut.exception()
+        self.closed.set_result(_reason(exc))
+        self.out.clear()
+        self.wake.set()
+        if not self.conn.is_closed:  # the channel died: the connection goes too (the owner reconnects)
+            self.loop.create_task(self._close_conn())
+
+    async def _close_conn(self) -> None:
+        try:
+            await self.conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection: nothing more to learn
+            pass
+
+    async def _rpc(self, coro):
+        if self.closed.done():
+            coro.close()
+            raise LinkClosed(self.closed.result())
+        try:
+            return await coro
+        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, RuntimeError) as e:
+            reason = _reason(e)
+            if not self.closed.done():
+                self.closed.set_result(reason)
+                self.loop.create_task(self._close_conn())
+            raise LinkClosed(reason) from None
+
+    # ------------------------------------------------------------ topology
+    async def declare_queue(self, name: str, *, passive: bool = False, durable: bool = True,
+                            exclusive: bool = False, auto_delete: bool = False, arguments=None) -> tuple:
+        ok = await self._rpc(self.channel.queue_declare(name, passive=passive, durable=durable, exclusive=exclusive,
+                                                        auto_delete=auto_delete, arguments=arguments))
+        return ok.queue, ok.message_count
+
+    async def ensure_queue(self, name: str) -> int:
+        probe = await self._rpc(self.conn.channel(publisher_confirms=False))
+        try:
+            ok = await probe.queue_declare(name, passive=True)
+            return ok.message_count
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            pass
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        return (await self.declare_queue(name, durable=True))[1]
+
+    async def declare_exchange(self, name: str, type_: str, *, passive: bool = False, durable: bool = True,
+                               auto_delete: bool = False, internal: bool = False, arguments=None) -> None:
+        await self._rpc(self.channel.exchange_declare(name, exchange_type=type_, passive=passive, durable=durable,
+                                                      auto_delete=auto_delete, internal=internal,
+                                                      arguments=arguments))
+
+    async def bind(self, queue: str, exchange: str, routing_key: str, arguments=None) -> None:
+        await self._rpc(self.channel.queue_bind(queue, exchange, routing_key, arguments=arguments))
+
+    async def unbind(self, queue: str, exchange: str, routing_key: str, arguments=None) -> None:
+        await self._rpc(self.channel.queue_unbind(queue, exchange, routing_key, arguments=arguments))
+
+    async def delete_queue(self, name: str) -> None:
+        await self._rpc(self.channel.queue_delete(name))
+
+    # ------------------------------------------------------------ consuming
+    async def consume(self, queue: str, on_delivery, *, prefetch: int = 0, no_ack: bool = False,
+                      exclusive: bool = False, arguments=None) -> str:
+        self.on_delivery = on_delivery
+        if prefetch and not no_ack:
+            await self._rpc(self.channel.basic_qos(prefetch_count=prefetch))
+        ok = await self._rpc(self.channel.basic_consume(queue, self._delivered, no_ack=no_ack, exclusive=exclusive,
+                                                        arguments=arguments))
+        return ok.consumer_tag
+
+    async def _delivered(self, message) -> None:
+        if self.closed.done():
+            return
+        d = message.delivery
+        self.on_delivery(d.delivery_tag, d.exchange, d.routing_key, d.redelivered, message.header.marshal(),
+                         message.body)
+
+    def ack(self, tag: int, multiple: bool = False) -> None:
+        self._send(method_frame(self.channel.number, BasicAck(tag, multiple)))
+
+    def nack(self, tag: int, multiple: bool = False, requeue: bool = True) -> None:
+        self._send(method_frame(self.channel.number, BasicNack(tag, multiple, requeue)))
+
+    # ------------------------------------------------------------ publishing
+    def publish(self, exchange: str, routing_key: str, header: bytes, body: bytes, on_confirm=None) -> None:
+        if self.closed.done():
+            raise LinkClosed(self.closed.result())
+        ch = self.channel
+        self.out.extend(content_frames(ch.number, BasicPublish(0, exchange, routing_key).encode(), header, body,
+                                       self.frame_max))
+        if self.confirms:
+            ch.delivery_tag += 1
+            fut = self.loop.create_future()
+            ch.confirmations[ch.delivery_tag] = fut
+            if on_confirm is not None:
+                fut.add_done_callback(lambda f, cb=on_confirm: self._confirmed(f, cb))
+        self.wake.set()
+
+    def _confirmed(self, fut: asyncio.Future, on_confirm) -> None:
+        if self.closed.done() or fut.cancelled():
+            return
+        if fut.exception() is not None:
+            if self.channel.is_closed:
+                return  # the link died: never confirmed
+            on_confirm(False)
+            return
+        on_confirm(isinstance(fut.result(), pamqp_spec.Basic.Ack))
+
+    def _send(self, frame: bytes) -> None:
+        if self.closed.done():
+            return
+        self.out.append(frame)
+        self.wake.set()
+
+    async def _write_loop(self) -> None:
+        wq = self.conn.write_queue
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if self.closed.done():
+                return
+            while self.out:
+                data = b"".join(self.out)
+                self.out.clear()
+                await wq.put(ChannelFrame(payload=data, should_close=False))
+
+    async def close(self) -> None:
+        if not self.closed.done():
+            if self.out:  # acks and publishes not written yet go first
+                data = b"".join(self.out)
+                self.out.clear()
+                try:
+                    await asyncio.wait_for(self.conn.write_queue.put(ChannelFrame(payload=data, should_close=False)), 1)
+                except asyncio.TimeoutError:
+                    pass
+            self.closed.set_result("closed by the application")
+        self.writer.cancel()
+        await self._close_conn()
