@@ -156,6 +156,7 @@ class BrokerApp:
         self.memory_sampler: MemorySampler | None = None
         self._trim = None
         self._last_trim = 0.0
+        self.shovels = None  # the shovel plugin (shovel/manager.py), attached once the listeners are up
 
     def _relieve_memory(self, excess: int) -> int:
         """Memory pressure (flow.py): queues move their backlog to disk; with the alarm on, about once a
@@ -263,8 +264,14 @@ class BrokerApp:
             await self.web_mqtt.start()
         if self.prometheus is not None:
             await self.prometheus.start()
+        from .shovel import ShovelManager
+        self.shovels = ShovelManager(self.broker)
+        self.shovels.attach()  # shovels stored as parameters start now
 
     async def stop(self, timeout: float = 2.0) -> None:
+        if self.shovels is not None:
+            await self.shovels.stop()
+            self.shovels = None
         if self.prometheus is not None:
             await self.prometheus.stop()
         if self.management is not None:
