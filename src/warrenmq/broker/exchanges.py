@@ -358,7 +358,8 @@ EXCHANGE_TYPES = {
 
 # RabbitMQ 3.10 says "invalid exchange type" when the type name is already an Erlang atom in the broker
 # and "unknown exchange type" otherwise (typos, wrong case, x- plugin types that are not enabled).  These
-# names were checked against RabbitMQ 3.10.8 without plugins; any other name gets "unknown".
+# names were checked against RabbitMQ 3.10.8 without plugins (its shovel and federation plugins add atoms such as
+# 'Direct'); any other name gets "unknown".
 _ATOM_TYPE_NAMES = frozenset(
     [""] + [c for c in "abcdefghijklmnpqrstuvwxyz"]
     + "foo bar test true false ok error undefined none nil null queue exchange random local hash match all any "
