@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -31,11 +30,11 @@ def topic(device: str) -> str:
 class Device:
     """One device's MQTT connection; ``publish()`` sends a reading and waits for its PUBACK."""
 
-    def __init__(self, device: str, host: str, port: int, vhost: str = "/"):
+    def __init__(self, device: str, host: str, port: int, vhost: str = "/", prefix: str = ""):
         self.id = device
         self.seq = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv311)
-        user, (password, _) = "iot-device", USERS["iot-device"]
+        user, (password, _) = prefix + "iot-device", USERS["iot-device"]
         self.client.username_pw_set(user if vhost == "/" else f"{vhost}:{user}", password)
         connected = threading.Event()
         self.refused = None
@@ -71,10 +70,10 @@ class Device:
         self.client.loop_stop()
 
 
-def run_devices(devices: list[str], host: str, port: int, vhost: str, interval: float,
+def run_devices(devices: list[str], host: str, port: int, vhost: str, prefix: str, interval: float,
                 stop: threading.Event, say=print) -> None:
     """Every device publishes a reading each ``interval`` seconds (staggered) until ``stop`` is set."""
-    connected = [Device(d, host, port, vhost) for d in devices]
+    connected = [Device(d, host, port, vhost, prefix) for d in devices]
     say(f"devices: {', '.join(devices)} connected to MQTT at {host}:{port}, a reading every {interval:g} s each")
     try:
         i = 0

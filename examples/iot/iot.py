@@ -51,7 +51,7 @@ def say(text: str) -> None:
 class Broker:
     """Where the broker's AMQP, management, MQTT and Web MQTT listeners are, from the AMQP URL and options."""
 
-    def __init__(self, url: str, management: str | None, mqtt: str | None, web_mqtt: str | None):
+    def __init__(self, url: str, management: str | None, mqtt: str | None, web_mqtt: str | None, prefix: str = ""):
         u = urlsplit(url)
         self.url = url
         self.scheme = u.scheme
@@ -64,6 +64,7 @@ class Broker:
         mqtt_host, _, mqtt_port = (mqtt or f"{self.host}:1883").rpartition(":")
         self.mqtt = (mqtt_host, int(mqtt_port))
         self.web_mqtt = web_mqtt or f"ws://{self.host}:15675/ws"
+        self.prefix = prefix  # before the example's user names (--user-prefix)
 
     def amqp_url(self, user: str, password: str) -> str:
         """The AMQP URL for another user of the same vhost."""
@@ -85,7 +86,7 @@ def start_workers(broker: Broker, count: int, work_ms: list[float], db: str) -> 
     password = setup_broker.USERS["iot-worker"][0]
     started = []
     for i in range(count):
-        w = workers_mod.Worker(broker.amqp_url("iot-worker", password), f"worker-{i + 1}", db,
+        w = workers_mod.Worker(broker.amqp_url(broker.prefix + "iot-worker", password), f"worker-{i + 1}", db,
                                work_ms[min(i, len(work_ms) - 1)] / 1000, say)
         t = threading.Thread(target=w.run, name=w.name)
         t.start()
@@ -106,7 +107,8 @@ async def until_interrupted() -> None:
 async def serve_dashboard(broker: Broker, host: str, port: int) -> None:
     app = web.make_app(broker.web_mqtt, broker.vhost, setup_broker.DEVICES)
     runner, port = await web.start(app, host, port)
-    logins = ", ".join(f"{u} / {setup_broker.USERS[u][0]} ({setup_broker.USERS[u][1]})" for u in ("alice", "bob"))
+    logins = ", ".join(f"{broker.prefix}{u} / {setup_broker.USERS[u][0]} ({setup_broker.USERS[u][1]})"
+                       for u in ("alice", "bob"))
     say(f"web: dashboard at http://{host}:{port}/ (Web MQTT {broker.web_mqtt}); log in as {logins}")
     try:
         await until_interrupted()
@@ -115,15 +117,15 @@ async def serve_dashboard(broker: Broker, host: str, port: int) -> None:
 
 
 def run_all(broker: Broker, args) -> int:
+    setup_broker.setup(broker.api(), broker.vhost, broker.prefix, say)  # first: it may create the vhost
     check_amqp(broker)
-    setup_broker.setup(broker.api(), broker.vhost, say)
     started = start_workers(broker, args.workers, args.work_ms, args.db)
     stop_devices = threading.Event()
     devices_thread = None
     if args.interval > 0:
         host, port = broker.mqtt
         devices_thread = threading.Thread(target=devices_mod.run_devices, name="devices", args=(
-            setup_broker.DEVICES, host, port, broker.vhost, args.interval, stop_devices, say))
+            setup_broker.DEVICES, host, port, broker.vhost, broker.prefix, args.interval, stop_devices, say))
         devices_thread.start()
     else:
         say("devices: none publishing on their own (--interval 0); use the publish role")
@@ -154,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="how many workers share the queue (default 2)")
     ap.add_argument("--work-ms", default="50", type=lambda s: [float(x) for x in s.split(",")],
                     help="milliseconds a worker spends per reading; a list (50,400) gives each worker its own")
+    ap.add_argument("--user-prefix", default="", metavar="PREFIX",
+                    help="put PREFIX before the example's user names (alice becomes PREFIXalice)")
     ap.add_argument("--interval", type=float, default=2.0,
                     help="seconds between a device's readings (default 2; 0: devices publish only when asked)")
     args = ap.parse_intermixed_args(argv)
@@ -161,18 +165,18 @@ def main(argv=None) -> int:
     role = words.pop(0) if words and words[0] in ROLES else "all"
     url = next((w for w in words if "://" in w), os.environ.get("AMQP_URL", DEFAULT_URL))
     rest = [w for w in words if w != url]
-    broker = Broker(url, args.management, args.mqtt, args.web_mqtt)
+    broker = Broker(url, args.management, args.mqtt, args.web_mqtt, args.user_prefix)
 
     if role == "all":
         return run_all(broker, args)
     if role == "setup":
-        setup_broker.setup(broker.api(), broker.vhost, say)
+        setup_broker.setup(broker.api(), broker.vhost, broker.prefix, say)
     elif role == "teardown":
-        setup_broker.teardown(broker.api(), broker.vhost, say)
+        setup_broker.teardown(broker.api(), broker.vhost, broker.prefix, say)
     elif role == "publish":
         if not rest or rest[0] not in setup_broker.DEVICES:
             ap.exit(2, f"usage: iot.py publish [URL] DEVICE [COUNT]  (DEVICE one of {', '.join(setup_broker.DEVICES)})\n")
-        device = devices_mod.Device(rest[0], *broker.mqtt, broker.vhost)
+        device = devices_mod.Device(rest[0], *broker.mqtt, broker.vhost, broker.prefix)
         for _ in range(int(rest[1]) if len(rest) > 1 else 1):
             r = device.publish()
             say(f"{device.id}: published #{r['seq']} reading {r['id']} {r['temperature']} °C")
@@ -180,10 +184,12 @@ def main(argv=None) -> int:
     elif role == "devices":
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        devices_mod.run_devices(setup_broker.DEVICES, *broker.mqtt, broker.vhost, args.interval or 2.0, stop, say)
+        devices_mod.run_devices(setup_broker.DEVICES, *broker.mqtt, broker.vhost, broker.prefix, args.interval or 2.0,
+                                stop, say)
     elif role == "worker":
         check_amqp(broker)
-        w = workers_mod.Worker(broker.amqp_url("iot-worker", setup_broker.USERS["iot-worker"][0]), "worker",
+        w = workers_mod.Worker(broker.amqp_url(broker.prefix + "iot-worker", setup_broker.USERS["iot-worker"][0]),
+                               "worker",
                                args.db, args.work_ms[0] / 1000, say)
         w.run()
     elif role == "web":

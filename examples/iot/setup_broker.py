@@ -79,26 +79,35 @@ class ManagementAPI:
         return json.loads(text) if text else None
 
 
-def setup(api: ManagementAPI, vhost: str, say=print) -> None:
-    """Create (or update: every call is idempotent) the users, permissions, queue and binding."""
+def setup(api: ManagementAPI, vhost: str, prefix: str = "", say=print) -> None:
+    """Create (or update: every call is idempotent) the users, permissions, queue and binding.
+
+    ``prefix`` goes before every user name (``--user-prefix``: several copies of the example, or other
+    users of that name, on one broker)."""
     v = quote(vhost, safe="")
+    if vhost != "/":
+        api.call("PUT", f"/api/vhosts/{v}", {})
     for user, (password, role) in USERS.items():
-        api.call("PUT", f"/api/users/{quote(user)}", {"password": password, "tags": ""})
+        name = quote(prefix + user, safe="")
+        api.call("PUT", f"/api/users/{name}", {"password": password, "tags": ""})
         configure, write, read = PERMISSIONS[user]
-        api.call("PUT", f"/api/permissions/{v}/{quote(user)}", {"configure": configure, "write": write, "read": read})
+        api.call("PUT", f"/api/permissions/{v}/{name}", {"configure": configure, "write": write, "read": read})
         if user in TOPIC_PERMISSIONS:
             twrite, tread = TOPIC_PERMISSIONS[user]
-            api.call("PUT", f"/api/topic-permissions/{v}/{quote(user)}",
+            api.call("PUT", f"/api/topic-permissions/{v}/{name}",
                      {"exchange": "amq.topic", "write": twrite, "read": tread})
-        say(f"setup: user {user} ({role})")
+        say(f"setup: user {prefix + user} ({role})")
     api.call("PUT", f"/api/queues/{v}/{QUEUE}", {"durable": True})
     api.call("POST", f"/api/bindings/{v}/e/amq.topic/q/{QUEUE}", {"routing_key": BINDING_KEY})
     say(f"setup: queue {QUEUE} bound to amq.topic with {BINDING_KEY}")
 
 
-def teardown(api: ManagementAPI, vhost: str, say=print) -> None:
-    """Remove what setup() made (a user's permissions go with it)."""
+def teardown(api: ManagementAPI, vhost: str, prefix: str = "", say=print) -> None:
+    """Remove what setup() made (a user's permissions go with it; a vhost other than the default too)."""
     for user in USERS:
-        api.call("DELETE", f"/api/users/{quote(user)}")
+        api.call("DELETE", f"/api/users/{quote(prefix + user, safe='')}")
     api.call("DELETE", f"/api/queues/{quote(vhost, safe='')}/{QUEUE}")
-    say(f"teardown: users {', '.join(USERS)} and queue {QUEUE} deleted")
+    if vhost != "/":
+        api.call("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
+    say(f"teardown: users {', '.join(prefix + u for u in USERS)} and queue {QUEUE}"
+        f"{'' if vhost == '/' else f' and vhost {vhost}'} deleted")

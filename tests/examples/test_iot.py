@@ -37,6 +37,7 @@ EXAMPLE = "iot/iot"
 @dataclass
 class IoT:
     broker: EmbeddedBroker
+    url: str  # the AMQP URL the example was given (its vhost is the example's)
     db: Path
     dashboard: str
     script: object
@@ -47,7 +48,7 @@ class IoT:
 
     def publish(self, device: str, count: int = 1) -> list[str]:
         """The example's publish role (MQTT only: it names no broker first); the ids of the readings it published."""
-        r = run(EXAMPLE, "publish", self.broker.url, "--mqtt", self.mqtt, device, str(count))
+        r = run(EXAMPLE, "publish", self.url, "--mqtt", self.mqtt, device, str(count))
         assert (r.returncode, r.stderr) == (0, ""), r.stderr
         lines = r.stdout.splitlines()
         assert len(lines) == count, lines
@@ -76,16 +77,17 @@ def iot_broker():
         yield b
 
 
-def start(broker, tmp_path, background, *options) -> IoT:
+def start(broker, tmp_path, background, *options, vhost: str = "%2F") -> IoT:
     db = tmp_path / "iot.db"
-    script = background(EXAMPLE, broker.url, "--management", broker.management_url,
+    url = broker.url.removesuffix("%2F") + vhost
+    script = background(EXAMPLE, url, "--management", broker.management_url,
                         "--mqtt", f"127.0.0.1:{broker.mqtt_port}", "--web-mqtt", broker.web_mqtt_url,
                         "--web-port", "0", "--db", str(db), "--interval", "0", *options)
-    script.expect(r"^connected to WarrenMQ ")
     script.expect(r"^setup: queue iot\.telemetry bound to amq\.topic with devices\.\*\.telemetry$")
+    script.expect(r"^connected to WarrenMQ ")
     script.expect(r"^workers: 2 sharing queue iot\.telemetry \(prefetch 1\)")
     m = script.expect(r"^web: dashboard at (http://127\.0\.0\.1:\d+/) \(Web MQTT ws://")
-    return IoT(broker, db, m.group(1), script)
+    return IoT(broker, url, db, m.group(1), script)
 
 
 @pytest.fixture
@@ -151,7 +153,9 @@ def dashboards(browser):
     assert not problems, "the dashboard reported problems:\n" + "\n".join(problems)
 
 
-def test_each_user_sees_live_only_what_the_broker_lets_them_read(iot, dashboards):
+@pytest.mark.parametrize("vhost", ["%2F", "iot"])  # in another vhost than /, MQTT logins are "iot:alice"
+def test_each_user_sees_live_only_what_the_broker_lets_them_read(iot_broker, tmp_path, background, dashboards, vhost):
+    iot = start(iot_broker, tmp_path, background, "--work-ms", "20", vhost=vhost)
     alice, bob = dashboards(iot.dashboard), dashboards(iot.dashboard)
     alice.login("alice", "alice-secret")
     bob.login("bob", "bob-secret")

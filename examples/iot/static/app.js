@@ -1,27 +1,40 @@
 // The dashboard: logs in to the broker over Web MQTT (MQTT.js) as the user who typed their name and
 // password, subscribes to each device's telemetry topic and shows what arrives, live.
 //
-// The broker, not this page, decides what the user may read: each device is one SUBSCRIBE, and a
-// device the user has no topic permission for is refused by the broker (SUBACK failure code 0x80),
-// which the page shows as "no access". Nothing is filtered here.
+// The broker, not this page, decides what the user may read: a device the user has no topic
+// permission for is refused by the broker, which the page shows as "no access". Nothing is filtered
+// here. Each device has a connection of its own, because brokers refuse differently: the MQTT
+// specification (and WarrenMQ) answer a refused SUBSCRIBE with the failure code 0x80 and keep the
+// connection, RabbitMQ 3.x closes the connection. Either way only that device's card says so.
 import mqtt from "./vendor/mqtt/mqtt.esm.js";
 
 const $ = (id) => document.getElementById(id);
-let client = null;
+let session = null; // {user, clients: [MQTT.js clients], loggedIn}
 
 function setStatus(text) {
   $("status").textContent = text;
 }
 
+function card(device) {
+  return document.querySelector(`article.device[data-device="${CSS.escape(device)}"]`);
+}
+
 function deviceCard(device) {
-  const card = document.createElement("article");
-  card.className = "device";
-  card.dataset.device = device;
-  card.setAttribute("aria-label", device);
-  card.innerHTML = `<h2></h2><p class="access">subscribing…</p><p class="reading">no reading yet</p>
+  const article = document.createElement("article");
+  article.className = "device";
+  article.dataset.device = device;
+  article.setAttribute("aria-label", device);
+  article.innerHTML = `<h2></h2><p class="access">subscribing…</p><p class="reading">no reading yet</p>
     <p class="count">0 messages</p>`;
-  card.querySelector("h2").textContent = device;
-  return card;
+  article.querySelector("h2").textContent = device;
+  return article;
+}
+
+function setAccess(device, state) {
+  const c = card(device);
+  c.classList.remove("live", "denied", "gone");
+  c.classList.add({ live: "live", "no access": "denied", disconnected: "gone" }[state]);
+  c.querySelector(".access").textContent = state;
 }
 
 function showReading(topic, payload) {
@@ -32,15 +45,15 @@ function showReading(topic, payload) {
   } catch {
     r = { seq: "?", temperature: "?", humidity: "?" };
   }
-  const card = document.querySelector(`article.device[data-device="${CSS.escape(device)}"]`);
-  if (card) {
-    card.querySelector(".reading").textContent = `#${r.seq}: ${r.temperature} °C, ${r.humidity} %`;
-    const count = card.querySelector(".count");
+  const c = card(device);
+  if (c) {
+    c.querySelector(".reading").textContent = `#${r.seq}: ${r.temperature} °C, ${r.humidity} %`;
+    const count = c.querySelector(".count");
     const n = Number(count.dataset.n || 0) + 1;
     count.dataset.n = n;
     count.textContent = `${n} message${n === 1 ? "" : "s"}`;
-    card.classList.add("fresh");
-    setTimeout(() => card.classList.remove("fresh"), 600);
+    c.classList.add("fresh");
+    setTimeout(() => c.classList.remove("fresh"), 600);
   }
   const li = document.createElement("li");
   li.dataset.readingId = r.id || "";
@@ -52,6 +65,55 @@ function showReading(topic, payload) {
   while (log.children.length > 200) log.lastElementChild.remove();
 }
 
+function showDashboard(s, devices) {
+  s.loggedIn = true;
+  setStatus(`Logged in as ${s.user}`);
+  $("login").hidden = true;
+  $("logout").hidden = false;
+  $("devices").replaceChildren(...devices.map(deviceCard));
+  $("devices").hidden = false;
+  $("log").replaceChildren();
+  $("log-section").hidden = false;
+}
+
+function refuseLogin(s, reason) {
+  if (session !== s || s.loggedIn) return;
+  session = null;
+  for (const c of s.clients) c.end(true);
+  $("login-error").textContent = reason;
+  setStatus("Not logged in");
+}
+
+// One device's connection: subscribe once connected, show what the broker answers and what arrives.
+function watch(s, config, username, password, device) {
+  const client = mqtt.connect(config.web_mqtt, {
+    username,
+    password,
+    clientId: `dashboard-${s.id}-${device}`,
+    protocolVersion: 4, // MQTT 3.1.1, which RabbitMQ 3.x and WarrenMQ both speak
+    clean: true,
+    reconnectPeriod: 0, // a refusal is final; reconnecting would be refused again
+    connectTimeout: 10_000,
+  });
+  let connected = false;
+  client.on("connect", () => {
+    connected = true;
+    if (session !== s) return client.end(true);
+    if (!s.loggedIn) showDashboard(s, config.devices);
+    client.subscribe(`devices/${device}/telemetry`, { qos: 0 }, (err) => {
+      if (session === s) setAccess(device, err ? "no access" : "live");
+    });
+  });
+  client.on("message", showReading);
+  // a refused CONNECT: MQTT.js says "Connection refused: Bad username or password" and the like
+  client.on("error", (err) => connected || refuseLogin(s, err.message));
+  client.on("close", () => {
+    if (!connected) refuseLogin(s, "Login refused: the broker closed the connection");
+    else if (session === s && card(device).classList.contains("live")) setAccess(device, "disconnected");
+  });
+  return client;
+}
+
 async function login(event) {
   event.preventDefault();
   $("login-error").textContent = "";
@@ -61,56 +123,15 @@ async function login(event) {
   setStatus(`Connecting to ${config.web_mqtt} as ${user}…`);
   // RabbitMQ's MQTT plugins read "vhost:user" as a user in that vhost
   const username = config.vhost === "/" ? user : `${config.vhost}:${user}`;
-  const random = Math.random().toString(16).slice(2, 10);
-  client = mqtt.connect(config.web_mqtt, {
-    username,
-    password,
-    clientId: `dashboard-${user}-${random}`,
-    protocolVersion: 4, // MQTT 3.1.1, which RabbitMQ 3.x and WarrenMQ both speak
-    clean: true,
-    reconnectPeriod: 0, // a refused login is final; reconnecting would just be refused again
-    connectTimeout: 10_000,
-  });
-  const current = client;
-  current.on("connect", () => {
-    setStatus(`Logged in as ${user}`);
-    $("login").hidden = true;
-    $("logout").hidden = false;
-    const devices = $("devices");
-    devices.replaceChildren(...config.devices.map(deviceCard));
-    devices.hidden = false;
-    $("log").replaceChildren();
-    $("log-section").hidden = false;
-    for (const device of config.devices) {
-      // one SUBSCRIBE per device, so the broker answers for each one on its own
-      current.subscribe(`devices/${device}/telemetry`, { qos: 0 }, (err) => {
-        const card = document.querySelector(`article.device[data-device="${CSS.escape(device)}"]`);
-        const access = card.querySelector(".access");
-        if (err) {
-          card.classList.add("denied");
-          access.textContent = "no access";
-        } else {
-          card.classList.add("live");
-          access.textContent = "live";
-        }
-      });
-    }
-  });
-  current.on("message", showReading);
-  current.on("error", (err) => {
-    // a refused CONNECT: "Connection refused: Not authorized" (wrong password) and the like
-    $("login-error").textContent = err.message;
-    setStatus("Not logged in");
-    current.end(true);
-  });
-  current.on("close", () => {
-    if (client === current && $("login").hidden) setStatus(`Disconnected (was ${user})`); // not by logout()
-  });
+  const s = { user, id: `${user}-${Math.random().toString(16).slice(2, 10)}`, clients: [], loggedIn: false };
+  session = s;
+  s.clients = config.devices.map((device) => watch(s, config, username, password, device));
 }
 
 function logout() {
-  if (client) client.end();
-  client = null;
+  const s = session;
+  session = null;
+  if (s) for (const c of s.clients) c.end();
   $("devices").hidden = true;
   $("log-section").hidden = true;
   $("logout").hidden = true;
