@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import html
 import json
 import os
 import socket
@@ -742,6 +743,69 @@ def cmd_clear_policy(client, out, args):
     return EX_OK
 
 
+# ------------------------------------------------------------------- runtime parameters, shovels
+def cmd_set_parameter(client, out, args):
+    out.info(f'Setting runtime parameter "{args.name}" for component "{args.component}" to "{args.value}" '
+             f'in vhost "{args.vhost}" ...')
+    value = _json_arg(args.value)
+    try:
+        client.put(path("parameters", args.component, args.vhost, args.name), {"value": value})
+    except HttpError as e:
+        if e.status == 404:
+            raise _no_vhost(args.vhost) from None
+        raise CtlError("Error:\n" + html.unescape(e.reason or ""), EX_UNAVAILABLE) from None
+    return EX_OK
+
+
+def cmd_clear_parameter(client, out, args):
+    out.info(f'Clearing runtime parameter "{args.name}" for component "{args.component}" on vhost "{args.vhost}" ...')
+    try:
+        client.delete(path("parameters", args.component, args.vhost, args.name))
+    except HttpError as e:
+        if e.status == 404:
+            raise CtlError("Error:\nParameter does not exist", EX_UNAVAILABLE) from None
+        raise
+    return EX_OK
+
+
+def cmd_list_parameters(client, out, args):
+    out.info(f'Listing runtime parameters for vhost "{args.vhost}" ...')
+    params = _get_or_missing_vhost(client, path("parameters"), args.vhost)
+    rows = [[p["component"], p["name"], json.dumps(p["value"], separators=(",", ":"), ensure_ascii=False)]
+            for p in params if p["vhost"] == args.vhost and p["component"] not in ("vhost-limits", "operator_policy")]
+    out.table(["component", "name", "value"], rows)
+    return EX_OK
+
+
+#: /api/shovels fields -> rabbitmqctl shovel_status keys
+_SHOVEL_KEYS = {"dest_uri": "destination", "dest_protocol": "destination_protocol", "dest_queue": "destination_queue",
+                "dest_exchange": "destination_exchange", "dest_exchange_key": "destination_exchange_key",
+                "timestamp": "last_changed", "src_uri": "source", "src_protocol": "source_protocol",
+                "src_queue": "source_queue", "src_exchange": "source_exchange",
+                "src_exchange_key": "source_exchange_key", "reason": "termination_reason", "name": "name",
+                "state": "state", "type": "type", "vhost": "vhost"}
+
+
+def cmd_shovel_status(client, out, args):
+    shovels = client.get(path("shovels"))
+    node = shovels[0]["node"] if shovels else client.get(path("overview")).get("node", "")
+    out.info(f"Shovel status on node {node}")
+    rows = []
+    for s in shovels:
+        row = {k: "" for k in ("termination_reason",)}
+        row.update({_SHOVEL_KEYS[k]: v for k, v in s.items() if k in _SHOVEL_KEYS})
+        rows.append(dict(sorted(row.items())))
+    if out.json:  # rabbitmqctl prints each shovel with its own keys
+        out.stream.write("[\n" + "".join(("," if i else "") + json.dumps(r, separators=(",", ":"), ensure_ascii=False)
+                                          + "\n" for i, r in enumerate(rows)) + "]\n")
+        return EX_OK
+    if rows and out.headers:
+        out.write("\t".join(max((list(r) for r in rows), key=len)))
+    for r in rows:
+        out.write("\t".join(table_value(v) for v in r.values()))
+    return EX_OK
+
+
 # ------------------------------------------------------------------- queues
 def _queue_not_found(args) -> CtlError:
     return CtlError(f"queue '{args.queue}' in vhost '{args.vhost}' not found", EX_UNAVAILABLE)
@@ -939,6 +1003,11 @@ def _commands():
             (("--priority",), {"type": int, "default": 0}),
             (("--apply-to",), {"default": "all", "choices": ("all", "queues", "exchanges")})]),
         "clear_policy": (cmd_clear_policy, "clear a policy", [(("name",), {})]),
+        "set_parameter": (cmd_set_parameter, "set a runtime parameter (shovel, federation-upstream, ...)", [
+            (("component",), {}), (("name",), {}), (("value",), {"help": "JSON"})]),
+        "clear_parameter": (cmd_clear_parameter, "clear a runtime parameter", [(("component",), {}), (("name",), {})]),
+        "list_parameters": (cmd_list_parameters, "runtime parameters in a vhost", []),
+        "shovel_status": (cmd_shovel_status, "the status of every shovel", []),
         "set_vhost_limits": (cmd_set_vhost_limits, "set a vhost's limits (JSON)", [(("definition",), {})]),
         "purge_queue": (cmd_purge_queue, "purge a queue", queue),
         "delete_queue": (cmd_delete_queue, "delete a queue", queue + [
