@@ -161,6 +161,7 @@ def test_each_user_sees_live_only_what_the_broker_lets_them_read(iot_broker, tmp
     bob.login("bob", "bob-secret")
     for page, user in ((alice, "alice"), (bob, "bob")):
         page.page.get_by_role("status").filter(has_text=f"Logged in as {user}").wait_for()
+        assert not page.page.get_by_role("button", name="Log in").is_visible()  # the form made way
     # the broker granted or refused each device's SUBSCRIBE after the user's topic permissions
     assert {d: alice.wait_for_access(d) for d in ("greenhouse-1", "greenhouse-2", "freezer-1")} == {
         "greenhouse-1": "live", "greenhouse-2": "live", "freezer-1": "no access"}
@@ -182,6 +183,15 @@ def test_each_user_sees_live_only_what_the_broker_lets_them_read(iot_broker, tmp
     rows = iot.stored(2)
     assert sorted((r[0], r[1]) for r in rows) == sorted([(greenhouse, "greenhouse-1"), (freezer, "freezer-1")])
     assert {r[2] for r in rows} <= {"worker-1", "worker-2"}
+
+    # logging out closes the page's connections: bob's next reading reaches his log no more
+    bob.page.get_by_role("button", name="Log out").click()
+    bob.page.get_by_role("button", name="Log in").wait_for()
+    assert bob.page.get_by_role("status").inner_text() == "Not logged in"
+    assert not bob.page.get_by_role("article").first.is_visible()
+    [later] = iot.publish("freezer-1")
+    iot.stored(3)
+    assert later not in [r for _, r in bob.readings()]
 
     iot.script.interrupt()  # Ctrl-C: exits 0, nothing on stderr
     assert any(re.fullmatch(r"worker-[12]: stored \d+ reading\(s\)", ln) for ln in iot.script.seen + list(
