@@ -156,7 +156,7 @@ class BrokerApp:
         self.memory_sampler: MemorySampler | None = None
         self._trim = None
         self._last_trim = 0.0
-        self.shovels = None  # the shovel plugin (shovel/manager.py), attached once the listeners are up
+        self.shovels = None  # the shovel plugin (shovel/manager.py), attached when the broker exists
 
     def _relieve_memory(self, excess: int) -> int:
         """Memory pressure (flow.py): queues move their backlog to disk; with the alarm on, about once a
@@ -226,6 +226,11 @@ class BrokerApp:
                 self.broker = Broker(self.config, open_storage(self.config))
                 for s in listeners:
                     s.broker = self.broker
+            # the shovel plugin's parameter component, before a definitions file may name shovels; shovels
+            # stored as parameters start now (one naming this broker's own port retries until it listens)
+            from .shovel import ShovelManager
+            self.shovels = ShovelManager(self.broker)
+            self.shovels.attach()
             if self.config.definitions_file:
                 try:
                     load_definitions(self.broker, self.config.definitions_file)
@@ -233,6 +238,9 @@ class BrokerApp:
                     self.broker.close()
                     raise
         except BaseException:
+            if self.shovels is not None:
+                await self.shovels.stop()
+                self.shovels = None
             for s in listeners:
                 await s.stop(0)
             if self.management is not None:
@@ -264,9 +272,6 @@ class BrokerApp:
             await self.web_mqtt.start()
         if self.prometheus is not None:
             await self.prometheus.start()
-        from .shovel import ShovelManager
-        self.shovels = ShovelManager(self.broker)
-        self.shovels.attach()  # shovels stored as parameters start now
 
     async def stop(self, timeout: float = 2.0) -> None:
         if self.shovels is not None:

@@ -107,3 +107,68 @@ def delete_queues(url: str, *queues) -> None:
             ch.queue_delete(name)
     finally:
         c.close()
+
+
+class Publisher:
+    """Publishes ``n`` persistent messages ``b"<prefix>:<i>"`` to ``queue`` with confirms, one at a time, in a
+    thread; ``sent`` counts the confirmed ones."""
+
+    def __init__(self, url: str, queue: str, n: int, prefix: str = "m", batch: int = 50):
+        import threading
+        self.url, self.queue, self.n, self.prefix, self.batch = url, queue, n, prefix, batch
+        self.sent = 0
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Publisher":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            c = connect(self.url)
+            ch = c.channel()
+            ch.queue_declare(self.queue, durable=True)
+            ch.confirm_delivery()
+            props = pika.BasicProperties(delivery_mode=2)
+            while self.sent < self.n:
+                ch.basic_publish("", self.queue, f"{self.prefix}:{self.sent}".encode(), props)
+                self.sent += 1
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported by join()
+            self.error = e
+
+    def join(self, timeout: float = 60, broken: bool = False) -> None:
+        """Wait for the end; ``broken``: the broker was killed, so the thread may end early with an error
+        (``sent`` then counts the messages confirmed before it)."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive()
+        if not broken:
+            assert self.error is None, self.error
+            assert self.sent == self.n
+
+
+def collect(url: str, queue: str, expect_unique: int, timeout: float = 60.0, idle: float = 1.0):
+    """Consume ``queue`` until ``expect_unique`` distinct bodies arrived and ``idle`` seconds passed without
+    more (duplicates are counted); returns ``(distinct bodies, duplicates)``."""
+    seen = set()
+    dups = 0
+    c = connect(url)
+    try:
+        ch = c.channel()
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            m = ch.basic_get(queue, auto_ack=True)
+            if m[0] is not None:
+                if m[2] in seen:
+                    dups += 1
+                seen.add(m[2])
+                last = time.monotonic()
+                continue
+            if len(seen) >= expect_unique and time.monotonic() - last >= idle:
+                break
+            time.sleep(0.02)
+    finally:
+        c.close()
+    return seen, dups

@@ -5,8 +5,8 @@ runtime parameters (broker/parameters.py), so ``PUT /api/parameters/shovel/...``
 set_parameter shovel ...`` and a definitions import all validate through :func:`.params.validate` and
 start a :class:`~.worker.Shovel` through ``on_set``; clearing the parameter stops it.  Parameters
 recovered from the definitions store at boot are handed to ``on_set`` when the component registers,
-so shovels restart with the broker.  The app attaches the manager once its listeners are up (a
-shovel may name this broker by its own port) and stops every shovel first on shutdown.  Status
+so shovels restart with the broker.  The app attaches the manager as soon as the broker exists (before
+a definitions file is imported: it may define shovels) and stops every shovel first on shutdown.  Status
 (``/api/shovels``, ``warrenmq ctl shovel_status``) is read from the shovels when asked.
 """
 from __future__ import annotations
