@@ -176,7 +176,11 @@ def main(argv=None) -> int:
     elif role == "publish":
         if not rest or rest[0] not in setup_broker.DEVICES:
             ap.exit(2, f"usage: iot.py publish [URL] DEVICE [COUNT]  (DEVICE one of {', '.join(setup_broker.DEVICES)})\n")
-        device = devices_mod.Device(rest[0], *broker.mqtt, broker.vhost, broker.prefix)
+        try:
+            device = devices_mod.Device(rest[0], *broker.mqtt, broker.vhost, broker.prefix)
+        except ConnectionError as e:  # e.g. the setup was not run: the broker refuses the login
+            print(f"publish: {e}", file=sys.stderr)
+            return 1
         for _ in range(int(rest[1]) if len(rest) > 1 else 1):
             r = device.publish()
             say(f"{device.id}: published #{r['seq']} reading {r['id']} {r['temperature']} °C")
