@@ -122,6 +122,13 @@ def test_exchange_source_and_destination_exchange_key(mbroker):
         ch.basic_publish("amq.topic", key, key.encode())
     c.close()
     assert [m[2] for m in drain(mbroker.url, "dq", 2, idle=0.3)] == [b"a.b", b"a.c"]
+    # its source is an exclusive queue of the shovel's connection: gone with the shovel
+    [src] = [q["name"] for q in api.request("GET", "/queues")[1] if q["name"].startswith("amq.gen-")]
+    assert api.delete_shovel("s4") == (204, None)
+    deadline = time.monotonic() + 5
+    while any(q["name"] == src for q in api.request("GET", "/queues")[1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(q["name"] == src for q in api.request("GET", "/queues")[1])
 
 
 def test_forward_and_timestamp_headers(mbroker):

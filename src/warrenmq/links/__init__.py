@@ -11,8 +11,8 @@ returns the right kind for a URI (links/uri.py):
   kept, asyncio-native, TLS and heartbeats done).  What aiormq does per message that a link must not
   do (add a ``message_id`` to every publish, await every confirm in its own task) is bypassed for
   publishing only: the frames are encoded by our protocol layer (content header bytes as received,
-  never re-encoded) and handed to aiormq's writer, and confirms resolve through aiormq's own
-  confirmation table (remote.py says exactly which of its attributes it uses).
+  never re-encoded) and handed to aiormq's writer, and confirms are numbered and settled by the link
+  (remote.py says exactly which of aiormq's internals it relies on).
 * a local URI (``amqp://``, ``amqp:///vhost``): :class:`~.local.LocalLink`, no socket at all: a
   session object of the broker (listed in ``/api/connections`` as a direct connection, as RabbitMQ
   lists its shovels' direct connections) whose channel is a domain :class:`~..broker.channel.Channel`,

@@ -148,6 +148,7 @@ class LocalLink(Link):
         self.flush_scheduled = False
         self.confirm_waiters: dict = {}  # publish sequence number -> on_confirm
         self.flow_listener = None
+        self.exclusive_queues: list = []
         broker.session_opened(self.conn)
 
     @classmethod
@@ -169,6 +170,10 @@ class LocalLink(Link):
         self.confirm_waiters.clear()
         self.conn.closed = True
         self.channel.close()  # unacked messages go back to their queues
+        for q in self.exclusive_queues:
+            if not q.deleted:
+                self.vhost.delete_queue(q)
+        self.exclusive_queues.clear()
         self.broker.session_closed(self.conn)
 
     def _check(self) -> None:
@@ -187,8 +192,10 @@ class LocalLink(Link):
     # ------------------------------------------------------------ topology
     async def declare_queue(self, name: str, *, passive: bool = False, durable: bool = True,
                             exclusive: bool = False, auto_delete: bool = False, arguments=None) -> tuple:
-        q, _ = self._call(self.vhost.declare_queue, name, self.conn, passive, durable, exclusive, auto_delete,
-                          arguments)
+        q, created = self._call(self.vhost.declare_queue, name, self.conn, passive, durable, exclusive, auto_delete,
+                                arguments)
+        if created and exclusive:  # deleted when the link closes, as a connection's exclusive queues are
+            self.exclusive_queues.append(q)
         return q.name, len(q.messages)
 
     async def ensure_queue(self, name: str) -> int:
