@@ -14,10 +14,11 @@ import warrenmq
 PKG = Path(warrenmq.__file__).parent
 
 #: packages that do not exist yet but have a place in the layout: forbidden below where they belong
-FUTURE = {"warrenmq.shovel"}
+FUTURE: set = set()
 _IO = {"asyncio", "socket", "selectors", "ssl"}
 _ABOVE_BROKER = {"warrenmq.amqp", "warrenmq.mqtt", "warrenmq.management", "warrenmq.prometheus", "warrenmq.transport",
-                 "warrenmq.cli", "warrenmq.testing", "warrenmq.app", "warrenmq.stomp"} | FUTURE
+                 "warrenmq.cli", "warrenmq.testing", "warrenmq.app", "warrenmq.stomp", "warrenmq.links",
+                 "warrenmq.shovel", "warrenmq.federation"} | FUTURE
 #: the concrete stores: only the factory (warrenmq.store.open_storage) and the application choose them
 _CONCRETE_STORES = {"warrenmq.store.segments", "warrenmq.store.memory", "warrenmq.store.metadata",
                     "warrenmq.store.MemoryStore", "warrenmq.store.SegmentStore", "warrenmq.store.memory_storage"}
@@ -41,6 +42,14 @@ FORBIDDEN = {
     | _CONCRETE_STORES,
     # the Prometheus metrics: an adapter beside management/ (it reads the domain and the management's names)
     "prometheus": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"} | FUTURE | _CONCRETE_STORES,
+    # the outgoing AMQP links (aiormq to a remote broker, a direct session on the domain for a local vhost):
+    # beside amqp/, whose server properties a link announces
+    "links": {"warrenmq.management", "warrenmq.prometheus", "warrenmq.transport", "warrenmq.cli",
+              "warrenmq.testing", "warrenmq.app", "warrenmq.mqtt", "warrenmq.stomp", "warrenmq.shovel"}
+    | FUTURE | _CONCRETE_STORES,
+    # shovels run on links; the management API shows them (management may import shovel, not the reverse)
+    "shovel": {"warrenmq.management", "warrenmq.prometheus", "warrenmq.transport", "warrenmq.cli",
+               "warrenmq.testing", "warrenmq.app", "warrenmq.mqtt", "warrenmq.stomp"} | FUTURE | _CONCRETE_STORES,
     "transport": {"warrenmq.cli", "warrenmq.testing", "warrenmq.app"},
     "testing": {"warrenmq.cli"},
     "cli": {"warrenmq.testing"},
