@@ -404,16 +404,16 @@ class MQTTSession:
         self.channel = ch = MQTTChannel(self)
         ch.select_confirm()
         ch.prefetch_count = self.config.mqtt_prefetch
-        present = False
-        if not pkt.clean:
-            present = self._resume()
+        resumed = [] if pkt.clean else self._resumed_queues()
         if v5:
             props.setdefault("topic_alias_maximum", conn.topic_alias_maximum)
             props["maximum_qos"] = 2
             props["retain_available"] = 1
             props["shared_subscription_available"] = 0
             props["subscription_identifier_available"] = 0
-        conn.accept(present, props or None)
+        conn.accept(bool(resumed), props or None)
+        for q, qos in resumed:  # after the CONNACK, which must be the first packet the client gets
+            self._consume(q, qos)
         self.channels = {1: ch}
         self.protocol = PROTOCOL_NAMES.get(pkt.version, "MQTT")
         self.proto.heartbeat = pkt.keepalive
@@ -443,19 +443,20 @@ class MQTTSession:
             if q is not None:
                 self.vhost.delete_queue(q)
 
-    def _resume(self) -> bool:
-        """A persistent session: consume from the client's queues again; whether any exists."""
-        present = False
+    def _resumed_queues(self) -> list:
+        """A persistent session: the client's queues, with their QoS class, to consume from again once
+        the CONNACK is out (a queued message must not reach the client before it); their bindings
+        are the session's subscriptions."""
+        found = []
         for qos in (0, 1):
             q = self.vhost.queues.get(self.queue_name(qos))
             if q is None:
                 continue
-            present = True
+            found.append((q, qos))
             for ex, key, _ in q.bindings:
                 if ex.name == self.exchange:
                     self.granted[key_to_topic(key).replace("*", "+")] = qos
-            self._consume(q, qos)
-        return present
+        return found
 
     def _declare(self, qname: str, qos: int):
         """The subscription queue as RabbitMQ 3.10 declares it: QoS 0's transient and auto-deleted, QoS 1's
@@ -580,6 +581,12 @@ class MQTTSession:
     # -------------------------------------------------------------- delivery
     def deliver(self, consumer, tag: int, entry) -> None:
         msg = entry.message
+        if msg.routing_key.startswith("$") and not self._dollar_subscribed(msg.routing_key):
+            if not consumer.no_ack:  # matched only by a wildcard at the first level: not for this client
+                self.to_ack.append(tag)
+                if len(self.to_ack) == 1:
+                    self.io.call_soon(self._ack_later)
+            return
         header = msg.header
         # a message an MQTT client published without MQTT 5 properties: its QoS read off the header bytes
         # (no property decoding); anything else is decoded
@@ -617,6 +624,16 @@ class MQTTSession:
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.io.call_soon(self.flush)
+
+    def _dollar_subscribed(self, key: str) -> bool:
+        """Whether a filter of this client that does not start with a wildcard matches a ``$`` topic: the
+        spec (4.7.2) keeps ``$`` topics from ``#`` and ``+/...`` filters, which the topic exchange's
+        binding keys cannot say."""
+        topic = key_to_topic(key)
+        for f in self.granted:
+            if f[:1] not in ("+", "#") and topic_matches(f, topic):
+                return True
+        return False
 
     def _ack_later(self) -> None:
         tags, self.to_ack = self.to_ack, []
