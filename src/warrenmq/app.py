@@ -144,7 +144,8 @@ class BrokerApp:
         self.mqtt = None
         if mqtt:
             from .transport.mqtt import MQTTServer
-            self.mqtt = MQTTServer(self, self.config.mqtt_host or self.config.host, self.config.mqtt_port)
+            self.mqtt = MQTTServer(self, self.config.mqtt_host or self.config.host, self.config.mqtt_port,
+                                   tls=tls, tls_port=self.config.mqtts_port)
         self.web_mqtt = None
         if web_mqtt and self.mqtt is not None:  # (it shares the MQTT listener's client ids and retained messages)
             from .transport.web_mqtt import WebMQTTServer
@@ -177,6 +178,11 @@ class BrokerApp:
     def tls_port(self) -> int | None:
         """The TLS listener's port (the bound one once started), or ``None`` without TLS."""
         return self.tls_server.port if self.tls_server is not None else None
+
+    @property
+    def mqtts_port(self) -> int | None:
+        """The MQTT-over-TLS listener's port (the bound one once started), or ``None`` without it."""
+        return self.mqtt.tls_port if self.mqtt is not None and self.mqtt.tls is not None else None
 
     @property
     def management_port(self) -> int | None:
@@ -371,6 +377,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
         log.info("WarrenMQ listening for TLS (AMQPS) on %s:%s", config.host, app.tls_port)
     if app.mqtt is not None:
         log.info("WarrenMQ MQTT on %s:%s", app.mqtt.host, app.mqtt_port)
+        if app.mqtts_port is not None:
+            log.info("WarrenMQ MQTT over TLS on %s:%s", app.mqtt.host, app.mqtts_port)
     if app.management is not None:
         log.info("WarrenMQ management API on %s://%s:%s/api/", app.management.scheme, app.management.host,
                  app.management_port)

@@ -154,6 +154,9 @@ class BrokerConfig:
     mqtt_enabled: bool = True
     mqtt_host: str = ""
     mqtt_port: int = 1883
+    # MQTT over TLS (RabbitMQ's mqtt.listeners.ssl): on mqtts_port when MQTT is on and the TLS listener's
+    # certificate is configured (tls_certfile/tls_keyfile, with tls_cafile/tls_verify_peer as for AMQPS)
+    mqtts_port: int = 8883
     mqtt_exchange: str = "amq.topic"  # mqtt.exchange
     mqtt_vhost: str = "/"  # mqtt.vhost: for user names without "vhost:"
     mqtt_allow_anonymous: bool = True  # mqtt.allow_anonymous: no user name logs in as the default user

@@ -65,6 +65,25 @@ def test_a_taken_tls_port_suggests_tls_port(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_a_taken_mqtts_port_is_one_line_naming_mqtts_port(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    from support.pki import make_pki
+    pki = make_pki(trustme, tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = warrenmq("--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--tls-certfile", pki["server"],
+                     "--tls-keyfile", pki["server_key"], "--mqtt-port", "0", "--mqtts-port", str(port),
+                     "--data-dir", str(tmp_path / "data"),
+                     env={"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_WEB_MQTT_ENABLED": "false"})
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert line.startswith(f"warrenmq: cannot listen on 127.0.0.1:{port} (TLS): address already in use"), line
+    assert line.endswith("Choose another port with --mqtts-port"), line
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.parametrize("protocol, option, env", [
     ("mqtt", "--mqtt-port", {"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_WEB_MQTT_ENABLED": "false"}),
     ("stomp", "--stomp-port", {"WARRENMQ_STOMP_ENABLED": "true", "WARRENMQ_WEB_STOMP_ENABLED": "false"}),

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         mqtt = parser.add_argument_group("MQTT 3.1.1 and 5.0 (docs/mqtt.md), on by default")
         mqtt.add_argument("--mqtt-port", type=port_number, help="MQTT port (default 1883; 0: any free port)")
         mqtt.add_argument("--mqtt-host", help="address the MQTT listener binds (default: --host)")
+        mqtt.add_argument("--mqtts-port", type=port_number,
+                          help="MQTT over TLS port (default 8883; on when --tls-certfile and --tls-keyfile are "
+                               "given, with the AMQPS listener's TLS options; 0: any free port)")
         mqtt.add_argument("--web-mqtt-port", type=port_number,
                           help="Web MQTT port, ws://host:PORT/ws (default 15675; 0: any free port)")
         mqtt.add_argument("--web-mqtt-host", help="address Web MQTT listens on (default: --host)")
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
                                    definitions_file=args.definitions, mqtt_port=args.mqtt_port, mqtt_host=args.mqtt_host,
+                                   mqtts_port=args.mqtts_port,
                                    web_mqtt_port=args.web_mqtt_port, web_mqtt_host=args.web_mqtt_host,
                                    web_mqtt_enabled=False if args.no_web_mqtt else None,
                                    mqtt_enabled=False if args.no_mqtt else None)

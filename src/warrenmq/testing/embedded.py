@@ -78,6 +78,7 @@ def _mqtt(config_given: bool, overrides: dict, mqtt: bool | None) -> bool:
         mqtt = "mqtt_port" in overrides
     if mqtt and not config_given:
         overrides.setdefault("mqtt_port", 0)
+        overrides.setdefault("mqtts_port", 0)  # (served only with tls_certfile and tls_keyfile)
     return mqtt
 
 
@@ -93,7 +94,7 @@ def _own_data_dir(owner, durable: bool) -> None:
 
 #: the listeners a restart keeps on their ports (the app's ``<name>`` property and config field alike)
 _PORTS = ("port", "tls_port", "management_port", "prometheus_port", "stomp_port", "web_stomp_port",
-          "web_mqtt_port", "mqtt_port")
+          "web_mqtt_port", "mqtt_port", "mqtts_port")
 
 
 def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
@@ -122,6 +123,12 @@ class _URLMixin:
     def mqtt_port(self) -> int:
         """The MQTT listener's port (``mqtt=True``)."""
         return self._listening("mqtt_port", "MQTT is off: EmbeddedBroker(mqtt=True) serves it")
+
+    @property
+    def mqtts_port(self) -> int:
+        """The MQTT-over-TLS listener's port (``mqtt=True`` with ``tls_certfile``/``tls_keyfile``)."""
+        return self._listening("mqtts_port",
+                               "MQTT over TLS is off: EmbeddedBroker(mqtt=True, tls_certfile=..., tls_keyfile=...)")
 
     @property
     def management_url(self) -> str:

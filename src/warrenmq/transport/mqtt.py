@@ -8,7 +8,9 @@ arrived; :class:`MQTTServer` checks each connected session's keepalive on a time
 what the sessions of all connections share: the connected client ids per vhost (a second CONNECT
 with the same id takes the session over) and the retained messages per vhost, loaded from the
 definitions store at start and written back, the changes of a second together, on a timer and at
-stop.  Write-side flow:
+stop.  With a TLS context it also listens on ``tls_port`` (MQTT over TLS, RabbitMQ's
+mqtt.listeners.ssl): the same protocol and sessions behind asyncio's TLS transport, the handshake
+bounded by ``tls_handshake_timeout_ms``.  Write-side flow:
 ``pause_writing`` stops deliveries to the connection until ``resume_writing``.
 """
 from __future__ import annotations
@@ -81,13 +83,15 @@ class MQTTProtocol(asyncio.Protocol):
 class MQTTServer:
     """The MQTT listener of a broker (``mqtt_host``/``mqtt_port``) and the state MQTT sessions share."""
 
-    def __init__(self, app, host: str, port: int, ssl=None):
+    def __init__(self, app, host: str, port: int, tls=None, tls_port: int = 8883):
         self.app = app
         self.host = host
         self.port = port
-        self.ssl = ssl
+        self.tls = tls  # an ssl.SSLContext: also listen for MQTT over TLS on tls_port
+        self.tls_port = tls_port
         self.loop = None
         self._server = None
+        self._tls_server = None
         self.protocols: set = set()
         self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
         self.retained_stores: dict[str, RetainedStore] = {}
@@ -111,11 +115,21 @@ class MQTTServer:
         self.loop = asyncio.get_running_loop()
         try:
             self._server = await self.loop.create_server(lambda: MQTTProtocol(self), self.host, self.port,
-                                                         reuse_address=True, ssl=self.ssl, start_serving=False)
+                                                         reuse_address=True, start_serving=False)
         except OSError as e:
-            raise ListenError(self.host, self.port, self.ssl is not None, e,
-                              "--mqtt-port (or --no-mqtt)") from e
+            raise ListenError(self.host, self.port, False, e, "--mqtt-port (or --no-mqtt)") from e
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.tls is not None:
+            timeout = self.app.config.tls_handshake_timeout_ms / 1000
+            try:
+                self._tls_server = await self.loop.create_server(
+                    lambda: MQTTProtocol(self), self.host, self.tls_port, reuse_address=True, ssl=self.tls,
+                    ssl_handshake_timeout=timeout, start_serving=False)
+            except OSError as e:
+                self._server.close()
+                self._server = None
+                raise ListenError(self.host, self.tls_port, True, e, "--mqtts-port") from e
+            self.tls_port = self._tls_server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
         for vhost, topic, packet in self.broker.defs.load_retained():
@@ -125,6 +139,8 @@ class MQTTServer:
                 log.error("retained MQTT message of topic '%s' in vhost '%s' unreadable: %s", topic, vhost, e)
         self._save_timer = self.loop.call_later(RETAINED_SAVE_INTERVAL, self._save_retained)
         await self._server.start_serving()
+        if self._tls_server is not None:
+            await self._tls_server.start_serving()
 
     def _save_retained(self) -> None:
         """Write the retained messages changed since the last time to the definitions store, together."""
@@ -151,18 +167,19 @@ class MQTTServer:
         if self._save_timer is not None:
             self._save_timer.cancel()
             self._save_timer = None
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._tls_server) if s is not None]
+        for server in servers:
+            server.close()
         for p in list(self.protocols):
             if p.session is not None:
                 p.session.close(publish_will=False)
             p.close()
-        if self._server is not None:
+        for server in servers:
             try:
-                await asyncio.wait_for(self._server.wait_closed(), timeout)
+                await asyncio.wait_for(server.wait_closed(), timeout)
             except asyncio.TimeoutError:
                 pass
-            self._server = None
+        self._server = self._tls_server = None
         if self.app.broker is not None:
             self.save_retained()  # what changed since the last timer
 
