@@ -32,6 +32,7 @@ class Device:
 
     def __init__(self, device: str, host: str, port: int, vhost: str = "/", prefix: str = ""):
         self.id = device
+        self.address = f"{host}:{port}"
         self.seq = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv311)
         user, (password, _) = prefix + "iot-device", USERS["iot-device"]
@@ -70,11 +71,23 @@ class Device:
         self.client.loop_stop()
 
 
-def run_devices(devices: list[str], host: str, port: int, vhost: str, prefix: str, interval: float,
-                stop: threading.Event, say=print) -> None:
+def connect(devices: list[str], host: str, port: int, vhost: str, prefix: str) -> list[Device]:
+    """Every device's connection (ConnectionError if the broker cannot be reached or refuses one)."""
+    connected = []
+    try:
+        for d in devices:
+            connected.append(Device(d, host, port, vhost, prefix))
+    except OSError as e:
+        for d in connected:
+            d.close()
+        raise ConnectionError(f"MQTT at {host}:{port}: {e}") from None
+    return connected
+
+
+def run_devices(connected: list[Device], interval: float, stop: threading.Event, say=print) -> None:
     """Every device publishes a reading each ``interval`` seconds (staggered) until ``stop`` is set."""
-    connected = [Device(d, host, port, vhost, prefix) for d in devices]
-    say(f"devices: {', '.join(devices)} connected to MQTT at {host}:{port}, a reading every {interval:g} s each")
+    say(f"devices: {', '.join(d.id for d in connected)} connected to MQTT at {connected[0].address}, "
+        f"a reading every {interval:g} s each")
     try:
         i = 0
         while not stop.wait(interval / len(connected)):

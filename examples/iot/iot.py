@@ -77,7 +77,10 @@ class Broker:
 
 def check_amqp(broker: Broker) -> None:
     """Connect once with the administrator's URL: prints which broker answered, and fails early if none."""
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    except pika.exceptions.AMQPError as e:
+        raise SystemExit(f"no AMQP broker at {broker.host}:{broker.port} for {broker.user} ({e!r})") from None
     announce(conn)
     conn.close()
 
@@ -123,9 +126,14 @@ def run_all(broker: Broker, args) -> int:
     stop_devices = threading.Event()
     devices_thread = None
     if args.interval > 0:
-        host, port = broker.mqtt
-        devices_thread = threading.Thread(target=devices_mod.run_devices, name="devices", args=(
-            setup_broker.DEVICES, host, port, broker.vhost, broker.prefix, args.interval, stop_devices, say))
+        try:
+            connected = devices_mod.connect(setup_broker.DEVICES, *broker.mqtt, broker.vhost, broker.prefix)
+        except ConnectionError as e:
+            for w, _ in started:
+                w.stop()
+            raise SystemExit(f"devices: {e}") from None
+        devices_thread = threading.Thread(target=devices_mod.run_devices, name="devices",
+                                          args=(connected, args.interval, stop_devices, say))
         devices_thread.start()
     else:
         say("devices: none publishing on their own (--interval 0); use the publish role")
@@ -188,8 +196,12 @@ def main(argv=None) -> int:
     elif role == "devices":
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        devices_mod.run_devices(setup_broker.DEVICES, *broker.mqtt, broker.vhost, broker.prefix, args.interval or 2.0,
-                                stop, say)
+        try:
+            connected = devices_mod.connect(setup_broker.DEVICES, *broker.mqtt, broker.vhost, broker.prefix)
+        except ConnectionError as e:
+            print(f"devices: {e}", file=sys.stderr)
+            return 1
+        devices_mod.run_devices(connected, args.interval or 2.0, stop, say)
     elif role == "worker":
         check_amqp(broker)
         w = workers_mod.Worker(broker.amqp_url(broker.prefix + "iot-worker", setup_broker.USERS["iot-worker"][0]),

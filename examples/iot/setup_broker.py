@@ -76,6 +76,9 @@ class ManagementAPI:
             if method == "DELETE" and e.code == 404:
                 return None  # already gone
             raise SystemExit(f"setup: {method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
+        except urllib.error.URLError as e:  # nothing listening there, or not HTTP
+            raise SystemExit(f"setup: no management API at {self.base} ({e.reason}); "
+                             "--management names it") from None
         return json.loads(text) if text else None
 
 
