@@ -4,7 +4,8 @@
 # Debian's rabbitmq-server and start it.  Runs as root on Debian/Ubuntu with access
 # to its mirrors.  Prints shell `export` lines for the test run, so use it as
 #     eval "$(.ci/rabbitmq.sh)"
-# (WARRENMQ_REFERENCE_URL, WARRENMQ_REFERENCE_MQTT when its MQTT plugin is on, and RABBITMQ_NODENAME
+# (WARRENMQ_REFERENCE_URL, WARRENMQ_REFERENCE_MQTT and WARRENMQ_REFERENCE_STOMP when its MQTT and STOMP
+# plugins are on, and RABBITMQ_NODENAME
 # when it had to be set, which the suite's rabbitmqctl calls need too).  All logging goes to stderr.
 set -euo pipefail
 
@@ -25,18 +26,25 @@ ctl_ready() {
 # A node this script starts listens for MQTT on MQTT_PORT, not on MQTT's default 1883, which is
 # WarrenMQ's default too: a broker a test starts with its defaults must not find the port taken
 MQTT_PORT=${REFERENCE_MQTT_PORT:-18830}
+# and for STOMP on STOMP_PORT, not on 61613 (WarrenMQ's default STOMP port), for the same reason
+STOMP_PORT=${REFERENCE_STOMP_PORT:-16130}
 
-mqtt_port() {  # the port of the node's MQTT listener (tests/differential/test_mqtt.py compares with it)
+listener_port() {  # the port of the node's listener for protocol $1 (mqtt, stomp), if it has one
     command -v rabbitmq-diagnostics >/dev/null 2>&1 &&
-        rabbitmq-diagnostics -q listeners 2>/dev/null | sed -n 's/.*port: \([0-9]*\), protocol: mqtt,.*/\1/p' | head -n 1
+        rabbitmq-diagnostics -q listeners 2>/dev/null | sed -n "s/.*port: \\([0-9]*\\), protocol: $1,.*/\\1/p" | head -n 1
 }
 
 emit() {
     echo "export WARRENMQ_REFERENCE_URL='$URL'"
-    local mqtt
-    mqtt=$(mqtt_port || true)
+    local mqtt stomp
+    # tests/differential/test_mqtt.py and test_stomp.py compare with these listeners live
+    mqtt=$(listener_port mqtt || true)
     if [ -n "$mqtt" ]; then
         echo "export WARRENMQ_REFERENCE_MQTT='$HOST:$mqtt'"
+    fi
+    stomp=$(listener_port stomp || true)
+    if [ -n "$stomp" ]; then
+        echo "export WARRENMQ_REFERENCE_STOMP='$HOST:$stomp'"
     fi
     if [ -n "${RABBITMQ_NODENAME:-}" ]; then
         echo "export RABBITMQ_NODENAME='$RABBITMQ_NODENAME'"
@@ -72,14 +80,16 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >&2
 fi
 
-# a node this script starts gets the MQTT plugin (a reused node is left as it is); without it the MQTT
-# differential cases compare with their recording
+# a node this script starts gets the MQTT and STOMP plugins (a reused node does not get them); without
+# one the differential cases of its protocol compare with their recording
 rabbitmq-plugins enable --offline rabbitmq_mqtt >&2 || log "could not enable rabbitmq_mqtt: MQTT compared with the recording"
 rabbitmq-plugins enable --offline $LINK_PLUGINS >&2 || log "could not enable $LINK_PLUGINS: shovel and federation tests will fail"
+rabbitmq-plugins enable --offline rabbitmq_stomp >&2 || log "could not enable rabbitmq_stomp: STOMP compared with the recording"
 
 log "starting rabbitmq-server"
 # as root the /usr/sbin wrapper switches to the rabbitmq user; the package's postinst does not start it
-RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_mqtt tcp_listeners [$MQTT_PORT]" rabbitmq-server -detached >&2
+RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_mqtt tcp_listeners [$MQTT_PORT] -rabbitmq_stomp tcp_listeners [$STOMP_PORT]" \
+    rabbitmq-server -detached >&2
 
 # await_startup fails at once while the node has not registered with epmd yet: retry
 for _ in $(seq 1 120); do

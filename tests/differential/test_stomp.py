@@ -4,8 +4,8 @@ Each scenario is a list of raw frames sent over one STOMP connection; the outcom
 (command, headers in order, body), with the session id, message ids and generated names normalised.
 WarrenMQ always runs (an embedded broker with STOMP on); the reference runs when
 ``WARRENMQ_REFERENCE_STOMP`` names a RabbitMQ STOMP listener (``host:port``, e.g. the probe node's
-``127.0.0.1:61614``; CI's reference has no STOMP plugin yet), and ``WARRENMQ_DIFF_RECORD=1`` writes its
-outcomes to golden/test_stomp.json.  Without a reference WarrenMQ is compared with the recording.
+``127.0.0.1:61614``; .ci/rabbitmq.sh sets it when its node has the plugin, which a node it starts has,
+on 127.0.0.1:16130), and ``WARRENMQ_DIFF_RECORD=1`` writes its outcomes to golden/test_stomp.json.  Without a reference WarrenMQ is compared with the recording.
 The scenarios create only auto-delete subscription queues.  RabbitMQ leaks one in the scenarios whose
 SUBSCRIBE it refuses after declaring the queue (bad ack mode, bad prefetch-count, duplicate subscription
 id: an unbound, never-consumed ``stomp-subscription-...`` stays); WarrenMQ checks the frame first.  After
