@@ -84,7 +84,12 @@ def _definitions(path: Path) -> Path:
 
 
 @pytest.fixture
-def stomp_broker(tmp_path):
+def suite():
+    return _suite_dir()
+
+
+@pytest.fixture
+def stomp_broker(suite, tmp_path):
     """``python -m warrenmq`` with STOMP and Web STOMP on ephemeral ports; yields (stomp, web_stomp, log)."""
     log = tmp_path / "broker.log"
     cmd = [sys.executable, "-m", "warrenmq", "--in-memory", "--definitions", str(_definitions(tmp_path / "defs.json")),
@@ -119,8 +124,7 @@ def stomp_broker(tmp_path):
 
 
 @pytest.mark.timeout(900)
-def test_stomp_py_suite(stomp_broker):
-    suite = _suite_dir()
+def test_stomp_py_suite(suite, stomp_broker):
     stomp_port, ws_port, log = stomp_broker
     env = _clean_env()
     host = "127.0.0.1"
