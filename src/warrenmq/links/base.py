@@ -50,11 +50,30 @@ class Link:
     async def delete_queue(self, name: str) -> None:
         raise NotImplementedError
 
+    async def bind_exchange(self, destination: str, source: str, routing_key: str, arguments=None) -> None:
+        """Exchange-to-exchange binding (federation binds its upstream helper exchange so)."""
+        raise NotImplementedError
+
+    async def unbind_exchange(self, destination: str, source: str, routing_key: str, arguments=None) -> None:
+        raise NotImplementedError
+
+    async def delete_exchange(self, name: str) -> None:
+        raise NotImplementedError
+
+    async def cancel(self, consumer_tag: str) -> None:
+        """Stop the consumer ``consumer_tag`` (deliveries already sent still come, and are settled as usual)."""
+        raise NotImplementedError
+
+    @property
+    def cluster_name(self) -> str | None:
+        """The ``cluster_name`` server property of the broker at the other end (None if it sent none)."""
+        raise NotImplementedError
+
     # -- consuming --------------------------------------------------------
     async def consume(self, queue: str, on_delivery, *, prefetch: int = 0, no_ack: bool = False,
-                      exclusive: bool = False, arguments=None) -> str:
+                      exclusive: bool = False, arguments=None, consumer_tag: str | None = None) -> str:
         """Start consuming ``queue``: ``on_delivery(tag, exchange, routing_key, redelivered, header, body)``
-        for each message; returns the consumer tag."""
+        for each message; returns the consumer tag (``consumer_tag`` if given)."""
         raise NotImplementedError
 
     def ack(self, tag: int, multiple: bool = False) -> None:

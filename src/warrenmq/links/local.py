@@ -220,14 +220,32 @@ class LocalLink(Link):
         if q is not None:
             self._call(self.vhost.delete_queue, q)
 
+    async def bind_exchange(self, destination: str, source: str, routing_key: str, arguments=None) -> None:
+        self._call(self.vhost.bind_exchange, destination, source, routing_key, arguments or {})
+
+    async def unbind_exchange(self, destination: str, source: str, routing_key: str, arguments=None) -> None:
+        self._call(self.vhost.unbind_exchange, destination, source, routing_key, arguments or {})
+
+    async def delete_exchange(self, name: str) -> None:
+        if name in self.vhost.exchanges:
+            self._call(self.vhost.delete_exchange, name)
+
+    async def cancel(self, consumer_tag: str) -> None:
+        self._call(self.channel.cancel, consumer_tag)
+
+    @property
+    def cluster_name(self) -> str | None:
+        from ..broker.broker import NODE
+        return self.broker.cluster_name or NODE
+
     # ------------------------------------------------------------ consuming
     async def consume(self, queue: str, on_delivery, *, prefetch: int = 0, no_ack: bool = False,
-                      exclusive: bool = False, arguments=None) -> str:
+                      exclusive: bool = False, arguments=None, consumer_tag: str | None = None) -> str:
         q = self._call(self.vhost.get_queue, queue, self.conn)
         self.on_delivery = on_delivery
         ch = self.channel
         ch.prefetch_count = prefetch
-        tag = f"amq.ctag-link-{len(ch.consumers) + 1}"
+        tag = consumer_tag or f"amq.ctag-link-{len(ch.consumers) + 1}"
         c = self._call(ch.consume, q, tag, no_ack, exclusive, arguments)
         ch.start(c)
         return tag

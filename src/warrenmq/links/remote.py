@@ -22,6 +22,7 @@ them (pyproject pins the major version).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import OrderedDict
 from urllib.parse import quote
 
@@ -30,7 +31,8 @@ from aiormq.abc import ChannelFrame
 from pamqp import commands as pamqp_spec
 
 from ..protocol.frames import content_frames, method_frame
-from ..protocol.spec import BasicAck, BasicNack, BasicPublish
+from ..protocol.spec import (BasicAck, BasicConsume, BasicNack, BasicPublish, ExchangeBind, ExchangeDeclare,
+                             ExchangeDelete, ExchangeUnbind, QueueBind, QueueDeclare, QueueDelete, QueueUnbind)
 from .base import Link, LinkClosed
 
 DEFAULT_FRAME_MAX = 131072
@@ -46,6 +48,24 @@ def _reason(exc) -> str:
         if code is not None:
             return f"{text}" if text else str(code)
     return str(exc) or type(exc).__name__
+
+
+def _raw(command_class, ours, **fields):
+    """A pamqp ``command_class`` method encoded by our protocol layer from the same method ``ours``.
+    pamqp refuses queue and exchange names outside ``[a-zA-Z0-9-_.:@#,/+ ]`` (federation's are
+    ``federation: x -> node``; AMQP allows any short string) and narrows every integer in a table to the
+    smallest type that holds it (a federation declare must send ``x-max-hops`` as a ``long``).  aiormq
+    sends it and matches the reply as for its own method; only ``validate`` and ``marshal`` differ."""
+    payload = ours.encode()[4:]  # without the class and method ids, which pamqp's frame writer adds
+
+    class Raw(command_class):
+        def validate(self) -> None:
+            pass
+
+        def marshal(self) -> bytes:
+            return payload
+    Raw.__name__ = Raw.__qualname__ = command_class.__name__
+    return Raw(**fields)
 
 
 class RemoteLink(Link):
@@ -133,14 +153,16 @@ class RemoteLink(Link):
     # ------------------------------------------------------------ topology
     async def declare_queue(self, name: str, *, passive: bool = False, durable: bool = True,
                             exclusive: bool = False, auto_delete: bool = False, arguments=None) -> tuple:
-        ok = await self._rpc(self.channel.queue_declare(name, passive=passive, durable=durable, exclusive=exclusive,
-                                                        auto_delete=auto_delete, arguments=arguments))
+        ok = await self._rpc(self.channel.rpc(_raw(
+            pamqp_spec.Queue.Declare,
+            QueueDeclare(0, name, passive, durable, exclusive, auto_delete, False, arguments or {}),
+            queue=name, passive=passive)))
         return ok.queue, ok.message_count
 
     async def ensure_queue(self, name: str) -> int:
         probe = await self._rpc(self.conn.channel(publisher_confirms=False))
         try:
-            ok = await probe.queue_declare(name, passive=True)
+            ok = await probe.rpc(_raw(pamqp_spec.Queue.Declare, QueueDeclare(0, name, True), queue=name, passive=True))
             return ok.message_count
         except aiormq.exceptions.ChannelNotFoundEntity:
             pass
@@ -151,27 +173,55 @@ class RemoteLink(Link):
 
     async def declare_exchange(self, name: str, type_: str, *, passive: bool = False, durable: bool = True,
                                auto_delete: bool = False, internal: bool = False, arguments=None) -> None:
-        await self._rpc(self.channel.exchange_declare(name, exchange_type=type_, passive=passive, durable=durable,
-                                                      auto_delete=auto_delete, internal=internal,
-                                                      arguments=arguments))
+        await self._rpc(self.channel.rpc(_raw(
+            pamqp_spec.Exchange.Declare,
+            ExchangeDeclare(0, name, type_, passive, durable, auto_delete, internal, False, arguments or {}),
+            exchange=name, exchange_type=type_, passive=passive)))
 
     async def bind(self, queue: str, exchange: str, routing_key: str, arguments=None) -> None:
-        await self._rpc(self.channel.queue_bind(queue, exchange, routing_key, arguments=arguments))
+        await self._rpc(self.channel.rpc(_raw(pamqp_spec.Queue.Bind, QueueBind(
+            0, queue, exchange, routing_key, False, arguments or {}), queue=queue, exchange=exchange)))
 
     async def unbind(self, queue: str, exchange: str, routing_key: str, arguments=None) -> None:
-        await self._rpc(self.channel.queue_unbind(queue, exchange, routing_key, arguments=arguments))
+        await self._rpc(self.channel.rpc(_raw(pamqp_spec.Queue.Unbind, QueueUnbind(
+            0, queue, exchange, routing_key, arguments or {}), queue=queue, exchange=exchange)))
 
     async def delete_queue(self, name: str) -> None:
-        await self._rpc(self.channel.queue_delete(name))
+        await self._rpc(self.channel.rpc(_raw(pamqp_spec.Queue.Delete, QueueDelete(0, name), queue=name)))
+
+    async def bind_exchange(self, destination: str, source: str, routing_key: str, arguments=None) -> None:
+        await self._rpc(self.channel.rpc(_raw(pamqp_spec.Exchange.Bind, ExchangeBind(
+            0, destination, source, routing_key, False, arguments or {}), destination=destination, source=source,
+            routing_key=routing_key)))
+
+    async def unbind_exchange(self, destination: str, source: str, routing_key: str, arguments=None) -> None:
+        await self._rpc(self.channel.rpc(_raw(pamqp_spec.Exchange.Unbind, ExchangeUnbind(
+            0, destination, source, routing_key, False, arguments or {}), destination=destination, source=source,
+            routing_key=routing_key)))
+
+    async def delete_exchange(self, name: str) -> None:
+        await self._rpc(self.channel.rpc(_raw(pamqp_spec.Exchange.Delete, ExchangeDelete(0, name), exchange=name)))
+
+    async def cancel(self, consumer_tag: str) -> None:
+        await self._rpc(self.channel.basic_cancel(consumer_tag))
+
+    @property
+    def cluster_name(self) -> str | None:
+        name = (getattr(self.conn, "server_properties", None) or {}).get("cluster_name")
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return name if isinstance(name, str) else None
 
     # ------------------------------------------------------------ consuming
     async def consume(self, queue: str, on_delivery, *, prefetch: int = 0, no_ack: bool = False,
-                      exclusive: bool = False, arguments=None) -> str:
+                      exclusive: bool = False, arguments=None, consumer_tag: str | None = None) -> str:
         self.on_delivery = on_delivery
         if prefetch and not no_ack:
             await self._rpc(self.channel.basic_qos(prefetch_count=prefetch))
-        ok = await self._rpc(self.channel.basic_consume(queue, self._delivered, no_ack=no_ack, exclusive=exclusive,
-                                                        arguments=arguments))
+        tag = consumer_tag or f"ctag{self.channel.number}.{uuid.uuid4().hex}"
+        self.channel.consumers[tag] = self._delivered  # aiormq's consumer table, as its basic_consume fills it
+        ok = await self._rpc(self.channel.rpc(_raw(pamqp_spec.Basic.Consume, BasicConsume(
+            0, queue, tag, False, no_ack, exclusive, False, arguments or {}), queue=queue, consumer_tag=tag)))
         return ok.consumer_tag
 
     async def _delivered(self, message) -> None:
