@@ -158,6 +158,7 @@ class BrokerApp:
         self._trim = None
         self._last_trim = 0.0
         self.shovels = None  # the shovel plugin (shovel/manager.py), attached when the broker exists
+        self.federation = None  # the federation links (federation/links.py), started when the broker exists
 
     def _relieve_memory(self, excess: int) -> int:
         """Memory pressure (flow.py): queues move their backlog to disk; with the alarm on, about once a
@@ -237,6 +238,10 @@ class BrokerApp:
             from .shovel import ShovelManager
             self.shovels = ShovelManager(self.broker)
             self.shovels.attach()
+            # federation: its parameter components and policy keys, before a definitions file may use them
+            from .federation.links import FederationService
+            self.federation = FederationService(self.broker)
+            self.federation.start()
             if self.config.definitions_file:
                 try:
                     load_definitions(self.broker, self.config.definitions_file)
@@ -247,6 +252,9 @@ class BrokerApp:
             if self.shovels is not None:
                 await self.shovels.stop()
                 self.shovels = None
+            if self.federation is not None:
+                await self.federation.stop()
+                self.federation = None
             for s in listeners:
                 await s.stop(0)
             if self.management is not None:
@@ -283,6 +291,9 @@ class BrokerApp:
         if self.shovels is not None:
             await self.shovels.stop()
             self.shovels = None
+        if self.federation is not None:
+            await self.federation.stop()
+            self.federation = None
         if self.prometheus is not None:
             await self.prometheus.stop()
         if self.management is not None:

@@ -88,6 +88,17 @@ HA_MODES = ("all", "exactly", "nodes")
 QUEUE_MASTER_LOCATORS = ("min-masters", "client-local", "random")
 #: the keys a user policy may set
 POLICY_KEYS = frozenset(QUEUE_KEYS) | frozenset(EXCHANGE_KEYS) | frozenset(HA_KEYS) | {"queue-master-locator"}
+#: policy keys of plugins (federation): ``register_policy_keys`` adds them with their validator
+PLUGIN_KEYS: dict = {}  # key -> check(dict of that plugin's keys in a definition) -> error text or None
+
+
+def register_policy_keys(keys, check) -> None:
+    """Make ``keys`` valid user-policy keys, checked together by ``check(found)`` (``found``: those of
+    ``keys`` a definition has; returns RabbitMQ's error text or None), as a plugin's policy validator."""
+    for k in keys:
+        PLUGIN_KEYS[k] = check
+
+
 #: the keys an operator policy may set (RabbitMQ 3.10's operator_policy_validator registrations);
 #: max-in-memory-* are accepted and, as for RabbitMQ's classic queues, have no effect
 OPERATOR_KEYS = ("expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
@@ -224,7 +235,11 @@ def validate(name: str, pattern: str, definition: dict, priority: int, apply_to:
         err = _check_ha(definition)
         if err:
             raise ValueError(err)
-    unknown = sorted(k for k in definition if k not in known)
+        for check in {PLUGIN_KEYS[k] for k in definition if k in PLUGIN_KEYS}:
+            err = check({k: v for k, v in definition.items() if PLUGIN_KEYS.get(k) is check})
+            if err:
+                raise ValueError(err)
+    unknown = sorted(k for k in definition if k not in known and (operator or k not in PLUGIN_KEYS))
     if unknown:
         terms = ",".join(f"{{{_erl(k)},{_erl(definition[k])}}}" for k in unknown)
         raise ValueError(f"[{terms}] are not recognised policy settings")

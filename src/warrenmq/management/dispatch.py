@@ -9,7 +9,7 @@ adding its module to :data:`ROUTES` here, so no two areas edit one table.
 """
 from __future__ import annotations
 
-from . import admin, definitions, extras, messaging, routes, shovels, stats_routes
+from . import admin, definitions, extras, federation, messaging, routes, shovels, stats_routes
 
 #: every endpoint, in match order (the first pattern that matches wins)
 ROUTES = [
@@ -20,6 +20,7 @@ ROUTES = [
     *stats_routes.ROUTES,
     *extras.ROUTES,
     *shovels.ROUTES,
+    *federation.ROUTES,
 ]
 
 
