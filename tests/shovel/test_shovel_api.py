@@ -236,3 +236,20 @@ def test_shovels_restart_with_the_broker(tmp_path):
         api.wait_state("dur")
         publish_confirmed(b.url, "p1", [b"after restart"], declare=False)
         assert [m[2] for m in drain(b.url, "p2", 1)] == [b"after restart"]
+
+
+def test_an_operator_closing_the_shovel_connection_restarts_it(mbroker):
+    import urllib.parse
+    api = mbroker.api
+    assert api.put_shovel("op", {**BASE, "dest-queue": "y", "reconnect-delay": 0.3})[0] == 201
+    api.wait_state("op")
+    conns = [c for c in api.request("GET", "/connections")[1] if c.get("user_provided_name") == "Shovel op"]
+    assert len(conns) == 2  # its source and its destination, both direct here
+    conn = conns[0]
+    assert api.request("DELETE", "/connections/" + urllib.parse.quote(conn["name"], safe=""))[0] == 204
+    st = api.wait_state("op", "terminated", timeout=5)
+    assert st["reason"] in ('"source connection closed: CONNECTION_FORCED - Closed via management plugin"',
+                            '"destination connection closed: CONNECTION_FORCED - Closed via management plugin"')
+    api.wait_state("op")
+    publish_confirmed(mbroker.url, "x", [b"after close"], declare=False)
+    assert [m[2] for m in drain(mbroker.url, "y", 1)] == [b"after close"]
