@@ -4,7 +4,10 @@
  * charts and the consumers table (consumer_details); the bindings list every 5 s. The
  * actions are forms, each through the HTTP API as RabbitMQ's UI does them: get messages (POST .../get),
  * publish (POST /api/exchanges/{vhost}/amq.default/publish with the queue's name as routing key),
- * purge (DELETE .../contents) and delete (DELETE with if-empty/if-unused), both confirmed first.
+ * purge (DELETE .../contents) and delete (DELETE with if-empty/if-unused), both confirmed first, and
+ * move messages: the temporary shovel RabbitMQ's queue page creates (PUT /api/parameters/shovel/{vhost}/
+ * Move from {name}: this queue to another of the vhost, on-confirm, deleting itself after the queue's
+ * length at the start), then back to the queues list as RabbitMQ's does.
  * A 404 shows "Queue not found" instead of the page (and a deleted queue's page says so).
  * With statistics off the API sends no *_details: the rate chart and rate facts are left out.
  */
@@ -69,6 +72,7 @@ export default {
         'Message will be published to the default exchange with routing key ', el('code', {}, name), ', routing it to this queue.'),
       publishForm(ctx, vhost, 'amq.default', {routingKey: name})),
       section('Get messages', getMessages(ctx, path)),
+      section('Move messages', moveForm(ctx, vhost, name)),
       section('Purge', purgeForm(ctx, path, name)),
       section('Delete', deleteForm(ctx, path, name, vhost)),
     );
@@ -158,6 +162,30 @@ function messageView(m, n) {
 function propsView(p) {
   if (!p || Array.isArray(p) || !Object.keys(p).length) return '';
   return kvTable(p);
+}
+
+function moveForm(ctx, vhost, name) {
+  const dest = input('dest-queue', {required: true, autocomplete: 'off'});
+  const f = makeForm('Move messages', [
+    el('p', {class: 'obj-hint'}, 'The shovel plugin can be used to move messages from this queue to another one. ' +
+      'The form below will create a temporary shovel to move messages to another queue on the same virtual host, ' +
+      'with default settings.'),
+    field('Destination queue', dest),
+  ], 'Move messages', async () => {
+    const uri = `amqp:///${encodeURIComponent(vhost)}`;
+    await ctx.api.put(`/parameters/shovel/${encodeURIComponent(vhost)}/${encodeURIComponent(`Move from ${name}`)}`, {
+      component: 'shovel', vhost, name: `Move from ${name}`,
+      value: {
+        'src-uri': uri, 'src-queue': name, 'src-protocol': 'amqp091', 'src-prefetch-count': 1000,
+        'src-delete-after': 'queue-length', 'dest-protocol': 'amqp091', 'dest-uri': uri,
+        'dest-add-forward-headers': false, 'ack-mode': 'on-confirm', 'dest-queue': dest.value,
+        'src-consumer-args': {},
+      },
+    });
+    ctx.go('#/queues');
+    return '';
+  });
+  return f;
 }
 
 function purgeForm(ctx, path, name) {
