@@ -319,6 +319,8 @@ def window_metrics() -> list:
             Metric("latency p50 while publishing", "ms", LOW, ms("window", "latency_us", "p50")),
             Metric("latency p99 while publishing", "ms", LOW, ms("window", "latency_us", "p99")),
             Metric("depth when publishing stops", "msgs", LOW, g("window", "depth")),
+            # the part of that depth still in the publishers' own socket send buffers (never reached the broker)
+            Metric("of which not yet sent by the publishers", "msgs", LOW, g("window", "publisher_unsent")),
             Metric("peak RSS above idle", "MiB", LOW, rss_above_idle)]
 
 

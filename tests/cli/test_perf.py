@@ -184,6 +184,42 @@ def test_window_figures_are_present_and_sane(broker):
     assert r["broker"]["rss_max"] >= w["rss_peak"]
     assert r["broker"]["rss_max_above_start"] == r["broker"]["rss_max"] - r["broker"]["rss_start"]
     assert all("depth" in sec for sec in r["per_second"])
+    # the publisher's unsent messages at its stop: published, not yet consumed
+    assert 0 <= w["publisher_unsent"] <= w["published"]
+    assert w["publisher_unsent_ms"] == (round(w["publisher_unsent"] / w["consume_rate"] * 1000, 1)
+                                        if w["consume_rate"] else None)
+
+
+def test_unsent_bytes_are_what_the_peer_has_not_been_sent():
+    # a TCP peer that does not read: what the writer's socket holds beyond the peer's window is unsent;
+    # once the peer reads everything, nothing is
+    from warrenmq.cli.perf import unsent_bytes
+    with socket.create_server(("127.0.0.1", 0)) as lsock:
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        w = socket.socket()
+        w.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        w.connect(lsock.getsockname())
+        peer, _ = lsock.accept()
+        try:
+            assert unsent_bytes(w) == 0
+            w.setblocking(False)
+            written = 0
+            try:
+                while True:
+                    written += w.send(bytes(65536))
+            except BlockingIOError:
+                pass
+            time.sleep(0.05)
+            held = unsent_bytes(w)
+            assert 0 < held < written
+            got = 0
+            deadline = time.monotonic() + 10
+            while got < written and time.monotonic() < deadline:
+                got += len(peer.recv(1 << 20))
+            assert got == written and unsent_bytes(w) == 0
+        finally:
+            w.close()
+            peer.close()
 
 
 def test_window_of_a_counted_run_ends_with_the_publisher(broker):

@@ -99,9 +99,11 @@ CLIENT_PROPERTIES = {
 }
 
 # shared-memory layout: one slot of SLOT int64 counters per worker process
-SLOT = 15
+SLOT = 16
 (C_COUNT, C_CONFIRMED, C_NACKED, C_READY, C_DONE, C_ERROR, C_BYTES, C_FIRST_NS, C_LAST_NS, C_P50, C_P99, C_BLOCKED,
- C_PUB_END_NS, C_SNDBUF, C_TICK) = range(SLOT)
+ C_PUB_END_NS, C_SNDBUF, C_TICK, C_UNSENT) = range(SLOT)
+# Linux's SIOCOUTQNSD: bytes a socket's send buffer holds that TCP has not sent yet
+SIOCOUTQNSD = 0x894B
 # publisher sockets' SO_SNDBUF unless --sndbuf says otherwise: a few batches, as a client library's socket holds,
 # not the megabytes Linux autotuning grows to (which would count a throttled publisher's backlog as latency)
 DEFAULT_SNDBUF = 131072
@@ -339,6 +341,15 @@ class Topology:
 
 
 # ------------------------------------------------------------------------------------- publisher
+def unsent_bytes(sock) -> int | None:
+    """Bytes written to ``sock`` that its kernel has not sent yet (Linux's SIOCOUTQNSD; None elsewhere)."""
+    try:
+        import fcntl
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0\0\0\0"))[0]
+    except (ImportError, OSError):
+        return None
+
+
 def build_batch(cfg, topo: Topology, publisher: int, frame_max: int, batch: int):
     """(bytearray of ``batch`` encoded messages, message length, body offsets of the timestamps)."""
     key, headers, _ = topo.target(publisher)
@@ -407,6 +418,7 @@ class _PubConn:
         self.conn.buf = bytearray()
         self.sock.settimeout(None)  # blocking; send and recv with MSG_DONTWAIT do not wait
         self.cut_ns = 0
+        self.cut_unsent = None  # unsent_bytes() when the deadline cut the write
         self.on_cut = None  # called with cut_ns, before the message in progress is finished
         self.poller = select.poll()
         self.poller.register(self.sock, select.POLLOUT | (select.POLLIN if cfg.confirm else 0))
@@ -485,6 +497,7 @@ class _PubConn:
                 end = -(-sent // self.mlen) * self.mlen  # finish the message in progress only
                 if not self.cut_ns:
                     self.cut_ns = time.monotonic_ns()
+                    self.cut_unsent = unsent_bytes(sock)  # before finishing the message lets some go
                     if self.on_cut is not None:
                         self.on_cut(self.cut_ns)
                 continue
@@ -586,6 +599,9 @@ def _publisher_proc(wid, cfg, url, pubs, shm, ctrl, pub_counts, results):
                 if delay > 0:
                     time.sleep(min(delay, 0.05))
         last_ns = time.monotonic_ns()
+        # what the publishers wrote that still waits in their own send buffers (part of the window's depth)
+        unsent = [c.cut_unsent if c.cut_ns else unsent_bytes(c.sock) for c in conns]
+        shm[base + C_UNSENT] = -1 if None in unsent else sum(-(-n // c.mlen) for n, c in zip(unsent, conns))
         for c in conns:
             pub_counts[c.index] = c.published
         shm[base + C_COUNT] = total
@@ -1571,9 +1587,14 @@ class Runner:
         pub_end = [shm[w * SLOT + C_PUB_END_NS] for w in pub_w]
         if windowed and pub_end and all(pub_end):
             pub_first = [shm[w * SLOT + C_FIRST_NS] for w in pub_w if shm[w * SLOT + C_FIRST_NS]]
-            result["window"] = window_figures(
+            result["window"] = w = window_figures(
                 min(pub_first) if pub_first else go_ns, max(pub_end), pub, routed(), lat_arrays,
                 depth_box, stats, win_seen)
+            unsent = [shm[wk * SLOT + C_UNSENT] for wk in pub_w]
+            if -1 not in unsent:  # the depth's share that never reached the broker (Linux only)
+                w["publisher_unsent"] = sum(unsent)
+                w["publisher_unsent_ms"] = (round(sum(unsent) / w["consume_rate"] * 1000, 1)
+                                            if w["consume_rate"] else None)
         if cfg.publishers:
             bufs = [shm[w * SLOT + C_SNDBUF] for w in pub_w if shm[w * SLOT + C_SNDBUF]]
             result["publisher_sndbuf"] = min(bufs) if bufs else None
@@ -1774,6 +1795,10 @@ def summary_text(r: dict) -> str:
             lines.append(f"{'depth at window end':24}{w['depth']:>14,}  (published - consumed"
                          + (f"; queue.declare {w['queue_depth_delay_s']:.2f} s later: {w['queue_depth']:,} ready)"
                             if w.get("queue_depth") is not None else ")"))
+            if w.get("publisher_unsent") is not None:
+                lines.append(f"{'  not yet sent':24}{w['publisher_unsent']:>14,}  (in the publishers' socket send"
+                             " buffers" + (f": {w['publisher_unsent_ms']:,.1f} ms at the consumers' rate)"
+                                           if w.get("publisher_unsent_ms") is not None else ")"))
             wl = w.get("latency_us")
             lines.append("latency in window  " + ("  ".join(f"{k} {_fmt_us(wl[k] * 1000)}" for k in ("p50", "p99",
                                                                                                      "max"))
