@@ -7,6 +7,7 @@ probe node answered the same requests.
 """
 from __future__ import annotations
 
+import json
 import time
 
 import pika
@@ -365,4 +366,54 @@ def test_warrenmq_federates_an_exchange_and_a_queue_from_rabbitmq(reference, dow
     rch.queue_delete(qn)
     rch.queue_delete(link_q)
     rch.exchange_delete(x)
+    dc.close()
+
+
+# ------------------------------------------------------------------ definitions and warrenmq ctl
+def test_upstreams_and_policies_come_and_go_with_definitions(down, up):
+    x = unique("x")
+    defs = {"parameters": [{"value": {"uri": uri(up), "max-hops": 2}, "vhost": "/", "component": "federation-upstream",
+                            "name": "d1"},
+                           {"value": [{"upstream": "d1"}], "vhost": "/", "component": "federation-upstream-set",
+                            "name": "s1"}],
+            "policies": [{"vhost": "/", "name": "dpol", "pattern": f"^{x}$", "apply-to": "exchanges",
+                          "definition": {"federation-upstream-set": "s1"}, "priority": 0}],
+            "exchanges": [{"name": x, "vhost": "/", "type": "fanout", "durable": True, "auto_delete": False,
+                           "internal": False, "arguments": {}}]}
+    assert api(down, "POST", "/api/definitions", defs)[0] in (201, 204)
+    [link] = running(down)
+    assert link["upstream"] == "d1" and link["exchange"] == x
+    exported = api(down, "GET", "/api/definitions")[1]
+    params = {(p["component"], p["name"]): p["value"] for p in exported["parameters"]}
+    assert params[("federation-upstream", "d1")] == {"uri": uri(up), "max-hops": 2}
+    assert params[("federation-upstream-set", "s1")] == [{"upstream": "d1"}]
+    assert [p["definition"] for p in exported["policies"] if p["name"] == "dpol"] == [
+        {"federation-upstream-set": "s1"}]
+
+
+def test_federation_status_with_warrenmq_ctl(down, up, capsys):
+    from warrenmq.cli import ctl
+    x = unique("x")
+    federate(down, "c1", uri(up), f"^{x}$", "exchanges")
+    federate(down, "c2", "amqp://guest:guest@127.0.0.1:1", f"^{x}$", "exchanges", **{"reconnect-delay": 1})
+    assert api(down, "PUT", f"/api/policies/{V}/both", {"pattern": f"^{x}$", "priority": 5, "apply-to": "exchanges",
+                                                        "definition": {"federation-upstream-set": "all"}})[0] == 201
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "fanout")
+    wait(lambda: sorted(link["status"] for link in links(down)) == ["error", "running"], what="both links")
+    capsys.readouterr()
+    assert ctl.main(["--url", down.management_url, "federation_status", "--formatter", "json"]) == 0
+    out = capsys.readouterr().out
+    rows = sorted(json.loads(out), key=lambda r: r["upstream"])
+    assert [sorted(r) for r in rows] == [sorted(["error", "exchange", "id", "last_changed", "local_connection", "queue",
+                                                 "status", "type", "upstream", "upstream_exchange", "upstream_queue",
+                                                 "uri", "vhost"])] * 2
+    assert (rows[0]["upstream"], rows[0]["status"], rows[0]["error"], rows[0]["queue"]) == ("c1", "running", "", "")
+    assert rows[0]["local_connection"] == "Federation link (upstream: c1, policy: both)"
+    assert (rows[1]["upstream"], rows[1]["status"], rows[1]["error"]) == ("c2", "error", "econnrefused")
+    assert ctl.main(["--url", down.management_url, "federation_status", "--only-down"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("Listing federation links which are down on node ")
+    assert "error => econnrefused" in out and "upstream => <<\"c2\">>" in out and "<<\"c1\">>" not in out
     dc.close()

@@ -806,6 +806,38 @@ def cmd_shovel_status(client, out, args):
     return EX_OK
 
 
+#: rabbitmqctl federation_status's keys, in its order; /api/federation-links' ``timestamp`` is ``last_changed``
+_FEDERATION_KEYS = ("error", "exchange", "id", "last_changed", "local_connection", "queue", "status", "type",
+                    "upstream", "upstream_exchange", "upstream_queue", "uri", "vhost")
+_FEDERATION_ATOMS = ("status", "type")  # printed bare, as Erlang atoms
+
+
+def cmd_federation_status(client, out, args):
+    links = client.get(path("federation-links"))
+    node = links[0]["node"] if links else client.get(path("overview")).get("node", "")
+    if args.only_down:
+        links = [x for x in links if x.get("status") != "running"]
+        out.info(f"Listing federation links which are down on node {node}...")
+    else:
+        out.info(f"Listing federation links on node {node}...")
+    rows = []
+    for link in links:
+        fields = dict(link, last_changed=link.get("timestamp", ""))
+        rows.append({k: fields.get(k) or "" for k in _FEDERATION_KEYS})
+    if out.json:
+        out.stream.write("[\n" + "".join(("," if i else "") + json.dumps(r, separators=(",", ":"), ensure_ascii=False)
+                                          + "\n" for i, r in enumerate(rows)) + "]\n")
+        return EX_OK
+
+    def term(k, v):  # rabbitmqctl prints the links as Erlang maps
+        if k in _FEDERATION_ATOMS or (k == "error" and v and v.isidentifier() and v.islower()):
+            return v
+        return "<<" + (json.dumps(v, ensure_ascii=False) if v else "") + ">>"
+    out.write("[" + ",\n ".join("#{" + ",".join(f"{k} => {term(k, v)}" for k, v in r.items()) + "}"
+                                 for r in rows) + "]")
+    return EX_OK
+
+
 # ------------------------------------------------------------------- queues
 def _queue_not_found(args) -> CtlError:
     return CtlError(f"queue '{args.queue}' in vhost '{args.vhost}' not found", EX_UNAVAILABLE)
@@ -1008,6 +1040,8 @@ def _commands():
         "clear_parameter": (cmd_clear_parameter, "clear a runtime parameter", [(("component",), {}), (("name",), {})]),
         "list_parameters": (cmd_list_parameters, "runtime parameters in a vhost", []),
         "shovel_status": (cmd_shovel_status, "the status of every shovel", []),
+        "federation_status": (cmd_federation_status, "the status of every federation link", [
+            (("--only-down",), {"action": "store_true", "dest": "only_down", "help": "only the links not running"})]),
         "set_vhost_limits": (cmd_set_vhost_limits, "set a vhost's limits (JSON)", [(("definition",), {})]),
         "purge_queue": (cmd_purge_queue, "purge a queue", queue),
         "delete_queue": (cmd_delete_queue, "delete a queue", queue + [
