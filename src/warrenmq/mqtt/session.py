@@ -277,6 +277,7 @@ class MQTTSession:
         self.may_write = False
         self.last_seen = 0.0
         self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
+        self.recv_pkts = 0  # packets handed to the session (the listener's fairness budget reads it)
         self.proto = _Limits()
         self.reader = getattr(io, "transport", None)  # (get_extra_info, for the management API)
         self.channels: dict = {}
@@ -295,7 +296,9 @@ class MQTTSession:
         self.recv_oct += len(data)
         self.recv_cnt += 1
         try:
-            for pkt in self.conn.receive_data(data):
+            packets = self.conn.receive_data(data)
+            self.recv_pkts += len(packets)
+            for pkt in packets:
                 self.handle(pkt)
                 if self.closed:
                     return
@@ -650,6 +653,10 @@ class MQTTSession:
     def set_flow(self, on: bool) -> None:
         """Credit flow: a queue this session publishes into is behind its consumers (or no longer is)."""
         self.flow_count += 1 if on else -1
+        if on:
+            throttled = getattr(self.io, "throttled", None)  # (the TCP listener shrinks its receive buffer)
+            if throttled is not None:
+                throttled()
         self._pause(_PAUSE_FLOW, self.flow_count > 0)
 
     def set_blocked(self, blocked: bool) -> None:

@@ -11,22 +11,35 @@ definitions store at start and written back, the changes of a second together, o
 stop.  With a TLS context it also listens on ``tls_port`` (MQTT over TLS, RabbitMQ's
 mqtt.listeners.ssl): the same protocol and sessions behind asyncio's TLS transport, the handshake
 bounded by ``tls_handshake_timeout_ms``.  Write-side flow:
-``pause_writing`` stops deliveries to the connection until ``resume_writing``.
+``pause_writing`` stops deliveries to the connection until ``resume_writing`` (the write buffer
+limits are ``write_buffer_high``/``write_buffer_low``, as for AMQP).
+
+Fair reading, as the AMQP listener does it (transport/server.py): the loop reads into one
+``FAIR_READ`` buffer the server's connections share (``LARGE_READ`` for a connection sending large
+messages), and a connection that handed the session ``FAIR_BUDGET`` units of work (packets, and
+4 KiB units of bytes read) pauses its reading until the next loop turn.  Without that, libuv reads a
+busy publisher's socket up to 32 times in one callback (256 KiB each): the deliveries to the
+subscribers, written at the end of the turn, waited behind megabytes of publishes, and a fan-in of
+100 QoS 0 devices delivered nothing for seconds.  Reading is paused for the session's reasons
+(credit flow, a resource alarm) or for the yield, and resumed when neither holds; the first time
+credit flow throttles the connection its ``SO_RCVBUF`` shrinks to ``flow_recbuf``, so what a device
+sends while it is not read waits on the device, not in megabytes of autotuned kernel buffer.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from ..mqtt.session import MQTTSession, RetainedStore
-from .server import ListenError
+from .server import FAIR_BUDGET, FAIR_READ, LARGE_READ, ListenError
 
 log = logging.getLogger("warrenmq.mqtt")
 
 RETAINED_SAVE_INTERVAL = 1.0  # seconds between writes of changed retained messages to the definitions store
 
 
-class MQTTProtocol(asyncio.Protocol):
+class MQTTProtocol(asyncio.BufferedProtocol):
     def __init__(self, server: "MQTTServer"):
         self.server = server
         self.loop = server.loop
@@ -34,19 +47,50 @@ class MQTTProtocol(asyncio.Protocol):
         self.session: MQTTSession | None = None
         self.peer = None
         self.last_data = 0.0
-        self.reading_paused = False
+        self.reading_paused = False  # the transport's state
+        self.session_paused = False  # the session's reasons (flow, alarm)
+        self.yielding = False  # the fairness yield until the next loop turn
+        self.throttled_once = False
+        self._rbuf = server.read_buffer
+        self._budget = FAIR_BUDGET
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        cfg = self.server.app.config
+        transport.set_write_buffer_limits(high=cfg.write_buffer_high, low=cfg.write_buffer_low)
         self.last_data = self.loop.time()
         self.session = MQTTSession(self.server, self)
         self.server.protocols.add(self)
         self.server.schedule_connect_timeout(self)
 
+    def get_buffer(self, sizehint: int):
+        return self._rbuf  # shared: buffer_updated copies the bytes out before anything else reads
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._rbuf[:nbytes].tobytes())
+
     def data_received(self, data: bytes) -> None:
         self.last_data = self.loop.time()
-        self.session.data_received(data)
+        session = self.session
+        before = session.recv_pkts
+        session.data_received(data)
+        n = len(data)
+        packets = session.recv_pkts - before
+        if n == len(self._rbuf):  # more than 4 KiB a packet: large reads (fewer of them, no joined pieces)
+            self._rbuf = self.server.large_read_buffer if n > packets << 12 else self.server.read_buffer
+        budget = self._budget - packets - (n >> 12)
+        if budget > 0:
+            self._budget = budget
+        elif not self.yielding:
+            self._budget = FAIR_BUDGET
+            self.yielding = True
+            self._update_reading()
+            self.loop.call_soon(self._resume_turn)
+
+    def _resume_turn(self) -> None:
+        self.yielding = False
+        self._update_reading()
 
     def connection_lost(self, exc) -> None:
         self.server.protocols.discard(self)
@@ -72,6 +116,24 @@ class MQTTProtocol(asyncio.Protocol):
         self.loop.call_soon(fn)
 
     def pause_reading(self, paused: bool) -> None:
+        self.session_paused = paused
+        self._update_reading()
+
+    def throttled(self) -> None:
+        """Credit flow throttles this connection: the first time, shrink its receive buffer (see the module)."""
+        if self.throttled_once:
+            return
+        self.throttled_once = True
+        recbuf = self.server.app.config.flow_recbuf
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if recbuf and sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recbuf)
+            except OSError:
+                pass
+
+    def _update_reading(self) -> None:
+        paused = self.session_paused or self.yielding
         if paused != self.reading_paused and self.transport is not None and not self.transport.is_closing():
             self.reading_paused = paused
             if paused:
@@ -96,6 +158,8 @@ class MQTTServer:
         self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
         self.retained_stores: dict[str, RetainedStore] = {}
         self._save_timer = None
+        self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
+        self.large_read_buffer = memoryview(bytearray(LARGE_READ))
 
     @property
     def broker(self):
