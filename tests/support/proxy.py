@@ -1,5 +1,6 @@
 """A TCP proxy for link-failure tests: forwards 127.0.0.1:<port> to a target, and ``cut()`` drops every
-connection through it at once (both sides see the TCP connection end), as a broken network link does."""
+connection through it at once (both sides see the TCP connection end), as a broken network link does;
+``stall()`` stops forwarding until ``resume()``, as a link far slower than its traffic."""
 import socket
 import threading
 
@@ -17,6 +18,8 @@ class TcpProxy:
         self.cuts = 0
         self.refusing = False  # while set, new connections are closed at once
         self.closed = False
+        self.flowing = threading.Event()  # cleared by stall(): nothing is forwarded until resume()
+        self.flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, vhost: str = "%2F") -> str:
@@ -46,9 +49,11 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket, pair) -> None:
         try:
             while True:
+                self.flowing.wait()
                 data = src.recv(65536)
                 if not data:
                     break
+                self.flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -78,7 +83,16 @@ class TcpProxy:
         self.cuts += 1
         return len(pairs)
 
+    def stall(self) -> None:
+        """Stop forwarding (the connections stay open, the senders' buffers fill): a link slower than its
+        source."""
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
     def close(self) -> None:
+        self.flowing.set()
         self.closed = True
         self.listener.close()
         self.cut()

@@ -90,8 +90,15 @@ class Link:
         raise NotImplementedError
 
     def set_flow_listener(self, listener) -> None:
-        """``listener(on)``: the broker asks this link to stop (True) / resume (False) publishing.  Only
-        the local link hears it (credit flow); a remote broker's flow control is TCP back-pressure."""
+        """``listener(on)``: this link asks its publisher to stop (True) / resume (False) publishing.  A
+        local link passes on the broker's credit flow (the destination queue's consumers are behind); a
+        remote link says so when its output not yet written passes :data:`~.remote.HIGH_WATER` bytes
+        (the peer or the network is slower than the source) and again once it is written."""
+
+    def pause(self, on: bool) -> None:
+        """Stop (True) / resume (False) handing deliveries to ``on_delivery``.  A local link stops its
+        consumers' dispatch (the messages stay ready in their queue); a remote link ignores it (its
+        prefetch bounds what can be in flight)."""
 
     async def close(self) -> None:
         raise NotImplementedError

@@ -302,6 +302,16 @@ class LocalLink(Link):
     def set_flow_listener(self, listener) -> None:
         self.flow_listener = listener
 
+    def pause(self, on: bool) -> None:
+        """Stop or resume the consumers' dispatch: a paused channel gets no deliveries (its queues skip
+        it, as they skip a connection whose socket is full) and the messages stay ready."""
+        ch = self.channel
+        if self.closed.done() or ch.paused == on:
+            return
+        ch.paused = on
+        if not on:
+            ch.dispatch_consumers()
+
     def _flow(self, on: bool) -> None:
         if self.flow_listener is not None:
             self.flow_listener(on)

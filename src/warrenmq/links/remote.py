@@ -15,8 +15,10 @@ are numbered by the link (nothing else publishes on its channel) and kept in ord
 callbacks; the channel's ``_on_confirm_frame`` (the method aiormq's frame reader calls for each
 ``basic.ack``/``basic.nack``) is replaced on that one channel object by the link's, which settles
 everything a multiple ack covers in one pass (aiormq's own schedules a callback per tag and scans its
-whole table per ack: a third of the shovel's time).  Those two names, ``ChannelFrame`` and
-``_on_confirm_frame``, are the whole use of aiormq's insides; the shovel tests fail if a release changes
+whole table per ack: a third of the shovel's time).  Each batch carries a drain future, so
+the writer waits for the socket to drain before the next (back-pressure: past a megabyte of unwritten
+output the link asks its publisher to stop, see ``set_flow_listener``).  Those two names,
+``ChannelFrame`` and ``_on_confirm_frame``, are the whole use of aiormq's insides; the shovel tests fail if a release changes
 them (pyproject pins the major version).
 """
 from __future__ import annotations
@@ -36,6 +38,9 @@ from ..protocol.spec import (BasicAck, BasicConsume, BasicNack, BasicPublish, Ex
 from .base import Link, LinkClosed
 
 DEFAULT_FRAME_MAX = 131072
+#: output not yet handed to aiormq's writer above which the link asks its publisher to stop (flow listener)
+HIGH_WATER = 1 << 20
+LOW_WATER = HIGH_WATER // 4
 
 
 def _reason(exc) -> str:
@@ -81,6 +86,9 @@ class RemoteLink(Link):
         tune = getattr(conn, "connection_tune", None)
         self.frame_max = getattr(tune, "frame_max", 0) or DEFAULT_FRAME_MAX
         self.out: list = []
+        self.out_bytes = 0  # bytes in ``out``, published since the writer last took it
+        self.flow_listener = None
+        self.flow_on = False  # the listener was told to stop
         self.wake = asyncio.Event()
         self.writer = self.loop.create_task(self._write_loop())
         self.on_delivery = None
@@ -244,6 +252,10 @@ class RemoteLink(Link):
         ch = self.channel
         self.out.extend(content_frames(ch.number, BasicPublish(0, exchange, routing_key).encode(), header, body,
                                        self.frame_max))
+        n = self.out_bytes = self.out_bytes + len(body) + len(header) + 64
+        if n > HIGH_WATER and not self.flow_on and self.flow_listener is not None:
+            self.flow_on = True
+            self.flow_listener(True)
         if self.confirms:
             self.seq += 1
             if on_confirm is not None:
@@ -275,6 +287,7 @@ class RemoteLink(Link):
 
     async def _write_loop(self) -> None:
         wq = self.conn.write_queue
+        previous = None  # the drain future of the batch before: one batch may be draining while the next is sent
         while True:
             await self.wake.wait()
             self.wake.clear()
@@ -283,7 +296,23 @@ class RemoteLink(Link):
             while self.out:
                 data = b"".join(self.out)
                 self.out.clear()
-                await wq.put(ChannelFrame(payload=data, should_close=False))
+                self.out_bytes = 0
+                # aiormq's writer drains the socket only for a frame with a drain future: waiting for it is
+                # what makes a slow peer slow this link down (and the flow listener stop its publisher)
+                drained = self.loop.create_future()
+                await wq.put(ChannelFrame(payload=data, should_close=False, drain_future=drained))
+                if previous is not None and not previous.done():
+                    await asyncio.wait((previous, self.closed), return_when=asyncio.FIRST_COMPLETED)
+                previous = drained
+                if self.flow_on and self.out_bytes < LOW_WATER and not self.closed.done():
+                    self.flow_on = False
+                    self.flow_listener(False)
+
+    def set_flow_listener(self, listener) -> None:
+        self.flow_listener = listener
+
+    def pause(self, on: bool) -> None:
+        pass  # the consumer's prefetch bounds what is in flight
 
     async def close(self) -> None:
         if not self.closed.done():

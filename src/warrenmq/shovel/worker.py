@@ -21,6 +21,10 @@ key; the destination queue is likewise ensured.  Then it consumes with the prefe
   the way).  ``on-publish`` acks once the publish is handed to the destination connection (a
   message in flight when the destination dies is lost); ``no-ack`` consumes without acks.
 
+A destination that cannot keep up (a remote one whose unwritten output passes a megabyte, a local one
+under credit flow) pauses the source's deliveries until it catches up, so a fast source never piles
+messages up in the shovel's memory, whatever the ack mode.
+
 When either link dies (peer restart, link cut, an operator closing the connection, a channel
 error) both are closed, unsettled deliveries go back to the source queue, the state becomes
 ``terminated`` with the reason, and the next round starts after the reconnect delay, doubled
@@ -149,6 +153,7 @@ class Shovel:
         self.dest = await open_link(self.broker, self.dest_uri, conn_name, confirms=d.ack_mode == "on-confirm")
         src, dest = self.src, self.dest
         self.connected = True
+        dest.set_flow_listener(src.pause)  # a destination that cannot keep up stops the source's deliveries
         if d.src_queue is not None:
             length = await src.ensure_queue(d.src_queue)
             queue = d.src_queue
