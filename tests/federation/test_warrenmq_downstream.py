@@ -417,3 +417,34 @@ def test_federation_status_with_warrenmq_ctl(down, up, capsys):
     assert lines[0].startswith("Listing federation links which are down on node ")
     assert "error => econnrefused" in out and "upstream => <<\"c2\">>" in out and "<<\"c1\">>" not in out
     dc.close()
+
+
+def test_links_down_restart_and_who_may_see_them(down, up):
+    x = unique("x")
+    federate(down, "ok", uri(up), f"^{x}$", "exchanges")
+    federate(down, "bad", "amqp://guest:guest@127.0.0.1:1", f"^{x}$", "exchanges", **{"reconnect-delay": 30})
+    assert api(down, "PUT", f"/api/policies/{V}/both", {"pattern": f"^{x}$", "priority": 5, "apply-to": "exchanges",
+                                                        "definition": {"federation-upstream-set": "all"}})[0] == 201
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "fanout")
+    wait(lambda: sorted(link["status"] for link in links(down)) == ["error", "running"], what="both links")
+    [bad] = api(down, "GET", "/api/federation-links/state/down")[1]
+    assert bad["upstream"] == "bad"
+    assert [x["upstream"] for x in api(down, "GET", f"/api/federation-links/{V}/state/down")[1]] == ["bad"]
+    assert api(down, "GET", "/api/federation-links/nope")[0] == 404
+    h, m, s = bad["timestamp"].split(" ")[1].split(":")
+    assert len(m) == len(s) == 2 and h == str(int(h))  # RabbitMQ prints the hour with ~w
+    # restart: the link's connections close and it starts again (a running one comes back running)
+    [ok] = [x for x in links(down) if x["upstream"] == "ok"]
+    before = [c["name"] for c in api(up, "GET", "/api/connections")[1]]
+    assert api(down, "DELETE", f"/api/federation-links/vhost/{V}/{ok['id']}/{ok['node']}/restart")[0] == 204
+    wait(lambda: not set(before) & {c["name"] for c in api(up, "GET", "/api/connections")[1]}, what="new connections")
+    wait(lambda: [x["status"] for x in links(down) if x["upstream"] == "ok"] == ["running"], what="running again")
+    assert api(down, "DELETE", f"/api/federation-links/vhost/{V}/00000000/{ok['node']}/restart")[0] == 404
+    assert api(down, "DELETE", f"/api/federation-links/vhost/{V}/{ok['id']}/other@node/restart")[0] == 404
+    # monitoring tag needed, as RabbitMQ's is_authorized_monitor
+    assert api(down, "PUT", "/api/users/mgr", {"password": "pw", "tags": "management"})[0] == 201
+    assert api(down, "PUT", f"/api/permissions/{V}/mgr", {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
+    status, _, _ = http(down.management_url, "GET", "/api/federation-links", auth=("mgr", "pw"))
+    assert status == 401
+    dc.close()

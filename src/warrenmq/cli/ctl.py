@@ -822,7 +822,9 @@ def cmd_federation_status(client, out, args):
         out.info(f"Listing federation links on node {node}...")
     rows = []
     for link in links:
-        fields = dict(link, last_changed=link.get("timestamp", ""))
+        stamp = link.get("timestamp") or ""  # the API's hour is not padded, rabbitmqctl's is
+        day, _, clock = stamp.partition(" ")
+        fields = dict(link, last_changed=f"{day} {clock.zfill(8)}" if clock else stamp)
         rows.append({k: fields.get(k) or "" for k in _FEDERATION_KEYS})
     if out.json:
         out.stream.write("[\n" + "".join(("," if i else "") + json.dumps(r, separators=(",", ":"), ensure_ascii=False)

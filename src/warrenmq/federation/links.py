@@ -76,7 +76,9 @@ def connection_name(upstream: str, policy: str) -> str:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    """As rabbitmq_federation_management prints a link's timestamp (``~w`` for the hour: not padded)."""
+    t = time.localtime()
+    return f"{t.tm_year}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def _rewrite(header: bytes, trust_user_id: bool, update) -> bytes:
@@ -169,6 +171,21 @@ class FederationLink:
                 except Exception:  # noqa: BLE001 - closing a broken link
                     pass
         self.remote = self.local = None
+
+    def restart(self) -> None:
+        """Close both connections and start again at once (the management API's restart)."""
+        self.task.cancel()
+        old = self.task
+
+        async def again():
+            try:
+                await old
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            await self._close_links()
+            self.state, self.error, self.timestamp = "starting", None, _now()
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        self.task = asyncio.get_running_loop().create_task(again())
 
     async def stop(self) -> None:
         """Stop for good (the policy, upstream or object went): tidy the upstream, close both links."""
@@ -599,6 +616,13 @@ class FederationService:
             if key not in self.links:
                 cls = ExchangeLink if key[0] == "exchange" else QueueLink
                 self.links[key] = cls(self, key[1], key[2], up, policy)
+
+    def restart(self, vhost: str, link_id: str) -> bool:
+        for link in self.links.values():
+            if link.vhost == vhost and link.id == link_id:
+                link.restart()
+                return True
+        return False
 
     def status(self, vhost: str | None = None, node: str = "") -> list:
         return [link.status(node) for key, link in sorted(self.links.items())
