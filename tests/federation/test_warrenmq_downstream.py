@@ -448,3 +448,54 @@ def test_links_down_restart_and_who_may_see_them(down, up):
     status, _, _ = http(down.management_url, "GET", "/api/federation-links", auth=("mgr", "pw"))
     assert status == 401
     dc.close()
+
+
+def test_a_vhost_federates_from_another_vhost_of_the_same_broker(down):
+    """A local upstream URI (amqp:///vhost) runs the upstream side on the domain API, no socket."""
+    x, qn = unique("x"), unique("q")
+    assert api(down, "PUT", "/api/vhosts/other", {})[0] == 201
+    assert api(down, "PUT", "/api/permissions/other/guest", {"configure": ".*", "write": ".*", "read": ".*"})[0] in (201, 204)
+    federate(down, "local", "amqp:///other", f"^({x}|{qn})$", "all")
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "direct")
+    q = dch.queue_declare("", exclusive=True).method.queue
+    dch.queue_bind(q, x, "k")
+    dch.queue_declare(qn)
+    running(down, 2)
+    oc = pika.BlockingConnection(pika.URLParameters(down.url.rsplit("/", 1)[0] + "/other"))
+    och = oc.channel()
+    och.confirm_delivery()
+    wait(lambda: x in down.exchanges("other") and routable(och, x, "k", b"from other"), what="the local link")
+    assert [b for b, _ in drain(dch, q, 1)] == [b"from other"]
+    assert drain(dch, q, 1, 0.3) == []
+    och.basic_publish("", qn, b"queued in other")
+    got = []
+    dch.basic_consume(qn, lambda c, m, p, body: (got.append(body), c.basic_ack(m.delivery_tag)))
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        dc.process_data_events(0.05)
+    assert got == [b"queued in other"]
+    oc.close()
+    dc.close()
+
+
+def test_a_helper_exchange_deleted_upstream_is_declared_again(down, up, monkeypatch):
+    from warrenmq.federation import links as fed_links
+    monkeypatch.setattr(fed_links, "INTERNAL_EXCHANGE_CHECK", 0.3)
+    x = unique("x")
+    federate(down, "chk", uri(up), f"^{x}$", "exchanges", **{"reconnect-delay": 0.2})
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "fanout")
+    q = dch.queue_declare("", exclusive=True).method.queue
+    dch.queue_bind(q, x)
+    running(down)
+    uc, uch = channel(up)
+    wait(lambda: routable(uch, x, "", b"first"), what="the link")
+    assert [b for b, _ in drain(dch, q, 1)] == [b"first"]
+    helper = next(n for n in up.exchanges() if n.startswith(f"federation: {x} -> "))
+    uch.exchange_delete(helper)
+    wait(lambda: any(n.startswith(f"federation: {x} -> ") for n in up.exchanges()) and routable(uch, x, "", b"again"),
+         what="the helper exchange back")
+    assert [b for b, _ in drain(dch, q, 1)] == [b"again"]
+    uc.close()
+    dc.close()

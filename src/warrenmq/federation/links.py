@@ -68,6 +68,9 @@ _Long = INT_TYPES["l"]
 _Short = INT_TYPES["s"]
 RECONCILE_INTERVAL = 1.0
 TICK_INTERVAL = 0.1
+#: how often an exchange link checks that its helper exchange still exists upstream (RabbitMQ's
+#: internal_exchange_check_interval, 90 s by default); a module attribute so tests can shorten it
+INTERNAL_EXCHANGE_CHECK = 90.0
 PURPOSE = {"x-internal-purpose": "federation"}
 
 
@@ -295,7 +298,32 @@ class ExchangeLink(FederationLink):
             await probe.close()
         await remote.consume(q, self._delivered, prefetch=up.prefetch_count, no_ack=up.ack_mode == "no-ack")
         self.state, self.error, self.timestamp = "running", None, _now()
-        return await self._wait_closed()
+        checker = asyncio.get_running_loop().create_task(self._check_internal_exchange())
+        try:
+            return await self._wait_closed()
+        finally:
+            checker.cancel()
+
+    async def _check_internal_exchange(self) -> None:
+        """check_internal_exchange: a passive declare of the helper exchange on a fresh connection every
+        INTERNAL_EXCHANGE_CHECK seconds; when it is gone (deleted by hand, or by a broker that lost it),
+        the link restarts, which declares it again."""
+        while True:
+            await asyncio.sleep(INTERNAL_EXCHANGE_CHECK)
+            try:
+                probe = await self._disposable()
+            except Exception:  # noqa: BLE001 - the upstream is unreachable: the link's own connection says so
+                continue
+            try:
+                await probe.declare_exchange(self.internal, TYPE_NAME, passive=True)
+            except LinkClosed as e:
+                if "NOT_FOUND" in str(e):
+                    log.warning("federation link for exchange '%s' (upstream '%s') could not find upstream exchange"
+                                " '%s' and will restart", self.name, self.upstream.name, self.internal)
+                    await self.remote.close()  # _wait_closed returns; _run reconnects
+                    return
+            finally:
+                await probe.close()
 
     async def _declare_internal(self) -> None:
         up = self.upstream
