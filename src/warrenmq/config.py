@@ -166,6 +166,11 @@ class BrokerConfig:
     mqtt_subscription_ttl_ms: int = 86_400_000  # mqtt.subscription_ttl: x-expires of a persistent session's queue
     mqtt_max_packet_size: int = 268_435_455  # after the login (64 KiB before it)
     mqtt_connect_timeout_ms: int = 10_000  # a socket that sends no CONNECT within this is closed
+    # MQTT 5: QoS 1/2 publishes a client may have unacknowledged (the CONNACK's receive maximum; one more
+    # is DISCONNECT 0x93), and the server keep alive (seconds, 0: the client's own; else a client asking
+    # for none or more gets this in the CONNACK, as mosquitto's max_keepalive)
+    mqtt_receive_maximum: int = 1024
+    mqtt_server_keepalive: int = 0
     # Web MQTT (MQTT over WebSocket, RabbitMQ's web_mqtt plugin): ws://web_mqtt_host:web_mqtt_port/ws,
     # subprotocol mqtt; on with MQTT unless web_mqtt_enabled = false (--no-mqtt turns off both)
     web_mqtt_enabled: bool = True

@@ -33,6 +33,7 @@ a publish without MQTT 5 properties are encoded once per QoS.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import struct
 import time
@@ -100,12 +101,18 @@ def _props_bytes(qos: int) -> bytes:
 _PLAIN_PROPS = tuple(_props_bytes(q) for q in range(3))  # the headers of a publish without MQTT 5 properties
 
 
-def amqp_header(pkt: Publish) -> bytes:
-    """The AMQP content header of an MQTT publish (RabbitMQ's mapping; MQTT 5 properties as docs/mqtt.md)."""
+def amqp_header(pkt: Publish, extra: dict | None = None) -> bytes:
+    """The AMQP content header of an MQTT publish (RabbitMQ's mapping; MQTT 5 properties as docs/mqtt.md).
+    A retained publish also carries ``x-mqtt-retain`` (for MQTT 5's retain as published), and ``extra``
+    headers (``x-mqtt-publisher`` from a session with a no-local subscription)."""
     p = pkt.properties
-    if not p or set(p) <= {"topic_alias", "payload_format_indicator"}:
+    if (not p or set(p) <= {"topic_alias", "payload_format_indicator"}) and not pkt.retain and extra is None:
         return _HEADER_HEAD(60, 0, len(pkt.payload)) + _PLAIN_PROPS[pkt.qos]
     headers = {"x-mqtt-publish-qos": pkt.qos, "x-mqtt-dup": False}
+    if pkt.retain:
+        headers["x-mqtt-retain"] = True
+    if extra:
+        headers.update(extra)
     for k, v in p.get("user_property", ()):
         headers[k] = v
     props = BasicProperties(headers=headers, delivery_mode=2 if pkt.qos else 1)
@@ -261,6 +268,7 @@ class MQTTSession:
         self.client_id = ""
         self.clean = True
         self.session_expiry = None  # MQTT 5's session expiry interval (seconds)
+        self.end_session = False  # the client's queues go with the connection (MQTT 5 DISCONNECT, expiry 0)
         self.channel: MQTTChannel | None = None
         self.will = None
         self.closed = False
@@ -269,9 +277,19 @@ class MQTTSession:
         self.exchange = self.config.mqtt_exchange
         self.pending = deque()  # (publish seq, ack type, packet id) of QoS 1/2 publishes awaiting their confirm
         self.pub_seq = 0
+        self.inbound_qos1 = 0  # QoS 1 publishes not yet PUBACKed (QoS 2 ones: conn.awaiting_rel)
+        self.receive_maximum = 65535  # MQTT 5: the server's receive maximum, sent in the CONNACK
         self.tags: dict[int, int] = {}  # outgoing packet id -> delivery tag
         self.granted: dict[str, int] = {}  # topic filter -> granted QoS
         self.qos1_max = 1  # the QoS a message from the qos1 queue is delivered at, at most
+        # MQTT 5 subscription options (filter -> (no local, retain as published, subscription identifier)),
+        # for filters that have any; ``rich`` while there are some: deliveries then match the filters
+        self.sub_options: dict[str, tuple] = {}
+        self.rich = False
+        self.no_local = False  # a no-local subscription: publishes carry header x-mqtt-publisher
+        self.alias_max = 0  # MQTT 5: topic aliases the client accepts from the server
+        self.header_extra = None  # AMQP headers this session's publishes carry besides RabbitMQ's
+        self.out_aliases: dict[str, int] = {}
         self.consumers: dict[int, object] = {}  # 0/1 -> the consumer of that queue
         self.to_ack: list = []
         self.may_write = False
@@ -329,6 +347,9 @@ class MQTTSession:
         elif t == codec.CONNECT:
             self.on_connect(pkt)
         elif t == codec.DISCONNECT:
+            expiry = pkt.properties.get("session_expiry_interval") if self.conn.version == MQTT5 else None
+            if expiry is not None:
+                self._expiry_changed(expiry)
             self.close(publish_will=pkt.code == codec.DISCONNECT_WITH_WILL)
         elif t == codec.AUTH:
             raise MQTTError(codec.PROTOCOL_ERROR, "AUTH without an authentication method")
@@ -388,6 +409,9 @@ class MQTTSession:
         # MQTT 5: a session that expires at disconnect is a clean one as far as the queues go
         self.clean = pkt.clean if not v5 else expiry == 0
         key = (vhost_name, client_id)
+        delayed = self.listener.delayed_wills.pop(key, None)
+        if delayed is not None:  # back before its will delay was over: no will
+            delayed.cancel()
         old = self.listener.clients.get(key)
         if old is not None and old is not self:
             old.taken_over()
@@ -407,19 +431,25 @@ class MQTTSession:
         self.channel = ch = MQTTChannel(self)
         ch.select_confirm()
         ch.prefetch_count = self.config.mqtt_prefetch
+        if v5:  # the client's receive maximum bounds its unacknowledged QoS 1/2 deliveries
+            ch.prefetch_count = min(ch.prefetch_count, pkt.properties.get("receive_maximum", 65535))
+            self.alias_max = pkt.properties.get("topic_alias_maximum", 0)
         resumed = [] if pkt.clean else self._resumed_queues()
         if v5:
             props.setdefault("topic_alias_maximum", conn.topic_alias_maximum)
             props["maximum_qos"] = 2
             props["retain_available"] = 1
             props["shared_subscription_available"] = 0
-            props["subscription_identifier_available"] = 0
+            props["receive_maximum"] = self.receive_maximum = self.config.mqtt_receive_maximum
+            server_keepalive = self.config.mqtt_server_keepalive
+            if server_keepalive and not 0 < pkt.keepalive <= server_keepalive:  # the server's keep alive wins
+                props["server_keep_alive"] = conn.keepalive = server_keepalive
         conn.accept(bool(resumed), props or None)
         for q, qos in resumed:  # after the CONNACK, which must be the first packet the client gets
             self._consume(q, qos)
         self.channels = {1: ch}
         self.protocol = PROTOCOL_NAMES.get(pkt.version, "MQTT")
-        self.proto.heartbeat = pkt.keepalive
+        self.proto.heartbeat = conn.keepalive
         self.proto.client_properties = {"client_id": client_id, "product": "MQTT client"}
         self.broker.session_opened(self)
         self.registered = True
@@ -498,10 +528,16 @@ class MQTTSession:
             self.broker.check_topic(user, self.vhost.name, self.exchange, key, "write")
         if pkt.retain:
             self.listener.retained(self.vhost.name).put(pkt)
-        self.channel.publish(self.exchange, key, amqp_header(pkt), pkt.payload, False)
+        self.channel.publish(self.exchange, key, amqp_header(pkt, self.header_extra), pkt.payload, False)
         self.pub_seq += 1
         if pkt.qos:
-            self.pending.append((self.pub_seq, PUBACK if pkt.qos == 1 else PUBREC, pkt.packet_id))
+            if pkt.qos == 1:
+                self.pending.append((self.pub_seq, PUBACK, pkt.packet_id))
+                self.inbound_qos1 += 1
+            else:
+                self.pending.append((self.pub_seq, PUBREC, pkt.packet_id))
+            if self.inbound_qos1 + len(self.conn.awaiting_rel) > self.receive_maximum:
+                raise MQTTError(codec.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
 
     def confirmed(self, seq: int, multiple: bool, nack: bool) -> None:
         pending = self.pending
@@ -509,6 +545,8 @@ class MQTTSession:
         code = codec.UNSPECIFIED_ERROR if nack else codec.SUCCESS
         while pending and pending[0][0] <= seq:
             _, ptype, pid = pending.popleft()
+            if ptype == PUBACK:
+                self.inbound_qos1 -= 1
             if conn.state == CONNECTED:
                 conn.send_ack(ptype, pid, code if conn.version == MQTT5 else 0)
         if not self.closed and not self.flush_scheduled:
@@ -518,8 +556,12 @@ class MQTTSession:
     # ------------------------------------------------------------- subscribe
     def on_subscribe(self, pkt) -> None:
         codes = []
+        existed = []
         v5 = self.conn.version == MQTT5
         vname = self.vhost.name
+        sid = pkt.properties.get("subscription_identifier") if v5 else None
+        if isinstance(sid, list):
+            sid = sid[0] if sid else None
         for sub in pkt.subscriptions:
             f = sub.topic_filter
             if f.startswith("$share/"):
@@ -550,20 +592,34 @@ class MQTTSession:
                 codes.append(codec.NOT_AUTHORIZED if v5 and "ACCESS_REFUSED" in e.reply_text
                              else codec.SUBACK_FAILURE)
                 continue
+            existed.append(f in self.granted)
             self.granted[f] = qos
             if qos == 2:
                 self.qos1_max = 2
+            if v5 and (sub.no_local or sub.retain_as_published or sid):
+                self.sub_options[f] = (sub.no_local, sub.retain_as_published, sid)
+            else:
+                self.sub_options.pop(f, None)
+            self._options_changed()
             codes.append(qos)
         self.conn.send(Suback(pkt.packet_id, codes))
         # retained messages, for wildcard filters too (the spec; RabbitMQ 3.10 only for exact topics)
         store = self.listener.retained_stores.get(vname)
         if store is not None and store.messages:
+            granted = iter(existed)
             for sub, code in zip(pkt.subscriptions, codes):
-                if code > 2 or (v5 and sub.retain_handling == 2):
+                if code > 2:
                     continue
+                if v5 and (sub.retain_handling == 2 or (next(granted) and sub.retain_handling == 1)):
+                    continue  # 1: only for a new subscription
                 for m in store.matching(sub.topic_filter):
                     props = dict(m.properties) if v5 else {}
                     self.conn.send_publish(Publish(m.topic, m.payload, min(m.qos, code), True, properties=props))
+
+    def _options_changed(self) -> None:
+        self.rich = bool(self.sub_options)
+        self.no_local = any(o[0] for o in self.sub_options.values())
+        self.header_extra = {"x-mqtt-publisher": self.client_id} if self.no_local else None
 
     def on_unsubscribe(self, pkt) -> None:
         codes = []
@@ -572,6 +628,8 @@ class MQTTSession:
             if qos is None:
                 codes.append(codec.NO_SUBSCRIPTION_EXISTED)
                 continue
+            if self.sub_options.pop(f, None) is not None:
+                self._options_changed()
             q = self.vhost.queues.get(self.queue_name(qos))
             if q is not None:
                 try:
@@ -600,6 +658,17 @@ class MQTTSession:
             plain = 0
         elif header.endswith(_PLAIN_PROPS[2]):
             plain = 2
+        retain = False
+        if self.rich:  # MQTT 5 subscription options: which of the client's filters match, and how
+            best, retain, sids = self._matching(consumer, msg, plain)
+            if best < 0:  # only through no-local filters (or none left): not for this client
+                if not consumer.no_ack:
+                    self.to_ack.append(tag)
+                    if len(self.to_ack) == 1:
+                        self.io.call_soon(self._ack_later)
+                return
+        else:
+            best, sids = self.qos1_max, None
         if consumer.no_ack:
             qos = 0
         else:
@@ -609,11 +678,24 @@ class MQTTSession:
                 mq = headers.get("x-mqtt-publish-qos") if headers else None
                 if not isinstance(mq, int) or not 0 <= mq <= 2:
                     mq = 1 if msg.persistent else 0
-            qos = mq if mq < self.qos1_max else self.qos1_max
+            qos = mq if mq < best else best
         conn = self.conn
         props = mqtt5_properties(msg) if plain < 0 and conn.version == MQTT5 else {}
-        pkt = Publish(key_to_topic(msg.routing_key), msg.body, qos, False, qos > 0 and entry.redelivered, None,
-                      props)
+        topic = key_to_topic(msg.routing_key)
+        if props:
+            if entry.expires and "message_expiry_interval" in props:  # the time it has left (MQTT-3.3.2-6)
+                props["message_expiry_interval"] = max(0, math.ceil(entry.expires - time.monotonic()))
+        if sids:
+            props["subscription_identifier"] = sids
+        if self.alias_max:  # MQTT 5 topic aliases towards the client, as many as it accepts
+            alias = self.out_aliases.get(topic)
+            if alias is not None:
+                props["topic_alias"] = alias
+                topic = ""
+            elif len(self.out_aliases) < self.alias_max:
+                alias = self.out_aliases[topic] = len(self.out_aliases) + 1
+                props["topic_alias"] = alias
+        pkt = Publish(topic, msg.body, qos, retain, qos > 0 and entry.redelivered, None, props)
         pid = conn.send_publish(pkt)
         if qos:
             if pid is None:  # too large for the client: dropped, as the spec says
@@ -627,6 +709,30 @@ class MQTTSession:
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.io.call_soon(self.flush)
+
+    def _matching(self, consumer, msg, plain: int):
+        """For a session with MQTT 5 subscription options: the highest QoS granted to a filter of this
+        queue's class that matches the message (-1: none, or only no-local ones and the client published
+        it), whether its RETAIN flag is kept (retain as published) and the subscription identifiers."""
+        topic = key_to_topic(msg.routing_key)
+        qos1 = not consumer.no_ack
+        headers = msg.properties.headers if plain < 0 else None
+        best, retain, sids = -1, False, []
+        for f, granted in self.granted.items():
+            if (granted > 0) != qos1 or not topic_matches(f, topic):
+                continue
+            o = self.sub_options.get(f)
+            if o is not None:
+                no_local, rap, sid = o
+                if no_local and headers and headers.get("x-mqtt-publisher") == self.client_id:
+                    continue
+                if rap and headers and headers.get("x-mqtt-retain"):
+                    retain = True
+                if sid:
+                    sids.append(sid)
+            if granted > best:
+                best = granted
+        return best, retain, sids
 
     def _dollar_subscribed(self, key: str) -> bool:
         """Whether a filter of this client that does not start with a wildcard matches a ``$`` topic: the
@@ -683,6 +789,36 @@ class MQTTSession:
                 ch.dispatch_consumers()
 
     # ---------------------------------------------------------------- ending
+    def _expiry_changed(self, seconds: int) -> None:
+        """MQTT 5: a DISCONNECT's session expiry interval replaces the CONNECT's: 0 ends the session with
+        the connection, otherwise the QoS 1 queue's expiry changes (in memory: a restart goes back to
+        the declared ``x-expires``)."""
+        self.session_expiry = seconds
+        if seconds == 0:
+            self.end_session = True
+            return
+        q = self.vhost.queues.get(self.queue_name(1))
+        if q is not None and not q.auto_delete:
+            q.expires = None if seconds == 0xFFFFFFFF else seconds * 1000
+
+    def _publish_will(self, will) -> None:
+        try:
+            self.on_publish(Publish(will.topic, will.payload, will.qos, will.retain, properties=will.properties))
+            self.broker.confirms.flush()
+        except (AMQPError, MQTTError) as e:
+            log.warning("will message of client id '%s' not published: %s", self.client_id, e)
+
+    def _delayed_will(self, key, will) -> None:
+        """The will delay is over: publish on a channel of its own (the connection's is closed)."""
+        self.listener.delayed_wills.pop(key, None)
+        if self.broker.vhosts.get(self.vhost.name) is not self.vhost:  # the vhost went meanwhile
+            return
+        self.channel = ch = MQTTChannel(self)
+        try:
+            self._publish_will(will)
+        finally:
+            ch.close()
+
     def taken_over(self) -> None:
         log.warning("MQTT client id '%s' connected again: closing its older connection", self.client_id)
         self.conn.disconnect(codec.SESSION_TAKEN_OVER)
@@ -710,14 +846,20 @@ class MQTTSession:
         self.closed = True
         will = self.will if publish_will else None
         self.will = None
+        delay = 0
         if will is not None and self.channel is not None:
-            try:
-                self.on_publish(Publish(will.topic, will.payload, will.qos, will.retain, properties=will.properties))
-                self.broker.confirms.flush()
-            except (AMQPError, MQTTError) as e:
-                log.warning("will message of client id '%s' not published: %s", self.client_id, e)
+            # MQTT 5's will delay: published once the delay or the session, whichever is shorter, is
+            # over, unless the client id connects again first
+            delay = min(will.properties.get("will_delay_interval", 0), self.session_expiry or 0)
+            if delay <= 0:
+                self._publish_will(will)
         if self.channel is not None:
             self.channel.close()
+        if self.end_session:
+            self._delete_queues()
+        if delay > 0:
+            key = (self.vhost.name, self.client_id)
+            self.listener.delayed_wills[key] = self.listener.loop.call_later(delay, self._delayed_will, key, will)
         if self.counted:
             self.counted = False
             self.broker.limits.connection_closed(self.vhost.name, self.user.name)

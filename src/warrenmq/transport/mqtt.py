@@ -37,6 +37,7 @@ from .server import FAIR_BUDGET, FAIR_READ, LARGE_READ, ListenError
 log = logging.getLogger("warrenmq.mqtt")
 
 RETAINED_SAVE_INTERVAL = 1.0  # seconds between writes of changed retained messages to the definitions store
+CLOSE_LINGER = 2.0  # seconds a closed connection waits for the client to close its side (see MQTTProtocol.close)
 
 
 class MQTTProtocol(asyncio.BufferedProtocol):
@@ -109,8 +110,28 @@ class MQTTProtocol(asyncio.BufferedProtocol):
             self.transport.write(data)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        """Close after what was written (a CONNACK refusing, a DISCONNECT): half-close and go on reading
+        (and ignoring) until the client closes, for at most ``CLOSE_LINGER`` seconds, so the client
+        reads the packet instead of a reset (a close with unread input in the socket resets it, and a
+        client still sending, e.g. PUBRELs for the PUBRECs before a receive-maximum DISCONNECT, would
+        get a broken pipe before it reads the reason)."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if self.server.lingering and t.can_write_eof():
+            try:
+                t.write_eof()
+            except (OSError, RuntimeError):
+                t.close()
+                return
+            if self.reading_paused:
+                t.resume_reading()
+            self.loop.call_later(CLOSE_LINGER, t.close)
+        else:
+            t.close()
+
+    def eof_received(self):
+        return None  # the client closed its side: close ours
 
     def call_soon(self, fn) -> None:
         self.loop.call_soon(fn)
@@ -154,9 +175,11 @@ class MQTTServer:
         self.loop = None
         self._server = None
         self._tls_server = None
+        self.lingering = True  # (not while the listener stops: connections close at once)
         self.protocols: set = set()
         self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
         self.retained_stores: dict[str, RetainedStore] = {}
+        self.delayed_wills: dict = {}  # (vhost name, client id) -> the timer of a will with a delay
         self._save_timer = None
         self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
         self.large_read_buffer = memoryview(bytearray(LARGE_READ))
@@ -231,6 +254,10 @@ class MQTTServer:
         if self._save_timer is not None:
             self._save_timer.cancel()
             self._save_timer = None
+        self.lingering = False
+        for timer in self.delayed_wills.values():
+            timer.cancel()
+        self.delayed_wills.clear()
         servers = [s for s in (self._server, self._tls_server) if s is not None]
         for server in servers:
             server.close()
