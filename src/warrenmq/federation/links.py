@@ -155,6 +155,7 @@ class FederationLink:
                                      confirms=up.ack_mode == "on-confirm")
         self.local_connection = name
         self.remote = await open_link(self.broker, uri, name)
+        self.local.set_flow_listener(self.remote.pause)  # this broker cannot keep up: stop taking deliveries
         self.upstream_cluster = self.remote.cluster_name
 
     async def _disposable(self):
