@@ -40,6 +40,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 
 from ..links import LinkClosed, open_link, redact, with_headers
 from ..protocol.properties import content_header
@@ -78,6 +79,12 @@ class Shovel:
         self.remaining = None  # delete-after: messages still to accept this run (None: no limit)
         self.accepted = 0
         self.ran = False  # the current round reached running
+        # source acks, coalesced: delivery tags not yet acked at the source, in order, and those settled
+        # (tag -> True: to ack, False: nacked already); one basic.ack(multiple) per loop turn covers the
+        # settled prefix, as RabbitMQ's shovel acks with multiple
+        self.order: deque = deque()
+        self.done: dict = {}
+        self.ack_scheduled = False
         self.connected = False  # the current round opened both links
 
     # ------------------------------------------------------------ lifecycle
@@ -109,6 +116,7 @@ class Shovel:
             try:
                 await self._round()
                 if self.finished is not None and self.finished.done():
+                    self.flush_acks()  # what was settled is acked before the links close (no redelivery)
                     await self._close_links()
                     self.manager.completed(self)
                     return
@@ -153,6 +161,7 @@ class Shovel:
         self.dest = await open_link(self.broker, self.dest_uri, conn_name, confirms=d.ack_mode == "on-confirm")
         src, dest = self.src, self.dest
         self.connected = True
+        self.order, self.done, self.ack_scheduled = deque(), {}, False
         dest.set_flow_listener(src.pause)  # a destination that cannot keep up stops the source's deliveries
         if d.src_queue is not None:
             length = await src.ensure_queue(d.src_queue)
@@ -237,10 +246,12 @@ class Shovel:
         if src is None or dest is None:
             return
         mode = self.d.ack_mode
+        if mode != "no-ack":
+            self.order.append(tag)
         if self.remaining is not None:
             if self.accepted >= self.remaining:  # past src-delete-after: give it back
                 if mode != "no-ack":
-                    src.nack(tag, False, True)
+                    self._nack_src(tag)
                 return
             self.accepted += 1
         ex = self.out_exchange if self.out_exchange is not None else exchange
@@ -257,24 +268,50 @@ class Shovel:
             return  # the round ends on dest.closed; the source requeues what it delivered
         self.forwarded += 1
         if mode == "on-publish":
-            src.ack(tag)
+            self._ack_src(tag)
         self._settled()
 
     def _confirmed(self, tag: int, ok: bool) -> None:
-        src = self.src
-        if src is None:
+        if self.src is None:
             return
+        if ok:
+            self._ack_src(tag)
+            self._settled()
+            return
+        self._nack_src(tag)
+        if self.remaining is not None:
+            self.accepted -= 1
+
+    def _ack_src(self, tag: int) -> None:
+        self.done[tag] = True
+        if not self.ack_scheduled:
+            self.ack_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_acks)
+
+    def _nack_src(self, tag: int) -> None:
+        """Give the delivery back to the source queue (requeued) now; the acks after it may pass it."""
+        self.done[tag] = False
         try:
-            if ok:
-                src.ack(tag)
-            else:
-                src.nack(tag, False, True)
-                if self.remaining is not None:
-                    self.accepted -= 1
-                return
+            self.src.nack(tag, False, True)
         except LinkClosed:
-            return
-        self._settled()
+            pass
+
+    def flush_acks(self) -> None:
+        """Ack the settled prefix of the deliveries with one ``basic.ack(multiple)`` up to its last acked tag
+        (a nacked tag is no longer outstanding: an ack past it is valid, an ack *of* it would not be)."""
+        self.ack_scheduled = False
+        order, done = self.order, self.done
+        last = None
+        while order and order[0] in done:
+            t = order.popleft()
+            if done.pop(t):
+                last = t
+        src = self.src
+        if last is not None and src is not None:
+            try:
+                src.ack(last, True)
+            except LinkClosed:
+                pass
 
     def _settled(self) -> None:
         self.settled += 1
