@@ -499,3 +499,28 @@ def test_a_helper_exchange_deleted_upstream_is_declared_again(down, up, monkeypa
     assert [b for b, _ in drain(dch, q, 1)] == [b"again"]
     uc.close()
     dc.close()
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_user_id_is_kept_only_with_trust_user_id(down, up, trust):
+    x = unique("x")
+    federate(down, "t", uri(up), f"^{x}$", "exchanges", **{"trust-user-id": trust})
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "fanout")
+    q = dch.queue_declare("", exclusive=True).method.queue
+    dch.queue_bind(q, x)
+    running(down)
+    uc, uch = channel(up)
+    wait(lambda: routable(uch, x, ""), what="the link")
+    drain(dch, q, 1)
+    uch.basic_publish(x, "", b"signed", pika.BasicProperties(user_id="guest", message_id="m2"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        m, p, b = dch.basic_get(q, auto_ack=True)
+        if m is not None:
+            break
+        time.sleep(0.02)
+    assert b == b"signed" and p.message_id == "m2"
+    assert p.user_id == ("guest" if trust else None)
+    uc.close()
+    dc.close()

@@ -84,18 +84,16 @@ def _now() -> str:
     return f"{t.tm_year}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
-def _rewrite(header: bytes, trust_user_id: bool, update) -> bytes:
-    """``header`` (a content-header payload) with its headers table replaced by ``update(headers)`` and,
-    unless ``trust_user_id``, no ``user_id``.  The body size is kept."""
-    props = BasicProperties.decode(header, 12)
+def _rewrite(header: bytes, trust_user_id: bool, update, props=None) -> bytes:
+    """``header`` (a content-header payload; ``props`` its properties if already decoded) with its headers
+    table replaced by ``update(headers)`` and, unless ``trust_user_id``, no ``user_id``.  The body size
+    is kept."""
+    if props is None:
+        props = BasicProperties.decode(header, 12)
     props.headers = update(dict(props.headers or {}))
     if not trust_user_id:
         props.user_id = None
     return content_header(props, int.from_bytes(header[4:12], "big"))
-
-
-def _headers(header: bytes):
-    return BasicProperties.decode(header, 12).headers
 
 
 class FederationLink:
@@ -414,7 +412,8 @@ class ExchangeLink(FederationLink):
 
     def _delivered(self, tag, exchange, routing_key, redelivered, header, body) -> None:
         up = self.upstream
-        if not should_forward(_headers(header), up.max_hops, self.service.cluster_name, self.vhost):
+        props = BasicProperties.decode(header, 12)
+        if not should_forward(props.headers, up.max_hops, self.service.cluster_name, self.vhost):
             if up.ack_mode != "no-ack":
                 self.remote.ack(tag)
             return
@@ -427,7 +426,7 @@ class ExchangeLink(FederationLink):
             old = h.get(ROUTING_HEADER)
             h[ROUTING_HEADER] = [entry] + (list(old) if isinstance(old, list) else [])
             return h
-        self._forward(tag, self.name, routing_key, _rewrite(header, up.trust_user_id, update), body)
+        self._forward(tag, self.name, routing_key, _rewrite(header, up.trust_user_id, update, props), body)
 
     async def _cleanup_upstream(self) -> None:
         await self.remote.delete_queue(self.queue)
