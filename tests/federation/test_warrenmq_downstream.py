@@ -524,3 +524,42 @@ def test_user_id_is_kept_only_with_trust_user_id(down, up, trust):
     assert p.user_id == ("guest" if trust else None)
     uc.close()
     dc.close()
+
+
+def test_a_loop_between_rabbitmq_and_warrenmq_stops_at_max_hops(reference, down):
+    """RabbitMQ federates WarrenMQ's exchange and WarrenMQ RabbitMQ's: each side's x-received-from entries
+    and helper exchange are understood by the other, so a message crosses once and does not come back."""
+    x = unique("x")
+    ref_uri = reference.url.rsplit("/", 1)[0]
+    federate(down, "to-rabbit", ref_uri, f"^{x}$", "exchanges", **{"max-hops": 1})
+    up, pol = unique("up"), unique("pol")
+    reference.set_upstream(up, {"uri": f"amqp://guest:guest@127.0.0.1:{down.port}", "max-hops": 1})
+    reference.set_policy(pol, f"^{x}$", {"federation-upstream": up}, "exchanges")
+    dc, dch = channel(down)
+    rch = reference.ch
+    rch.confirm_delivery()
+    dch.exchange_declare(x, "fanout")
+    rch.exchange_declare(x, "fanout")
+    dq = dch.queue_declare("", exclusive=True).method.queue
+    rq = rch.queue_declare("", exclusive=True).method.queue
+    dch.queue_bind(dq, x)
+    rch.queue_bind(rq, x)
+    running(down)
+    reference.wait_running(x)
+    wait(lambda: routable(rch, x, "", b"probe r") and routable(dch, x, "", b"probe w"), what="both links")
+    time.sleep(1.0)
+    drain(dch, dq, 100, 0.5)
+    drain(rch, rq, 100, 0.5)
+    rch.basic_publish(x, "", b"from rabbit")
+    dch.basic_publish(x, "", b"from warren")
+    time.sleep(1.5)
+    on_warren = sorted(b for b, _ in drain(dch, dq, 10, 1.0))
+    on_rabbit = sorted(b for b, _ in drain(rch, rq, 10, 1.0))
+    assert on_warren == [b"from rabbit", b"from warren"]
+    assert on_rabbit == [b"from rabbit", b"from warren"]
+    assert api(down, "DELETE", f"/api/policies/{V}/to-rabbit-pol")[0] == 204
+    wait(lambda: links(down) == [], what="the link to stop")
+    reference.ctl("clear_policy", pol)
+    time.sleep(0.5)
+    rch.exchange_delete(x)
+    dc.close()
