@@ -34,6 +34,7 @@ INVALID = [
     ({**BASE, "reconnect-delay": "x"}, 'reconnect-delay should be a number, actually was &lt;&lt;"x"&gt;&gt;\n'),
     ({**BASE, "add-forward-headers": "yes"}, 'add-forward-headers should be boolean, actually was &lt;&lt;"yes"&gt;&gt;\n'),
     ({**BASE, "bogus": 1}, 'Unrecognised terms [{&lt;&lt;"bogus"&gt;&gt;,1}] in s\n'),
+    ({**BASE, "src-uri": "amqp:///nosuchvhost"}, 'user "guest" may not connect to vhost "nosuchvhost"\n'),
 ]
 
 
@@ -253,3 +254,14 @@ def test_an_operator_closing_the_shovel_connection_restarts_it(mbroker):
     api.wait_state("op")
     publish_confirmed(mbroker.url, "x", [b"after close"], declare=False)
     assert [m[2] for m in drain(mbroker.url, "y", 1)] == [b"after close"]
+
+
+def test_a_local_uri_needs_a_vhost_the_setter_may_open(mbroker):
+    api = mbroker.api
+    assert api.request("PUT", "/vhosts/closed")[0] == 201
+    assert api.request("PUT", "/users/pm", {"password": "pm", "tags": "policymaker"})[0] == 201
+    assert api.request("PUT", "/permissions/%2F/pm", {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
+    pm = Api(mbroker.management_url, auth=("pm", "pm"))
+    status, body = pm.put_shovel("s", {**BASE, "dest-uri": "amqp:///closed", "dest-queue": "y"})
+    assert (status, body["reason"]) == (400, 'Validation failed\n\nuser "pm" may not connect to vhost "closed"\n')
+    assert api.put_shovel("s", {**BASE, "dest-uri": "amqp:///closed", "dest-queue": "y"})[0] == 201  # guest may

@@ -14,13 +14,14 @@ REFERENCE_URL = os.environ.get("WARRENMQ_REFERENCE_URL", "amqp://guest:guest@127
 
 
 class Api:
-    def __init__(self, base: str):
+    def __init__(self, base: str, auth=("guest", "guest")):
         self.base = base + "/api"
+        self.auth = f"{auth[0]}:{auth[1]}".encode()
 
     def request(self, method: str, path: str, body=None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        req.add_header("Authorization", "Basic " + base64.b64encode(self.auth).decode())
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:

@@ -600,18 +600,19 @@ class Broker:
                 for p in vh.operator_policies]
 
     # ------------------------------------------------------------ parameters
-    def register_parameter_component(self, component: str, validate=None, on_set=None, on_clear=None):
+    def register_parameter_component(self, component: str, validate=None, on_set=None, on_clear=None,
+                                     takes_user: bool = False):
         """Make ``component`` known (a plugin: shovel, federation): ``validate(vhost, name, value)`` raises
         ValueError to refuse a value; ``on_set(vhost, name, value)`` / ``on_clear(vhost, name)`` follow the
         parameter's changes.  Parameters of it already stored (recovered at boot) are given to ``on_set``."""
-        c = self.components.register(component, validate, on_set, on_clear)
+        c = self.components.register(component, validate, on_set, on_clear, takes_user)
         if on_set is not None:
             for (comp, vhost, name), value in list(self.parameters.items()):
                 if comp == component:
                     on_set(vhost, name, value)
         return c
 
-    def set_parameter(self, component: str, vhost: str, name: str, value) -> bool:
+    def set_parameter(self, component: str, vhost: str, name: str, value, user=None) -> bool:
         """Set runtime parameter ``name`` of ``component`` in ``vhost`` to ``value`` (JSON), as
         ``rabbitmqctl set_parameter``; True if it is new.  ``vhost-limits`` sets the vhost's limits (name
         ``limits``).  KeyError for an unknown vhost; ValueError for an unknown component (RabbitMQ's
@@ -639,7 +640,10 @@ class Broker:
         if c is None:
             raise unknown_component(component)
         if c.validate is not None:
-            c.validate(vhost, name, value)
+            if c.takes_user:
+                c.validate(vhost, name, value, user=user)
+            else:
+                c.validate(vhost, name, value)
         key = (component, vhost, name)
         existed = key in self.parameters
         self.parameters[key] = value

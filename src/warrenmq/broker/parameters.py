@@ -4,7 +4,9 @@ Theory of operation: a *parameter* is a JSON value named by (component, vhost,
 name); what a component means by it is the component's business.  Components
 register with the broker's :class:`Components` registry (``register``): the
 shovel and federation plugins (``shovel``, ``federation-upstream``, ...) give
-a ``validate(vhost, name, value)`` that raises ValueError with their reason,
+a ``validate(vhost, name, value)`` that raises ValueError with their reason
+(``takes_user``: also ``user=``, the user setting it, as RabbitMQ's shovel checks that this user may
+open the vhosts its local URIs name),
 and ``on_set``/``on_clear`` callbacks that start or stop what the parameter
 describes.  Setting a parameter of a component nobody registered is refused
 with RabbitMQ's ``component foo not found``; parameters already stored for a
@@ -50,6 +52,7 @@ class Component:
     validate: Callable | None = None  # (vhost, name, value) -> None, raises ValueError
     on_set: Callable | None = None  # (vhost, name, value) -> None: the parameter is (now) this value
     on_clear: Callable | None = None  # (vhost, name) -> None: the parameter is gone
+    takes_user: bool = False  # validate also gets ``user=``: who sets it (None: a definitions import, a test)
 
 
 class Components:
@@ -64,8 +67,8 @@ class Components:
     def get(self, name: str) -> Component | None:
         return self.by_name.get(name)
 
-    def register(self, name: str, validate=None, on_set=None, on_clear=None) -> Component:
-        c = self.by_name[name] = Component(name, validate, on_set, on_clear)
+    def register(self, name: str, validate=None, on_set=None, on_clear=None, takes_user: bool = False) -> Component:
+        c = self.by_name[name] = Component(name, validate, on_set, on_clear, takes_user)
         return c
 
     def unregister(self, name: str) -> None:

@@ -620,7 +620,7 @@ async def parameter_put(ctx: Ctx, component: str, vhost: str, name: str):
     if component == "policy":
         raise bad_request("policies may not be set using this method")
     try:
-        created = ctx.broker.set_parameter(component, vhost, name, body["value"])
+        created = ctx.broker.set_parameter(component, vhost, name, body["value"], user=ctx.user)
     except ValueError as e:
         raise _validation_failed(str(e), escape=True) from None  # RabbitMQ escapes parameter errors
     return _created(created)

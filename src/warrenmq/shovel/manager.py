@@ -28,11 +28,19 @@ class ShovelManager:
         self.stopping: set = set()  # tasks stopping replaced or cleared shovels
 
     def attach(self) -> None:
-        self.broker.register_parameter_component(COMPONENT, self.validate, self.on_set, self.on_clear)
+        self.broker.register_parameter_component(COMPONENT, self.validate, self.on_set, self.on_clear, takes_user=True)
 
     # ------------------------------------------------------------ the component
-    def validate(self, vhost: str, name: str, value) -> None:
-        validate(vhost, name, value, vhost_exists=lambda v: v in self.broker.vhosts)
+    def validate(self, vhost: str, name: str, value, user=None) -> None:
+        """RabbitMQ's checks; a local URI's vhost must exist and, when the setter is known, be one it may
+        open (RabbitMQ's ``user "u" may not connect to vhost "v"``)."""
+        b = self.broker
+        if user is None:
+            validate(vhost, name, value, vhost_refused=lambda v: f'vhost "{v}" does not exist' if v not in b.vhosts
+                     else None)
+        else:
+            validate(vhost, name, value, vhost_refused=lambda v: None if v in b.vhosts and b.user_can_access(user, v)
+                     else f'user "{user.name}" may not connect to vhost "{v}"')
 
     def on_set(self, vhost: str, name: str, value) -> None:
         self._stop((vhost, name))

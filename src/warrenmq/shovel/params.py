@@ -56,8 +56,9 @@ def _uris(v) -> list:
     return [v] if isinstance(v, str) else v
 
 
-def validate(vhost: str, name: str, value, vhost_exists=None) -> None:
-    """Raise ValueError with RabbitMQ's reasons if ``value`` is not a valid shovel definition."""
+def validate(vhost: str, name: str, value, vhost_refused=None) -> None:
+    """Raise ValueError with RabbitMQ's reasons if ``value`` is not a valid shovel definition;
+    ``vhost_refused(v)``: why a local URI may not name vhost ``v`` (None: it may)."""
     if not isinstance(value, dict):
         raise ValueError(f"{erl(value)} is not a valid shovel definition")
     errors = []
@@ -98,8 +99,10 @@ def validate(vhost: str, name: str, value, vhost_exists=None) -> None:
             except ValueError as e:
                 errors.append(str(e))
                 continue
-            if parsed.local and vhost_exists is not None and not vhost_exists(parsed.vhost):
-                errors.append(f'vhost "{parsed.vhost}" of {key} "{u}" does not exist')
+            if parsed.local and vhost_refused is not None:
+                why = vhost_refused(parsed.vhost)
+                if why:
+                    errors.append(why)
     for key in _BINARY:
         if key in value and not isinstance(value[key], str):
             errors.append(f"{key} should be binary, actually was {erl(value[key])}")
