@@ -131,6 +131,7 @@ export function adminNav(ctx, current) {
     ['#/users', 'Users', admin],
     ['#/vhosts', 'Virtual hosts', admin],
     ['#/policies', 'Policies', admin || tags.includes('policymaker')],
+    ['#/federation', 'Federation status', admin || tags.includes('monitoring')],
   ].filter(([, , ok]) => ok);
   return h('nav', { class: 'subnav', 'aria-label': 'Admin' },
     ...items.map(([href, label]) => {

@@ -17,6 +17,7 @@ import policies from './policies.js';
 import user from './user.js';
 import vhost from './vhost.js';
 import policy, {operatorPolicyPage} from './policy.js';
+import federation from './federation.js';
 import './admin-forms.js'; // ui-objects' forms on the users, vhosts and policies lists
 
 export default [
@@ -38,4 +39,5 @@ export default [
   vhost,
   policy,
   operatorPolicyPage,
+  federation,
 ];
