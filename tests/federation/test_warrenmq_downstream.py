@@ -563,3 +563,30 @@ def test_a_loop_between_rabbitmq_and_warrenmq_stops_at_max_hops(reference, down)
     time.sleep(0.5)
     rch.exchange_delete(x)
     dc.close()
+
+
+def test_an_upstream_without_the_helper_exchange_type_gets_a_fanout(down, up, monkeypatch):
+    """A broker without x-federation-upstream refuses it with 503 COMMAND_INVALID (a connection error, on
+    the link's throwaway connection); the link declares a fanout helper instead, as RabbitMQ's does, and
+    the downstream applies max-hops itself."""
+    from warrenmq.broker.exchanges import EXCHANGE_TYPES
+    monkeypatch.delitem(EXCHANGE_TYPES, "x-federation-upstream")  # both brokers share the table: up lacks it
+    x = unique("x")
+    federate(down, "fan", uri(up), f"^{x}$", "exchanges", **{"max-hops": 1})
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "fanout")
+    q = dch.queue_declare("", exclusive=True).method.queue
+    dch.queue_bind(q, x)
+    running(down)
+    uc, uch = channel(up)
+    wait(lambda: routable(uch, x, "", b"first"), what="the link")
+    helper = next(n for n in up.exchanges() if n.startswith(f"federation: {x} -> "))
+    assert up.exchanges()[helper] == "fanout"
+    assert [b for b, _ in drain(dch, q, 1)] == [b"first"]
+    hop = {"uri": "amqp://elsewhere", "exchange": x, "redelivered": False, "cluster-name": "elsewhere", "vhost": "/"}
+    uch.basic_publish(x, "", b"crossed one hop", pika.BasicProperties(headers={"x-received-from": [hop]}))
+    uch.basic_publish(x, "", b"fresh")
+    assert [b for b, _ in drain(dch, q, 2, 1.0)] == [b"fresh"]
+    assert up.queue(f"federation: {x} -> fedt-down").messages == 0  # the dropped one was acked upstream
+    uc.close()
+    dc.close()
