@@ -402,3 +402,34 @@ def test_connection_limits_count_mqtt_connections(mqtt_broker):
     again.close()
     wait(lambda: b.limits.vhost_connections.get("/", 0) == 0)
     mqtt_broker.call(b.clear_vhost_limits, "/")
+
+
+def test_retained_messages_go_with_their_vhost():
+    """Deleting a vhost deletes its retained messages, saved or not yet saved, and they do not come back
+    with a vhost of the same name or after a restart; other vhosts keep theirs."""
+    from warrenmq.testing import EmbeddedBroker
+    with EmbeddedBroker(mqtt=True, durable=True) as b:
+        broker = b.broker
+        for name in ("doomed", "kept"):
+            b.call(lambda name=name: (broker.add_vhost(name), broker.set_permissions("guest", name, ".*", ".*", ".*")))
+        for vhost in ("doomed", "kept"):
+            pub = Client(b.mqtt_port, "pub", username=f"{vhost}:guest", password="guest")
+            pub.publish("cfg/saved", vhost.encode(), 1, retain=True)
+            pub.close()
+        time.sleep(1.5)  # written to the store by the listener's timer
+        pub = Client(b.mqtt_port, "pub", username="doomed:guest", password="guest")
+        pub.publish("cfg/unsaved", b"doomed", 1, retain=True)
+        pub.close()
+        b.call(lambda: broker.delete_vhost("doomed"))
+        b.call(lambda: (broker.add_vhost("doomed"), broker.set_permissions("guest", "doomed", ".*", ".*", ".*")))
+        for restart in (False, True):
+            if restart:
+                b.restart()
+            sub = Client(b.mqtt_port, "sub", username="doomed:guest", password="guest")
+            sub.subscribe("cfg/#", 1)
+            sub.none(0.5)
+            sub.close()
+            sub = Client(b.mqtt_port, "sub", username="kept:guest", password="guest")
+            sub.subscribe("cfg/#", 1)
+            assert sub.get().payload == b"kept"
+            sub.close()

@@ -158,6 +158,9 @@ class Broker:
         self.direct_reply = DirectReplyTo()  # reply consumers on amq.rabbitmq.reply-to, broker-wide
         self.alarms: set[Alarm] = set()  # publishers are blocked while any is on
         self.confirms = ConfirmRegistry()  # publisher confirms, and those waiting for the store
+        # called with a vhost's name when it is deleted (after its sessions and queues went, before the
+        # store forgets it): protocol adapters drop what they keep per vhost (MQTT's retained messages)
+        self.vhost_deleted_listeners: list = []
         self.components = Components()  # runtime parameter components (parameters.py)
         self.parameters: dict = {}  # (component, vhost, name) -> value, of every component but the built-in ones
         self.global_parameters: dict = {}  # name -> value
@@ -391,6 +394,8 @@ class Broker:
             c = self.components.get(key[0])
             if c is not None and c.on_clear is not None:
                 c.on_clear(name, key[2])
+        for listener in self.vhost_deleted_listeners:
+            listener(name)
         self.defs.vhost_deleted(name)
 
     def list_vhosts(self) -> list:

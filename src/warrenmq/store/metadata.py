@@ -150,7 +150,8 @@ class SQLiteDefinitions(Definitions):
                  ("DELETE FROM policies WHERE vhost=?", (name,)),
                  ("DELETE FROM operator_policies WHERE vhost=?", (name,)),
                  ("DELETE FROM parameters WHERE vhost=?", (name,)),
-                 ("DELETE FROM limits WHERE kind='vhost' AND name=?", (name,)))
+                 ("DELETE FROM limits WHERE kind='vhost' AND name=?", (name,)),
+                 ("DELETE FROM mqtt_retained WHERE vhost=?", (name,)))
 
     def user_saved(self, name: str, password_hash: bytes, tags: list,
                    hashing_algorithm: str = "rabbit_password_hashing_sha256") -> None:

@@ -219,6 +219,7 @@ class MQTTServer:
             self.tls_port = self._tls_server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
+        self.broker.vhost_deleted_listeners.append(self._vhost_deleted)
         for vhost, topic, packet in self.broker.defs.load_retained():
             try:
                 self.retained(vhost).restore(packet)
@@ -228,6 +229,13 @@ class MQTTServer:
         await self._server.start_serving()
         if self._tls_server is not None:
             await self._tls_server.start_serving()
+
+    def _vhost_deleted(self, name: str) -> None:
+        """A deleted vhost's retained messages go with it (the store deletes the saved ones), as do the
+        wills waiting for their delay there."""
+        self.retained_stores.pop(name, None)
+        for key in [k for k in self.delayed_wills if k[0] == name]:
+            self.delayed_wills.pop(key).cancel()
 
     def _save_retained(self) -> None:
         """Write the retained messages changed since the last time to the definitions store, together."""
@@ -255,6 +263,8 @@ class MQTTServer:
             self._save_timer.cancel()
             self._save_timer = None
         self.lingering = False
+        if self.app.broker is not None and self._vhost_deleted in self.app.broker.vhost_deleted_listeners:
+            self.app.broker.vhost_deleted_listeners.remove(self._vhost_deleted)
         for timer in self.delayed_wills.values():
             timer.cancel()
         self.delayed_wills.clear()
