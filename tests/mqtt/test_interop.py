@@ -317,3 +317,43 @@ def test_a_disconnect_can_change_the_session_expiry(mqtt_broker):
     again.c.disconnect(properties=p)
     again.c.loop_stop()
     wait(lambda: "mqtt-subscription-exp-changeqos1" not in mqtt_broker.queues())
+
+
+@pytest.mark.parametrize("version", [mqtt.MQTTv311, V5])
+def test_shared_subscriptions_hand_each_message_to_one_member(mqtt_broker, version):
+    """client_test5's shared subscriptions: '$share/<group>/<filter>' members share one queue, each
+    message goes to one of them (round robin); a plain subscription beside it gets every message."""
+    port = mqtt_broker.mqtt_port
+    a = Client(port, "share-a", version)
+    b = Client(port, "share-b", version)
+    for c in (a, b):
+        assert [getattr(r, "value", r) for r in c.subscribe("$share/workers/jobs/+", 1)] == [1]
+    everyone = Client(port, "share-all", version)
+    everyone.subscribe("jobs/+", 0)
+    assert "mqtt-shared-workers-jobs/+" in mqtt_broker.queues()
+    pub = Client(port, "share-pub", version)
+    for i in range(10):
+        pub.publish(f"jobs/{i}", b"%d" % i, 1)
+    assert sorted(everyone.get().payload for _ in range(10)) == [b"%d" % i for i in range(10)]
+    time.sleep(0.3)
+    got_a = [m.payload for m in list(a.messages.queue)]
+    got_b = [m.payload for m in list(b.messages.queue)]
+    assert sorted(got_a + got_b) == [b"%d" % i for i in range(10)]  # each once
+    assert len(got_a) == len(got_b) == 5  # round robin
+    a.c.unsubscribe("$share/workers/jobs/+")
+    time.sleep(0.3)
+    pub.publish("jobs/x", b"after", 1)
+    wait(lambda: b.messages.qsize() == 6)
+    assert b.messages.queue[-1].payload == b"after"
+    for c in (a, b, everyone, pub):
+        c.close()
+    wait(lambda: "mqtt-shared-workers-jobs/+" not in mqtt_broker.queues())  # gone with its last member
+
+
+def test_a_bad_shared_subscription_filter_is_refused(mqtt_broker):
+    s, reader, _ = raw5(mqtt_broker.mqtt_port, "share-bad")
+    s.sendall(encode(Subscribe(1, [Subscription("$share/g+/x", 1), Subscription("$share/g", 1),
+                                   Subscription("$share/g/ok", 1)]), MQTT5))
+    [suback] = read_packets(s, reader, 1)
+    assert suback.codes == [0x8F, 0x8F, 1]
+    s.close()

@@ -285,6 +285,8 @@ class MQTTSession:
         # MQTT 5 subscription options (filter -> (no local, retain as published, subscription identifier)),
         # for filters that have any; ``rich`` while there are some: deliveries then match the filters
         self.sub_options: dict[str, tuple] = {}
+        self.shared: dict[str, tuple] = {}  # $share/<group>/<filter> -> (QoS, consumer, subscription id)
+        self.shared_consumers: dict = {}  # the consumer of a shared subscription -> (QoS, subscription id)
         self.rich = False
         self.no_local = False  # a no-local subscription: publishes carry header x-mqtt-publisher
         self.alias_max = 0  # MQTT 5: topic aliases the client accepts from the server
@@ -439,7 +441,7 @@ class MQTTSession:
             props.setdefault("topic_alias_maximum", conn.topic_alias_maximum)
             props["maximum_qos"] = 2
             props["retain_available"] = 1
-            props["shared_subscription_available"] = 0
+            props["shared_subscription_available"] = 1
             props["receive_maximum"] = self.receive_maximum = self.config.mqtt_receive_maximum
             server_keepalive = self.config.mqtt_server_keepalive
             if server_keepalive and not 0 < pkt.keepalive <= server_keepalive:  # the server's keep alive wins
@@ -564,8 +566,9 @@ class MQTTSession:
             sid = sid[0] if sid else None
         for sub in pkt.subscriptions:
             f = sub.topic_filter
+            existed.append(f in self.granted)
             if f.startswith("$share/"):
-                codes.append(codec.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED if v5 else codec.SUBACK_FAILURE)
+                codes.append(self._subscribe_shared(f, sub.qos, sid))
                 continue
             if not valid_filter(f):
                 codes.append(codec.TOPIC_FILTER_INVALID if v5 else codec.SUBACK_FAILURE)
@@ -592,7 +595,6 @@ class MQTTSession:
                 codes.append(codec.NOT_AUTHORIZED if v5 and "ACCESS_REFUSED" in e.reply_text
                              else codec.SUBACK_FAILURE)
                 continue
-            existed.append(f in self.granted)
             self.granted[f] = qos
             if qos == 2:
                 self.qos1_max = 2
@@ -608,22 +610,64 @@ class MQTTSession:
         if store is not None and store.messages:
             granted = iter(existed)
             for sub, code in zip(pkt.subscriptions, codes):
-                if code > 2:
+                was = next(granted)
+                if code > 2 or sub.topic_filter.startswith("$share/"):  # (none for shared subscriptions)
                     continue
-                if v5 and (sub.retain_handling == 2 or (next(granted) and sub.retain_handling == 1)):
+                if v5 and (sub.retain_handling == 2 or (was and sub.retain_handling == 1)):
                     continue  # 1: only for a new subscription
                 for m in store.matching(sub.topic_filter):
                     props = dict(m.properties) if v5 else {}
                     self.conn.send_publish(Publish(m.topic, m.payload, min(m.qos, code), True, properties=props))
 
+    def _subscribe_shared(self, f: str, qos: int, sid) -> int:
+        """``$share/<group>/<filter>``: one queue per group and filter, ``mqtt-shared-<group>-<filter>``
+        (not durable, deleted when its last member goes), bound with the filter; each member session
+        consumes from it, so the queue hands each message to one member, round robin.  The SUBACK code."""
+        v5 = self.conn.version == MQTT5
+        parts = f.split("/", 2)
+        if len(parts) < 3 or not parts[1] or "+" in parts[1] or "#" in parts[1] or not valid_filter(parts[2]):
+            return codec.TOPIC_FILTER_INVALID if v5 else codec.SUBACK_FAILURE
+        group, topic_filter = parts[1], parts[2]
+        qname = f"mqtt-shared-{group}-{topic_filter}"
+        key = topic_to_key(topic_filter)
+        vname = self.vhost.name
+        try:
+            for kind, name, perm in (("queue", qname, "configure"), ("queue", qname, "write"),
+                                     ("exchange", self.exchange, "read"), ("queue", qname, "read")):
+                self.broker.check_resource(self.user, vname, kind, name, perm)
+            self.broker.check_topic(self.user, vname, self.exchange, key, "read")
+            q = self.vhost.queues.get(qname)
+            if q is None or q.deleted:
+                q = self.vhost.declare_queue(qname, self, durable=False, auto_delete=True)[0]
+            self.vhost.bind_queue(q, self.exchange, key, None)
+            old = self.shared.pop(f, None)
+            if old is not None:
+                self.channel.cancel(old[1].tag)
+            c = self.channel.consume(q, f"mqtt-share-{qname}", qos == 0, False, None)
+            self.shared[f] = (qos, c, sid)
+            self.shared_consumers[c] = (qos, sid)
+            self.channel.start(c)
+        except AMQPError as e:
+            log.warning("MQTT subscription to '%s' refused: %s", f, e.reply_text)
+            return codec.NOT_AUTHORIZED if v5 and "ACCESS_REFUSED" in e.reply_text else codec.SUBACK_FAILURE
+        self._options_changed()
+        return qos
+
     def _options_changed(self) -> None:
-        self.rich = bool(self.sub_options)
+        self.rich = bool(self.sub_options) or bool(self.shared)
         self.no_local = any(o[0] for o in self.sub_options.values())
         self.header_extra = {"x-mqtt-publisher": self.client_id} if self.no_local else None
 
     def on_unsubscribe(self, pkt) -> None:
         codes = []
         for f in pkt.topic_filters:
+            shared = self.shared.pop(f, None)
+            if shared is not None:
+                self.shared_consumers.pop(shared[1], None)
+                self.channel.cancel(shared[1].tag)
+                self._options_changed()
+                codes.append(codec.SUCCESS)
+                continue
             qos = self.granted.pop(f, None)
             if qos is None:
                 codes.append(codec.NO_SUBSCRIPTION_EXISTED)
@@ -714,6 +758,9 @@ class MQTTSession:
         """For a session with MQTT 5 subscription options: the highest QoS granted to a filter of this
         queue's class that matches the message (-1: none, or only no-local ones and the client published
         it), whether its RETAIN flag is kept (retain as published) and the subscription identifiers."""
+        shared = self.shared_consumers.get(consumer)
+        if shared is not None:  # from a shared subscription's queue: its QoS and identifier
+            return shared[0], False, [shared[1]] if shared[1] else None
         topic = key_to_topic(msg.routing_key)
         qos1 = not consumer.no_ack
         headers = msg.properties.headers if plain < 0 else None
@@ -752,6 +799,11 @@ class MQTTSession:
             self.flush()
 
     def consumer_gone(self, consumer) -> None:
+        if self.shared_consumers.pop(consumer, None) is not None:
+            for f, (_, c, _) in list(self.shared.items()):
+                if c is consumer:
+                    del self.shared[f]
+            self._options_changed()
         for k, c in list(self.consumers.items()):
             if c is consumer:
                 del self.consumers[k]
