@@ -380,18 +380,19 @@ class ExchangeLink(FederationLink):
         wanted = self._wanted()
         if wanted is None:
             return
-        remote = self.remote
-        for k in [k for k in self.bound if k not in wanted]:
-            key, up_args = self.bound.pop(k)
+        # this session's link and bookkeeping: a sync still awaiting a dead link must not touch the next's
+        remote, bound, internal = self.remote, self.bound, self.internal
+        for k in [k for k in bound if k not in wanted]:
+            key, up_args = bound.pop(k)
             if up_args is not None:
-                await remote.unbind_exchange(self.internal, self.upstream.exchange, key, up_args)
+                await remote.unbind_exchange(internal, self.upstream.exchange, key, up_args)
         for k, (key, args) in wanted.items():
-            if k in self.bound:
+            if k in bound:
                 continue
             up_args = self._upstream_args(args)
-            self.bound[k] = (key, up_args)
+            bound[k] = (key, up_args)
             if up_args is not None:
-                await remote.bind_exchange(self.internal, self.upstream.exchange, key, up_args)
+                await remote.bind_exchange(internal, self.upstream.exchange, key, up_args)
 
     def tick(self) -> None:
         if self.state != "running" or self.syncing or self.remote is None:
