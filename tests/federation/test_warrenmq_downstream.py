@@ -416,6 +416,14 @@ def test_federation_status_with_warrenmq_ctl(down, up, capsys):
     lines = out.splitlines()
     assert lines[0].startswith("Listing federation links which are down on node ")
     assert "error => econnrefused" in out and "upstream => <<\"c2\">>" in out and "<<\"c1\">>" not in out
+    # restart_federation_link: by id, as rabbitmqctl's
+    [c1] = [link for link in links(down) if link["upstream"] == "c1"]
+    before = {c["name"] for c in api(up, "GET", "/api/connections")[1]}
+    assert ctl.main(["--url", down.management_url, "restart_federation_link", c1["id"]]) == 0
+    assert capsys.readouterr().out == f"Restarting federation link {c1['id']} on node {c1['node']}\n"
+    wait(lambda: not before & {c["name"] for c in api(up, "GET", "/api/connections")[1]}, what="new connections")
+    assert ctl.main(["--url", down.management_url, "restart_federation_link", "nope"]) == 69
+    assert capsys.readouterr().err == "Error:\nLink with the given ID was not found\n"
     dc.close()
 
 

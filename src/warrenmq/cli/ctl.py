@@ -840,6 +840,17 @@ def cmd_federation_status(client, out, args):
     return EX_OK
 
 
+def cmd_restart_federation_link(client, out, args):
+    links = client.get(path("federation-links"))
+    node = links[0]["node"] if links else client.get(path("overview")).get("node", "")
+    out.info(f"Restarting federation link {args.link_id} on node {node}")
+    for link in links:
+        if link.get("id") == args.link_id:
+            client.delete(path("federation-links", "vhost", link["vhost"], link["id"], link["node"], "restart"))
+            return EX_OK
+    raise CtlError("Error:\nLink with the given ID was not found", EX_UNAVAILABLE)
+
+
 # ------------------------------------------------------------------- queues
 def _queue_not_found(args) -> CtlError:
     return CtlError(f"queue '{args.queue}' in vhost '{args.vhost}' not found", EX_UNAVAILABLE)
@@ -1044,6 +1055,8 @@ def _commands():
         "shovel_status": (cmd_shovel_status, "the status of every shovel", []),
         "federation_status": (cmd_federation_status, "the status of every federation link", [
             (("--only-down",), {"action": "store_true", "dest": "only_down", "help": "only the links not running"})]),
+        "restart_federation_link": (cmd_restart_federation_link, "restart a federation link (by its id)", [
+            (("link_id",), {})]),
         "set_vhost_limits": (cmd_set_vhost_limits, "set a vhost's limits (JSON)", [(("definition",), {})]),
         "purge_queue": (cmd_purge_queue, "purge a queue", queue),
         "delete_queue": (cmd_delete_queue, "delete a queue", queue + [
