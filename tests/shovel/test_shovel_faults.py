@@ -141,3 +141,25 @@ def test_a_stalled_destination_stops_the_source_instead_of_filling_memory(ack_mo
         proxy.resume()
         seen, dups = collect(b.url, "s-dst", n)
         assert {m.split(b":")[0] for m in seen} == {str(i).encode() for i in range(n)} and dups == 0
+
+
+def test_confirms_through_aiormqs_table_as_with_an_older_aiormq(monkeypatch):
+    """The path an aiormq older than 7.2.1 takes (its confirmation table instead of the link's own handler)
+    moves every message too, the link cut once on the way."""
+    from warrenmq.links import remote
+    monkeypatch.setattr(remote, "OWN_CONFIRMS", False)
+    with EmbeddedBroker(management=True) as a, EmbeddedBroker() as b, TcpProxy("127.0.0.1", b.port) as proxy:
+        api = Api(a.management_url)
+        assert api.put_shovel("old", {"src-uri": "amqp://", "src-queue": "o-src", "dest-uri": proxy.url(),
+                                      "dest-queue": "o-dst", "reconnect-delay": 0.2})[0] == 201
+        api.wait_state("old")
+        pub = Publisher(a.url, "o-src", 1000).start()
+        time.sleep(0.3)
+        proxy.cut()
+        pub.join()
+        seen, _ = collect(b.url, "o-dst", 1000)
+        assert seen == expected("m", 1000)
+        deadline = time.monotonic() + 10  # and the source acked every one of them (none left unacked)
+        while api.request("GET", "/queues/%2F/o-src")[1]["messages"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.request("GET", "/queues/%2F/o-src")[1]["messages"] == 0

@@ -15,7 +15,10 @@ are numbered by the link (nothing else publishes on its channel) and kept in ord
 callbacks; the channel's ``_on_confirm_frame`` (the method aiormq's frame reader calls for each
 ``basic.ack``/``basic.nack``) is replaced on that one channel object by the link's, which settles
 everything a multiple ack covers in one pass (aiormq's own schedules a callback per tag and scans its
-whole table per ack: a third of the shovel's time).  Each batch carries a drain future, so
+whole table per ack: a third of the shovel's time).  That needs an aiormq whose channel reader looks
+the method up per frame (7.2.1 and later); with an older one (Python 3.10 resolves 6.9) the link
+registers each publish in the channel's ``confirmations`` table under its ``delivery_tag``, as
+aiormq's ``basic_publish`` does.  Each batch carries a drain future, so
 the writer waits for the socket to drain before the next (back-pressure: past a megabyte of unwritten
 output the link asks its publisher to stop, see ``set_flow_listener``).  Those two names,
 ``ChannelFrame`` and ``_on_confirm_frame``, are the whole use of aiormq's insides; the shovel tests fail if a release changes
@@ -38,6 +41,21 @@ from ..protocol.spec import (BasicAck, BasicConsume, BasicNack, BasicPublish, Ex
 from .base import Link, LinkClosed
 
 DEFAULT_FRAME_MAX = 131072
+def _own_confirms() -> bool:
+    """Whether this aiormq's channel reader looks ``_on_confirm_frame`` up per frame (7.2.1 and later), so
+    the link's own handler can take its place; older ones (Python 3.10 gets 6.9) bound it when the reader
+    started, and the link then uses their confirmation table as their ``basic_publish`` does."""
+    try:
+        from importlib.metadata import version
+        parts = tuple(int(x) for x in version("aiormq").split(".")[:3])
+    except Exception:  # noqa: BLE001 - unknown: the table works everywhere
+        return False
+    return parts >= (7, 2, 1)
+
+
+#: the link settles confirms itself (see _own_confirms)
+OWN_CONFIRMS = _own_confirms()
+
 #: output not yet handed to aiormq's writer above which the link asks its publisher to stop (flow listener)
 HIGH_WATER = 1 << 20
 LOW_WATER = HIGH_WATER // 4
@@ -94,7 +112,8 @@ class RemoteLink(Link):
         self.on_delivery = None
         self.seq = 0  # the last publish's sequence number
         self.waiting: OrderedDict = OrderedDict()  # sequence number -> on_confirm, in order
-        if confirms:
+        self.own_confirms = confirms and OWN_CONFIRMS
+        if self.own_confirms:
             channel._on_confirm_frame = self._on_confirm_frame
         for fut in (conn.closing, channel.closing):
             fut.add_done_callback(self._on_closing)
@@ -256,11 +275,22 @@ class RemoteLink(Link):
         if n > HIGH_WATER and not self.flow_on and self.flow_listener is not None:
             self.flow_on = True
             self.flow_listener(True)
-        if self.confirms:
+        if self.own_confirms:
             self.seq += 1
             if on_confirm is not None:
                 self.waiting[self.seq] = on_confirm
+        elif self.confirms:  # an older aiormq: its confirmation table, as its basic_publish fills it
+            ch.delivery_tag += 1
+            fut = self.loop.create_future()
+            ch.confirmations[ch.delivery_tag] = fut
+            if on_confirm is not None:
+                fut.add_done_callback(lambda f, cb=on_confirm: self._confirmed_future(f, cb))
         self.wake.set()
+
+    def _confirmed_future(self, fut: asyncio.Future, on_confirm) -> None:
+        if self.closed.done() or fut.cancelled() or self.channel.is_closed:
+            return  # the link died: never confirmed
+        on_confirm(fut.exception() is None and isinstance(fut.result(), pamqp_spec.Basic.Ack))
 
     async def _on_confirm_frame(self, frame) -> None:
         if self.closed.done():
