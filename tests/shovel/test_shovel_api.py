@@ -265,3 +265,19 @@ def test_a_local_uri_needs_a_vhost_the_setter_may_open(mbroker):
     status, body = pm.put_shovel("s", {**BASE, "dest-uri": "amqp:///closed", "dest-queue": "y"})
     assert (status, body["reason"]) == (400, 'Validation failed\n\nuser "pm" may not connect to vhost "closed"\n')
     assert api.put_shovel("s", {**BASE, "dest-uri": "amqp:///closed", "dest-queue": "y"})[0] == 201  # guest may
+
+
+def test_uri_lists_fail_over_to_a_reachable_broker(mbroker):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = s.getsockname()[1]
+    s.close()
+    with EmbeddedBroker() as other:
+        api = mbroker.api
+        uris = [f"amqp://guest:guest@127.0.0.1:{dead}", other.url, f"amqp://guest:guest@127.0.0.1:{dead}/%2F"]
+        assert api.put_shovel("fo", {**BASE, "dest-uri": uris, "dest-queue": "fo-dst", "reconnect-delay": 0.1})[0] == 201
+        st = api.wait_state("fo", timeout=10)
+        assert st["dest_uri"] == other.url.replace("guest:guest@", "")
+        publish_confirmed(mbroker.url, "x", [b"failed over"], declare=False)
+        assert [m[2] for m in drain(other.url, "fo-dst", 1)] == [b"failed over"]

@@ -12,12 +12,14 @@ a definitions file is imported: it may define shovels) and stops every shovel fi
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from ..amqp.session import server_properties
 from .params import parse, validate
 from .worker import Shovel
 
 COMPONENT = "shovel"
+log = logging.getLogger("warrenmq.shovel")
 
 
 class ShovelManager:
@@ -44,8 +46,13 @@ class ShovelManager:
 
     def on_set(self, vhost: str, name: str, value) -> None:
         self._stop((vhost, name))
-        s = self.shovels[(vhost, name)] = Shovel(self, vhost, name, parse(value))
-        s.start()
+        try:
+            s = Shovel(self, vhost, name, parse(value))
+            s.start()
+        except Exception:  # noqa: BLE001 - a stored parameter must not fail the request or the boot that set it
+            log.exception("shovel '%s' in vhost '%s' could not start", name, vhost)
+            return
+        self.shovels[(vhost, name)] = s
 
     def on_clear(self, vhost: str, name: str) -> None:
         self._stop((vhost, name))

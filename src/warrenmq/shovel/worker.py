@@ -2,8 +2,8 @@
 
 Theory of operation: :meth:`Shovel.run` is a loop, one task per shovel.  Each round opens a source
 link and a destination link (links/: a local URI uses the domain API, a remote one aiormq), with the
-connection name ``Shovel <name>``; picks one URI of each list at random, as RabbitMQ does, so a
-list is failover.  The source is the named queue (declared durable if missing, as RabbitMQ's
+connection name ``Shovel <name>``; a list of URIs is failover: the first round starts at a random one
+of each list (RabbitMQ picks at random), each further round takes the next, so every URI is tried.  The source is the named queue (declared durable if missing, as RabbitMQ's
 ``ensure_queue``) or an exclusive server-named queue bound to the source exchange with the source
 key; the destination queue is likewise ensured.  Then it consumes with the prefetch and state becomes
 ``running``.  Each delivery is published to the destination:
@@ -79,6 +79,8 @@ class Shovel:
         self.remaining = None  # delete-after: messages still to accept this run (None: no limit)
         self.accepted = 0
         self.ran = False  # the current round reached running
+        self.uri_start = random.randrange(1 << 16)  # where the rotation through the URI lists starts
+        self.rounds = 0
         # source acks, coalesced: delivery tags not yet acked at the source, in order, and those settled
         # (tag -> True: to ack, False: nacked already); one basic.ack(multiple) per loop turn covers the
         # settled prefix, as RabbitMQ's shovel acks with multiple
@@ -155,8 +157,9 @@ class Shovel:
         if not d.src_uris or not d.dest_uris:
             await asyncio.Event().wait()  # nothing to connect to: starting for ever, as RabbitMQ shows it
         conn_name = f"Shovel {self.name}"
-        self.src_uri = random.choice(d.src_uris)
-        self.dest_uri = random.choice(d.dest_uris)
+        self.rounds += 1
+        self.src_uri = d.src_uris[(self.uri_start + self.rounds) % len(d.src_uris)]
+        self.dest_uri = d.dest_uris[(self.uri_start + self.rounds) % len(d.dest_uris)]
         self.src = await open_link(self.broker, self.src_uri, conn_name)
         self.dest = await open_link(self.broker, self.dest_uri, conn_name, confirms=d.ack_mode == "on-confirm")
         src, dest = self.src, self.dest
