@@ -281,3 +281,19 @@ def test_uri_lists_fail_over_to_a_reachable_broker(mbroker):
         assert st["dest_uri"] == other.url.replace("guest:guest@", "")
         publish_confirmed(mbroker.url, "x", [b"failed over"], declare=False)
         assert [m[2] for m in drain(other.url, "fo-dst", 1)] == [b"failed over"]
+
+
+def test_a_shovels_direct_connections_count_in_the_churn_counters(mbroker):
+    api = mbroker.api
+    assert api.put_shovel("ch", {**BASE, "dest-queue": "y"})[0] == 201
+    api.wait_state("ch")
+    before = api.request("GET", "/overview")[1]["churn_rates"]
+    assert api.delete_shovel("ch") == (204, None)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        after = api.request("GET", "/overview")[1]["churn_rates"]
+        if after["connection_closed"] >= before["connection_closed"] + 2:
+            break
+        time.sleep(0.05)
+    assert after["connection_closed"] == before["connection_closed"] + 2  # its source and destination
+    assert after["connection_created"] == before["connection_created"]  # never goes down

@@ -104,7 +104,7 @@ class Link:
         raise NotImplementedError
 
 
-def with_headers(header: bytes, updates: dict, prepend: dict | None = None, timestamp_header=None) -> bytes:
+def with_headers(header: bytes, updates: dict, prepend: dict | None = None) -> bytes:
     """``header`` (a content-header payload) with ``updates`` set in its headers table and, for each
     ``name: table`` of ``prepend``, ``table`` put first in the array header ``name`` (RabbitMQ's
     prepend_table_header).  Only the properties are decoded and encoded again; the body size stays."""

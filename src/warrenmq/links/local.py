@@ -174,6 +174,7 @@ class LocalLink(Link):
             if not q.deleted:
                 self.vhost.delete_queue(q)
         self.exclusive_queues.clear()
+        self.vhost.stats.fold_connection(self.conn)  # the churn counters count it closed (they never go down)
         self.broker.session_closed(self.conn)
 
     def _check(self) -> None:
