@@ -1,6 +1,7 @@
 """``warrenmq ctl set_parameter shovel ...``, ``clear_parameter``, ``list_parameters`` and ``shovel_status``
 against an embedded broker's management API, with rabbitmqctl 3.10.8's lines and exit codes."""
 import json
+import re
 
 from support.links import drain, publish_confirmed
 from warrenmq.cli import ctl
@@ -31,6 +32,7 @@ def test_set_list_status_clear(mbroker, capsys):
                                     "source", "source_protocol", "source_queue", "state", "termination_reason", "type",
                                     "vhost"]
     row = lines[2].split("\t")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[3])  # rabbitmqctl pads the hour
     assert row[:3] == ["amqp://", "amqp091", "cq2"] and row[4:] == ["c1", "amqp://", "amqp091", "cq1", "running", "",
                                                                     "dynamic", "/"]
     code, out, _ = run(mbroker, capsys, "shovel_status", "--formatter", "json")

@@ -794,6 +794,9 @@ def cmd_shovel_status(client, out, args):
     for s in shovels:
         row = {k: "" for k in ("termination_reason",)}
         row.update({_SHOVEL_KEYS[k]: v for k, v in s.items() if k in _SHOVEL_KEYS})
+        date, _, clock = row.get("last_changed", "").partition(" ")
+        if len(clock) == 7:  # the API prints the hour unpadded (0:28:03), rabbitmqctl pads it
+            row["last_changed"] = f"{date} 0{clock}"
         rows.append(dict(sorted(row.items())))
     if out.json:  # rabbitmqctl prints each shovel with its own keys
         out.stream.write("[\n" + "".join(("," if i else "") + json.dumps(r, separators=(",", ":"), ensure_ascii=False)

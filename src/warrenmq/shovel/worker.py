@@ -53,7 +53,9 @@ MAX_BACKOFF = 60.0
 
 
 def _timestamp() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    """The time now as RabbitMQ's management plugin prints it: the hour not padded (``2026-12-06 0:28:03``)."""
+    t = time.localtime()
+    return f"{t.tm_year}-{t.tm_mon:02}-{t.tm_mday:02} {t.tm_hour}:{t.tm_min:02}:{t.tm_sec:02}"
 
 
 class Shovel:
