@@ -298,3 +298,18 @@ def test_a_shovels_direct_connections_count_in_the_churn_counters(mbroker):
         time.sleep(0.05)
     assert after["connection_closed"] == before["connection_closed"] + 2  # its source and destination
     assert after["connection_created"] == before["connection_created"]  # never goes down
+
+
+def test_shovel_status_needs_the_monitoring_tag(mbroker):
+    api = mbroker.api
+    for user, tags in (("mg", "management"), ("mon", "monitoring")):
+        assert api.request("PUT", f"/users/{user}", {"password": "pw", "tags": tags})[0] == 201
+        assert api.request("PUT", f"/permissions/%2F/{user}", {"configure": ".*", "write": ".*", "read": ".*"})[0] == 201
+    assert api.put_shovel("m", {**BASE, "dest-queue": "y"})[0] == 201
+    mg, mon = Api(mbroker.management_url, auth=("mg", "pw")), Api(mbroker.management_url, auth=("mon", "pw"))
+    refused = (401, {"error": "not_authorised", "reason": "Not monitor user"})
+    assert mg.request("GET", "/shovels") == refused
+    assert mg.request("GET", "/shovels/%2F") == refused
+    assert mg.request("DELETE", "/shovels/vhost/%2F/m/restart") == refused
+    assert [s["name"] for s in mon.request("GET", "/shovels")[1]] == ["m"]
+    assert mon.request("DELETE", "/shovels/vhost/%2F/nope/restart")[0] == 404
