@@ -132,6 +132,7 @@ export function adminNav(ctx, current) {
     ['#/vhosts', 'Virtual hosts', admin],
     ['#/policies', 'Policies', admin || tags.includes('policymaker')],
     ['#/federation', 'Federation status', admin || tags.includes('monitoring')],
+    ['#/shovels', 'Shovel status', admin || tags.includes('monitoring')],
   ].filter(([, , ok]) => ok);
   return h('nav', { class: 'subnav', 'aria-label': 'Admin' },
     ...items.map(([href, label]) => {

@@ -18,6 +18,7 @@ import user from './user.js';
 import vhost from './vhost.js';
 import policy, {operatorPolicyPage} from './policy.js';
 import federation from './federation.js';
+import shovels from './shovels.js';
 import './admin-forms.js'; // ui-objects' forms on the users, vhosts and policies lists
 
 export default [
@@ -40,4 +41,5 @@ export default [
   policy,
   operatorPolicyPage,
   federation,
+  shovels,
 ];
