@@ -133,6 +133,7 @@ export function adminNav(ctx, current) {
     ['#/policies', 'Policies', admin || tags.includes('policymaker')],
     ['#/federation', 'Federation status', admin || tags.includes('monitoring')],
     ['#/shovels', 'Shovel status', admin || tags.includes('monitoring')],
+    ['#/dynamic-shovels', 'Shovel management', admin || tags.includes('policymaker')],
   ].filter(([, , ok]) => ok);
   return h('nav', { class: 'subnav', 'aria-label': 'Admin' },
     ...items.map(([href, label]) => {

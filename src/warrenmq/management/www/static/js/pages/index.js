@@ -19,6 +19,7 @@ import vhost from './vhost.js';
 import policy, {operatorPolicyPage} from './policy.js';
 import federation from './federation.js';
 import shovels from './shovels.js';
+import dynamicShovels from './dynamic-shovels.js';
 import './admin-forms.js'; // ui-objects' forms on the users, vhosts and policies lists
 
 export default [
@@ -42,4 +43,5 @@ export default [
   operatorPolicyPage,
   federation,
   shovels,
+  dynamicShovels,
 ];
