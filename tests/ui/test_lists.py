@@ -327,7 +327,8 @@ def test_a_policymaker_gets_policies_under_admin_and_a_management_user_no_admin(
         page.wait_for_function("() => location.hash === '#/policies'")
         loaded(page)
         admin = page.get_by_role("navigation", name="Admin")
-        assert admin.get_by_role("link").all_inner_texts() == ["Policies"]
+        # policymakers get the policies and, as with RabbitMQ's shovel plugin, shovel management
+        assert admin.get_by_role("link").all_inner_texts() == ["Policies", "Shovel management"]
         page.get_by_role("button", name="Log out").click()
         login(page, "lists-mg", "pw")
         page.get_by_role("heading", name="Overview", level=1).wait_for()
