@@ -104,6 +104,30 @@ def test_a_flooding_publisher_is_paused_while_the_consumer_is_behind_and_resumes
         consumer.close()
 
 
+def test_a_throttled_publisher_keeps_at_most_one_loopback_segment_in_the_brokers_receive_buffer():
+    # by default (flow_recbuf 64 KiB, the least that does not stall on window probes) the socket of a
+    # throttled publisher can hold one 64 KiB segment, not 128 KiB: with 4 publishers on one queue that
+    # was a quarter of the messages in flight
+    with EmbeddedBroker(flow_high=HIGH, flow_low=LOW) as b:
+        assert b.broker.config.flow_recbuf == 64 * 1024
+        consumer = client(b, "flow-default")
+        consumer.send_method(1, spec.BasicQos(0, 10, False))
+        consumer.read_method()
+        consumer.send_method(1, spec.BasicConsume(queue="flow-default", consumer_tag="c"))
+        assert isinstance(consumer.read_method()[1], spec.BasicConsumeOk)
+        pub = client(b)
+        pub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        pub.sock.settimeout(None)
+        pub_session = session_of(b, pub)
+        threading.Thread(target=pub.send, args=(publishes("flow-default", 4_000, 512),), daemon=True).start()
+        wait_for(lambda: b.call(lambda: pub_session.state) == "flow", what="the publisher to be throttled")
+        sock = protocol_of(b, pub).transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) <= 2 * 64 * 1024  # (Linux doubles it)
+        consumer.close()  # its queue loses its consumer: the publisher is released and its stream taken in
+        wait_for(lambda: b.call(lambda: pub_session.state) == "running", what="the publisher to run again")
+        pub.close()
+
+
 def test_a_queue_with_no_consumer_never_throttles_its_publisher():
     n = 30_000
     with EmbeddedBroker(flow_high=HIGH, flow_low=LOW, flow_recbuf=RECBUF) as b:
