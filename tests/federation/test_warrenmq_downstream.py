@@ -598,3 +598,23 @@ def test_an_upstream_without_the_helper_exchange_type_gets_a_fanout(down, up, mo
     assert up.queue(f"federation: {x} -> fedt-down").messages == 0  # the dropped one was acked upstream
     uc.close()
     dc.close()
+
+
+def test_an_upstream_exchange_of_another_name(down, up):
+    """``exchange`` names the upstream exchange; the link's queue upstream then says which downstream
+    exchange it feeds (``federation: <upstream x> -> <cluster>:<downstream x>``), as RabbitMQ names it."""
+    x, ux = unique("x"), unique("ux")
+    federate(down, "named", uri(up), f"^{x}$", "exchanges", exchange=ux)
+    dc, dch = channel(down)
+    dch.exchange_declare(x, "direct")
+    q = dch.queue_declare("", exclusive=True).method.queue
+    dch.queue_bind(q, x, "k")
+    [link] = running(down)
+    assert (link["exchange"], link["upstream_exchange"]) == (x, ux)
+    uc, uch = channel(up)
+    wait(lambda: ux in up.exchanges() and routable(uch, ux, "k", b"renamed"), what="the link")
+    assert f"federation: {ux} -> fedt-down:{x}" in up.queues()
+    [(body, headers)] = drain(dch, q, 1)
+    assert body == b"renamed" and headers["x-received-from"][0]["exchange"] == x
+    uc.close()
+    dc.close()
