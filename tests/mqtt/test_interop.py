@@ -357,3 +357,31 @@ def test_a_bad_shared_subscription_filter_is_refused(mqtt_broker):
     [suback] = read_packets(s, reader, 1)
     assert suback.codes == [0x8F, 0x8F, 1]
     s.close()
+
+
+def test_a_resumed_persistent_session_keeps_qos2_subscriptions(mqtt_broker):
+    """A filter granted QoS 2 is still QoS 2 after a reconnect to the persistent session (its binding
+    says so), beside a QoS 1 filter on the same queue; unsubscribing removes the right binding."""
+    port = mqtt_broker.mqtt_port
+    sub = Client(port, "keeps2", clean=False)
+    sub.subscribe("k2/two", 2)
+    sub.subscribe("k2/one", 1)
+    sub.close()
+    again = Client(port, "keeps2", clean=False)
+    pub = Client(port, "keeps2-pub")
+    pub.publish("k2/two", b"2", 2)
+    pub.publish("k2/one", b"1", 2)
+    got = sorted((m.topic, m.qos) for m in (again.get(), again.get()))
+    assert got == [("k2/one", 1), ("k2/two", 2)]
+    again.c.unsubscribe("k2/two")
+    time.sleep(0.3)
+    pub.publish("k2/two", b"gone", 2)
+    again.none(0.5)
+    again.subscribe("k2/one", 2)  # upgraded in place: one binding, delivered at QoS 2
+    pub.publish("k2/one", b"up", 2)
+    m = again.get()
+    assert (m.payload, m.qos) == (b"up", 2)
+    again.none(0.3)
+    again.close()
+    pub.close()
+    Client(port, "keeps2", clean=True).close()

@@ -40,6 +40,7 @@ import time
 from collections import deque
 
 from ..broker.channel import Channel
+from ..broker.exchanges import args_key
 from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
@@ -63,6 +64,16 @@ def key_to_topic(key: str) -> str:
 
 _TO_KEY = str.maketrans({"/": ".", ".": "/", "+": "*"})
 _TO_TOPIC = str.maketrans({".": "/", "/": "."})
+
+
+#: the binding of a filter granted QoS 2 carries this argument, so a persistent session resumed from its
+#: QoS 1 queue knows which filters were granted 2 (the queue holds QoS 1 and 2 subscriptions alike)
+_QOS2_ARGS = {"x-mqtt-subscription-qos": 2}
+_QOS2_KEY = args_key(_QOS2_ARGS)
+
+
+def _bind_args(qos: int):
+    return _QOS2_ARGS if qos == 2 else None
 
 
 def valid_filter(f: str) -> bool:
@@ -447,6 +458,7 @@ class MQTTSession:
             if server_keepalive and not 0 < pkt.keepalive <= server_keepalive:  # the server's keep alive wins
                 props["server_keep_alive"] = conn.keepalive = server_keepalive
         conn.accept(bool(resumed), props or None)
+        self._options_changed()
         for q, qos in resumed:  # after the CONNACK, which must be the first packet the client gets
             self._consume(q, qos)
         self.channels = {1: ch}
@@ -488,9 +500,9 @@ class MQTTSession:
             if q is None:
                 continue
             found.append((q, qos))
-            for ex, key, _ in q.bindings:
+            for ex, key, args in q.bindings:
                 if ex.name == self.exchange:
-                    self.granted[key_to_topic(key).replace("*", "+")] = qos
+                    self.granted[key_to_topic(key).replace("*", "+")] = 2 if args == _QOS2_KEY else qos
         return found
 
     def _declare(self, qname: str, qos: int):
@@ -583,12 +595,12 @@ class MQTTSession:
                 self.broker.check_topic(self.user, vname, self.exchange, key, "read")
                 self.broker.check_resource(self.user, vname, "queue", qname, "read")
                 q = self._declare(qname, qos)
-                self.vhost.bind_queue(q, self.exchange, key, None)
+                self.vhost.bind_queue(q, self.exchange, key, _bind_args(qos))
                 old = self.granted.get(f)
-                if old is not None and (old > 0) != (qos > 0):  # moved to the other queue
+                if old is not None and old != qos:  # moved to the other queue, or between QoS 1 and 2
                     other = self.vhost.queues.get(self.queue_name(old))
                     if other is not None:
-                        self.vhost.unbind_queue(other.name, self, self.exchange, key, None)
+                        self.vhost.unbind_queue(other.name, self, self.exchange, key, _bind_args(old))
                 self._consume(q, qos)
             except AMQPError as e:
                 log.warning("MQTT subscription to '%s' refused: %s", f, e.reply_text)
@@ -596,8 +608,6 @@ class MQTTSession:
                              else codec.SUBACK_FAILURE)
                 continue
             self.granted[f] = qos
-            if qos == 2:
-                self.qos1_max = 2
             if v5 and (sub.no_local or sub.retain_as_published or sid):
                 self.sub_options[f] = (sub.no_local, sub.retain_as_published, sid)
             else:
@@ -654,7 +664,12 @@ class MQTTSession:
         return qos
 
     def _options_changed(self) -> None:
-        self.rich = bool(self.sub_options) or bool(self.shared)
+        """After a change of the subscriptions: whether deliveries must match the filters (subscription
+        options, shared subscriptions, or QoS 1 and QoS 2 filters sharing the QoS 1 queue), and the
+        highest QoS granted to a filter of that queue."""
+        granted = set(self.granted.values())
+        self.qos1_max = 2 if 2 in granted else 1
+        self.rich = bool(self.sub_options) or bool(self.shared) or (1 in granted and 2 in granted)
         self.no_local = any(o[0] for o in self.sub_options.values())
         self.header_extra = {"x-mqtt-publisher": self.client_id} if self.no_local else None
 
@@ -672,12 +687,12 @@ class MQTTSession:
             if qos is None:
                 codes.append(codec.NO_SUBSCRIPTION_EXISTED)
                 continue
-            if self.sub_options.pop(f, None) is not None:
-                self._options_changed()
+            self.sub_options.pop(f, None)
+            self._options_changed()
             q = self.vhost.queues.get(self.queue_name(qos))
             if q is not None:
                 try:
-                    self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f), None)
+                    self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f), _bind_args(qos))
                 except AMQPError:
                     pass
             codes.append(codec.SUCCESS)
