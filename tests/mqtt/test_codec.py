@@ -215,3 +215,51 @@ def test_codec_and_connection_are_sans_io():
         mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
             a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert mods <= {"__future__", "struct", "codec"}, (name, mods)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([c.MQTT31, c.MQTT311, c.MQTT5]), st.binary(max_size=40), st.binary(max_size=300),
+       st.integers(0, 15), st.integers(0, 65535))
+def test_fast_paths_decode_as_the_decoder_does(version, topic, payload, flags, pid):
+    """The reader's fast paths (QoS 0/1 PUBLISH of MQTT 3.x, PUBACK) give what decode_packet gives, or
+    leave the packet to it: the same packet or the same error for any topic bytes, flags and packet id."""
+    first = 0x30 | flags
+    body = len(topic).to_bytes(2, "big") + topic + (pid.to_bytes(2, "big") if flags & 0x06 else b"")
+    body += (b"\x00" if version == c.MQTT5 else b"") + payload
+    for raw_first, raw_body in ((first, body), (0x40, pid.to_bytes(2, "big"))):
+        raw = bytes([raw_first]) + encode_varint(len(raw_body)) + raw_body
+        reader = PacketReader(version=version)
+        try:
+            want = c.decode_packet(raw_first, memoryview(raw_body), version)
+        except MQTTError as e:
+            with pytest.raises(MQTTError) as got:
+                reader.feed(raw)
+            assert got.value.code == e.code
+            continue
+        [got] = reader.feed(raw)
+        assert type(got) is type(want)
+        assert {k: getattr(got, k) for k in got.__slots__} == {k: getattr(want, k) for k in want.__slots__}
+
+
+@given(st.sampled_from([c.MQTT311, c.MQTT5]), st.text(min_size=1, max_size=40), st.binary(max_size=300),
+       st.integers(0, 2), st.booleans())
+def test_plain_publish_bytes_are_the_encoders(version, topic, payload, qos, dup):
+    """send_plain_publish (deliveries without properties) writes the bytes send_publish writes."""
+    a, b = ServerConnection(), ServerConnection()
+    for conn in (a, b):
+        conn.version = version
+    dup = dup and qos > 0
+    pa = a.send_publish(c.Publish(topic, payload, qos, False, dup))
+    pb = b.send_plain_publish(c.encode_string(topic), payload, qos, dup)
+    assert pa == pb and a.inflight == b.inflight
+    assert a.take_output() == b.take_output()
+
+
+def test_acks_bytes_are_the_encoders():
+    for version in (c.MQTT311, c.MQTT5):
+        for ptype in (c.PUBACK, c.PUBREC, c.PUBREL, c.PUBCOMP):
+            for code in (c.SUCCESS, c.UNSPECIFIED_ERROR):
+                conn = ServerConnection()
+                conn.version = version
+                conn.send_ack(ptype, 513, code if version == c.MQTT5 else 0)
+                assert conn.take_output() == encode(c.PubAck(ptype, 513, code if version == c.MQTT5 else 0), version)

@@ -154,6 +154,10 @@ def _utf8(s: str) -> bytes:
     return struct.pack("!H", len(b)) + b
 
 
+#: a UTF-8 string as MQTT encodes it (two length bytes first)
+encode_string = _utf8
+
+
 def _bin(b: bytes) -> bytes:
     if len(b) > 65535:
         raise ValueError("binary data longer than 65535 bytes")
@@ -593,6 +597,28 @@ def decode_packet(first: int, body, version: int) -> Packet:
     raise MQTTError(MALFORMED_PACKET, f"reserved packet type {ptype}")
 
 
+def _plain_publish(first: int, data: bytes, p: int, end: int):
+    """An MQTT 3.1/3.1.1 PUBLISH of QoS 0 or 1 without DUP (``first`` & 0xFC == 0x30) from ``data[p:end]``,
+    as :func:`decode_packet` would make it; None when it is not well formed (the decoder then says why)."""
+    t_end = p + 2 + ((data[p] << 8) | data[p + 1])
+    qos = (first >> 1) & 1
+    body = t_end + 2 * qos
+    if body > end:
+        return None
+    try:
+        topic = str(data[p + 2:t_end], "utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in topic:
+        return None
+    pid = None
+    if qos:
+        pid = (data[t_end] << 8) | data[t_end + 1]
+        if not pid:
+            return None
+    return Publish(topic, bytes(data[body:end]), qos, bool(first & 0x01), False, pid, None)
+
+
 class PacketReader:
     """Splits a byte stream into packets.  ``version`` is None until a CONNECT has been read (then
     the CONNECT's protocol level), or set by the caller (a client knows what it speaks)."""
@@ -659,7 +685,13 @@ class PacketReader:
                     pkt = decode_packet(first, mv[p:p + length], MQTT311)
                     self.version = pkt.version
                 else:
-                    pkt = decode_packet(first, mv[p:p + length], version)
+                    pkt = None
+                    if first & 0xFC == 0x30 and version != MQTT5 and length > 2:
+                        pkt = _plain_publish(first, data, p, p + length)  # the hot path: QoS 0 and 1
+                    elif first == 0x40 and length == 2:
+                        pkt = PubAck(PUBACK, (data[p] << 8) | data[p + 1]) if data[p] or data[p + 1] else None
+                    if pkt is None:  # anything else, and anything the fast paths leave to the full decoder
+                        pkt = decode_packet(first, mv[p:p + length], version)
                 out.append(pkt)
                 pos = p + length
         finally:

@@ -25,11 +25,16 @@ for 1.5 times its keepalive is disconnected) is the adapter's timer reading :att
 """
 from __future__ import annotations
 
-from .codec import (CONNECT, DISCONNECT, MQTT5, PINGREQ, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+import struct
+
+from .codec import (encode_varint, CONNECT, DISCONNECT, MQTT5, PINGREQ, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                     PROTOCOL_ERROR, TOPIC_ALIAS_INVALID, Connack, Disconnect, MQTTError, PacketReader,
                     PubAck, SUCCESS, encode, DEFAULT_MAX_PACKET_SIZE, PACKET_IDENTIFIER_NOT_FOUND)
 
 AWAIT_CONNECT, CONNECTING, CONNECTED, CLOSED = "await_connect", "connecting", "connected", "closed"
+
+_PID = struct.Struct(">H").pack
+_ACK_HEAD = {PUBACK: b"\x40\x02", PUBREC: b"\x50\x02", PUBCOMP: b"\x70\x02"}
 
 
 class ServerConnection:
@@ -189,8 +194,31 @@ class ServerConnection:
         self.output.append(data)
         return pid
 
+    def send_plain_publish(self, topic: bytes, payload: bytes, qos: int, dup: bool) -> int | None:
+        """:meth:`send_publish` of a PUBLISH without properties, not retained, its topic already encoded
+        (length first, :func:`~.codec.encode_string`): the packet's bytes made in one expression."""
+        v5 = self.version == MQTT5
+        if qos:
+            pid = self.next_packet_id()
+            mid = _PID(pid) + b"\x00" if v5 else _PID(pid)
+        else:
+            pid = 0
+            mid = b"\x00" if v5 else b""
+        n = len(topic) + len(mid) + len(payload)
+        first = 0x30 | (qos << 1) | (0x08 if dup else 0)
+        data = (bytes((first, n)) if n < 128 else bytes((first,)) + encode_varint(n)) + topic + mid + payload
+        if self.client_max_packet_size and len(data) > self.client_max_packet_size:
+            return None
+        if pid:
+            self.inflight[pid] = PUBACK if qos == 1 else PUBREC
+        self.output.append(data)
+        return pid
+
     def send_ack(self, ptype: int, packet_id: int, code: int = SUCCESS) -> None:
-        self.output.append(encode(PubAck(ptype, packet_id, code), self.version))
+        if code == SUCCESS and ptype != PUBREL:  # (MQTT 5 omits a success code without properties)
+            self.output.append(_ACK_HEAD[ptype] + _PID(packet_id))
+        else:
+            self.output.append(encode(PubAck(ptype, packet_id, code), self.version))
 
     def take_output(self) -> bytes:
         out = self.output

@@ -41,6 +41,7 @@ from collections import deque
 
 from ..broker.channel import Channel
 from ..broker.exchanges import args_key
+from ..protocol.codec import encode_shortstr
 from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
@@ -110,6 +111,11 @@ def _props_bytes(qos: int) -> bytes:
 
 
 _PLAIN_PROPS = tuple(_props_bytes(q) for q in range(3))  # the headers of a publish without MQTT 5 properties
+
+#: entries of the per-connection topic -> (routing key, exchange and key encoded) cache of publishes and the
+#: routing key -> encoded topic cache of deliveries (cleared when full: a device publishes to a few topics)
+KEY_CACHE = 1024
+_TOPICS: dict[str, bytes] = {}
 
 
 def amqp_header(pkt: Publish, extra: dict | None = None) -> bytes:
@@ -309,6 +315,7 @@ class MQTTSession:
         self.last_seen = 0.0
         self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
         self.recv_pkts = 0  # packets handed to the session (the listener's fairness budget reads it)
+        self.keys: dict = {}  # topic -> (routing key, ex_rk) of the topics published to (see KEY_CACHE)
         self.proto = _Limits()
         self.reader = getattr(io, "transport", None)  # (get_extra_info, for the management API)
         self.channels: dict = {}
@@ -531,9 +538,15 @@ class MQTTSession:
     # --------------------------------------------------------------- publish
     def on_publish(self, pkt) -> None:
         topic = pkt.topic
-        if not topic or "+" in topic or "#" in topic:
-            raise MQTTError(codec.TOPIC_NAME_INVALID, f"invalid topic name '{topic}'")
-        key = topic_to_key(topic)
+        known = self.keys.get(topic)
+        if known is None:  # a topic this connection has not published to yet (a device uses a few)
+            if not topic or "+" in topic or "#" in topic:
+                raise MQTTError(codec.TOPIC_NAME_INVALID, f"invalid topic name '{topic}'")
+            key = topic_to_key(topic)
+            if len(self.keys) >= KEY_CACHE:
+                self.keys.clear()
+            known = self.keys[topic] = (key, encode_shortstr(self.exchange) + encode_shortstr(key))
+        key, ex_rk = known
         user = self.user
         if not self.may_write:
             self.broker.check_resource(user, self.vhost.name, "exchange", self.exchange, "write")
@@ -542,7 +555,7 @@ class MQTTSession:
             self.broker.check_topic(user, self.vhost.name, self.exchange, key, "write")
         if pkt.retain:
             self.listener.retained(self.vhost.name).put(pkt)
-        self.channel.publish(self.exchange, key, amqp_header(pkt, self.header_extra), pkt.payload, False)
+        self.channel.publish(self.exchange, key, amqp_header(pkt, self.header_extra), pkt.payload, False, ex_rk)
         self.pub_seq += 1
         if pkt.qos:
             if pkt.qos == 1:
@@ -739,23 +752,32 @@ class MQTTSession:
                     mq = 1 if msg.persistent else 0
             qos = mq if mq < best else best
         conn = self.conn
-        props = mqtt5_properties(msg) if plain < 0 and conn.version == MQTT5 else {}
-        topic = key_to_topic(msg.routing_key)
-        if props:
-            if entry.expires and "message_expiry_interval" in props:  # the time it has left (MQTT-3.3.2-6)
-                props["message_expiry_interval"] = max(0, math.ceil(entry.expires - time.monotonic()))
-        if sids:
-            props["subscription_identifier"] = sids
-        if self.alias_max:  # MQTT 5 topic aliases towards the client, as many as it accepts
-            alias = self.out_aliases.get(topic)
-            if alias is not None:
-                props["topic_alias"] = alias
-                topic = ""
-            elif len(self.out_aliases) < self.alias_max:
-                alias = self.out_aliases[topic] = len(self.out_aliases) + 1
-                props["topic_alias"] = alias
-        pkt = Publish(topic, msg.body, qos, retain, qos > 0 and entry.redelivered, None, props)
-        pid = conn.send_publish(pkt)
+        if conn.version != MQTT5 and not retain and not sids:  # no properties: the packet's bytes made at once
+            rk = msg.routing_key
+            topic = _TOPICS.get(rk)
+            if topic is None:
+                if len(_TOPICS) >= KEY_CACHE:
+                    _TOPICS.clear()
+                topic = _TOPICS[rk] = codec.encode_string(key_to_topic(rk))
+            pid = conn.send_plain_publish(topic, msg.body, qos, qos > 0 and entry.redelivered)
+        else:
+            props = mqtt5_properties(msg) if plain < 0 and conn.version == MQTT5 else {}
+            topic = key_to_topic(msg.routing_key)
+            if props:
+                if entry.expires and "message_expiry_interval" in props:  # the time it has left (MQTT-3.3.2-6)
+                    props["message_expiry_interval"] = max(0, math.ceil(entry.expires - time.monotonic()))
+            if sids:
+                props["subscription_identifier"] = sids
+            if self.alias_max:  # MQTT 5 topic aliases towards the client, as many as it accepts
+                alias = self.out_aliases.get(topic)
+                if alias is not None:
+                    props["topic_alias"] = alias
+                    topic = ""
+                elif len(self.out_aliases) < self.alias_max:
+                    alias = self.out_aliases[topic] = len(self.out_aliases) + 1
+                    props["topic_alias"] = alias
+            pkt = Publish(topic, msg.body, qos, retain, qos > 0 and entry.redelivered, None, props)
+            pid = conn.send_publish(pkt)
         if qos:
             if pid is None:  # too large for the client: dropped, as the spec says
                 self.to_ack.append(tag)
