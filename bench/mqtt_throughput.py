@@ -344,8 +344,9 @@ def listening_pid(port: int) -> int | None:
 class WarrenMQ:
     name = "WarrenMQ"
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, src: Path = ROOT / "src"):
         self.workdir = workdir
+        self.src = src
         self.proc = None
         self.port = None
         self.data_dir = None
@@ -361,7 +362,7 @@ class WarrenMQ:
     def start(self) -> None:
         self.port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="warrenmq-mqtt-", dir=self.workdir))
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        env = dict(os.environ, PYTHONPATH=str(self.src))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "warrenmq", "--host", "127.0.0.1", "--port", str(free_port()),
              "--data-dir", str(self.data_dir), "--mqtt-port", str(self.port), "--log-level", "warning",
@@ -560,7 +561,7 @@ def throughput_run(b, scenario: str, args) -> dict:
             "cpu_s": (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None}
 
 
-def open_connections(host, port, names, subscribed, ready, go, results) -> None:
+def open_connections(host, port, names, tag, subscribed, ready, go, results) -> None:
     """Open one MQTT connection per name (in batches, so the broker's accept backlog never overflows)."""
     try:
         raise_nofile()
@@ -569,18 +570,18 @@ def open_connections(host, port, names, subscribed, ready, go, results) -> None:
         for i in range(0, len(names), batch):
             group = []
             for name in names[i:i + batch]:
-                s = socket.create_connection((host, port), timeout=60)
-                s.sendall(connect_packet(f"mqbench-c-{name}"))
+                s = socket.create_connection((host, port), timeout=300)
+                s.sendall(connect_packet(f"{tag}-{name}"))
                 group.append((s, name))
             for s, name in group:
-                ack = read_until(s, 4, 60)
+                ack = read_until(s, 4, 300)
                 if ack[0] != 0x20 or ack[3] != 0:
                     raise ConnectionError(f"CONNACK {ack!r}")
                 if subscribed:
-                    s.sendall(subscribe_packet(1, f"mqbench/{name}/cmd", 1))
+                    s.sendall(subscribe_packet(1, f"{tag}/{name}/cmd", 1))
             if subscribed:
                 for s, name in group:
-                    ack = read_until(s, 5, 60)
+                    ack = read_until(s, 5, 300)
                     if ack[0] != 0x90 or ack[4] != 1:
                         raise ConnectionError(f"SUBACK {ack!r}")
             socks.extend(s for s, _ in group)
@@ -621,6 +622,7 @@ def connections_run(b, args) -> dict:
     ctx = mp.get_context("fork")
     ready, results = ctx.Queue(), ctx.Queue()
     names = [f"{i:05d}" for i in range(args.connections)]
+    tag = f"mqb{os.urandom(3).hex()}"  # client ids of this run only (a broker may still be forgetting the last's)
     time.sleep(1)
     rss0 = rss_of(b.pid)
     t0 = time.monotonic()
@@ -628,7 +630,7 @@ def connections_run(b, args) -> dict:
     for group in split(names, args.procs):
         go = ctx.Queue()
         gos.append(go)
-        p = ctx.Process(target=open_connections, args=(host, port, group, args.subscribed, ready, go, results),
+        p = ctx.Process(target=open_connections, args=(host, port, group, tag, args.subscribed, ready, go, results),
                         daemon=True)
         p.start()
         procs.append(p)
@@ -707,11 +709,12 @@ def main() -> None:
     p.add_argument("--rabbit-pid", type=int)
     p.add_argument("--skip-rabbit", action="store_true")
     p.add_argument("--json", help="write every run's numbers here")
+    p.add_argument("--src", type=Path, default=ROOT / "src", help="WarrenMQ's source tree (A/B of two versions)")
     args = p.parse_args()
     raise_nofile()
     scenarios = args.only.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="mqbench-"))
-    warren = WarrenMQ(workdir)
+    warren = WarrenMQ(workdir, args.src.resolve())
     rabbit = None
     private = None
     if not args.skip_rabbit:
