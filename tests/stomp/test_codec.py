@@ -100,8 +100,9 @@ def test_escape_roundtrip(version, value):
        headers=st.lists(st.tuples(_text.filter(lambda s: s != "content-length" and s), _text), max_size=5),
        body=st.binary(max_size=50), cuts=st.lists(st.integers(0, 200), max_size=3))
 def test_frame_roundtrip(version, headers, body, cuts):
-    if version == "1.1":
+    if version == "1.1":  # 1.1 has no escape for CR; a name left empty by removing it is no header
         headers = [(k.replace("\r", ""), v.replace("\r", "")) for k, v in headers]
+        headers = [(k, v) for k, v in headers if k and k != "content-length"]
     data = encode_frame("SEND", headers, body, version)
     r = FrameReader()
     r.version = version

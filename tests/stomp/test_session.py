@@ -166,9 +166,76 @@ def test_durable_subscription_queue_named_as_rabbitmq_names_it(broker):
     assert durable_queue_name("stomp.t2", "b") == "stomp-subscription-99MXcE5LgC_J5_DmlOv0JQ"
     assert durable_queue_name("stomp.dur.ü", "sub-é:1") == "stomp-subscription-mkz0xdWZE6XU8AYg6RlCxA"
     s = connect(broker)
-    s.receive_data("SUBSCRIBE\ndestination:/topic/stomp.dur.ü\nid:sub-é\\c1\ndurable:true\n\n\0".encode())
+    s.receive_data("SUBSCRIBE\ndestination:/topic/stomp.dur.ü\nid:sub-é\\c1\ndurable:true\nauto-delete:false\n\n\0"
+                   .encode())
     q = broker.vhosts["/"].queues["stomp-subscription-mkz0xdWZE6XU8AYg6RlCxA"]
     assert q.durable and not q.auto_delete
+
+
+# (destination, extra headers) -> (durable, auto_delete, exclusive) of the queue, as RabbitMQ 3.10.8's STOMP
+# plugin declared it (probed with SEND and SUBSCRIBE frames and read back from its management API)
+DECLARED = [
+    ("SEND", "/queue/q", "", (True, False, False)),
+    ("SEND", "/queue/q", "durable:false\n", (False, True, True)),
+    ("SEND", "/queue/q", "persistent:false\n", (False, True, True)),
+    ("SEND", "/queue/q", "auto-delete:true\n", (True, True, False)),
+    ("SUBSCRIBE", "/queue/q", "", (True, False, False)),
+    ("SUBSCRIBE", "/queue/q", "durable:False\n", (False, True, True)),
+    ("SUBSCRIBE", "/queue/q", "auto-delete:true\n", (True, True, False)),
+    ("SUBSCRIBE", "/queue/q", "exclusive:true\n", (False, False, True)),
+    ("SUBSCRIBE", "/queue/q", "durable:false\nauto-delete:false\n", (False, False, True)),
+    ("SUBSCRIBE", "/queue/q", "durable:false\nexclusive:false\n", (False, True, False)),
+    ("SUBSCRIBE", "/topic/k", "", (False, True, False)),
+    ("SUBSCRIBE", "/topic/k", "durable:true\n", (True, True, False)),
+    ("SUBSCRIBE", "/topic/k", "persistent:true\n", (True, True, False)),
+    ("SUBSCRIBE", "/topic/k", "durable:true\nauto-delete:false\n", (True, False, False)),
+    ("SUBSCRIBE", "/topic/k", "auto-delete:false\n", (False, False, False)),
+    ("SUBSCRIBE", "/topic/k", "exclusive:true\n", (False, True, True)),
+    ("SUBSCRIBE", "/exchange/amq.direct/k", "", (False, True, False)),
+    ("SUBSCRIBE", "/exchange/amq.direct/k", "durable:true\n", (True, True, False)),
+    ("SUBSCRIBE", "/exchange/amq.direct/k", "durable:true\nauto-delete:false\n", (True, False, False)),
+    ("SUBSCRIBE", "/exchange/amq.direct/k", "exclusive:true\n", (False, True, True)),
+]
+
+
+@pytest.mark.parametrize("command,dest,extra,flags", DECLARED)
+def test_queue_declared_with_rabbitmqs_flags(broker, command, dest, extra, flags):
+    s = connect(broker)
+    s.receive_data(f"{command}\ndestination:{dest}\nid:s1\n{extra}\nx\0".encode())
+    assert [f.command for f in frames_of(s)] == ["CONNECTED"]
+    made = [q for q in broker.vhosts["/"].queues.values() if not q.name.startswith("amq.")]
+    assert [(q.durable, q.auto_delete, q.exclusive) for q in made] == [flags]
+    if flags[1] or flags[2]:  # auto-delete (consumed, or SEND's exclusive one) or exclusive: gone with the connection
+        s.connection_lost()
+        assert [q.name for q in broker.vhosts["/"].queues.values() if not q.name.startswith("amq.")] == \
+            ([] if flags[2] or command == "SUBSCRIBE" else [made[0].name])
+
+
+def test_durable_exchange_subscription_named_as_rabbitmq_names_it(broker):
+    from warrenmq.stomp.session import durable_queue_name
+    s = connect(broker)
+    s.receive_data(b"SUBSCRIBE\ndestination:/exchange/amq.fanout\nid:x1\ndurable:true\nauto-delete:false\n\n\0")
+    assert durable_queue_name("", "x1") in broker.vhosts["/"].queues
+    s.receive_data(b"SUBSCRIBE\ndestination:/exchange/amq.direct/k\ndurable:true\n\n\0")  # no id
+    errors = [f for f in frames_of(s) if f.command == "ERROR"]
+    assert errors and errors[0].get("message") == "Missing Header"
+
+
+@pytest.mark.parametrize("header", ["durable:yes", "auto-delete:1", "exclusive:bogus"])
+def test_a_declare_flag_that_is_not_a_boolean_is_a_processing_error(broker, header):
+    s = connect(broker)
+    s.receive_data(f"SUBSCRIBE\ndestination:/queue/q\nid:1\n{header}\n\n\0".encode())
+    assert [(f.command, f.get("message")) for f in frames_of(s)][1:] == [("ERROR", "Processing error")]
+    assert "q" not in broker.vhosts["/"].queues
+
+
+@pytest.mark.parametrize("command", ["SEND", "SUBSCRIBE"])
+def test_temp_queue_is_only_for_reply_to(broker, command):
+    s = connect(broker)
+    s.receive_data(f"{command}\ndestination:/temp-queue/t\nid:1\n\nx\0".encode())
+    err = frames_of(s)[1]
+    assert (err.command, err.get("message")) == ("ERROR", "Invalid destination")
+    assert err.body == f"'/temp-queue/t' is not a valid destination for '{command}'\n".encode()
 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402

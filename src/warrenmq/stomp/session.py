@@ -13,16 +13,18 @@ RabbitMQ's STOMP plugin does.
 
 Destinations (:func:`parse_destination`) map onto exchanges and queues as RabbitMQ's plugin maps them:
 
-* ``/queue/<name>``: SEND and SUBSCRIBE declare durable queue ``<name>``; published to the default
-  exchange.
+* ``/queue/<name>``: SEND and SUBSCRIBE declare queue ``<name>`` (durable unless the frame says
+  otherwise: :func:`declare_flags`); published to the default exchange.
 * ``/amq/queue/<name>``: an existing queue (not declared); deliveries say ``/queue/<name>``.
 * ``/topic/<key>``: published to ``amq.topic``; SUBSCRIBE binds a queue ``stomp-subscription-<random>``
   (not durable, auto-delete) or, with ``durable:true`` (``persistent:true``) and an ``id``, a durable
-  queue named as RabbitMQ names it (:func:`durable_queue_name`) that outlives the connection.
-* ``/exchange/<name>[/<key>]``: published to ``<name>``; SUBSCRIBE binds a subscription queue with key.
-* ``/temp-queue/<name>``: in a ``reply-to`` header, a server-named exclusive queue of this connection,
-  subscribed to at once (subscription id ``/temp-queue/<name>``); the header is rewritten to
-  ``/reply-queue/<queue>``.
+  queue named as RabbitMQ names it (:func:`durable_queue_name`), auto-delete unless ``auto-delete:false``
+  (RabbitMQ's recipe for a subscription that outlives the connection).
+* ``/exchange/<name>[/<key>]``: published to ``<name>``; SUBSCRIBE binds a subscription queue with key,
+  declared as for ``/topic/``.
+* ``/temp-queue/<name>``: only in a ``reply-to`` header (SEND and SUBSCRIBE refuse it, as RabbitMQ
+  does), a server-named exclusive queue of this connection, subscribed to at once (subscription id
+  ``/temp-queue/<name>``); the header is rewritten to ``/reply-queue/<queue>``.
 * ``/reply-queue/<queue>``: published to the default exchange with key ``<queue>``.
 
 Headers map to AMQP properties both ways (:func:`properties_from_headers`, :meth:`StompSession.send_message`):
@@ -213,6 +215,32 @@ def durable_queue_name(topic: str, sub_id: str) -> str:
     the md5 of the Erlang term ``{Topic, SubscriptionId}``), so clients moving over find their queues."""
     term = b"\x83\x68\x02" + _erlang_string(topic) + _erlang_string(sub_id)
     return "stomp-subscription-" + base64.urlsafe_b64encode(hashlib.md5(term).digest()).rstrip(b"=").decode()
+
+
+_BOOLEANS = {"true": True, "True": True, "false": False, "False": False}
+
+
+def declare_flags(frame, kind: str) -> tuple[bool, bool, bool]:
+    """``(durable, auto_delete, exclusive)`` of the queue a SEND or SUBSCRIBE declares, as RabbitMQ's
+    STOMP plugin derives them: defaults per destination (``/queue/``: durable; ``/topic/`` and
+    ``/exchange/`` subscription queues: auto-delete, not exclusive) overridden by the frame's ``durable``
+    (or ``persistent``), ``auto-delete`` and ``exclusive`` headers; a queue that is not durable is
+    auto-delete and exclusive unless those are given; an exclusive queue is never durable (as an AMQP
+    declare makes it).  A value other than true/false is RabbitMQ's ``Processing error``."""
+    params = {"durable": True} if kind == "queue" else {"exclusive": False, "auto_delete": True}
+    for header, key in (("persistent", "durable"), ("durable", "durable"), ("auto-delete", "auto_delete"),
+                        ("exclusive", "exclusive")):
+        v = frame.get(header)
+        if v is not None:
+            if v not in _BOOLEANS:
+                raise StompError("Processing error", "Processing error")
+            params[key] = _BOOLEANS[v]
+    if params.get("durable", False):
+        flags = {"durable": True, "auto_delete": False, "exclusive": False}
+    else:
+        flags = {"durable": False, "auto_delete": True, "exclusive": True}
+    flags.update(params)
+    return flags["durable"] and not flags["exclusive"], flags["auto_delete"], flags["exclusive"]
 
 
 def _new_session_id() -> str:
@@ -506,7 +534,7 @@ class StompSession:
         if kind == "queue":
             q = self.declared.get(name)
             if q is None or q.deleted:  # declared once per connection, as RabbitMQ's adapter remembers it
-                self.declared[name] = self._declare(name, True, False, False, queue_arguments(frame))
+                self.declared[name] = self._declare(name, *declare_flags(frame, kind), queue_arguments(frame))
             exchange, key = "", name
         elif kind in ("amqqueue", "reply-queue"):
             exchange, key = "", name
@@ -514,8 +542,8 @@ class StompSession:
             exchange = "amq.topic"
         elif kind == "exchange":
             exchange = name
-        else:  # temp-queue: this connection's temporary queue of that name
-            exchange, key = "", self._temp_queue(name)
+        else:  # temp-queue: only a reply-to names one
+            raise StompError("Invalid destination", f"'{dest}' is not a valid destination for 'SEND'\n")
         reply_to = frame.get("reply-to")
         if reply_to is not None and reply_to.startswith("/temp-queue/"):
             reply_to = "/reply-queue/" + self._temp_queue(reply_to[len("/temp-queue/"):])
@@ -545,6 +573,8 @@ class StompSession:
         if dest is None:
             raise StompError("Missing destination", "\"SUBSCRIBE\" must include a 'destination' header\n")
         kind, name, key = parse_destination(dest)
+        if kind == "temp-queue":  # only a reply-to names one (its subscription is made then)
+            raise StompError("Invalid destination", f"'{dest}' is not a valid destination for 'SUBSCRIBE'\n")
         sub_id = frame.get("id") or dest
         if sub_id in self.subscriptions:  # RabbitMQ names it by its consumer tag
             raise StompError("Duplicated subscription identifier",
@@ -561,26 +591,21 @@ class StompSession:
         durable = frame.get("durable", frame.get("persistent")) == "true"
         vhost = self.vhost
         if kind == "queue":
-            q = self._declare(name, True, False, False, queue_arguments(frame))
+            q = self._declare(name, *declare_flags(frame, kind), queue_arguments(frame))
         elif kind in ("amqqueue", "reply-queue"):
             q = vhost.get_queue(name, self)
-        elif kind == "temp-queue":
-            q = vhost.get_queue(self._temp_queue(name), self)
-            if sub_id in self.subscriptions:
-                return
         else:
             exchange = "amq.topic" if kind == "topic" else name
             if exchange not in vhost.exchanges:
                 raise vhost.not_found_exchange(exchange)
-            if durable and kind == "topic":
+            flags = declare_flags(frame, kind)
+            if durable:
                 if frame.get("id") is None:
                     raise StompError("Missing Header", "Header 'id' is required for durable subscriptions\n")
                 qname = durable_queue_name(key, sub_id)
-                auto_delete = frame.get("auto-delete") == "true"
-                q = self._declare(qname, True, auto_delete, False, queue_arguments(frame))
             else:
                 qname = "stomp-subscription-" + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-                q = self._declare(qname, False, True)
+            q = self._declare(qname, *flags, queue_arguments(frame) if durable else None)
             self._may("queue", q.name, WRITE)
             self._may("exchange", exchange, READ)
             if vhost.exchanges[exchange].type == "topic":
