@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from warrenmq.stomp.codec import FrameReader
+from warrenmq.stomp.session import durable_queue_name
 from warrenmq.testing import EmbeddedBroker
 
 GOLDEN = Path(__file__).parent / "golden" / "test_stomp.json"
@@ -70,6 +71,25 @@ SCENARIOS = {
         f"SEND\ndestination:/topic/{TOKEN}.a\ncontent-type:text/plain\ncontent-encoding:ce\npersistent:true\n"
         f"priority:3\ncorrelation-id:c1\nreply-to:/queue/r\nexpiration:60000\namqp-message-id:m1\ntype:t\n"
         f"app-id:a\ntimestamp:5\nx-custom:v\\cw\nreceipt-like:r1\n\nhello\0".encode(),
+    ],
+    "SEND to a temp-queue": [_connect(), f"SEND\ndestination:/temp-queue/{TOKEN}\n\nx\0".encode()],
+    "SUBSCRIBE to a temp-queue": [_connect(), f"SUBSCRIBE\ndestination:/temp-queue/{TOKEN}\nid:1\n\n\0".encode()],
+    "a declare flag that is not a boolean": [
+        _connect(), f"SUBSCRIBE\ndestination:/queue/{TOKEN}-b\nid:1\ndurable:yes\n\n\0".encode()],
+    "durable exchange subscription without id": [
+        _connect(), f"SUBSCRIBE\ndestination:/exchange/amq.direct/{TOKEN}\ndurable:true\n\n\0".encode()],
+    "auto-delete:true queue goes with its last consumer": [
+        _connect(),
+        f"SEND\ndestination:/queue/{TOKEN}-ad\nauto-delete:true\nreceipt:r0\n\nkept\0".encode(),
+        f"SUBSCRIBE\ndestination:/amq/queue/{TOKEN}-ad\nid:a\n\n\0".encode(),
+        b"UNSUBSCRIBE\nid:a\nreceipt:r2\n\n\0",
+        f"SUBSCRIBE\ndestination:/amq/queue/{TOKEN}-ad\nid:b\n\n\0".encode(),
+    ],
+    "durable topic subscription is auto-delete without auto-delete:false": [
+        _connect(),
+        f"SUBSCRIBE\ndestination:/topic/{TOKEN}.d\nid:d\ndurable:true\nreceipt:r1\n\n\0".encode(),
+        b"UNSUBSCRIBE\nid:d\nreceipt:r2\n\n\0",
+        f"SUBSCRIBE\ndestination:/amq/queue/{durable_queue_name(TOKEN + '.d', 'd')}\nid:e\n\n\0".encode(),
     ],
     "exchange destination, 1.1 escapes": [
         _connect("1.1"),

@@ -601,7 +601,7 @@ class StompSession:
             flags = declare_flags(frame, kind)
             if durable:
                 if frame.get("id") is None:
-                    raise StompError("Missing Header", "Header 'id' is required for durable subscriptions\n")
+                    raise StompError("Missing Header", "Header 'id' is required for durable subscriptions")
                 qname = durable_queue_name(key, sub_id)
             else:
                 qname = "stomp-subscription-" + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
