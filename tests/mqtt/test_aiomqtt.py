@@ -1,6 +1,6 @@
 """An asyncio MQTT client, aiomqtt, against the embedded broker over real sockets: QoS 0, 1 and 2 with
-MQTT 3.1.1 and 5, MQTT 5 properties across to AMQP (pika) and back, and aiomqtt's WebSocket
-transport on Web MQTT sharing subscriptions with a TCP client (docs/mqtt.md)."""
+MQTT 3.1.1 and 5, MQTT 5 properties across to AMQP (pika) and back, and a will (docs/mqtt.md).  Its
+WebSocket transport is paho's, which tests/mqtt/test_web_mqtt.py drives on Web MQTT."""
 import asyncio
 import time
 
@@ -8,8 +8,6 @@ import pika
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from warrenmq.testing import EmbeddedBroker
 
 aiomqtt = pytest.importorskip("aiomqtt", reason="aiomqtt is in the test extra: pip install -e '.[test]'")
 
@@ -171,27 +169,3 @@ def test_will_message_of_an_asyncio_client(mqtt_broker):
                 pass
 
     asyncio.run(main())
-
-
-def test_aiomqtt_over_web_mqtt_with_a_tcp_client():
-    with EmbeddedBroker(web_mqtt=True) as b:
-        ws_port = int(b.web_mqtt_url.rsplit(":", 1)[1].split("/")[0])
-
-        async def main():
-            async with aiomqtt.Client("127.0.0.1", ws_port, identifier="aio-browser", protocol=V5,
-                                      transport="websockets", websocket_path="/ws") as web, \
-                    aiomqtt.Client("127.0.0.1", b.mqtt_port, identifier="aio-device") as device:
-                await device.publish("dash/cfg", b"dark", 1, retain=True)
-                await web.subscribe("dash/#", 2)
-                m = await next_message(web)  # the retained message, over the WebSocket
-                assert (m.topic.value, m.payload, m.retain) == ("dash/cfg", b"dark", True)
-                for qos in (0, 1, 2):
-                    await device.publish(f"dash/d{qos}", f"q{qos}".encode(), qos)
-                    m = await next_message(web)
-                    assert (m.topic.value, m.payload, m.qos) == (f"dash/d{qos}", f"q{qos}".encode(), qos)
-                await device.subscribe("back/+", 1)
-                await web.publish("back/1", b"from the browser", 2)
-                m = await next_message(device)
-                assert (m.topic.value, m.payload, m.qos) == ("back/1", b"from the browser", 1)
-
-        asyncio.run(main())
