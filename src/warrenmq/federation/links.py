@@ -160,6 +160,20 @@ class FederationLink:
         """A fresh link to the upstream for one operation that may fail (RabbitMQ's disposable channel)."""
         return await open_link(self.broker, self.uri, connection_name(self.upstream.name, self.policy))
 
+    async def _upstream_has(self, passive_declare) -> bool:
+        """Whether a passive declare (``passive_declare(link)``) succeeds upstream, on a disposable link,
+        since a NOT_FOUND closes the channel it is sent on; any other refusal is raised."""
+        probe = await self._disposable()
+        try:
+            await passive_declare(probe)
+            return True
+        except LinkClosed as e:
+            if "NOT_FOUND" not in str(e):
+                raise
+            return False
+        finally:
+            await probe.close()
+
     async def _wait_closed(self) -> str:
         done, _ = await asyncio.wait([self.local.closed, self.remote.closed], return_when=asyncio.FIRST_COMPLETED)
         which = "downstream" if self.local.closed in done else "upstream"
@@ -257,17 +271,7 @@ class ExchangeLink(FederationLink):
         up = self.upstream
         remote = self.remote
         # the upstream exchange, as the downstream one is, if it is missing
-        probe = await self._disposable()
-        try:
-            await probe.declare_exchange(up.exchange, ex.type, passive=True)
-            found = True
-        except LinkClosed as e:
-            found = False
-            if "NOT_FOUND" not in str(e):
-                raise
-        finally:
-            await probe.close()
-        if not found:
+        if not await self._upstream_has(lambda probe: probe.declare_exchange(up.exchange, ex.type, passive=True)):
             await remote.declare_exchange(up.exchange, ex.type, durable=ex.durable, auto_delete=ex.auto_delete,
                                           internal=ex.internal, arguments=dict(ex.arguments))
         self.queue = q = self.queue_name()
@@ -454,17 +458,7 @@ class QueueLink(FederationLink):
             return "not found"
         await self._open()
         up = self.upstream
-        probe = await self._disposable()
-        try:
-            await probe.declare_queue(up.queue, passive=True)
-            found = True
-        except LinkClosed as e:
-            found = False
-            if "NOT_FOUND" not in str(e):
-                raise
-        finally:
-            await probe.close()
-        if not found:
+        if not await self._upstream_has(lambda probe: probe.declare_queue(up.queue, passive=True)):
             await self.remote.declare_queue(up.queue, durable=q.durable, auto_delete=q.auto_delete,
                                             arguments=dict(q.arguments))
         self.consuming = None

@@ -58,6 +58,25 @@ def _timestamp() -> str:
     return f"{t.tm_year}-{t.tm_mon:02}-{t.tm_mday:02} {t.tm_hour}:{t.tm_min:02}:{t.tm_sec:02}"
 
 
+
+def _endpoints(d, sep: str) -> dict:
+    """The shovel's source and destination (queue, or exchange and key) as the forward headers (``sep``
+    "-") and the status (``sep`` "_") name them; an exchange destination names only what was given."""
+    out = {}
+    if d.src_queue is not None:
+        out["src" + sep + "queue"] = d.src_queue
+    else:
+        out["src" + sep + "exchange"] = d.src_exchange
+        out["src" + sep + "exchange" + sep + "key"] = d.src_exchange_key
+    if d.dest_queue is not None:
+        out["dest" + sep + "queue"] = d.dest_queue
+    else:
+        if d.dest_exchange is not None:
+            out["dest" + sep + "exchange"] = d.dest_exchange
+        if d.dest_exchange_key is not None:
+            out["dest" + sep + "exchange" + sep + "key"] = d.dest_exchange_key
+    return out
+
 class Shovel:
     """See the module docstring.  ``manager`` is the :class:`~.manager.ShovelManager`."""
 
@@ -211,19 +230,8 @@ class Shovel:
         self.rewrite = d.forward_headers or d.timestamp_header or bool(d.publish_properties)
         if d.forward_headers:
             t = {"shovelled-by": self.manager.node, "shovel-type": "dynamic", "shovel-name": self.name,
-                 "shovel-vhost": self.vhost, "src-uri": redact(self.src_uri.uri), "dest-uri": redact(self.dest_uri.uri)}
-            if d.src_queue is not None:
-                t["src-queue"] = d.src_queue
-            else:
-                t["src-exchange"] = d.src_exchange
-                t["src-exchange-key"] = d.src_exchange_key
-            if d.dest_queue is not None:
-                t["dest-queue"] = d.dest_queue
-            else:
-                if d.dest_exchange is not None:
-                    t["dest-exchange"] = d.dest_exchange
-                if d.dest_exchange_key is not None:
-                    t["dest-exchange-key"] = d.dest_exchange_key
+                 "shovel-vhost": self.vhost, "src-uri": redact(self.src_uri.uri), "dest-uri": redact(self.dest_uri.uri),
+                 **_endpoints(d, "-")}
             self.forward_table = dict(sorted(t.items()))
         else:
             self.forward_table = None
@@ -339,16 +347,5 @@ class Shovel:
             out["src_protocol"] = "amqp091"
             out["dest_protocol"] = "amqp091"
             out["dest_uri"] = redact(self.dest_uri.uri)
-            if d.src_queue is not None:
-                out["src_queue"] = d.src_queue
-            else:
-                out["src_exchange"] = d.src_exchange
-                out["src_exchange_key"] = d.src_exchange_key
-            if d.dest_queue is not None:
-                out["dest_queue"] = d.dest_queue
-            else:
-                if d.dest_exchange is not None:
-                    out["dest_exchange"] = d.dest_exchange
-                if d.dest_exchange_key is not None:
-                    out["dest_exchange_key"] = d.dest_exchange_key
+            out.update(_endpoints(d, "_"))
         return out
