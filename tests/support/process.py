@@ -14,8 +14,9 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir: str, *extra: str, port: int | None = None):
+    def __init__(self, data_dir: str, *extra: str, port: int | None = None, env: dict | None = None):
         self.data_dir = data_dir
+        self.env = None if env is None else {**os.environ, **env}
         self.port = port or free_port()
         self.extra = list(extra)
         self.proc = None
@@ -30,7 +31,7 @@ class BrokerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "warrenmq", "--no-prometheus", "--no-stomp", "--no-mqtt", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", self.data_dir, "--log-level", "info", "--no-management", *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -43,6 +44,11 @@ class BrokerProcess:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"broker did not start:\n{self.log()}") from None
                 time.sleep(0.02)
+
+    def rss(self) -> int:
+        """The broker process's resident set size in bytes."""
+        with open(f"/proc/{self.proc.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def log(self) -> str:
         try:
