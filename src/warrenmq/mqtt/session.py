@@ -24,6 +24,10 @@ Theory of operation: an :class:`MQTTSession` per connection owns a
   the subscription's; a QoS 1 delivery is settled by its PUBACK, a QoS 2 one by its PUBREC; a
   message delivered at QoS 0 from the QoS 1 queue is acked at once (after the dispatch).
 * Will: published when the connection ends without DISCONNECT (MQTT 5: or with reason 0x04).
+* Persistent sessions live in the client's queues: a subscription is a binding, whose arguments
+  carry its granted QoS 2 and MQTT 5 options (:func:`_bind_args`), so a resumed session (a reconnect,
+  or a restart for the durable QoS 1 queue) reads its filters back from the bindings.  The incoming
+  QoS 2 packet ids awaiting PUBREL of a client that went are kept by the listener until it returns.
 * Retained messages: per vhost in :class:`RetainedStore` (topic -> the PUBLISH), replaced by a newer
   retained publish to the topic and removed by an empty one.
 
@@ -67,14 +71,34 @@ _TO_KEY = str.maketrans({"/": ".", ".": "/", "+": "*"})
 _TO_TOPIC = str.maketrans({".": "/", "/": "."})
 
 
-#: the binding of a filter granted QoS 2 carries this argument, so a persistent session resumed from its
-#: QoS 1 queue knows which filters were granted 2 (the queue holds QoS 1 and 2 subscriptions alike)
-_QOS2_ARGS = {"x-mqtt-subscription-qos": 2}
-_QOS2_KEY = args_key(_QOS2_ARGS)
+#: what a subscription's binding carries besides its key, so a persistent session resumed from its queues
+#: (after a reconnect or a restart: the bindings of the durable QoS 1 queue are stored) has each filter's
+#: granted QoS (the QoS 1 queue holds QoS 1 and 2 subscriptions alike) and MQTT 5 subscription options
+_QOS_ARG, _NO_LOCAL_ARG, _RAP_ARG = "x-mqtt-subscription-qos", "x-mqtt-no-local", "x-mqtt-retain-as-published"
+_SID_ARG, _RH_ARG = "x-mqtt-subscription-identifier", "x-mqtt-retain-handling"
+_QOS2_ARGS = {_QOS_ARG: 2}
 
 
-def _bind_args(qos: int):
-    return _QOS2_ARGS if qos == 2 else None
+def _bind_args(qos: int, no_local=False, rap=False, sid=None, rh=0):
+    """The binding arguments of a subscription: none for a plain QoS 0 or 1 one (as before options were
+    kept, so older bindings resume as they were)."""
+    if not (no_local or rap or sid or rh):
+        return _QOS2_ARGS if qos == 2 else None
+    args = {_QOS_ARG: 2} if qos == 2 else {}
+    if no_local:
+        args[_NO_LOCAL_ARG] = True
+    if rap:
+        args[_RAP_ARG] = True
+    if sid:
+        args[_SID_ARG] = sid
+    if rh:
+        args[_RH_ARG] = rh
+    return args
+
+
+def _thaw_args(key: tuple) -> dict | None:
+    """A binding's arguments back from :func:`~warrenmq.broker.exchanges.args_key` (scalars only here)."""
+    return {k: v[1] for k, v in key} or None
 
 
 def valid_filter(f: str) -> bool:
@@ -298,6 +322,7 @@ class MQTTSession:
         self.receive_maximum = 65535  # MQTT 5: the server's receive maximum, sent in the CONNACK
         self.tags: dict[int, int] = {}  # outgoing packet id -> delivery tag
         self.granted: dict[str, int] = {}  # topic filter -> granted QoS
+        self.bound: dict[str, dict | None] = {}  # topic filter -> the arguments of its binding (_bind_args)
         self.qos1_max = 1  # the QoS a message from the qos1 queue is delivered at, at most
         # MQTT 5 subscription options (filter -> (no local, retain as published, subscription identifier)),
         # for filters that have any; ``rich`` while there are some: deliveries then match the filters
@@ -455,6 +480,11 @@ class MQTTSession:
             ch.prefetch_count = min(ch.prefetch_count, pkt.properties.get("receive_maximum", 65535))
             self.alias_max = pkt.properties.get("topic_alias_maximum", 0)
         resumed = [] if pkt.clean else self._resumed_queues()
+        # the session's incoming QoS 2 packet ids still awaiting PUBREL: a resend (DUP) of one is answered
+        # with PUBREC and not routed again (MQTT 5 4.3.3)
+        kept = self.listener.take_qos2_ids(key, pkt.clean)
+        if kept:
+            conn.awaiting_rel.update(kept)
         if v5:
             props.setdefault("topic_alias_maximum", conn.topic_alias_maximum)
             props["maximum_qos"] = 2
@@ -464,7 +494,7 @@ class MQTTSession:
             server_keepalive = self.config.mqtt_server_keepalive
             if server_keepalive and not 0 < pkt.keepalive <= server_keepalive:  # the server's keep alive wins
                 props["server_keep_alive"] = conn.keepalive = server_keepalive
-        conn.accept(bool(resumed), props or None)
+        conn.accept(bool(resumed or kept), props or None)
         self._options_changed()
         for q, qos in resumed:  # after the CONNACK, which must be the first packet the client gets
             self._consume(q, qos)
@@ -507,9 +537,18 @@ class MQTTSession:
             if q is None:
                 continue
             found.append((q, qos))
-            for ex, key, args in q.bindings:
-                if ex.name == self.exchange:
-                    self.granted[key_to_topic(key).replace("*", "+")] = 2 if args == _QOS2_KEY else qos
+            for ex, key, akey in q.bindings:
+                if ex.name != self.exchange:
+                    continue
+                f = key_to_topic(key).replace("*", "+")
+                args = self.bound[f] = _thaw_args(akey)
+                if args is None:
+                    self.granted[f] = qos
+                    continue
+                self.granted[f] = 2 if args.get(_QOS_ARG) == 2 else qos
+                no_local, rap, sid = bool(args.get(_NO_LOCAL_ARG)), bool(args.get(_RAP_ARG)), args.get(_SID_ARG)
+                if no_local or rap or sid:
+                    self.sub_options[f] = (no_local, rap, sid)
         return found
 
     def _declare(self, qname: str, qos: int):
@@ -608,12 +647,17 @@ class MQTTSession:
                 self.broker.check_topic(self.user, vname, self.exchange, key, "read")
                 self.broker.check_resource(self.user, vname, "queue", qname, "read")
                 q = self._declare(qname, qos)
-                self.vhost.bind_queue(q, self.exchange, key, _bind_args(qos))
+                args = (_bind_args(qos, sub.no_local, sub.retain_as_published, sid, sub.retain_handling) if v5
+                        else _bind_args(qos))
+                self.vhost.bind_queue(q, self.exchange, key, args)
                 old = self.granted.get(f)
-                if old is not None and old != qos:  # moved to the other queue, or between QoS 1 and 2
+                old_args = self.bound.get(f)
+                # moved to the other queue, between QoS 1 and 2, or other options: the old binding goes
+                if old is not None and (old != qos or old_args != args):
                     other = self.vhost.queues.get(self.queue_name(old))
-                    if other is not None:
-                        self.vhost.unbind_queue(other.name, self, self.exchange, key, _bind_args(old))
+                    if other is not None and (other is not q or args_key(old_args) != args_key(args)):
+                        self.vhost.unbind_queue(other.name, self, self.exchange, key, old_args)
+                self.bound[f] = args
                 self._consume(q, qos)
             except AMQPError as e:
                 log.warning("MQTT subscription to '%s' refused: %s", f, e.reply_text)
@@ -701,11 +745,12 @@ class MQTTSession:
                 codes.append(codec.NO_SUBSCRIPTION_EXISTED)
                 continue
             self.sub_options.pop(f, None)
+            args = self.bound.pop(f, None)
             self._options_changed()
             q = self.vhost.queues.get(self.queue_name(qos))
             if q is not None:
                 try:
-                    self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f), _bind_args(qos))
+                    self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f), args)
                 except AMQPError:
                     pass
             codes.append(codec.SUCCESS)
@@ -890,6 +935,14 @@ class MQTTSession:
         if q is not None and not q.auto_delete:
             q.expires = None if seconds == 0xFFFFFFFF else seconds * 1000
 
+    def _session_seconds(self):
+        """How long the session outlives the connection (None: no end): MQTT 5's session expiry
+        interval, else the persistent session's queue TTL (``mqtt_subscription_ttl_ms``)."""
+        if self.session_expiry is not None:
+            return None if self.session_expiry == 0xFFFFFFFF else self.session_expiry
+        ttl = self.config.mqtt_subscription_ttl_ms
+        return ttl / 1000 if ttl else None
+
     def _publish_will(self, will) -> None:
         try:
             self.on_publish(Publish(will.topic, will.payload, will.qos, will.retain, properties=will.properties))
@@ -944,6 +997,9 @@ class MQTTSession:
                 self._publish_will(will)
         if self.channel is not None:
             self.channel.close()
+            if self.conn.awaiting_rel and not (self.clean or self.end_session):  # the session keeps them
+                self.listener.keep_qos2_ids((self.vhost.name, self.client_id), self.conn.awaiting_rel,
+                                            self._session_seconds())
         if self.end_session:
             self._delete_queues()
         if delay > 0:

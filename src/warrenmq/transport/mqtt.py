@@ -180,6 +180,9 @@ class MQTTServer:
         self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
         self.retained_stores: dict[str, RetainedStore] = {}
         self.delayed_wills: dict = {}  # (vhost name, client id) -> the timer of a will with a delay
+        # (vhost name, client id) -> (incoming QoS 2 packet ids awaiting PUBREL, when the session ends or
+        # None) of a persistent session whose client is away (see MQTTSession.close)
+        self.qos2_ids: dict = {}
         self._save_timer = None
         self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
         self.large_read_buffer = memoryview(bytearray(LARGE_READ))
@@ -230,10 +233,33 @@ class MQTTServer:
         if self._tls_server is not None:
             await self._tls_server.start_serving()
 
+    def keep_qos2_ids(self, key: tuple, ids, seconds) -> None:
+        """A persistent session's client went with QoS 2 publishes not yet released: their packet ids
+        stay with the session (at most its receive maximum of them, so bounded per client id) until the
+        client comes back or the session expires.  Expired entries of others are dropped here too."""
+        now = self.loop.time() if self.loop is not None else 0.0
+        gone = [k for k, (_, until) in self.qos2_ids.items() if until is not None and until <= now]
+        for k in gone:
+            del self.qos2_ids[k]
+        self.qos2_ids[key] = (frozenset(ids), None if seconds is None else now + seconds)
+
+    def take_qos2_ids(self, key: tuple, clean: bool):
+        """The packet ids :meth:`keep_qos2_ids` kept for a client id connecting again (none for a clean
+        start, or once its session expired)."""
+        kept = self.qos2_ids.pop(key, None)
+        if kept is None or clean:
+            return None
+        ids, until = kept
+        if until is not None and until <= self.loop.time():
+            return None
+        return ids
+
     def _vhost_deleted(self, name: str) -> None:
         """A deleted vhost's retained messages go with it (the store deletes the saved ones), as do the
-        wills waiting for their delay there."""
+        wills waiting for their delay there and its sessions' QoS 2 packet ids."""
         self.retained_stores.pop(name, None)
+        for key in [k for k in self.qos2_ids if k[0] == name]:
+            del self.qos2_ids[key]
         for key in [k for k in self.delayed_wills if k[0] == name]:
             self.delayed_wills.pop(key).cancel()
 

@@ -1,0 +1,170 @@
+"""What a persistent MQTT session keeps across a reconnect (and a restart of the broker, for what is
+stored): its subscriptions' MQTT 5 options and granted QoS, its shared subscriptions, and the incoming
+QoS 2 packet ids still awaiting PUBREL (MQTT 5 4.1, 4.3.3).  paho-mqtt and raw packets over real sockets."""
+import socket
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from warrenmq.mqtt.codec import (CONNACK, MQTT311, MQTT5, PUBCOMP, PUBREC, Connect, PacketReader, PubAck,
+                                 Publish, encode)
+from warrenmq.testing import EmbeddedBroker
+
+from .helpers import Client
+from .test_interop import read_packets, subscribe5
+from .test_mqtt import wait
+
+V5 = mqtt.MQTTv5
+
+
+def session_props(seconds=3600):
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = seconds
+    return props
+
+
+def subscribe_with_options(c):
+    assert [r.value for r in subscribe5(c, "opt/nl", 1, noLocal=True)] == [1]
+    assert [r.value for r in subscribe5(c, "opt/rap", 1, retainAsPublished=True)] == [1]
+    assert [r.value for r in subscribe5(c, "opt/sid/+", 2, sid=7)] == [2]
+    assert [r.value for r in subscribe5(c, "opt/plain", 1)] == [1]
+
+
+def check_options(c, pub):
+    """The four subscriptions of :func:`subscribe_with_options` behave as subscribed."""
+    c.publish("opt/nl", b"own", 1)  # no local: not back to its publisher
+    pub.publish("opt/nl", b"other", 1)
+    m = c.get()
+    assert m.payload == b"other"
+    pub.publish("opt/rap", b"kept", 1, retain=True)  # retain as published: RETAIN stays set live
+    m = c.get()
+    assert (m.payload, m.retain) == (b"kept", True)
+    pub.publish("opt/sid/x", b"sid", 2)  # granted QoS 2 and the identifier
+    m = c.get()
+    assert (m.payload, m.qos, m.properties.SubscriptionIdentifier) == (b"sid", 2, [7])
+    pub.publish("opt/plain", b"plain", 2, retain=True)  # no options: QoS 1, RETAIN clear, no identifier
+    m = c.get()
+    assert (m.payload, m.qos, m.retain) == (b"plain", 1, False)
+    assert not hasattr(m.properties, "SubscriptionIdentifier")
+    c.none(0.3)
+
+
+def test_subscription_options_survive_a_reconnect(mqtt_broker):
+    port = mqtt_broker.mqtt_port
+    c = Client(port, "opts", V5, clean=True, properties=session_props())
+    subscribe_with_options(c)
+    c.close()
+    again = Client(port, "opts", V5, clean=False, properties=session_props(), connect=False)
+    flags, _, _ = again.connect()
+    assert flags.session_present
+    pub = Client(port, "opts-pub", V5)
+    check_options(again, pub)
+    # a filter subscribed again with other options has one binding, with the new options
+    subscribe5(again, "opt/sid/+", 2, sid=8)
+    pub.publish("opt/sid/y", b"once", 2)
+    m = again.get()
+    assert (m.payload, m.properties.SubscriptionIdentifier) == (b"once", [8])
+    again.none(0.3)
+    keys = [k for _, k, _ in mqtt_broker.broker.vhosts["/"].queues["mqtt-subscription-optsqos1"].bindings]
+    assert sorted(keys) == ["opt.nl", "opt.plain", "opt.rap", "opt.sid.*"]
+    again.c.unsubscribe("opt/sid/+")  # its binding (with its options) goes
+    wait(lambda: len(mqtt_broker.broker.vhosts["/"].queues["mqtt-subscription-optsqos1"].bindings) == 3)
+    pub.publish("opt/sid/z", b"gone", 2)
+    again.none(0.3)
+    again.close()
+    pub.close()
+    Client(port, "opts", V5, clean=True).close()
+
+
+def test_subscription_options_survive_a_restart():
+    with EmbeddedBroker(mqtt=True, durable=True) as b:
+        c = Client(b.mqtt_port, "opts-r", V5, clean=True, properties=session_props())
+        subscribe_with_options(c)
+        c.close()
+        b.restart()
+        again = Client(b.mqtt_port, "opts-r", V5, clean=False, properties=session_props(), connect=False)
+        flags, _, _ = again.connect()
+        assert flags.session_present
+        pub = Client(b.mqtt_port, "opts-r-pub", V5)
+        check_options(again, pub)
+        again.close()
+        pub.close()
+
+
+# ------------------------------------------------------------------ QoS 2 packet ids awaiting PUBREL
+def connect_raw(port, client_id, version, clean, expiry=None):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    props = {"session_expiry_interval": expiry} if expiry is not None else {}
+    s.sendall(encode(Connect(version=version, client_id=client_id, clean=clean, keepalive=60, properties=props),
+                     version))
+    reader = PacketReader(version=version)
+    [connack] = read_packets(s, reader, 1)
+    assert connack.type == CONNACK and connack.code == 0
+    return s, reader, connack
+
+
+@pytest.mark.parametrize("version", [MQTT311, MQTT5])
+def test_a_qos2_publish_resent_after_a_reconnect_is_not_routed_again(mqtt_broker, version):
+    """A client that lost its connection after PUBREC, before PUBREL, resends the PUBLISH with DUP to its
+    session: PUBREC again, not routed twice; PUBREL then completes it.  A clean start forgets the ids."""
+    port = mqtt_broker.mqtt_port
+    sub = Client(port, "q2-sub")
+    sub.subscribe("q2s/t", 2)
+    expiry = 300 if version == MQTT5 else None
+    s, reader, _ = connect_raw(port, "q2-resender", version, clean=False, expiry=expiry)
+    s.sendall(encode(Publish("q2s/t", b"once", 2, packet_id=9), version))
+    assert read_packets(s, reader, 1)[0].type == PUBREC
+    s.close()  # gone before PUBREL
+    assert sub.get().payload == b"once"
+    time.sleep(0.2)
+    s, reader, connack = connect_raw(port, "q2-resender", version, clean=False, expiry=expiry)
+    assert connack.session_present  # the session has the packet id, even without subscriptions
+    s.sendall(encode(Publish("q2s/t", b"once", 2, dup=True, packet_id=9), version))
+    [rec] = read_packets(s, reader, 1)
+    assert (rec.type, rec.packet_id) == (PUBREC, 9)
+    s.sendall(encode(PubAck(6, 9), version))  # PUBREL
+    [comp] = read_packets(s, reader, 1)
+    assert (comp.type, comp.packet_id, comp.code) == (PUBCOMP, 9, 0)
+    sub.none(0.5)  # not routed a second time
+    # the id is free now: a new publish with it is a new message
+    s.sendall(encode(Publish("q2s/t", b"next", 2, packet_id=9), version))
+    assert read_packets(s, reader, 1)[0].type == PUBREC
+    s.sendall(encode(PubAck(6, 9), version))
+    assert read_packets(s, reader, 1)[0].type == PUBCOMP
+    assert sub.get().payload == b"next"
+    s.sendall(encode(Publish("q2s/t", b"again", 2, packet_id=10), version))
+    assert read_packets(s, reader, 1)[0].type == PUBREC
+    s.close()
+    time.sleep(0.2)
+    assert sub.get().payload == b"again"
+    # a clean start throws the session away: the same packet id is a new message
+    s, reader, connack = connect_raw(port, "q2-resender", version, clean=True)
+    assert not connack.session_present
+    s.sendall(encode(Publish("q2s/t", b"again", 2, dup=True, packet_id=10), version))
+    assert read_packets(s, reader, 1)[0].type == PUBREC
+    assert sub.get().payload == b"again"
+    s.close()
+    sub.close()
+
+
+def test_qos2_packet_ids_go_with_an_expired_session(mqtt_broker):
+    port = mqtt_broker.mqtt_port
+    sub = Client(port, "q2e-sub")
+    sub.subscribe("q2e/t", 2)
+    s, reader, _ = connect_raw(port, "q2-expiring", MQTT5, clean=False, expiry=1)
+    s.sendall(encode(Publish("q2e/t", b"m", 2, packet_id=3), MQTT5))
+    assert read_packets(s, reader, 1)[0].type == PUBREC
+    s.close()
+    assert sub.get().payload == b"m"
+    time.sleep(1.3)
+    s, reader, connack = connect_raw(port, "q2-expiring", MQTT5, clean=False, expiry=1)
+    assert not connack.session_present
+    s.sendall(encode(Publish("q2e/t", b"m", 2, dup=True, packet_id=3), MQTT5))
+    assert read_packets(s, reader, 1)[0].type == PUBREC
+    assert sub.get().payload == b"m"  # the session had expired: a new message
+    s.close()
+    sub.close()
