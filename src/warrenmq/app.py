@@ -135,7 +135,7 @@ class BrokerApp:
         if stomp:
             from .transport.stomp import StompServer
             self.stomp = StompServer(self.broker, self.config.stomp_host or self.config.host, self.config.stomp_port,
-                                     config=self.config)
+                                     config=self.config, tls=tls, tls_port=self.config.stomps_port)
         self.web_stomp = None
         if web_stomp:
             from .transport.web_stomp import WebStompServer
@@ -184,6 +184,11 @@ class BrokerApp:
     def mqtts_port(self) -> int | None:
         """The MQTT-over-TLS listener's port (the bound one once started), or ``None`` without it."""
         return self.mqtt.tls_port if self.mqtt is not None and self.mqtt.tls is not None else None
+
+    @property
+    def stomps_port(self) -> int | None:
+        """The STOMP-over-TLS listener's port (the bound one once started), or ``None`` without it."""
+        return self.stomp.tls_port if self.stomp is not None and self.stomp.tls is not None else None
 
     @property
     def management_port(self) -> int | None:
@@ -397,6 +402,8 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
         log.info("WarrenMQ Prometheus metrics on http://%s:%s/metrics", app.prometheus.host, app.prometheus_port)
     if app.stomp is not None:
         log.info("WarrenMQ STOMP listening on %s:%s", app.stomp.host, app.stomp_port)
+        if app.stomps_port is not None:
+            log.info("WarrenMQ STOMP over TLS on %s:%s", app.stomp.host, app.stomps_port)
     if app.web_mqtt is not None:
         log.info("WarrenMQ Web MQTT on ws://%s:%s/ws", app.web_mqtt.host or "0.0.0.0", app.web_mqtt_port)
     if app.web_stomp is not None:

@@ -144,6 +144,9 @@ class BrokerConfig:
     stomp_enabled: bool = True
     stomp_host: str = ""
     stomp_port: int = 61613
+    # STOMP over TLS (RabbitMQ's stomp.listeners.ssl): on stomps_port when STOMP is on and the TLS listener's
+    # certificate is configured (tls_certfile/tls_keyfile, with tls_cafile/tls_verify_peer as for AMQPS)
+    stomps_port: int = 61614
     # Web STOMP (STOMP over WebSocket, RabbitMQ's web_stomp plugin): ws://web_stomp_host:web_stomp_port/ws;
     # on with STOMP unless web_stomp_enabled = false (--no-stomp turns off both)
     web_stomp_enabled: bool = True

@@ -65,7 +65,13 @@ def test_a_taken_tls_port_suggests_tls_port(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_a_taken_mqtts_port_is_one_line_naming_mqtts_port(tmp_path):
+@pytest.mark.parametrize("option, hint, env", [
+    ("--mqtts-port", "--mqtts-port", {"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_MQTT_PORT": "0",
+                                      "WARRENMQ_WEB_MQTT_ENABLED": "false"}),
+    ("--stomps-port", "--stomps-port (or --no-stomp)", {"WARRENMQ_STOMP_ENABLED": "true", "WARRENMQ_STOMP_PORT": "0",
+                                                        "WARRENMQ_WEB_STOMP_ENABLED": "false"}),
+])
+def test_a_taken_plugin_tls_port_is_one_line_naming_its_option(tmp_path, option, hint, env):
     trustme = pytest.importorskip("trustme")
     from support.pki import make_pki
     pki = make_pki(trustme, tmp_path)
@@ -74,13 +80,12 @@ def test_a_taken_mqtts_port_is_one_line_naming_mqtts_port(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         r = warrenmq("--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--tls-certfile", pki["server"],
-                     "--tls-keyfile", pki["server_key"], "--mqtt-port", "0", "--mqtts-port", str(port),
-                     "--data-dir", str(tmp_path / "data"),
-                     env={"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_WEB_MQTT_ENABLED": "false"})
+                     "--tls-keyfile", pki["server_key"], option, str(port),
+                     "--data-dir", str(tmp_path / "data"), env=env)
     assert r.returncode == 1
     line = one_line(r.stderr)
     assert line.startswith(f"warrenmq: cannot listen on 127.0.0.1:{port} (TLS): address already in use"), line
-    assert line.endswith("Choose another port with --mqtts-port"), line
+    assert line.endswith(f"Choose another port with {hint}"), line
     assert not (tmp_path / "data").exists()
 
 

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         stomp = parser.add_argument_group("STOMP 1.0-1.2 listener (docs/stomp.md), on by default")
         stomp.add_argument("--stomp-port", type=port_number, help="STOMP port (default 61613; 0: any free port)")
         stomp.add_argument("--stomp-host", help="address the STOMP listener binds (default: --host)")
+        stomp.add_argument("--stomps-port", type=port_number,
+                           help="STOMP over TLS port (default 61614; on when --tls-certfile and --tls-keyfile are "
+                                "given, with the AMQPS listener's TLS options; 0: any free port)")
         stomp.add_argument("--no-stomp", action="store_true", help="do not listen for STOMP (nor Web STOMP)")
         stomp.add_argument("--web-stomp-port", type=port_number,
                            help="Web STOMP (WebSocket, path /ws) port (default 15674; 0: any free port)")
@@ -139,6 +142,7 @@ def main(argv=None) -> int:
                                    prometheus_port=args.prometheus_port, prometheus_host=args.prometheus_host,
                                    prometheus_enabled=False if args.no_prometheus else None,
                                    stomp_port=args.stomp_port, stomp_host=args.stomp_host,
+                                   stomps_port=args.stomps_port,
                                    stomp_enabled=False if args.no_stomp else None,
                                    web_stomp_port=args.web_stomp_port, web_stomp_host=args.web_stomp_host,
                                    web_stomp_enabled=False if args.no_web_stomp else None,

@@ -94,7 +94,7 @@ def _own_data_dir(owner, durable: bool) -> None:
 
 #: the listeners a restart keeps on their ports (the app's ``<name>`` property and config field alike)
 _PORTS = ("port", "tls_port", "management_port", "prometheus_port", "stomp_port", "web_stomp_port",
-          "web_mqtt_port", "mqtt_port", "mqtts_port")
+          "web_mqtt_port", "mqtt_port", "mqtts_port", "stomps_port")
 
 
 def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
@@ -129,6 +129,12 @@ class _URLMixin:
         """The MQTT-over-TLS listener's port (``mqtt=True`` with ``tls_certfile``/``tls_keyfile``)."""
         return self._listening("mqtts_port",
                                "MQTT over TLS is off: EmbeddedBroker(mqtt=True, tls_certfile=..., tls_keyfile=...)")
+
+    @property
+    def stomps_port(self) -> int:
+        """The STOMP-over-TLS listener's port (``stomp=True`` with ``tls_certfile``/``tls_keyfile``)."""
+        return self._listening("stomps_port",
+                               "STOMP over TLS is off: EmbeddedBroker(stomp=True, tls_certfile=..., tls_keyfile=...)")
 
     @property
     def management_url(self) -> str:
@@ -181,6 +187,7 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
         self.web_stomp = web_stomp
         if stomp and config is None:
             overrides.setdefault("stomp_port", 0)
+            overrides.setdefault("stomps_port", 0)  # (served only with tls_certfile and tls_keyfile)
         if web_stomp and config is None:
             overrides.setdefault("web_stomp_port", 0)
         self.mqtt = _mqtt(config is not None, overrides, True if web_mqtt else mqtt)
@@ -272,6 +279,7 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
         self.web_stomp = web_stomp
         if stomp and config is None:
             overrides.setdefault("stomp_port", 0)
+            overrides.setdefault("stomps_port", 0)  # (served only with tls_certfile and tls_keyfile)
         if web_stomp and config is None:
             overrides.setdefault("web_stomp_port", 0)
         self.mqtt = _mqtt(config is not None, overrides, True if web_mqtt else mqtt)

@@ -7,7 +7,9 @@ session is ``closing`` (it sent an ERROR, or the RECEIPT of a DISCONNECT), the s
 that write.  Back-pressure: ``pause_writing``/``resume_writing`` pause the session's deliveries.
 Heart-beats, as negotiated at CONNECT: a timer sends an EOL when nothing was sent for the agreed
 interval and drops a client that sent nothing for twice the interval it promised.  A client must send
-its CONNECT within ``handshake_timeout_ms``.
+its CONNECT within ``handshake_timeout_ms``.  With a TLS context the server also listens on ``tls_port``
+(STOMP over TLS, RabbitMQ's stomp.listeners.ssl, 61614): the same protocol and sessions behind asyncio's
+TLS transport, the handshake bounded by ``tls_handshake_timeout_ms``, as for MQTT over TLS.
 """
 from __future__ import annotations
 
@@ -140,15 +142,20 @@ class StompProtocol(asyncio.Protocol):
 class StompServer:
     """Listens for STOMP connections for one broker."""
 
-    def __init__(self, broker, host: str = "0.0.0.0", port: int = 61613, config=None):
+    def __init__(self, broker, host: str = "0.0.0.0", port: int = 61613, config=None, tls=None,
+                 tls_port: int = 61614):
         self.broker = broker  # (None until the app opened storage: it sets it before start)
         self.host = host
         self.port = port
+        self.tls = tls  # an ssl.SSLContext: also listen for STOMP over TLS on tls_port
+        self.tls_port = tls_port
         cfg = config if config is not None else broker.config
         self.handshake_timeout = getattr(cfg, "handshake_timeout_ms", 10_000) / 1000.0
+        self.tls_handshake_timeout = getattr(cfg, "tls_handshake_timeout_ms", 5_000) / 1000.0
         self.loop = None
         self.connections: set = set()
         self._server = None
+        self._tls_server = None
 
     async def bind(self) -> None:
         if self._server is not None:
@@ -160,18 +167,31 @@ class StompServer:
         except OSError as e:
             raise ListenError(self.host, self.port, False, e, "--stomp-port (or --no-stomp)") from e
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.tls is not None:
+            try:
+                self._tls_server = await self.loop.create_server(
+                    lambda: StompProtocol(self), self.host, self.tls_port, reuse_address=True, backlog=1024,
+                    ssl=self.tls, ssl_handshake_timeout=self.tls_handshake_timeout, start_serving=False)
+            except OSError as e:
+                self._server.close()
+                self._server = None
+                raise ListenError(self.host, self.tls_port, True, e, "--stomps-port (or --no-stomp)") from e
+            self.tls_port = self._tls_server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
         await self.bind()
         await self._server.start_serving()
+        if self._tls_server is not None:
+            await self._tls_server.start_serving()
 
     async def stop(self, timeout: float = 0) -> None:
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._tls_server) if s is not None]
+        for server in servers:
+            server.close()
         for p in list(self.connections):
             p.session.force_close(320, "broker shutting down")
             p._flush()
             p._abort()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for server in servers:
+            await server.wait_closed()
+        self._server = self._tls_server = None
