@@ -154,8 +154,9 @@ def amqp_header(pkt: Publish, extra: dict | None = None) -> bytes:
         headers["x-mqtt-retain"] = True
     if extra:
         headers.update(extra)
-    for k, v in p.get("user_property", ()):
-        headers[k] = v
+    users = p.get("user_property")
+    if users:
+        _user_headers(users, headers)
     props = BasicProperties(headers=headers, delivery_mode=2 if pkt.qos else 1)
     if "content_type" in p:
         props.content_type = p["content_type"][:255]
@@ -176,6 +177,36 @@ def amqp_header(pkt: Publish, extra: dict | None = None) -> bytes:
     if "payload_format_indicator" in p:
         headers["x-mqtt-payload-format"] = p["payload_format_indicator"]
     return content_header(props, len(pkt.payload))
+
+
+def _user_headers(users: list, headers: dict) -> None:
+    """MQTT 5 user properties as AMQP headers: a name given once is a string header, a name given several
+    times an array of its values in order (MQTT 5 allows repeats, 3.3.2.3.7); when repeated names are
+    interleaved (a, b, a), ``x-mqtt-user-property-order`` lists the names in the order given, so an MQTT
+    subscriber gets them back in exactly that order (the spec's MQTT-3.3.2-18)."""
+    names: dict = {}
+    for k, v in users:
+        vals = names.get(k)
+        if vals is None:
+            names[k] = [v]
+        else:
+            vals.append(v)
+    if len(names) == len(users):  # no name twice: the common case
+        for k, v in users:
+            headers[k] = v
+        return
+    grouped = [k for k, vals in names.items() for _ in vals]
+    for k, vals in names.items():
+        headers[k] = vals[0] if len(vals) == 1 else vals
+    if grouped != [k for k, _ in users]:
+        headers[_ORDER_HEADER] = [k for k, _ in users]
+
+
+_ORDER_HEADER = "x-mqtt-user-property-order"
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 def mqtt5_properties(msg) -> dict:
@@ -202,9 +233,29 @@ def mqtt5_properties(msg) -> dict:
             elif k == "x-mqtt-payload-format":
                 out["payload_format_indicator"] = int(v)
             elif not k.startswith("x-mqtt-"):
-                users.append((k, v.decode() if isinstance(v, (bytes, bytearray)) else str(v)))
+                if isinstance(v, list):  # a repeated user property (or an AMQP array): one property each
+                    users.extend((k, _text(x)) for x in v)
+                else:
+                    users.append((k, _text(v)))
+        order = headers.get(_ORDER_HEADER)
+        if order and isinstance(order, list) and users:
+            users = _in_order(users, [_text(k) for k in order])
         if users:
             out["user_property"] = users
+    return out
+
+
+def _in_order(users: list, order: list) -> list:
+    """The user properties in the order of ``x-mqtt-user-property-order`` (names not in it after)."""
+    by_name: dict = {}
+    for k, v in users:
+        by_name.setdefault(k, deque()).append(v)
+    out = []
+    for k in order:
+        vals = by_name.get(k)
+        if vals:
+            out.append((k, vals.popleft()))
+    out.extend((k, v) for k, vals in by_name.items() for v in vals)
     return out
 
 
