@@ -175,6 +175,9 @@ class BrokerConfig:
     # for none or more gets this in the CONNACK, as mosquitto's max_keepalive)
     mqtt_receive_maximum: int = 1024
     mqtt_server_keepalive: int = 0
+    # MQTT 5: the Response Information a CONNACK carries when the CONNECT asks for it (Request Response
+    # Information 1): {client_id}, {username} and {vhost} are replaced; "" sends none (docs/mqtt.md)
+    mqtt_response_information: str = "response/{client_id}"
     # Web MQTT (MQTT over WebSocket, RabbitMQ's web_mqtt plugin): ws://web_mqtt_host:web_mqtt_port/ws,
     # subprotocol mqtt; on with MQTT unless web_mqtt_enabled = false (--no-mqtt turns off both)
     web_mqtt_enabled: bool = True

@@ -1,5 +1,7 @@
-"""MQTT 5 properties the broker forwards or answers with (docs/mqtt.md): repeated user properties, and
-to AMQP and back, with paho-mqtt and pika over real sockets."""
+"""MQTT 5 properties the broker forwards or answers with (docs/mqtt.md): repeated user properties to MQTT
+and AMQP and back, response information, authentication methods and AUTH; paho-mqtt, pika and raw
+packets over real sockets."""
+import socket
 import time
 
 import paho.mqtt.client as mqtt
@@ -7,7 +9,11 @@ import pika
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from warrenmq.mqtt.codec import CONNACK, DISCONNECT, MQTT5, Auth, Connect, PacketReader, encode
+from warrenmq.testing import EmbeddedBroker
+
 from .helpers import Client
+from .test_interop import read_packets
 
 V5 = mqtt.MQTTv5
 
@@ -61,3 +67,98 @@ def test_repeated_user_properties_are_all_forwarded_in_order(mqtt_broker):
     for c in (sub5, pub):
         c.close()
     conn.close()
+
+
+# ------------------------------------------------------------ request/response information, AUTH
+def connack_properties(port, client_id, **props):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(encode(Connect(version=MQTT5, client_id=client_id, clean=True, keepalive=60, properties=props),
+                     MQTT5))
+    reader = PacketReader(version=MQTT5)
+    [connack] = read_packets(s, reader, 1)
+    return s, reader, connack
+
+
+def closed(s) -> bool:
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_response_information_when_asked():
+    """3.1.2.11.7 / 3.2.2.3.15: Request Response Information 1 gets Response Information (the
+    mqtt_response_information template, a per-client prefix by default); 0 or absent gets none."""
+    with EmbeddedBroker(mqtt=True) as b:
+        port = b.mqtt_port
+        c = Client(port, "rri-client", V5, connect=False)
+        props = Properties(PacketTypes.CONNECT)
+        props.RequestResponseInformation = 1
+        c.properties = props
+        _, _, p = c.connect()
+        assert p.ResponseInformation == "response/rri-client"
+        # a response topic under it works as any topic: a request/response round trip through it
+        c.subscribe(p.ResponseInformation + "/#", 1)
+        req = Properties(PacketTypes.PUBLISH)
+        req.ResponseTopic = p.ResponseInformation + "/1"
+        c.publish("rri/service", b"ask", 1, properties=req)
+        c.publish(req.ResponseTopic, b"answer", 1)
+        assert c.get().topic == "response/rri-client/1"
+        c.close()
+        for value in (0, None):
+            s, _, connack = connack_properties(port, "rri-none", **({} if value is None else
+                                                                    {"request_response_information": value}))
+            assert connack.code == 0 and "response_information" not in connack.properties
+            s.close()
+        s, _, connack = connack_properties(port, "rri+wild", request_response_information=1)
+        assert connack.code == 0 and "response_information" not in connack.properties  # not a topic prefix
+        s.close()
+    with EmbeddedBroker(mqtt=True, mqtt_response_information="replies/{vhost}/{username}/{client_id}") as b:
+        s, _, connack = connack_properties(b.mqtt_port, "rri-t", request_response_information=1)
+        assert connack.properties["response_information"] == "replies///guest/rri-t"
+        s.close()
+    with EmbeddedBroker(mqtt=True, mqtt_response_information="") as b:  # none at all
+        s, _, connack = connack_properties(b.mqtt_port, "rri-off", request_response_information=1)
+        assert connack.code == 0 and "response_information" not in connack.properties
+        s.close()
+
+
+def test_an_unsupported_authentication_method_is_refused(mqtt_broker):
+    """4.12: a CONNECT with an Authentication Method the server does not support gets CONNACK 0x8C (bad
+    authentication method) and the connection closes (MQTT-4.12.0-1); authentication data without a method
+    (3.1.2.11.10) and a request flag other than 0/1 (3.1.2.11.6/7) are protocol errors (0x82)."""
+    port = mqtt_broker.mqtt_port
+    cases = [({"authentication_method": "SCRAM-SHA-1", "authentication_data": b"n,,n=user,r=abc"}, 0x8C),
+             ({"authentication_method": "GS2-KRB5"}, 0x8C),
+             ({"authentication_data": b"x"}, 0x82),
+             ({"request_response_information": 2}, 0x82),
+             ({"request_problem_information": 7}, 0x82)]
+    for props, code in cases:
+        s, _, connack = connack_properties(port, "auth-m", **props)
+        assert (connack.type, connack.code, connack.session_present) == (CONNACK, code, False), props
+        assert closed(s)
+        s.close()
+    # paho sees the reason too
+    c = Client(port, "auth-paho", V5, connect=False)
+    props = Properties(PacketTypes.CONNECT)
+    props.AuthenticationMethod = "SCRAM-SHA-256"
+    c.properties = props
+    _, rc, _ = c.connect(expect_ok=False)
+    assert rc.value == 0x8C
+    c.c.loop_stop()
+
+
+def test_auth_without_an_authentication_method_is_a_protocol_error(mqtt_broker):
+    """3.15 / 4.12: a client that did not give an Authentication Method in its CONNECT must not send AUTH;
+    the server answers one with DISCONNECT 0x82 (protocol error) and closes."""
+    s, reader, connack = connack_properties(mqtt_broker.mqtt_port, "auth-late")
+    assert connack.code == 0
+    for code in (0x18, 0x19):  # continue authentication, re-authenticate
+        if code == 0x19:
+            s, reader, connack = connack_properties(mqtt_broker.mqtt_port, "auth-late")
+        s.sendall(encode(Auth(code, {"authentication_method": "SCRAM-SHA-1"}), MQTT5))
+        [d] = read_packets(s, reader, 1)
+        assert (d.type, d.code) == (DISCONNECT, 0x82)
+        assert closed(s)
+        s.close()

@@ -463,6 +463,11 @@ class MQTTSession:
         conn = self.conn
         v5 = pkt.version == MQTT5
         props = {}
+        if v5:
+            why = self._connect_properties_refused(pkt.properties)
+            if why is not None:
+                conn.refuse(why[0])
+                return self._refused(why[1])
         client_id = pkt.client_id
         if not client_id:
             if not pkt.clean and not v5:
@@ -542,6 +547,10 @@ class MQTTSession:
             props["retain_available"] = 1
             props["shared_subscription_available"] = 1
             props["receive_maximum"] = self.receive_maximum = self.config.mqtt_receive_maximum
+            if pkt.properties.get("request_response_information") == 1:
+                info = self._response_information(client_id, user.name, vhost_name)
+                if info:
+                    props["response_information"] = info
             server_keepalive = self.config.mqtt_server_keepalive
             if server_keepalive and not 0 < pkt.keepalive <= server_keepalive:  # the server's keep alive wins
                 props["server_keep_alive"] = conn.keepalive = server_keepalive
@@ -560,6 +569,34 @@ class MQTTSession:
         log.info("accepting MQTT connection %s (%s, client id: %s, user: '%s', vhost: '%s')", id(self),
                  self._peer_text(), client_id, user.name, vhost_name)
         self.listener.keepalive(self)
+
+    @staticmethod
+    def _connect_properties_refused(p: dict):
+        """MQTT 5 CONNECT properties the server refuses: (CONNACK reason code, why), or None.  No extended
+        authentication method is supported (4.12: CONNACK 0x8C and close, MQTT-4.12.0-1); authentication
+        data without a method (3.1.2.11.10) and request flags other than 0 or 1 (3.1.2.11.6/7) are
+        protocol errors."""
+        method = p.get("authentication_method")
+        if method is not None:
+            return codec.BAD_AUTHENTICATION_METHOD, f"authentication method '{method}' not supported"
+        if "authentication_data" in p:
+            return codec.PROTOCOL_ERROR, "authentication data without an authentication method"
+        for name in ("request_response_information", "request_problem_information"):
+            if p.get(name, 0) > 1:
+                return codec.PROTOCOL_ERROR, f"{name.replace('_', ' ')} {p[name]}"
+        return None
+
+    def _response_information(self, client_id: str, username: str, vhost: str) -> str | None:
+        """MQTT 5 Response Information (3.2.2.3.15) from ``mqtt_response_information``: none when it is
+        empty, or when what it gives is not a usable topic prefix (a wildcard in the client id)."""
+        template = self.config.mqtt_response_information
+        if not template:
+            return None
+        info = (template.replace("{client_id}", client_id).replace("{username}", username)
+                .replace("{vhost}", vhost))
+        if "+" in info or "#" in info or len(info.encode()) > 65535:
+            return None
+        return info
 
     def _peer_text(self) -> str:
         return f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
