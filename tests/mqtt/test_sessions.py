@@ -168,3 +168,101 @@ def test_qos2_packet_ids_go_with_an_expired_session(mqtt_broker):
     assert sub.get().payload == b"m"  # the session had expired: a new message
     s.close()
     sub.close()
+
+
+# ------------------------------------------------------------------ shared subscriptions
+SHARED_Q = "mqtt-shared-g-sj/+"
+
+
+@pytest.mark.parametrize("version", [mqtt.MQTTv311, V5])
+def test_a_persistent_sessions_shared_subscription_is_resumed(mqtt_broker, version):
+    """A member of a shared subscription in a persistent session is still a member after a reconnect: it
+    consumes from the group's queue again, and the queue (with what it holds) outlives the connections
+    while such a member's session exists; a clean start ends the membership and the queue with it."""
+    port = mqtt_broker.mqtt_port
+    v5 = version == V5
+    kw = {"properties": session_props()} if v5 else {}
+    a = Client(port, "sh-a", version, clean=v5, **kw)  # (MQTT 5: persistent by its session expiry)
+    if v5:
+        assert [r.value for r in subscribe5(a, "$share/g/sj/+", 2, sid=5)] == [2]
+    else:
+        assert a.subscribe("$share/g/sj/+", 2) == [2]
+    b = Client(port, "sh-b", version)  # a clean member
+    b.subscribe("$share/g/sj/+", 1)
+    a.close()
+    pub = Client(port, "sh-pub", version)
+    for i in range(3):
+        pub.publish(f"sj/{i}", b"b%d" % i, 1)
+    assert sorted(b.get().payload for _ in range(3)) == [b"b0", b"b1", b"b2"]  # b alone now
+    b.close()
+    time.sleep(0.2)
+    assert SHARED_Q in mqtt_broker.queues()  # a's session keeps it
+    for i in range(3):
+        pub.publish(f"sj/{i}", b"a%d" % i, 1)
+    mqtt_broker.wait_for_messages(SHARED_Q, 3)
+    again = Client(port, "sh-a", version, clean=False, connect=False, **kw)
+    flags, _, _ = again.connect()
+    assert flags.session_present
+    got = [again.get() for _ in range(3)]
+    assert sorted(m.payload for m in got) == [b"a0", b"a1", b"a2"]
+    pub.publish("sj/live", b"live", 2)
+    m = again.get()
+    assert (m.payload, m.qos) == (b"live", 2)
+    if v5:
+        assert m.properties.SubscriptionIdentifier == [5]
+    again.none(0.3)
+    again.close()
+    time.sleep(0.2)
+    assert SHARED_Q in mqtt_broker.queues()
+    Client(port, "sh-a", version, clean=True).close()  # the session ends: its membership and the queue go
+    wait(lambda: SHARED_Q not in mqtt_broker.queues())
+    pub.close()
+
+
+def test_unsubscribing_a_persistent_member_ends_its_membership(mqtt_broker):
+    port = mqtt_broker.mqtt_port
+    a = Client(port, "sh-u", clean=False)
+    a.subscribe("$share/g/sj/+", 1)
+    a.c.unsubscribe("$share/g/sj/+")
+    wait(lambda: SHARED_Q not in mqtt_broker.queues())
+    a.close()
+    again = Client(port, "sh-u", clean=False)
+    pub = Client(port, "sh-u-pub")
+    pub.publish("sj/1", b"x", 1)
+    again.none(0.5)
+    for c in (again, pub):
+        c.close()
+    Client(port, "sh-u", clean=True).close()
+
+
+def test_a_shared_subscription_goes_when_its_members_session_expires(mqtt_broker):
+    port = mqtt_broker.mqtt_port
+    a = Client(port, "sh-exp", V5, properties=session_props(1))
+    subscribe5(a, "$share/g/sj/+", 1)
+    a.close()
+    time.sleep(0.3)
+    assert SHARED_Q in mqtt_broker.queues()
+    wait(lambda: SHARED_Q not in mqtt_broker.queues(), timeout=6)  # expired with the session (1 s)
+    assert "mqtt-subscription-sh-expqos1" not in mqtt_broker.queues()
+
+
+def test_a_shared_subscription_of_a_durable_session_survives_a_restart():
+    with EmbeddedBroker(mqtt=True, durable=True) as b:
+        a = Client(b.mqtt_port, "sh-r", clean=False)
+        a.subscribe("$share/g/sj/+", 1)
+        a.close()
+        pub = Client(b.mqtt_port, "sh-r-pub")
+        pub.publish("sj/1", b"kept", 1)
+        pub.close()
+        b.wait_for_messages(SHARED_Q, 1)
+        b.restart()
+        again = Client(b.mqtt_port, "sh-r", clean=False, connect=False)
+        flags, _, _ = again.connect()
+        assert flags.session_present
+        assert again.get().payload == b"kept"
+        pub = Client(b.mqtt_port, "sh-r-pub")
+        pub.publish("sj/2", b"after", 1)
+        assert again.get().payload == b"after"
+        again.none(0.3)
+        again.close()
+        pub.close()

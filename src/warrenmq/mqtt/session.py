@@ -28,6 +28,9 @@ Theory of operation: an :class:`MQTTSession` per connection owns a
   carry its granted QoS 2 and MQTT 5 options (:func:`_bind_args`), so a resumed session (a reconnect,
   or a restart for the durable QoS 1 queue) reads its filters back from the bindings.  The incoming
   QoS 2 packet ids awaiting PUBREL of a client that went are kept by the listener until it returns.
+  A persistent session's membership of a shared subscription is a binding of the group's queue
+  (:func:`_shared_member`), so it consumes from it again when it returns; the queue goes when no member
+  session is left (:func:`release_shared_queue`).
 * Retained messages: per vhost in :class:`RetainedStore` (topic -> the PUBLISH), replaced by a newer
   retained publish to the topic and removed by an empty one.
 
@@ -76,6 +79,9 @@ _TO_TOPIC = str.maketrans({".": "/", "/": "."})
 #: granted QoS (the QoS 1 queue holds QoS 1 and 2 subscriptions alike) and MQTT 5 subscription options
 _QOS_ARG, _NO_LOCAL_ARG, _RAP_ARG = "x-mqtt-subscription-qos", "x-mqtt-no-local", "x-mqtt-retain-as-published"
 _SID_ARG, _RH_ARG = "x-mqtt-subscription-identifier", "x-mqtt-retain-handling"
+#: a persistent session's membership of a shared subscription is a binding of the shared queue (with the
+#: same key as the group's own, so routing is unchanged) carrying these and its QoS and identifier
+_MEMBER_ARG, _FILTER_ARG = "x-mqtt-shared-member", "x-mqtt-shared-filter"
 _QOS2_ARGS = {_QOS_ARG: 2}
 
 
@@ -296,6 +302,32 @@ class RetainedStore:
         return [m for t, m in self.messages.items() if topic_matches(topic_filter, t)]
 
 
+def release_shared_queue(vhost, q, clients) -> bool:
+    """A shared subscription's queue after a member left (or on the listener's timer): member bindings of
+    sessions that no longer exist (their client not connected, ``clients`` keyed by (vhost, client id),
+    and their QoS 1 queue gone: expired) are removed, and the queue is deleted when it has neither a
+    consumer nor a member binding left.  Whether it is gone."""
+    if q.deleted:
+        return True
+    live = False
+    for ex, key, akey in list(q.bindings):
+        if not akey:
+            continue
+        args = _thaw_args(akey)
+        member = args.get(_MEMBER_ARG)
+        if member is None:
+            continue
+        member = _text(member)
+        if (vhost.name, member) in clients or f"mqtt-subscription-{member}qos1" in vhost.queues:
+            live = True
+        else:
+            vhost.unbind_queue(q.name, None, ex.name, key, args)
+    if live or q.consumers:
+        return False
+    vhost.delete_queue(q)
+    return True
+
+
 class MQTTChannel(Channel):
     """The domain channel of an MQTT session: its hooks become PUBLISH packets and PUBACKs."""
     __slots__ = ("session",)
@@ -378,7 +410,8 @@ class MQTTSession:
         # MQTT 5 subscription options (filter -> (no local, retain as published, subscription identifier)),
         # for filters that have any; ``rich`` while there are some: deliveries then match the filters
         self.sub_options: dict[str, tuple] = {}
-        self.shared: dict[str, tuple] = {}  # $share/<group>/<filter> -> (QoS, consumer, subscription id)
+        # $share/<group>/<filter> -> (QoS, consumer, subscription id, member binding arguments or None)
+        self.shared: dict[str, tuple] = {}
         self.shared_consumers: dict = {}  # the consumer of a shared subscription -> (QoS, subscription id)
         self.rich = False
         self.no_local = False  # a no-local subscription: publishes carry header x-mqtt-publisher
@@ -558,6 +591,11 @@ class MQTTSession:
         self._options_changed()
         for q, qos in resumed:  # after the CONNACK, which must be the first packet the client gets
             self._consume(q, qos)
+        if resumed:  # (a member of a shared subscription has its QoS 1 queue: see _shared_member)
+            for f, q, qos, sid, member in self._resumed_shared():
+                self._consume_shared(f, q, qos, sid, member)
+            if self.shared:
+                self._options_changed()
         self.channels = {1: ch}
         self.protocol = PROTOCOL_NAMES.get(pkt.version, "MQTT")
         self.proto.heartbeat = conn.keepalive
@@ -614,6 +652,7 @@ class MQTTSession:
             q = self.vhost.queues.get(self.queue_name(qos))
             if q is not None:
                 self.vhost.delete_queue(q)
+        self._leave_shared()
 
     def _resumed_queues(self) -> list:
         """A persistent session: the client's queues, with their QoS class, to consume from again once
@@ -792,21 +831,78 @@ class MQTTSession:
                 self.broker.check_resource(self.user, vname, kind, name, perm)
             self.broker.check_topic(self.user, vname, self.exchange, key, "read")
             q = self.vhost.queues.get(qname)
-            if q is None or q.deleted:
-                q = self.vhost.declare_queue(qname, self, durable=False, auto_delete=True)[0]
+            if q is None or q.deleted:  # (deleted by the listener once no member is left: _shared_unused)
+                q = self.vhost.declare_queue(qname, self, durable=not self.clean, auto_delete=False)[0]
             self.vhost.bind_queue(q, self.exchange, key, None)
+            member = self._shared_member(f, qos, sid)
             old = self.shared.pop(f, None)
             if old is not None:
+                self.shared_consumers.pop(old[1], None)
                 self.channel.cancel(old[1].tag)
-            c = self.channel.consume(q, f"mqtt-share-{qname}", qos == 0, False, None)
-            self.shared[f] = (qos, c, sid)
-            self.shared_consumers[c] = (qos, sid)
-            self.channel.start(c)
+                if old[3] is not None and old[3] != member:
+                    self.vhost.unbind_queue(qname, self, self.exchange, key, old[3])
+            if member is not None:
+                self.vhost.bind_queue(q, self.exchange, key, member)
+                self.listener.shared_queues.add((vname, qname))
+            self._consume_shared(f, q, qos, sid, member)
         except AMQPError as e:
             log.warning("MQTT subscription to '%s' refused: %s", f, e.reply_text)
             return codec.NOT_AUTHORIZED if v5 and "ACCESS_REFUSED" in e.reply_text else codec.SUBACK_FAILURE
         self._options_changed()
         return qos
+
+    def _shared_member(self, f: str, qos: int, sid):
+        """The binding arguments that make a persistent session a member of a shared subscription's queue
+        (None for a clean session: its membership is its consumer).  The session's QoS 1 queue, declared
+        for the purpose if it has none, is what says the session still exists: it expires with it."""
+        if self.clean:
+            return None
+        vname = self.vhost.name
+        own = self.queue_name(1)
+        try:
+            for perm in ("configure", "write", "read"):
+                self.broker.check_resource(self.user, vname, "queue", own, perm)
+        except AMQPError:
+            return None  # not allowed its own queue: a member for as long as it is connected
+        self._consume(self._declare(own, 1), 1)
+        args = {_MEMBER_ARG: self.client_id, _FILTER_ARG: f, _QOS_ARG: qos}
+        if sid:
+            args[_SID_ARG] = sid
+        return args
+
+    def _consume_shared(self, f: str, q, qos: int, sid, member) -> None:
+        c = self.channel.consume(q, f"mqtt-share-{q.name}", qos == 0, False, None)
+        self.shared[f] = (qos, c, sid, member)
+        self.shared_consumers[c] = (qos, sid)
+        self.channel.start(c)
+
+    def _resumed_shared(self) -> list:
+        """A persistent session's shared subscriptions: the shared queues with a member binding of this
+        client id, as (filter, queue, QoS, subscription identifier, member arguments)."""
+        found = []
+        cid = self.client_id
+        for name, q in list(self.vhost.queues.items()):
+            if not name.startswith("mqtt-shared-") or q.deleted:
+                continue
+            for ex, key, akey in q.bindings:
+                if ex.name != self.exchange or not akey:
+                    continue
+                args = _thaw_args(akey)
+                if _text(args.get(_MEMBER_ARG, "")) == cid and _FILTER_ARG in args:
+                    found.append((_text(args[_FILTER_ARG]), q, args.get(_QOS_ARG, 0), args.get(_SID_ARG), args))
+        return found
+
+    def _leave_shared(self) -> None:
+        """The session ends (a clean start, or expiry 0 at the end): its member bindings go, and the shared
+        queues left without members with them."""
+        cid = self.client_id
+        for name, q in list(self.vhost.queues.items()):
+            if not name.startswith("mqtt-shared-"):
+                continue
+            for ex, key, akey in list(q.bindings):
+                if akey and _text(dict(akey).get(_MEMBER_ARG, (None, ""))[1]) == cid:
+                    self.vhost.unbind_queue(name, self, ex.name, key, _thaw_args(akey))
+            self.listener.shared_unused(self.vhost, q)
 
     def _options_changed(self) -> None:
         """After a change of the subscriptions: whether deliveries must match the filters (subscription
@@ -824,7 +920,12 @@ class MQTTSession:
             shared = self.shared.pop(f, None)
             if shared is not None:
                 self.shared_consumers.pop(shared[1], None)
+                q = shared[1].queue
                 self.channel.cancel(shared[1].tag)
+                if shared[3] is not None:
+                    self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f.split("/", 2)[2]),
+                                            shared[3])
+                self.listener.shared_unused(self.vhost, q)
                 self._options_changed()
                 codes.append(codec.SUCCESS)
                 continue
@@ -970,8 +1071,8 @@ class MQTTSession:
 
     def consumer_gone(self, consumer) -> None:
         if self.shared_consumers.pop(consumer, None) is not None:
-            for f, (_, c, _) in list(self.shared.items()):
-                if c is consumer:
+            for f, shared in list(self.shared.items()):
+                if shared[1] is consumer:
                     del self.shared[f]
             self._options_changed()
         for k, c in list(self.consumers.items()):
@@ -1084,7 +1185,10 @@ class MQTTSession:
             if delay <= 0:
                 self._publish_will(will)
         if self.channel is not None:
+            shared = [v[1].queue for v in self.shared.values()]
             self.channel.close()
+            for q in shared:  # the shared queues this session was the last member of go
+                self.listener.shared_unused(self.vhost, q)
             if self.conn.awaiting_rel and not (self.clean or self.end_session):  # the session keeps them
                 self.listener.keep_qos2_ids((self.vhost.name, self.client_id), self.conn.awaiting_rel,
                                             self._session_seconds())

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import socket
 
-from ..mqtt.session import MQTTSession, RetainedStore
+from ..mqtt.session import MQTTSession, RetainedStore, release_shared_queue
 from .server import FAIR_BUDGET, FAIR_READ, LARGE_READ, ListenError
 
 log = logging.getLogger("warrenmq.mqtt")
@@ -183,6 +183,9 @@ class MQTTServer:
         # (vhost name, client id) -> (incoming QoS 2 packet ids awaiting PUBREL, when the session ends or
         # None) of a persistent session whose client is away (see MQTTSession.close)
         self.qos2_ids: dict = {}
+        # (vhost name, queue name) of shared subscription queues with members of persistent sessions: their
+        # queue outlives the members' connections, so a timer looks for members whose session expired
+        self.shared_queues: set = set()
         self._save_timer = None
         self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
         self.large_read_buffer = memoryview(bytearray(LARGE_READ))
@@ -228,6 +231,8 @@ class MQTTServer:
                 self.retained(vhost).restore(packet)
             except Exception as e:  # noqa: BLE001 - one unreadable record must not stop the broker
                 log.error("retained MQTT message of topic '%s' in vhost '%s' unreadable: %s", topic, vhost, e)
+        for vhost in self.broker.vhosts.values():  # shared subscription queues kept for persistent sessions
+            self.shared_queues.update((vhost.name, n) for n in vhost.queues if n.startswith("mqtt-shared-"))
         self._save_timer = self.loop.call_later(RETAINED_SAVE_INTERVAL, self._save_retained)
         await self._server.start_serving()
         if self._tls_server is not None:
@@ -254,6 +259,21 @@ class MQTTServer:
             return None
         return ids
 
+    def shared_unused(self, vhost, q) -> None:
+        """A member left the shared subscription queue ``q``: it goes once no member is left."""
+        if release_shared_queue(vhost, q, self.clients):
+            self.shared_queues.discard((vhost.name, q.name))
+
+    def _sweep_shared(self) -> None:
+        vhosts = self.broker.vhosts
+        for vname, qname in list(self.shared_queues):
+            vhost = vhosts.get(vname)
+            q = vhost.queues.get(qname) if vhost is not None else None
+            if q is None:
+                self.shared_queues.discard((vname, qname))
+            elif not q.consumers:
+                self.shared_unused(vhost, q)
+
     def _vhost_deleted(self, name: str) -> None:
         """A deleted vhost's retained messages go with it (the store deletes the saved ones), as do the
         wills waiting for their delay there and its sessions' QoS 2 packet ids."""
@@ -267,6 +287,8 @@ class MQTTServer:
         """Write the retained messages changed since the last time to the definitions store, together."""
         self._save_timer = self.loop.call_later(RETAINED_SAVE_INTERVAL, self._save_retained)
         self.save_retained()
+        if self.shared_queues:
+            self._sweep_shared()
 
     def save_retained(self) -> None:
         changes = [(vhost, store.take_dirty()) for vhost, store in self.retained_stores.items() if store.dirty]
