@@ -140,7 +140,7 @@ class BrokerApp:
         if web_stomp:
             from .transport.web_stomp import WebStompServer
             self.web_stomp = WebStompServer(self, self.config.web_stomp_host or self.config.host,
-                                            self.config.web_stomp_port)
+                                            self.config.web_stomp_port, tls=tls, tls_port=self.config.web_stomps_port)
         self.mqtt = None
         if mqtt:
             from .transport.mqtt import MQTTServer
@@ -150,7 +150,7 @@ class BrokerApp:
         if web_mqtt and self.mqtt is not None:  # (it shares the MQTT listener's client ids and retained messages)
             from .transport.web_mqtt import WebMQTTServer
             self.web_mqtt = WebMQTTServer(self, self.mqtt, self.config.web_mqtt_host or self.config.host,
-                                          self.config.web_mqtt_port)
+                                          self.config.web_mqtt_port, tls=tls, tls_port=self.config.web_mqtts_port)
         self.committer: StoreCommitter | None = None
         self.disk_monitor: DiskMonitor | None = None
         self.page_flusher: PageFlusher | None = None
@@ -214,6 +214,16 @@ class BrokerApp:
     def web_mqtt_port(self) -> int | None:
         """The Web MQTT listener's port (the bound one once started), or ``None`` without it."""
         return self.web_mqtt.port if self.web_mqtt is not None else None
+
+    @property
+    def web_stomps_port(self) -> int | None:
+        """The Web STOMP over TLS port (the bound one once started), or ``None`` without it."""
+        return self.web_stomp.tls_port if self.web_stomp is not None else None
+
+    @property
+    def web_mqtts_port(self) -> int | None:
+        """The Web MQTT over TLS port (the bound one once started), or ``None`` without it."""
+        return self.web_mqtt.tls_port if self.web_mqtt is not None else None
 
     @property
     def mqtt_port(self) -> int | None:
@@ -406,8 +416,14 @@ async def serve(config: BrokerConfig, ready=None, *, manage_gc: bool = False) ->
             log.info("WarrenMQ STOMP over TLS on %s:%s", app.stomp.host, app.stomps_port)
     if app.web_mqtt is not None:
         log.info("WarrenMQ Web MQTT on ws://%s:%s/ws", app.web_mqtt.host or "0.0.0.0", app.web_mqtt_port)
+        if app.web_mqtts_port is not None:
+            log.info("WarrenMQ Web MQTT over TLS on wss://%s:%s/ws", app.web_mqtt.host or "0.0.0.0",
+                     app.web_mqtts_port)
     if app.web_stomp is not None:
         log.info("WarrenMQ Web STOMP on ws://%s:%s/ws", app.web_stomp.host or "0.0.0.0", app.web_stomp_port)
+        if app.web_stomps_port is not None:
+            log.info("WarrenMQ Web STOMP over TLS on wss://%s:%s/ws", app.web_stomp.host or "0.0.0.0",
+                     app.web_stomps_port)
     if ready is not None:
         ready(app)
     stop = asyncio.Event()

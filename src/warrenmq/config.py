@@ -152,6 +152,9 @@ class BrokerConfig:
     web_stomp_enabled: bool = True
     web_stomp_host: str = ""
     web_stomp_port: int = 15674
+    # Web STOMP over TLS (RabbitMQ's web_stomp.ssl.port): wss://web_stomp_host:web_stomps_port/ws when Web STOMP
+    # is on and the TLS listener's certificate is configured (its ssl context, as for AMQPS)
+    web_stomps_port: int = 15673
     # MQTT 3.1/3.1.1/5.0 (RabbitMQ's MQTT plugin, docs/mqtt.md): served by the ``warrenmq`` command on
     # mqtt_host (default: the AMQP host) and mqtt_port; the embedded test broker only when asked
     # (EmbeddedBroker(mqtt=True)).  Names as RabbitMQ's mqtt.* settings
@@ -183,6 +186,8 @@ class BrokerConfig:
     web_mqtt_enabled: bool = True
     web_mqtt_host: str = ""
     web_mqtt_port: int = 15675
+    # Web MQTT over TLS (RabbitMQ's web_mqtt.ssl.port): wss://web_mqtt_host:web_mqtts_port/ws, likewise
+    web_mqtts_port: int = 15676
     # statistics (docs/management.md "Statistics"): message rates sampled every statistics_interval_ms
     # (RabbitMQ's collect_statistics_interval, 5000 there); statistics_enabled = false (--no-statistics)
     # leaves message_stats and rates out of the API, as RabbitMQ with its metrics collector disabled

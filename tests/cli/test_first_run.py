@@ -70,6 +70,12 @@ def test_a_taken_tls_port_suggests_tls_port(tmp_path):
                                       "WARRENMQ_WEB_MQTT_ENABLED": "false"}),
     ("--stomps-port", "--stomps-port (or --no-stomp)", {"WARRENMQ_STOMP_ENABLED": "true", "WARRENMQ_STOMP_PORT": "0",
                                                         "WARRENMQ_WEB_STOMP_ENABLED": "false"}),
+    ("--web-stomps-port", "--web-stomps-port (or --no-web-stomp)",
+     {"WARRENMQ_STOMP_ENABLED": "true", "WARRENMQ_STOMP_PORT": "0", "WARRENMQ_STOMPS_PORT": "0",
+      "WARRENMQ_WEB_STOMP_PORT": "0"}),
+    ("--web-mqtts-port", "--web-mqtts-port (or --no-web-mqtt)",
+     {"WARRENMQ_MQTT_ENABLED": "true", "WARRENMQ_MQTT_PORT": "0", "WARRENMQ_MQTTS_PORT": "0",
+      "WARRENMQ_WEB_MQTT_PORT": "0"}),
 ])
 def test_a_taken_plugin_tls_port_is_one_line_naming_its_option(tmp_path, option, hint, env):
     trustme = pytest.importorskip("trustme")

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         stomp.add_argument("--web-stomp-port", type=port_number,
                            help="Web STOMP (WebSocket, path /ws) port (default 15674; 0: any free port)")
         stomp.add_argument("--web-stomp-host", help="address the Web STOMP listener binds (default: --host)")
+        stomp.add_argument("--web-stomps-port", type=port_number,
+                           help="Web STOMP over TLS port, wss://host:PORT/ws (default 15673; on when --tls-certfile "
+                                "and --tls-keyfile are given; 0: any free port)")
         stomp.add_argument("--no-web-stomp", action="store_true", help="do not serve Web STOMP")
         mgmt.add_argument("--no-statistics", action="store_true",
                           help="no message rates or message_stats in the management API (statistics_enabled)")
@@ -112,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         mqtt.add_argument("--web-mqtt-port", type=port_number,
                           help="Web MQTT port, ws://host:PORT/ws (default 15675; 0: any free port)")
         mqtt.add_argument("--web-mqtt-host", help="address Web MQTT listens on (default: --host)")
+        mqtt.add_argument("--web-mqtts-port", type=port_number,
+                          help="Web MQTT over TLS port, wss://host:PORT/ws (default 15676; on when --tls-certfile "
+                               "and --tls-keyfile are given; 0: any free port)")
         mqtt.add_argument("--no-web-mqtt", action="store_true", help="do not serve Web MQTT")
         mqtt.add_argument("--no-mqtt", action="store_true", help="do not serve MQTT")
     return p
@@ -145,12 +151,14 @@ def main(argv=None) -> int:
                                    stomps_port=args.stomps_port,
                                    stomp_enabled=False if args.no_stomp else None,
                                    web_stomp_port=args.web_stomp_port, web_stomp_host=args.web_stomp_host,
+                                   web_stomps_port=args.web_stomps_port,
                                    web_stomp_enabled=False if args.no_web_stomp else None,
                                    data_dir="" if args.in_memory else args.data_dir,
                                    fsync=False if args.no_fsync else None,
                                    definitions_file=args.definitions, mqtt_port=args.mqtt_port, mqtt_host=args.mqtt_host,
                                    mqtts_port=args.mqtts_port,
                                    web_mqtt_port=args.web_mqtt_port, web_mqtt_host=args.web_mqtt_host,
+                                   web_mqtts_port=args.web_mqtts_port,
                                    web_mqtt_enabled=False if args.no_web_mqtt else None,
                                    mqtt_enabled=False if args.no_mqtt else None)
         config.tls_context()  # report bad TLS files or options before starting

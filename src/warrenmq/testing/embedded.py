@@ -94,7 +94,7 @@ def _own_data_dir(owner, durable: bool) -> None:
 
 #: the listeners a restart keeps on their ports (the app's ``<name>`` property and config field alike)
 _PORTS = ("port", "tls_port", "management_port", "prometheus_port", "stomp_port", "web_stomp_port",
-          "web_mqtt_port", "mqtt_port", "mqtts_port", "stomps_port")
+          "web_mqtt_port", "mqtt_port", "mqtts_port", "stomps_port", "web_stomps_port", "web_mqtts_port")
 
 
 def _same_ports(config: BrokerConfig, app) -> BrokerConfig:
@@ -168,6 +168,20 @@ class _URLMixin:
         port = self._listening("web_stomp_port", "Web STOMP is off: EmbeddedBroker(web_stomp=True) serves it")
         return f"ws://{self.host}:{port}/ws"
 
+    @property
+    def web_mqtts_url(self) -> str:
+        """``wss://host:port/ws`` of Web MQTT over TLS (``web_mqtt=True`` with ``tls_certfile``/``tls_keyfile``)."""
+        port = self._listening("web_mqtts_port", "Web MQTT over TLS is off: "
+                               "EmbeddedBroker(web_mqtt=True, tls_certfile=..., tls_keyfile=...) serves it")
+        return f"wss://{self.host}:{port}/ws"
+
+    @property
+    def web_stomps_url(self) -> str:
+        """``wss://host:port/ws`` of Web STOMP over TLS (``web_stomp=True`` with ``tls_certfile``/``tls_keyfile``)."""
+        port = self._listening("web_stomps_port", "Web STOMP over TLS is off: "
+                               "EmbeddedBroker(web_stomp=True, tls_certfile=..., tls_keyfile=...) serves it")
+        return f"wss://{self.host}:{port}/ws"
+
 
 class EmbeddedBroker(_URLMixin, SyncBackdoor):
     """A broker on a background thread; use as a context manager or call start()/stop().
@@ -190,10 +204,12 @@ class EmbeddedBroker(_URLMixin, SyncBackdoor):
             overrides.setdefault("stomps_port", 0)  # (served only with tls_certfile and tls_keyfile)
         if web_stomp and config is None:
             overrides.setdefault("web_stomp_port", 0)
+            overrides.setdefault("web_stomps_port", 0)  # (served only with tls_certfile and tls_keyfile)
         self.mqtt = _mqtt(config is not None, overrides, True if web_mqtt else mqtt)
         self.web_mqtt = web_mqtt
         if web_mqtt and config is None:
             overrides.setdefault("web_mqtt_port", 0)
+            overrides.setdefault("web_mqtts_port", 0)  # (served only with tls_certfile and tls_keyfile)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
@@ -282,10 +298,12 @@ class AsyncEmbeddedBroker(_URLMixin, AsyncBackdoor):
             overrides.setdefault("stomps_port", 0)  # (served only with tls_certfile and tls_keyfile)
         if web_stomp and config is None:
             overrides.setdefault("web_stomp_port", 0)
+            overrides.setdefault("web_stomps_port", 0)  # (served only with tls_certfile and tls_keyfile)
         self.mqtt = _mqtt(config is not None, overrides, True if web_mqtt else mqtt)
         self.web_mqtt = web_mqtt
         if web_mqtt and config is None:
             overrides.setdefault("web_mqtt_port", 0)
+            overrides.setdefault("web_mqtts_port", 0)  # (served only with tls_certfile and tls_keyfile)
         self.config = _config(config, overrides, durable)
         _own_data_dir(self, durable)
         self.host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host

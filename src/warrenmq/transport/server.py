@@ -311,14 +311,15 @@ class ListenError(OSError):
         self.host, self.port, self.tls, self.option = host, port, tls, option
 
 
-def listen_socket(host: str, port: int, option: str) -> socket.socket:
+def listen_socket(host: str, port: int, option: str, tls: bool = False) -> socket.socket:
     """A bound, listening, non-blocking TCP socket for an aiohttp site (management, Prometheus, Web
-    STOMP, Web MQTT); ListenError naming ``option`` when the address cannot be bound."""
+    STOMP, Web MQTT); ListenError naming ``option`` (and ``tls``: that it is a TLS port) when the address
+    cannot be bound."""
     try:
         family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
         sock = socket.create_server((host or "0.0.0.0", port), family=family, backlog=128)
     except OSError as e:
-        raise ListenError(host, port, False, e, option) from e
+        raise ListenError(host, port, tls, e, option) from e
     sock.setblocking(False)
     return sock
 

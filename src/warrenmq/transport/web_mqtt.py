@@ -7,7 +7,8 @@ section 6: binary messages, each holding any part of the byte stream).  Each con
 client-id takeover and retained messages are shared between the two transports.  :class:`_WSIO` is
 the session's ``io``: what the session writes is queued and a writer task sends it as binary
 messages; ``close`` ends the WebSocket once the queue is sent.  The keepalive and connect timers are
-the MQTT server's.
+the MQTT server's.  With the broker's TLS certificate configured the same app is also served over
+TLS (``wss://host:15676/ws``, RabbitMQ's ``web_mqtt.ssl`` listener; :class:`~.http.HTTPListener`).
 """
 from __future__ import annotations
 
@@ -61,9 +62,12 @@ class WebMQTTServer(HTTPListener):
     """Serves Web MQTT for the app's MQTT listener (``mqtt``: the :class:`~.mqtt.MQTTServer`)."""
 
     option = "--web-mqtt-port (or --no-web-mqtt)"
+    tls_option = "--web-mqtts-port (or --no-web-mqtt)"
 
-    def __init__(self, app, mqtt, host: str = "", port: int = 15675, path: str = "/ws"):
-        super().__init__(host, port)
+    def __init__(self, app, mqtt, host: str = "", port: int = 15675, path: str = "/ws", tls=None,
+                 tls_port: int | None = None):
+        super().__init__(host, port, tls=tls, tls_port=tls_port,
+                         tls_handshake_timeout=app.config.tls_handshake_timeout_ms / 1000)
         self.app = app
         self.mqtt = mqtt
         self.path = path

@@ -10,7 +10,8 @@ message when the frame is UTF-8, a binary one otherwise (RabbitMQ's default text
 binary body as invalid text).  A writer task sends what the session produced, then closes the
 WebSocket once the session is ``closing`` (an ERROR, or the RECEIPT of a DISCONNECT).  Heart-beats as
 negotiated in CONNECT: an EOL message when nothing was sent for the agreed interval, and a client silent
-for twice its interval is dropped.
+for twice its interval is dropped.  With the broker's TLS certificate configured the same app is also
+served over TLS (``wss://host:15673/ws``, RabbitMQ's ``web_stomp.ssl`` listener; :class:`~.http.HTTPListener`).
 """
 from __future__ import annotations
 
@@ -54,9 +55,12 @@ class WebStompServer(HTTPListener):
     """Serves Web STOMP for the app's broker (set when the app opened storage)."""
 
     option = "--web-stomp-port (or --no-web-stomp)"
+    tls_option = "--web-stomps-port (or --no-web-stomp)"
 
-    def __init__(self, app, host: str = "", port: int = 15674, path: str = "/ws"):
-        super().__init__(host, port)
+    def __init__(self, app, host: str = "", port: int = 15674, path: str = "/ws", tls=None,
+                 tls_port: int | None = None):
+        super().__init__(host, port, tls=tls, tls_port=tls_port,
+                         tls_handshake_timeout=app.config.tls_handshake_timeout_ms / 1000)
         self.app = app
         self.path = path
         self.connections: set = set()
