@@ -184,3 +184,35 @@ def test_single_node_cluster_operations(api):
         400, {"error": "bad_request", "reason": "Request to node rabbit@nope failed with nodedown"})
     assert api.request("POST", f"/api/vhosts/no-vh/start/{n}", {})[:3:2] == (
         400, {"error": "bad_request", "reason": f'Request to node {n} failed with {{no_such_vhost,<<"no-vh">>}}'})
+
+
+def test_plugin_listeners_and_their_tls_forms_are_listed_checked_and_their_certificates_expire(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    expires = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=10)
+    server = ca.issue_cert("localhost", not_after=expires)
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key))
+    with EmbeddedBroker(management=True, prometheus=True, stomp=True, web_stomp=True, web_mqtt=True, tls_port=0,
+                        tls_certfile=str(cert), tls_keyfile=str(key)) as b:
+        api = Api(b.management_url)
+        app = b.app
+        listeners = {(x["protocol"], x["port"]) for x in api.get("/api/overview")[2]["listeners"]}
+        assert listeners == {
+            ("amqp", b.port), ("amqp/ssl", app.tls_port), ("mqtt", app.mqtt_port), ("mqtt/ssl", app.mqtts_port),
+            ("stomp", app.stomp_port), ("stomp/ssl", app.stomps_port), ("http/web-mqtt", app.web_mqtt_port),
+            ("https/web-mqtt", app.web_mqtts_port), ("http/web-stomp", app.web_stomp_port),
+            ("https/web-stomp", app.web_stomps_port), ("http/prometheus", app.prometheus_port),
+            ("http", app.management_port)}
+        assert len({port for _, port in listeners}) == len(listeners)
+        for alias, protocol in (("mqtts", "mqtt/ssl"), ("stomp1.2", "stomp"), ("stomps", "stomp/ssl"),
+                                ("web-mqtt", "http/web-mqtt"), ("webmqtt%2Ftls", "https/web-mqtt"),
+                                ("web-stomp", "http/web-stomp"), ("web-stomp+ssl", "https/web-stomp")):
+            assert api.get(f"/api/health/checks/protocol-listener/{alias}")[:3:2] == (
+                200, {"status": "ok", "protocol": protocol}), alias
+        assert api.get(f"/api/health/checks/port-listener/{app.web_stomps_port}")[0] == 200
+        status, _, body = api.get("/api/health/checks/certificate-expiration/2/weeks")
+        assert status == 503
+        assert sorted((e["protocol"], e["port"], e["certfile"]) for e in body["expired"]) == sorted(
+            (p, port, str(cert)) for p, port in listeners if p.endswith("/ssl") or p.startswith("https/"))

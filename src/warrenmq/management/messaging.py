@@ -641,6 +641,11 @@ async def health_single_node(ctx):
 _UNIT_SECONDS = {"days": 86400, "weeks": 86400 * 7, "months": 86400 * 365 / 12, "years": 86400 * 365}
 
 
+#: the TLS listeners that serve the broker's certificate (tls_certfile, tls_cafile): AMQPS and the plugins'
+#: (the management API's HTTPS is not checked)
+_BROKER_TLS_LISTENERS = frozenset(("amqp/ssl", "mqtt/ssl", "stomp/ssl", "https/web-mqtt", "https/web-stomp"))
+
+
 async def health_certificate_expiration(ctx, within: str, unit: str):
     """Whether a TLS listener's certificate or CA file holds a certificate that expires within the period
     (RabbitMQ's ``rabbit_mgmt_wm_health_check_certificate_expiration``): 503 listing those listeners."""
@@ -655,7 +660,7 @@ async def health_certificate_expiration(ctx, within: str, unit: str):
     config = ctx.broker.config
     expiring = []
     for li in _listeners(ctx):
-        if li["protocol"] != "amqp/ssl":  # the only TLS listener WarrenMQ has
+        if li["protocol"] not in _BROKER_TLS_LISTENERS:
             continue
         certfile = config.tls_certfile or None
         cafile = config.tls_cafile or None

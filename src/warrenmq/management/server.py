@@ -116,15 +116,31 @@ class ManagementServer(HTTPListener):
         return await handler(routes.Ctx(self, user, request), *params)
 
     def listeners(self) -> list:
-        """The overview's listeners: AMQP, AMQPS when on, and this HTTP one."""
+        """The overview's listeners with RabbitMQ's protocol names: AMQP, AMQPS when on, the plugins' that
+        are on (MQTT, STOMP, their TLS and WebSocket forms, Prometheus), and this HTTP one."""
         out = []
         app = self.app
+
+        def add(host, port, protocol, http=False):
+            out.append({"ip_address": _ip(host), "node": self.node, "port": port, "protocol": protocol,
+                        "socket_opts": {"port": port} if http else {}})
+
         for server, protocol in ((app.server, "amqp"), (app.tls_server, "amqp/ssl")):
             if server is not None:
-                out.append({"ip_address": _ip(app.config.host), "node": self.node, "port": server.port,
-                            "protocol": protocol, "socket_opts": {}})
-        out.append({"ip_address": _ip(self.host), "node": self.node, "port": self.port, "protocol": self.scheme,
-                    "socket_opts": {"port": self.port}})
+                add(app.config.host, server.port, protocol)
+        for server, plain, tls in ((app.mqtt, "mqtt", "mqtt/ssl"), (app.stomp, "stomp", "stomp/ssl")):
+            if server is not None:
+                add(server.host, server.port, plain)
+                if server.tls is not None:
+                    add(server.host, server.tls_port, tls)
+        for server, name in ((app.web_mqtt, "web-mqtt"), (app.web_stomp, "web-stomp")):
+            if server is not None:
+                add(server.host, server.port, "http/" + name, http=True)
+                if server.tls_port is not None:
+                    add(server.host, server.tls_port, "https/" + name, http=True)
+        if app.prometheus is not None:
+            add(app.prometheus.host, app.prometheus.port, "http/prometheus", http=True)
+        add(self.host, self.port, self.scheme, http=True)
         return out
 
     def close_session(self, session, text: str) -> None:
