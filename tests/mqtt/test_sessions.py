@@ -31,6 +31,7 @@ def subscribe_with_options(c):
     assert [r.value for r in subscribe5(c, "opt/rap", 1, retainAsPublished=True)] == [1]
     assert [r.value for r in subscribe5(c, "opt/sid/+", 2, sid=7)] == [2]
     assert [r.value for r in subscribe5(c, "opt/plain", 1)] == [1]
+    assert [r.value for r in subscribe5(c, "opt/zero", 0, noLocal=True, sid=9)] == [0]
 
 
 def check_options(c, pub):
@@ -49,6 +50,10 @@ def check_options(c, pub):
     m = c.get()
     assert (m.payload, m.qos, m.retain) == (b"plain", 1, False)
     assert not hasattr(m.properties, "SubscriptionIdentifier")
+    c.publish("opt/zero", b"own", 1)  # a QoS 0 subscription with options
+    pub.publish("opt/zero", b"zero", 1)
+    m = c.get()
+    assert (m.payload, m.qos, m.properties.SubscriptionIdentifier) == (b"zero", 0, [9])
     c.none(0.3)
 
 
@@ -266,3 +271,45 @@ def test_a_shared_subscription_of_a_durable_session_survives_a_restart():
         again.none(0.3)
         again.close()
         pub.close()
+
+
+# ------------------------------------------------------------------ QoS 0 subscriptions
+@pytest.mark.parametrize("version", [mqtt.MQTTv311, V5])
+def test_qos0_subscriptions_of_a_persistent_session_are_resumed(mqtt_broker, version):
+    """The session's QoS 0 subscriptions are part of it too (MQTT 4.1; RabbitMQ 3.13 keeps them, 3.10
+    lost them with its transient QoS 0 queue): their queue is durable and expires with the session, and
+    QoS 0 messages published while the client is away wait there."""
+    port = mqtt_broker.mqtt_port
+    v5 = version == V5
+    kw = {"properties": session_props(600)} if v5 else {}
+    c = Client(port, "zero", version, clean=v5, **kw)
+    c.subscribe("zero/+", 0)
+    c.close()
+    time.sleep(0.2)
+    q = mqtt_broker.queue("mqtt-subscription-zeroqos0")
+    assert q.durable and not q.auto_delete
+    assert q.arguments == {"x-expires": 600_000 if v5 else 86_400_000}
+    pub = Client(port, "zero-pub", version)
+    pub.publish("zero/a", b"while away", 0)
+    mqtt_broker.wait_for_messages("mqtt-subscription-zeroqos0", 1)
+    again = Client(port, "zero", version, clean=False, connect=False, **kw)
+    flags, _, _ = again.connect()
+    assert flags.session_present
+    m = again.get()
+    assert (m.topic, m.payload, m.qos) == ("zero/a", b"while away", 0)
+    pub.publish("zero/b", b"live", 1)
+    m = again.get()
+    assert (m.topic, m.payload, m.qos) == ("zero/b", b"live", 0)  # granted 0
+    again.close()
+    Client(port, "zero", version, clean=True).close()
+    wait(lambda: "mqtt-subscription-zeroqos0" not in mqtt_broker.queues())
+    pub.close()
+
+
+def test_a_clean_sessions_qos0_queue_is_transient(mqtt_broker):
+    c = Client(mqtt_broker.mqtt_port, "zero-clean")
+    c.subscribe("zc", 0)
+    q = mqtt_broker.queue("mqtt-subscription-zero-cleanqos0")
+    assert not q.durable and q.auto_delete and not q.arguments
+    c.close()
+    wait(lambda: "mqtt-subscription-zero-cleanqos0" not in mqtt_broker.queues())

@@ -679,13 +679,15 @@ class MQTTSession:
         return found
 
     def _declare(self, qname: str, qos: int):
-        """The subscription queue as RabbitMQ 3.10 declares it: QoS 0's transient and auto-deleted, QoS 1's
-        durable, auto-deleted in a clean session and expiring after ``mqtt_subscription_ttl_ms`` unused
-        in a persistent one (mqtt.subscription_ttl)."""
+        """The subscription queue as RabbitMQ 3.10 declares it in a clean session: QoS 0's transient, QoS 1's
+        durable, both auto-deleted.  In a persistent session both are durable and expire after
+        ``mqtt_subscription_ttl_ms`` unused (mqtt.subscription_ttl; MQTT 5: the session expiry interval),
+        as RabbitMQ 3.13 declares them: the QoS 0 subscriptions belong to the session too (MQTT 4.1),
+        where RabbitMQ 3.10's transient QoS 0 queue lost them with the connection."""
         q = self.vhost.queues.get(qname)
         if q is not None and not q.deleted:  # (a resumed session's, declared with its own arguments)
             return q
-        if qos == 0:
+        if qos == 0 and self.clean:
             return self.vhost.declare_queue(qname, self, durable=False, auto_delete=True)[0]
         ttl = self.config.mqtt_subscription_ttl_ms
         if self.session_expiry is not None:  # MQTT 5: the session expiry interval, "never" = none
@@ -1114,15 +1116,16 @@ class MQTTSession:
     # ---------------------------------------------------------------- ending
     def _expiry_changed(self, seconds: int) -> None:
         """MQTT 5: a DISCONNECT's session expiry interval replaces the CONNECT's: 0 ends the session with
-        the connection, otherwise the QoS 1 queue's expiry changes (in memory: a restart goes back to
-        the declared ``x-expires``)."""
+        the connection, otherwise the queues' expiry changes (in memory: a restart goes back to the
+        declared ``x-expires``)."""
         self.session_expiry = seconds
         if seconds == 0:
             self.end_session = True
             return
-        q = self.vhost.queues.get(self.queue_name(1))
-        if q is not None and not q.auto_delete:
-            q.expires = None if seconds == 0xFFFFFFFF else seconds * 1000
+        for qos in (0, 1):
+            q = self.vhost.queues.get(self.queue_name(qos))
+            if q is not None and not q.auto_delete:
+                q.expires = None if seconds == 0xFFFFFFFF else seconds * 1000
 
     def _session_seconds(self):
         """How long the session outlives the connection (None: no end): MQTT 5's session expiry
