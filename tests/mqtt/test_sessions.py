@@ -9,8 +9,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from warrenmq.mqtt.codec import (CONNACK, MQTT311, MQTT5, PUBCOMP, PUBREC, Connect, PacketReader, PubAck,
-                                 Publish, encode)
+from warrenmq.mqtt.codec import (CONNACK, MQTT311, MQTT5, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, Connect,
+                                 PacketReader, PubAck, Publish, Subscribe, Subscription, encode)
 from warrenmq.testing import EmbeddedBroker
 
 from .helpers import Client
@@ -100,15 +100,21 @@ def test_subscription_options_survive_a_restart():
 
 
 # ------------------------------------------------------------------ QoS 2 packet ids awaiting PUBREL
+class Reader(PacketReader):
+    """A packet reader that also holds what arrived with the CONNACK (``after``)."""
+    after: list
+
+
 def connect_raw(port, client_id, version, clean, expiry=None):
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(5)
     props = {"session_expiry_interval": expiry} if expiry is not None else {}
     s.sendall(encode(Connect(version=version, client_id=client_id, clean=clean, keepalive=60, properties=props),
                      version))
-    reader = PacketReader(version=version)
-    [connack] = read_packets(s, reader, 1)
+    reader = Reader(version=version)
+    connack, *after = read_packets(s, reader, 1)
     assert connack.type == CONNACK and connack.code == 0
+    reader.after = after  # what came with the CONNACK
     return s, reader, connack
 
 
@@ -154,6 +160,48 @@ def test_a_qos2_publish_resent_after_a_reconnect_is_not_routed_again(mqtt_broker
     assert sub.get().payload == b"again"
     s.close()
     sub.close()
+
+
+@pytest.mark.parametrize("version", [MQTT311, MQTT5])
+def test_a_released_delivery_gets_its_pubrel_again_after_a_reconnect(mqtt_broker, version):
+    """MQTT 4.4: a session resumed with clean start 0 resends the PUBRELs not yet completed, with their
+    packet ids (a client such as paho hands a QoS 2 message to the application at PUBREL: without it
+    the message never arrives)."""
+    port = mqtt_broker.mqtt_port
+    expiry = 300 if version == MQTT5 else None
+    s, reader, _ = connect_raw(port, "q2-out", version, clean=False, expiry=expiry)
+    s.sendall(encode(Subscribe(1, [Subscription("q2o/t", 2)]), version))
+    assert read_packets(s, reader, 1)[0].type == SUBACK
+    pub = Client(port, "q2-out-pub")
+    pub.publish("q2o/t", b"exactly once", 2)
+    [p] = read_packets(s, reader, 1)
+    assert (p.type, p.qos, p.payload) == (PUBLISH, 2, b"exactly once")
+    s.sendall(encode(PubAck(PUBREC, p.packet_id), version))
+    [rel] = read_packets(s, reader, 1)
+    assert (rel.type, rel.packet_id) == (PUBREL, p.packet_id)
+    s.close()  # gone before PUBCOMP
+    time.sleep(0.2)
+    s, reader, connack = connect_raw(port, "q2-out", version, clean=False, expiry=expiry)
+    assert connack.session_present
+    [rel] = reader.after or read_packets(s, reader, 1)
+    assert (rel.type, rel.packet_id) == (PUBREL, p.packet_id)  # the same packet id
+    s.sendall(encode(PubAck(PUBCOMP, p.packet_id), version))
+    pub.publish("q2o/t", b"next", 2)
+    [p2] = read_packets(s, reader, 1)
+    assert (p2.type, p2.payload, p2.dup) == (PUBLISH, b"next", False)  # not the first one again
+    s.sendall(encode(PubAck(PUBREC, p2.packet_id), version))
+    assert read_packets(s, reader, 1)[0].type == PUBREL
+    s.sendall(encode(PubAck(PUBCOMP, p2.packet_id), version))
+    s.close()
+    time.sleep(0.2)
+    s, reader, connack = connect_raw(port, "q2-out", version, clean=False, expiry=expiry)
+    assert connack.session_present and not reader.after
+    s.settimeout(0.5)
+    with pytest.raises(socket.timeout):  # everything was completed: nothing to resend
+        s.recv(1)
+    s.close()
+    Client(port, "q2-out", clean=True).close()
+    pub.close()
 
 
 def test_qos2_packet_ids_go_with_an_expired_session(mqtt_broker):

@@ -27,7 +27,8 @@ Theory of operation: an :class:`MQTTSession` per connection owns a
 * Persistent sessions live in the client's queues: a subscription is a binding, whose arguments
   carry its granted QoS 2 and MQTT 5 options (:func:`_bind_args`), so a resumed session (a reconnect,
   or a restart for the durable QoS 1 queue) reads its filters back from the bindings.  The incoming
-  QoS 2 packet ids awaiting PUBREL of a client that went are kept by the listener until it returns.
+  QoS 2 packet ids awaiting PUBREL, and the outgoing ones awaiting PUBCOMP, of a client that went are
+  kept by the listener until it returns (then the PUBRELs are sent again, after the CONNACK).
   A persistent session's membership of a shared subscription is a binding of the group's queue
   (:func:`_shared_member`), so it consumes from it again when it returns; the queue goes when no member
   session is left (:func:`release_shared_queue`).
@@ -53,7 +54,7 @@ from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
 from . import codec
-from .codec import (MQTT5, PUBACK, PUBREC, Disconnect, MQTTError, Publish, Suback, Unsuback)
+from .codec import (MQTT5, PUBACK, PUBCOMP, PUBREC, PUBREL, Disconnect, MQTTError, Publish, Suback, Unsuback)
 from .connection import CONNECTED, ServerConnection
 
 log = logging.getLogger("warrenmq.mqtt")
@@ -190,6 +191,11 @@ def _user_headers(users: list, headers: dict) -> None:
     times an array of its values in order (MQTT 5 allows repeats, 3.3.2.3.7); when repeated names are
     interleaved (a, b, a), ``x-mqtt-user-property-order`` lists the names in the order given, so an MQTT
     subscriber gets them back in exactly that order (the spec's MQTT-3.3.2-18)."""
+    before = len(headers)
+    for k, v in users:
+        headers[k] = v
+    if len(headers) - before == len(users):  # no name twice (the common case): nothing more to build
+        return
     names: dict = {}
     for k, v in users:
         vals = names.get(k)
@@ -197,10 +203,6 @@ def _user_headers(users: list, headers: dict) -> None:
             names[k] = [v]
         else:
             vals.append(v)
-    if len(names) == len(users):  # no name twice: the common case
-        for k, v in users:
-            headers[k] = v
-        return
     grouped = [k for k, vals in names.items() for _ in vals]
     for k, vals in names.items():
         headers[k] = vals[0] if len(vals) == 1 else vals
@@ -573,7 +575,9 @@ class MQTTSession:
         # with PUBREC and not routed again (MQTT 5 4.3.3)
         kept = self.listener.take_qos2_ids(key, pkt.clean)
         if kept:
-            conn.awaiting_rel.update(kept)
+            conn.awaiting_rel.update(kept[0])
+            for pid in kept[1]:  # deliveries released before the disconnect: PUBREL again (4.4)
+                conn.inflight[pid] = PUBCOMP
         if v5:
             props.setdefault("topic_alias_maximum", conn.topic_alias_maximum)
             props["maximum_qos"] = 2
@@ -588,6 +592,9 @@ class MQTTSession:
             if server_keepalive and not 0 < pkt.keepalive <= server_keepalive:  # the server's keep alive wins
                 props["server_keep_alive"] = conn.keepalive = server_keepalive
         conn.accept(bool(resumed or kept), props or None)
+        if kept:
+            for pid in kept[1]:
+                conn.send_ack(PUBREL, pid)
         self._options_changed()
         for q, qos in resumed:  # after the CONNACK, which must be the first packet the client gets
             self._consume(q, qos)
@@ -1192,8 +1199,9 @@ class MQTTSession:
             self.channel.close()
             for q in shared:  # the shared queues this session was the last member of go
                 self.listener.shared_unused(self.vhost, q)
-            if self.conn.awaiting_rel and not (self.clean or self.end_session):  # the session keeps them
-                self.listener.keep_qos2_ids((self.vhost.name, self.client_id), self.conn.awaiting_rel,
+            released = [pid for pid, expect in self.conn.inflight.items() if expect == PUBCOMP]
+            if (self.conn.awaiting_rel or released) and not (self.clean or self.end_session):  # the session's
+                self.listener.keep_qos2_ids((self.vhost.name, self.client_id), self.conn.awaiting_rel, released,
                                             self._session_seconds())
         if self.end_session:
             self._delete_queues()

@@ -180,8 +180,9 @@ class MQTTServer:
         self.clients: dict = {}  # (vhost name, client id) -> the connected MQTTSession
         self.retained_stores: dict[str, RetainedStore] = {}
         self.delayed_wills: dict = {}  # (vhost name, client id) -> the timer of a will with a delay
-        # (vhost name, client id) -> (incoming QoS 2 packet ids awaiting PUBREL, when the session ends or
-        # None) of a persistent session whose client is away (see MQTTSession.close)
+        # (vhost name, client id) -> (incoming QoS 2 packet ids awaiting PUBREL, outgoing ones awaiting
+        # PUBCOMP, when the session ends or None) of a persistent session whose client is away
+        # (see MQTTSession.close)
         self.qos2_ids: dict = {}
         # (vhost name, queue name) of shared subscription queues with members of persistent sessions: their
         # queue outlives the members' connections, so a timer looks for members whose session expired
@@ -238,26 +239,27 @@ class MQTTServer:
         if self._tls_server is not None:
             await self._tls_server.start_serving()
 
-    def keep_qos2_ids(self, key: tuple, ids, seconds) -> None:
-        """A persistent session's client went with QoS 2 publishes not yet released: their packet ids
-        stay with the session (at most its receive maximum of them, so bounded per client id) until the
-        client comes back or the session expires.  Expired entries of others are dropped here too."""
+    def keep_qos2_ids(self, key: tuple, incoming, outgoing, seconds) -> None:
+        """A persistent session's client went in the middle of QoS 2 handshakes: the packet ids of its
+        publishes not yet released (PUBREL) and of the deliveries whose PUBREL it has not completed
+        (PUBCOMP) stay with the session (each at most a receive maximum of them, so bounded per client
+        id) until the client comes back or the session expires.  Expired entries of others go here too."""
         now = self.loop.time() if self.loop is not None else 0.0
-        gone = [k for k, (_, until) in self.qos2_ids.items() if until is not None and until <= now]
+        gone = [k for k, (_, _, until) in self.qos2_ids.items() if until is not None and until <= now]
         for k in gone:
             del self.qos2_ids[k]
-        self.qos2_ids[key] = (frozenset(ids), None if seconds is None else now + seconds)
+        self.qos2_ids[key] = (frozenset(incoming), tuple(outgoing), None if seconds is None else now + seconds)
 
     def take_qos2_ids(self, key: tuple, clean: bool):
-        """The packet ids :meth:`keep_qos2_ids` kept for a client id connecting again (none for a clean
-        start, or once its session expired)."""
+        """What :meth:`keep_qos2_ids` kept for a client id connecting again, ``(incoming ids, outgoing
+        ids)``; None for a clean start, or once the session expired."""
         kept = self.qos2_ids.pop(key, None)
         if kept is None or clean:
             return None
-        ids, until = kept
+        incoming, outgoing, until = kept
         if until is not None and until <= self.loop.time():
             return None
-        return ids
+        return incoming, outgoing
 
     def shared_unused(self, vhost, q) -> None:
         """A member left the shared subscription queue ``q``: it goes once no member is left."""
