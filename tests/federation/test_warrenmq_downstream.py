@@ -618,3 +618,30 @@ def test_an_upstream_exchange_of_another_name(down, up):
     assert body == b"renamed" and headers["x-received-from"][0]["exchange"] == x
     uc.close()
     dc.close()
+
+
+def test_an_upstream_node_named_as_this_one_is_logged_once(down, up, caplog):
+    # two nodes of one host both default to warrenmq@<host>: cycle detection and the upstream queue
+    # ("federation: x -> <downstream cluster>") go by that name; one way the link works, and says why not
+    # to go further without naming the nodes
+    up.call(lambda: up.broker.set_global_parameter("cluster_name", "fedt-down"))
+    x = unique("fedt-samename")
+    for b in (down, up):
+        c, ch = channel(b)
+        ch.exchange_declare(x, "topic")
+        c.close()
+    c, ch = channel(down)
+    ch.queue_declare(x)
+    ch.queue_bind(x, x, "k")
+    c.close()
+    with caplog.at_level("WARNING", logger="warrenmq.federation"):
+        federate(down, "samename", uri(up), f"^{x}$", "exchanges")
+        running(down)
+        c, ch = channel(up)
+        wait(lambda: routable(ch, x, "k"), what="the binding upstream")
+        c.close()
+    warned = [r.getMessage() for r in caplog.records if "as this one is" in r.getMessage()]
+    assert len(warned) == 1 and "'fedt-down'" in warned[0] and "/api/cluster-name" in warned[0], warned
+    c, ch = channel(down)
+    assert drain(ch, x, 1)[0][0] == b"probe"
+    c.close()

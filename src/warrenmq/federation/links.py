@@ -118,6 +118,7 @@ class FederationLink:
         self.upstream_cluster = None
         self.upstream_vhost = None
         self.syncing = False
+        self.warned_same_name = False
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     # ------------------------------------------------------------ life
@@ -155,6 +156,18 @@ class FederationLink:
         self.remote = await open_link(self.broker, uri, name)
         self.local.set_flow_listener(self.remote.pause)  # this broker cannot keep up: stop taking deliveries
         self.upstream_cluster = self.remote.cluster_name
+        if (self.upstream_cluster == self.service.cluster_name and self.upstream_vhost == self.vhost
+                and self.upstream_object() == self.name and not self.warned_same_name):
+            self.warned_same_name = True  # once per link: it still runs (one-way, it works)
+            log.warning("federation link for %s '%s' in vhost '%s' (upstream '%s'): the upstream node is named "
+                        "'%s', as this one is; cycle detection (x-received-from) and the upstream queue go by "
+                        "that name, so with links both ways or two such downstreams messages are dropped or "
+                        "shared: give each node its own cluster name (PUT /api/cluster-name)", self.kind,
+                        self.name, self.vhost, self.upstream.name, self.upstream_cluster)
+
+    def upstream_object(self) -> str:
+        """The name of the upstream exchange or queue this link takes messages from."""
+        raise NotImplementedError
 
     async def _disposable(self):
         """A fresh link to the upstream for one operation that may fail (RabbitMQ's disposable channel)."""
@@ -251,6 +264,9 @@ class ExchangeLink(FederationLink):
         self.internal = None
         self.bound: dict = {}  # (key, args_key) -> (key, arguments as bound upstream)
         super().__init__(*a)
+
+    def upstream_object(self) -> str:
+        return self.upstream.exchange
 
     def queue_name(self) -> str:
         """upstream_queue_name: ``federation: <upstream exchange> -> <cluster>`` and the downstream part."""
@@ -450,6 +466,9 @@ class QueueLink(FederationLink):
         self.consuming = None  # the consumer tag while running
         self.switching = False
         super().__init__(*a)
+
+    def upstream_object(self) -> str:
+        return self.upstream.queue
 
     async def _session(self) -> str:
         vh = self.broker.vhosts.get(self.vhost)
