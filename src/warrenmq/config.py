@@ -122,6 +122,9 @@ class BrokerConfig:
     # a TLS handshake not done within this is dropped (RabbitMQ's ssl_handshake_timeout, 5 s); failed TLS
     # handshakes are logged at most once a minute per peer address
     tls_handshake_timeout_ms: int = 5_000
+    # the user name a verified client certificate logs in as where a protocol allows it (RabbitMQ's
+    # ssl_cert_login_from): "distinguished_name" (the subject, RFC 4514) or "common_name" (broker/certlogin.py)
+    ssl_cert_login_from: str = "distinguished_name"
     # the management HTTP API (RabbitMQ's management plugin, docs/management.md): served by the ``warrenmq``
     # command on management_host (default: the AMQP host) and management_port; the embedded test broker
     # serves it only when asked (EmbeddedBroker(management_port=0))
@@ -147,6 +150,9 @@ class BrokerConfig:
     # STOMP over TLS (RabbitMQ's stomp.listeners.ssl): on stomps_port when STOMP is on and the TLS listener's
     # certificate is configured (tls_certfile/tls_keyfile, with tls_cafile/tls_verify_peer as for AMQPS)
     stomps_port: int = 61614
+    # a CONNECT without a login header over TLS with a verified client certificate logs in as the certificate's
+    # name (RabbitMQ's stomp.ssl_cert_login; needs tls_verify_peer), without a password
+    stomp_ssl_cert_login: bool = False
     # Web STOMP (STOMP over WebSocket, RabbitMQ's web_stomp plugin): ws://web_stomp_host:web_stomp_port/ws;
     # on with STOMP unless web_stomp_enabled = false (--no-stomp turns off both)
     web_stomp_enabled: bool = True
@@ -207,6 +213,9 @@ class BrokerConfig:
         return int(total_memory() * float(self.vm_memory_high_watermark))
 
     def __post_init__(self) -> None:
+        if self.ssl_cert_login_from not in ("distinguished_name", "common_name"):
+            raise ValueError(f"invalid ssl_cert_login_from {self.ssl_cert_login_from!r} (choose from "
+                             "distinguished_name, common_name)")
         if self.log_format not in ("text", "json"):
             raise ValueError(f"invalid log_format {self.log_format!r} (choose from text, json)")
         if not 0 < self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:

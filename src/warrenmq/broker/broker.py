@@ -859,6 +859,21 @@ class Broker:
             counts[1] += 1
         return user
 
+    def authenticate_certificate(self, name: str, peer, protocol: str):
+        """The :class:`User` named ``name`` by a verified client certificate (RabbitMQ's login without a
+        password, ``check_user_login(Name, [])``), or ``None``; the loopback restriction still applies, and
+        the attempt is counted as :meth:`authenticate` counts it."""
+        counts = self.auth_attempts.get(protocol)
+        if counts is None:
+            counts = self.auth_attempts[protocol] = [0, 0]
+        counts[0] += 1
+        user = self.users.get(name)
+        if user is not None and name in self.config.loopback_users and peer is not None and not _is_loopback(peer[0]):
+            user = None
+        if user is None:
+            counts[1] += 1
+        return user
+
     def _authenticate(self, creds, peer):
         name, password = creds
         if not password:  # RabbitMQ's internal backend refuses blank passwords

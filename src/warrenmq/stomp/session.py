@@ -48,6 +48,7 @@ import struct
 import time
 
 from ..broker.access import CONFIGURE, READ, WRITE
+from ..broker.certlogin import peer_cert_auth_name
 from ..broker.channel import Channel
 from ..protocol.errors import AMQPError
 from ..protocol.spec import CLASS_BASIC, REPLY_NAMES, BasicProperties
@@ -455,7 +456,12 @@ class StompSession:
         login = frame.get("login", "guest")
         passcode = frame.get("passcode", "guest" if frame.get("login") is None else "")
         host = frame.get("host") or "/"
-        user = self.broker.authenticate((login, passcode), self.peer, "stomp")
+        cert_name = self._certificate_name() if frame.get("login") is None else None
+        if cert_name is not None:  # no login header: the verified certificate's name (stomp.ssl_cert_login)
+            login = cert_name
+            user = self.broker.authenticate_certificate(cert_name, self.peer, "stomp")
+        else:
+            user = self.broker.authenticate((login, passcode), self.peer, "stomp")
         if user is None:
             raise StompError("Bad CONNECT", f"Access refused for user '{login}'\n")
         vhost = self.broker.vhosts.get(host)
@@ -494,6 +500,15 @@ class StompSession:
         self.broker.session_opened(self)
         if self.broker.alarms:
             self.set_blocked(True)
+
+    def _certificate_name(self) -> str | None:
+        """The user name of the client's verified TLS certificate when ``stomp_ssl_cert_login`` is on
+        (:mod:`warrenmq.broker.certlogin`), else ``None``."""
+        cfg = self.broker.config
+        if not getattr(cfg, "stomp_ssl_cert_login", False) or self.reader is None:
+            return None
+        return peer_cert_auth_name(self.reader.get_extra_info("peercert"), cfg.ssl_cert_login_from,
+                                   cfg.tls_verify_peer)
 
     # ----------------------------------------------------------------- checks
     def _may(self, kind: str, name: str, perm: str) -> None:
