@@ -304,26 +304,46 @@ class RetainedStore:
         return [m for t, m in self.messages.items() if topic_matches(topic_filter, t)]
 
 
-def release_shared_queue(vhost, q, clients) -> bool:
+def _member(akey: tuple):
+    """The client id of a member binding (its arguments as ``args_key`` holds them), else None."""
+    for k, v in akey:
+        if k == _MEMBER_ARG:
+            return _text(v[1])
+    return None
+
+
+def index_shared_queue(members: dict, vhost_name: str, q) -> None:
+    """Add the member bindings of a shared subscription queue to ``members``: (vhost, client id) -> the
+    names of the shared queues that client's session is a member of (the listener's index, so a
+    CONNECT looks up its session's memberships instead of scanning the vhost's queues)."""
+    for _, _, akey in q.bindings:
+        member = _member(akey) if akey else None
+        if member is not None:
+            members.setdefault((vhost_name, member), set()).add(q.name)
+
+
+def release_shared_queue(listener, vhost, q) -> bool:
     """A shared subscription's queue after a member left (or on the listener's timer): member bindings of
-    sessions that no longer exist (their client not connected, ``clients`` keyed by (vhost, client id),
-    and their QoS 1 queue gone: expired) are removed, and the queue is deleted when it has neither a
-    consumer nor a member binding left.  Whether it is gone."""
+    sessions that no longer exist (their client not connected and their QoS 1 queue gone: expired) are
+    removed, and the queue is deleted when it has neither a consumer nor a member binding left.
+    Whether it is gone."""
     if q.deleted:
         return True
     live = False
     for ex, key, akey in list(q.bindings):
-        if not akey:
-            continue
-        args = _thaw_args(akey)
-        member = args.get(_MEMBER_ARG)
+        member = _member(akey) if akey else None
         if member is None:
             continue
-        member = _text(member)
-        if (vhost.name, member) in clients or f"mqtt-subscription-{member}qos1" in vhost.queues:
+        mkey = (vhost.name, member)
+        if mkey in listener.clients or f"mqtt-subscription-{member}qos1" in vhost.queues:
             live = True
         else:
-            vhost.unbind_queue(q.name, None, ex.name, key, args)
+            vhost.unbind_queue(q.name, None, ex.name, key, _thaw_args(akey))
+            names = listener.shared_members.get(mkey)
+            if names is not None:
+                names.discard(q.name)
+                if not names:
+                    del listener.shared_members[mkey]
     if live or q.consumers:
         return False
     vhost.delete_queue(q)
@@ -840,7 +860,7 @@ class MQTTSession:
                 self.broker.check_resource(self.user, vname, kind, name, perm)
             self.broker.check_topic(self.user, vname, self.exchange, key, "read")
             q = self.vhost.queues.get(qname)
-            if q is None or q.deleted:  # (deleted by the listener once no member is left: _shared_unused)
+            if q is None or q.deleted:  # (deleted once no member is left: release_shared_queue)
                 q = self.vhost.declare_queue(qname, self, durable=not self.clean, auto_delete=False)[0]
             self.vhost.bind_queue(q, self.exchange, key, None)
             member = self._shared_member(f, qos, sid)
@@ -853,6 +873,7 @@ class MQTTSession:
             if member is not None:
                 self.vhost.bind_queue(q, self.exchange, key, member)
                 self.listener.shared_queues.add((vname, qname))
+                self.listener.shared_members.setdefault((vname, self.client_id), set()).add(qname)
             self._consume_shared(f, q, qos, sid, member)
         except AMQPError as e:
             log.warning("MQTT subscription to '%s' refused: %s", f, e.reply_text)
@@ -887,29 +908,31 @@ class MQTTSession:
 
     def _resumed_shared(self) -> list:
         """A persistent session's shared subscriptions: the shared queues with a member binding of this
-        client id, as (filter, queue, QoS, subscription identifier, member arguments)."""
+        client id (the listener's index says which), as (filter, queue, QoS, identifier, member arguments)."""
         found = []
         cid = self.client_id
-        for name, q in list(self.vhost.queues.items()):
-            if not name.startswith("mqtt-shared-") or q.deleted:
+        for name in self.listener.shared_members.get((self.vhost.name, cid), ()):
+            q = self.vhost.queues.get(name)
+            if q is None or q.deleted:
                 continue
             for ex, key, akey in q.bindings:
-                if ex.name != self.exchange or not akey:
-                    continue
-                args = _thaw_args(akey)
-                if _text(args.get(_MEMBER_ARG, "")) == cid and _FILTER_ARG in args:
-                    found.append((_text(args[_FILTER_ARG]), q, args.get(_QOS_ARG, 0), args.get(_SID_ARG), args))
+                if ex.name == self.exchange and akey and _member(akey) == cid:
+                    args = _thaw_args(akey)
+                    if _FILTER_ARG in args:
+                        found.append((_text(args[_FILTER_ARG]), q, args.get(_QOS_ARG, 0), args.get(_SID_ARG),
+                                      args))
         return found
 
     def _leave_shared(self) -> None:
         """The session ends (a clean start, or expiry 0 at the end): its member bindings go, and the shared
         queues left without members with them."""
         cid = self.client_id
-        for name, q in list(self.vhost.queues.items()):
-            if not name.startswith("mqtt-shared-"):
+        for name in self.listener.shared_members.pop((self.vhost.name, cid), ()):
+            q = self.vhost.queues.get(name)
+            if q is None or q.deleted:
                 continue
             for ex, key, akey in list(q.bindings):
-                if akey and _text(dict(akey).get(_MEMBER_ARG, (None, ""))[1]) == cid:
+                if akey and _member(akey) == cid:
                     self.vhost.unbind_queue(name, self, ex.name, key, _thaw_args(akey))
             self.listener.shared_unused(self.vhost, q)
 
@@ -934,6 +957,9 @@ class MQTTSession:
                 if shared[3] is not None:
                     self.vhost.unbind_queue(q.name, self, self.exchange, topic_to_key(f.split("/", 2)[2]),
                                             shared[3])
+                    names = self.listener.shared_members.get((self.vhost.name, self.client_id))
+                    if names is not None:
+                        names.discard(q.name)
                 self.listener.shared_unused(self.vhost, q)
                 self._options_changed()
                 codes.append(codec.SUCCESS)

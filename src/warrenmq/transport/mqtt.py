@@ -31,7 +31,7 @@ import asyncio
 import logging
 import socket
 
-from ..mqtt.session import MQTTSession, RetainedStore, release_shared_queue
+from ..mqtt.session import MQTTSession, RetainedStore, index_shared_queue, release_shared_queue
 from .server import FAIR_BUDGET, FAIR_READ, LARGE_READ, ListenError
 
 log = logging.getLogger("warrenmq.mqtt")
@@ -187,6 +187,9 @@ class MQTTServer:
         # (vhost name, queue name) of shared subscription queues with members of persistent sessions: their
         # queue outlives the members' connections, so a timer looks for members whose session expired
         self.shared_queues: set = set()
+        # (vhost name, client id) -> names of the shared subscription queues its persistent session is a
+        # member of (a binding of each: index_shared_queue), so a CONNECT does not scan the vhost's queues
+        self.shared_members: dict = {}
         self._save_timer = None
         self.read_buffer = memoryview(bytearray(FAIR_READ))  # shared by its connections (get_buffer)
         self.large_read_buffer = memoryview(bytearray(LARGE_READ))
@@ -233,7 +236,10 @@ class MQTTServer:
             except Exception as e:  # noqa: BLE001 - one unreadable record must not stop the broker
                 log.error("retained MQTT message of topic '%s' in vhost '%s' unreadable: %s", topic, vhost, e)
         for vhost in self.broker.vhosts.values():  # shared subscription queues kept for persistent sessions
-            self.shared_queues.update((vhost.name, n) for n in vhost.queues if n.startswith("mqtt-shared-"))
+            for name, q in vhost.queues.items():
+                if name.startswith("mqtt-shared-"):
+                    self.shared_queues.add((vhost.name, name))
+                    index_shared_queue(self.shared_members, vhost.name, q)
         self._save_timer = self.loop.call_later(RETAINED_SAVE_INTERVAL, self._save_retained)
         await self._server.start_serving()
         if self._tls_server is not None:
@@ -263,7 +269,7 @@ class MQTTServer:
 
     def shared_unused(self, vhost, q) -> None:
         """A member left the shared subscription queue ``q``: it goes once no member is left."""
-        if release_shared_queue(vhost, q, self.clients):
+        if release_shared_queue(self, vhost, q):
             self.shared_queues.discard((vhost.name, q.name))
 
     def _sweep_shared(self) -> None:
@@ -282,6 +288,8 @@ class MQTTServer:
         self.retained_stores.pop(name, None)
         for key in [k for k in self.qos2_ids if k[0] == name]:
             del self.qos2_ids[key]
+        for key in [k for k in self.shared_members if k[0] == name]:
+            del self.shared_members[key]
         for key in [k for k in self.delayed_wills if k[0] == name]:
             self.delayed_wills.pop(key).cancel()
 
