@@ -127,13 +127,16 @@ def test_response_information_when_asked():
 def test_an_unsupported_authentication_method_is_refused(mqtt_broker):
     """4.12: a CONNECT with an Authentication Method the server does not support gets CONNACK 0x8C (bad
     authentication method) and the connection closes (MQTT-4.12.0-1); authentication data without a method
-    (3.1.2.11.10) and a request flag other than 0/1 (3.1.2.11.6/7) are protocol errors (0x82)."""
+    (3.1.2.11.10), a request flag other than 0/1 (3.1.2.11.6/7) and a receive maximum or maximum packet
+    size of 0 (3.1.2.11.3/4) are protocol errors (0x82)."""
     port = mqtt_broker.mqtt_port
     cases = [({"authentication_method": "SCRAM-SHA-1", "authentication_data": b"n,,n=user,r=abc"}, 0x8C),
              ({"authentication_method": "GS2-KRB5"}, 0x8C),
              ({"authentication_data": b"x"}, 0x82),
              ({"request_response_information": 2}, 0x82),
-             ({"request_problem_information": 7}, 0x82)]
+             ({"request_problem_information": 7}, 0x82),
+             ({"receive_maximum": 0}, 0x82),  # (3.1.2.11.3)
+             ({"maximum_packet_size": 0}, 0x82)]  # (3.1.2.11.4)
     for props, code in cases:
         s, _, connack = connack_properties(port, "auth-m", **props)
         assert (connack.type, connack.code, connack.session_present) == (CONNACK, code, False), props

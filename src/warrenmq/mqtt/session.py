@@ -639,8 +639,9 @@ class MQTTSession:
     def _connect_properties_refused(p: dict):
         """MQTT 5 CONNECT properties the server refuses: (CONNACK reason code, why), or None.  No extended
         authentication method is supported (4.12: CONNACK 0x8C and close, MQTT-4.12.0-1); authentication
-        data without a method (3.1.2.11.10) and request flags other than 0 or 1 (3.1.2.11.6/7) are
-        protocol errors."""
+        data without a method (3.1.2.11.10), request flags other than 0 or 1 (3.1.2.11.6/7) and a receive
+        maximum or maximum packet size of 0 (3.1.2.11.3/4: a receive maximum of 0 would have been an
+        unlimited prefetch) are protocol errors."""
         method = p.get("authentication_method")
         if method is not None:
             return codec.BAD_AUTHENTICATION_METHOD, f"authentication method '{method}' not supported"
@@ -649,6 +650,9 @@ class MQTTSession:
         for name in ("request_response_information", "request_problem_information"):
             if p.get(name, 0) > 1:
                 return codec.PROTOCOL_ERROR, f"{name.replace('_', ' ')} {p[name]}"
+        for name in ("receive_maximum", "maximum_packet_size"):  # 0 is a protocol error (3.1.2.11.3/4)
+            if p.get(name) == 0:
+                return codec.PROTOCOL_ERROR, f"{name.replace('_', ' ')} 0"
         return None
 
     def _response_information(self, client_id: str, username: str, vhost: str) -> str | None:

@@ -8,7 +8,10 @@ arrived; :class:`MQTTServer` checks each connected session's keepalive on a time
 what the sessions of all connections share: the connected client ids per vhost (a second CONNECT
 with the same id takes the session over) and the retained messages per vhost, loaded from the
 definitions store at start and written back, the changes of a second together, on a timer and at
-stop.  With a TLS context it also listens on ``tls_port`` (MQTT over TLS, RabbitMQ's
+stop.  For the persistent sessions of clients that are away it keeps what is not in their queues:
+the QoS 2 packet ids of unfinished handshakes (:meth:`MQTTServer.keep_qos2_ids`), and an index of the
+shared subscription queues each session is a member of; a one-second timer deletes the shared queues
+whose member sessions all expired.  With a TLS context it also listens on ``tls_port`` (MQTT over TLS, RabbitMQ's
 mqtt.listeners.ssl): the same protocol and sessions behind asyncio's TLS transport, the handshake
 bounded by ``tls_handshake_timeout_ms``.  Write-side flow:
 ``pause_writing`` stops deliveries to the connection until ``resume_writing`` (the write buffer
