@@ -7,9 +7,12 @@ import time
 import paho.mqtt.client as mqtt
 import pika
 from paho.mqtt.packettypes import PacketTypes
+from hypothesis import given, settings, strategies as st
 from paho.mqtt.properties import Properties
 
-from warrenmq.mqtt.codec import CONNACK, DISCONNECT, MQTT5, Auth, Connect, PacketReader, encode
+from warrenmq.mqtt.codec import CONNACK, DISCONNECT, MQTT5, Auth, Connect, PacketReader, Publish, encode
+from warrenmq.mqtt.session import amqp_header, mqtt5_properties
+from warrenmq.protocol.spec import BasicProperties
 from warrenmq.testing import EmbeddedBroker
 
 from .helpers import Client
@@ -165,3 +168,22 @@ def test_auth_without_an_authentication_method_is_a_protocol_error(mqtt_broker):
         assert (d.type, d.code) == (DISCONNECT, 0x82)
         assert closed(s)
         s.close()
+
+
+# ------------------------------------------------------------ the mapping itself, without sockets
+class _Delivered:
+    """What :func:`mqtt5_properties` reads of a delivered message: its decoded AMQP properties."""
+    def __init__(self, header: bytes):
+        self.properties = BasicProperties.decode(header, 12)  # (class id, weight, body size first)
+
+
+_names = st.sampled_from(["a", "b", "c", "ünï", "x-custom"])
+_values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_names, _values), min_size=1, max_size=8))
+def test_user_properties_survive_the_amqp_header_in_order(users):
+    """MQTT 5 -> AMQP header -> MQTT 5 gives back every user property, repeats and order included."""
+    header = amqp_header(Publish("t", b"x", 1, properties={"user_property": list(users)}))
+    assert mqtt5_properties(_Delivered(header))["user_property"] == list(users)
