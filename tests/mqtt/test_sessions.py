@@ -361,3 +361,22 @@ def test_a_clean_sessions_qos0_queue_is_transient(mqtt_broker):
     assert not q.durable and q.auto_delete and not q.arguments
     c.close()
     wait(lambda: "mqtt-subscription-zero-cleanqos0" not in mqtt_broker.queues())
+
+
+def test_a_session_that_ends_with_its_connection_cannot_be_extended_at_disconnect(mqtt_broker):
+    """MQTT 5 3.14.2.2.2: after a session expiry interval of 0 at CONNECT, a non-zero one in the DISCONNECT
+    is a protocol error: the connection ends as after any protocol error (the will is published) and the
+    session with it."""
+    port = mqtt_broker.mqtt_port
+    watcher = Client(port, "ext-watch", V5)
+    watcher.subscribe("ext/will", 1)
+    c = Client(port, "ext", V5, will=("ext/will", b"gone", 1), connect=False)
+    c.connect()
+    c.subscribe("ext/t", 1)
+    p = Properties(PacketTypes.DISCONNECT)
+    p.SessionExpiryInterval = 60
+    c.c.disconnect(properties=p)
+    c.c.loop_stop()
+    assert watcher.get().payload == b"gone"
+    wait(lambda: "mqtt-subscription-extqos1" not in mqtt_broker.queues())
+    watcher.close()

@@ -500,6 +500,8 @@ class MQTTSession:
         elif t == codec.DISCONNECT:
             expiry = pkt.properties.get("session_expiry_interval") if self.conn.version == MQTT5 else None
             if expiry is not None:
+                if expiry and self.session_expiry == 0:  # 3.14.2.2.2: a session that ends with the connection
+                    raise MQTTError(codec.PROTOCOL_ERROR, "session expiry interval set at DISCONNECT after 0")
                 self._expiry_changed(expiry)
             self.close(publish_will=pkt.code == codec.DISCONNECT_WITH_WILL)
         elif t == codec.AUTH:
