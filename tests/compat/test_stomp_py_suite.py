@@ -168,7 +168,7 @@ def stomp_broker(pki, tmp_path):
     tls = ["--tls-port", "0", "--stomp-port", "0", "--stomps-port", "0"]
     main, log, ports = _start_broker(tmp_path, "broker", [
         *tls, "--tls-certfile", str(pki["server"][0]), "--tls-keyfile", str(pki["server"][1]),
-        "--tls-cafile", str(pki["ca"]), "--tls-verify-peer", "--web-stomp-port", "0"], {
+        "--tls-cafile", str(pki["ca"]), "--tls-verify-peer", "--web-stomp-port", "0", "--web-stomps-port", "0"], {
         "stomp": r"STOMP listening on \S+:(\d+)\s*$", "stomps": r"STOMP over TLS on \S+:(\d+)\s*$",
         "ws": r"Web STOMP on ws://\S+:(\d+)/ws\s*$"})
     try:
