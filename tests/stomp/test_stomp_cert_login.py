@@ -34,7 +34,12 @@ def pki(tmp_path_factory):
         cert.private_key_pem.write_to_path(str(files[role + "_key"]))
     out = {k: str(v) for k, v in files.items()}
     # the subject as RFC 4514 reads it (cryptography's own formatting: the same string for these plain values)
-    out["dn"] = x509.load_pem_x509_certificate(files["client"].read_bytes()).subject.rfc4514_string()
+    client = x509.load_pem_x509_certificate(files["client"].read_bytes())
+    out["dn"] = client.subject.rfc4514_string()
+    out["issuer"] = client.issuer.rfc4514_string()
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    out["validity"] = (f"{client.not_valid_before_utc.strftime(fmt)} - "
+                       f"{client.not_valid_after_utc.strftime(fmt)}")
     return out
 
 
@@ -88,8 +93,14 @@ def test_a_verified_certificate_logs_in_as_its_distinguished_name(pki):
         c.set_ssl(for_hosts=[("localhost", b.stomps_port)], ca_certs=pki["ca"], cert_file=pki["client"],
                   key_file=pki["client_key"])
         c.connect(wait=True)  # no login, no passcode
-        users = [x["user"] for x in api(b, "GET", "/api/connections")]
-        assert users == [pki["dn"]]
+        conns = api(b, "GET", "/api/connections")
+        assert [x["user"] for x in conns] == [pki["dn"]]
+        # RabbitMQ's TLS keys of the connection, with Erlang's names (TLS 1.3: key exchange "any", mac "aead")
+        tls = {k: v for k, v in conns[0].items() if k.startswith(("ssl", "peer_cert"))}
+        assert tls == {"ssl": True, "ssl_protocol": "tlsv1.3", "ssl_key_exchange": "any",
+                       "ssl_cipher": tls["ssl_cipher"], "ssl_hash": "aead", "peer_cert_subject": pki["dn"],
+                       "peer_cert_issuer": pki["issuer"], "peer_cert_validity": pki["validity"]}
+        assert tls["ssl_cipher"] in ("aes_256_gcm", "aes_128_gcm", "chacha20_poly1305")
         c.disconnect()
         # a login header wins over the certificate (RabbitMQ: the certificate only when there is none)
         assert raw_connect(b.stomps_port, pki, b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\n"
@@ -134,6 +145,15 @@ def test_without_peer_verification_or_the_option_the_certificate_names_nobody(pk
         add_user(b, pki["dn"])
         got, conns = raw_connect(b.stomps_port, pki, CONNECT, then=lambda: api(b, "GET", "/api/connections"))
         assert got.startswith("CONNECTED\n") and [x["user"] for x in conns] == ["guest"]
+        assert conns[0]["ssl_protocol"] == "tlsv1.3" and conns[0]["peer_cert_subject"] is None
+        # a plain connection has the TLS keys too, null (RabbitMQ's format_nulls)
+        with socket.create_connection(("127.0.0.1", b.stomp_port), timeout=5) as plain:
+            plain.sendall(CONNECT)
+            assert plain.recv(100).startswith(b"CONNECTED\n")
+            conns = api(b, "GET", "/api/connections")
+        assert [{k: v for k, v in x.items() if k.startswith(("ssl_", "peer_cert"))} for x in conns] == [
+            dict.fromkeys(("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject",
+                           "peer_cert_issuer", "peer_cert_validity"))]
     with EmbeddedBroker(stomp=True, management=True, tls_port=0, tls_certfile=pki["server"],
                         tls_keyfile=pki["server_key"], tls_cafile=pki["ca"], tls_verify_peer=True) as b:
         add_user(b, pki["dn"])  # stomp_ssl_cert_login off (the default)

@@ -7,12 +7,16 @@ walks just enough DER to reach ``tbsCertificate.validity`` (a certificate is
 ``SEQUENCE { tbsCertificate SEQUENCE { [0] version?, serialNumber, signature, issuer, validity, ... } ...}``)
 and reads its two times (UTCTime ``YYMMDDHHMMSSZ``, GeneralizedTime ``YYYYMMDDHHMMSSZ``).  Errors are
 reported as RabbitMQ reports them: ``{"error": reason}`` in place of the list of dates.
+
+A connection's TLS facts (:func:`tls_facts`, for ``/api/connections``): what rabbit_reader reports,
+from the transport's ``ssl_object``, with Erlang's names for the protocol and the cipher suite's parts.
 """
 from __future__ import annotations
 
 import base64
 import calendar
 import re
+import ssl
 import time
 
 _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s+(.*?)-----END \1-----", re.S)
@@ -100,4 +104,76 @@ def expiring(path: str | None, deadline: float):
             return {"error": "Certificate is not yet valid"}
         if not_after < deadline:
             out.append(date_text(not_after))
+    return out
+
+
+# --------------------------------------------------------------- a connection's TLS facts
+#: RabbitMQ's (rabbit_reader's) TLS keys of a connection; null (``None``) on a connection without TLS
+TLS_KEYS = ("ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject", "peer_cert_issuer",
+            "peer_cert_validity")
+
+#: TLS 1.3 suites (OpenSSL's names) -> Erlang's selected_cipher_suite: key exchange, cipher, mac
+_TLS13 = {"TLS_AES_256_GCM_SHA384": ("any", "aes_256_gcm", "aead"),
+          "TLS_AES_128_GCM_SHA256": ("any", "aes_128_gcm", "aead"),
+          "TLS_AES_128_CCM_SHA256": ("any", "aes_128_ccm", "aead"),
+          "TLS_AES_128_CCM_8_SHA256": ("any", "aes_128_ccm_8", "aead"),
+          "TLS_CHACHA20_POLY1305_SHA256": ("any", "chacha20_poly1305", "aead")}
+_KX = {"ECDHE-RSA": "ecdhe_rsa", "ECDHE-ECDSA": "ecdhe_ecdsa", "DHE-RSA": "dhe_rsa", "DHE-DSS": "dhe_dss",
+       "ECDH-RSA": "ecdh_rsa", "ECDH-ECDSA": "ecdh_ecdsa"}
+
+
+def cipher_suite(name: str) -> tuple[str, str, str]:
+    """``(key exchange, cipher, mac)`` as Erlang's ssl names them, for an OpenSSL cipher suite name
+    (``ECDHE-RSA-AES256-GCM-SHA384`` -> ``ecdhe_rsa``, ``aes_256_gcm``, ``aead``); unknown parts lower-cased."""
+    if name in _TLS13:
+        return _TLS13[name]
+    kx = "rsa"
+    rest = name
+    for prefix, erl in _KX.items():
+        if name.startswith(prefix + "-"):
+            kx, rest = erl, name[len(prefix) + 1:]
+            break
+    m = re.fullmatch(r"(AES|CAMELLIA|ARIA)(128|256)(?:-(GCM|CCM8?))?-(SHA\d*)", rest)
+    if m:
+        algo, bits, mode, mac = m.groups()
+        cipher = f"{algo.lower()}_{bits}_{(mode or 'cbc').lower().replace('ccm8', 'ccm_8')}"
+        return kx, cipher, "aead" if mode else mac.lower()
+    if rest == "CHACHA20-POLY1305":
+        return kx, "chacha20_poly1305", "aead"
+    return kx, rest.lower(), ""
+
+
+def _cert_time(text: str) -> str:
+    """OpenSSL's ``Dec  6 03:00:00 2026 GMT`` as RabbitMQ writes a certificate time (``2026-12-06T03:00:00Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ssl_time(text)))
+
+
+def ssl_time(text: str) -> int:
+    return ssl.cert_time_to_seconds(text)
+
+
+def tls_facts(transport) -> dict:
+    """RabbitMQ's TLS keys of a connection over ``transport`` (:data:`TLS_KEYS`): the protocol
+    (``tlsv1.3``), the cipher suite's parts by Erlang's names, and the client certificate's subject and
+    issuer (RFC 4514, as RabbitMQ writes them) and validity; all ``None`` without TLS, the certificate's
+    ``None`` without a verified client certificate."""
+    out = dict.fromkeys(TLS_KEYS)
+    obj = transport.get_extra_info("ssl_object") if transport is not None else None
+    if obj is None:
+        return out
+    from ..broker.certlogin import distinguished_name
+    version = obj.version()
+    out["ssl_protocol"] = version.lower() if version else None
+    suite = obj.cipher()
+    if suite:
+        out["ssl_key_exchange"], out["ssl_cipher"], out["ssl_hash"] = cipher_suite(suite[0])
+    try:
+        cert = obj.getpeercert()
+    except ValueError:  # the handshake is not done
+        cert = None
+    if cert:
+        out["peer_cert_subject"] = distinguished_name(cert.get("subject", ()))
+        out["peer_cert_issuer"] = distinguished_name(cert.get("issuer", ()))
+        if "notBefore" in cert and "notAfter" in cert:
+            out["peer_cert_validity"] = f"{_cert_time(cert['notBefore'])} - {_cert_time(cert['notAfter'])}"
     return out

@@ -22,6 +22,7 @@ import shutil
 import time
 
 from ..amqp.session import server_properties
+from . import certificates
 from ..broker.alarms import Alarm
 from ..broker.broker import RABBITMQ_COMPAT_VERSION
 from ..broker.exchanges import EXCHANGE_TYPES, KIND_EXCHANGE, _thaw, args_key
@@ -216,6 +217,9 @@ def connection_name(session) -> str:
     return session.name
 
 
+_NO_TLS = dict.fromkeys(certificates.TLS_KEYS)
+
+
 def connection(session, node: str) -> dict:
     proto = session.proto
     transport = session.reader
@@ -247,6 +251,10 @@ def connection(session, node: str) -> dict:
         "user_who_performed_action": user.name if user is not None else None,
         "vhost": vh.name if vh is not None else None,
     }
+    if tls:  # RabbitMQ's ssl_* and peer_cert_* keys (null without TLS)
+        out.update(certificates.tls_facts(transport))
+    else:
+        out.update(_NO_TLS)
     provided = client_properties.get("connection_name")
     if provided is not None:  # RabbitMQ shows the name a client gave its connection
         out["user_provided_name"] = provided
