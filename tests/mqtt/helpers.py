@@ -1,6 +1,5 @@
 """A paho-mqtt client driven synchronously for tests: connect, wait for messages, with timeouts."""
 import queue
-import threading
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -72,3 +71,21 @@ class Client:
         """Close the socket without DISCONNECT (the will is published)."""
         self.c.loop_stop()
         self.c.socket().close()
+
+
+def ws_client(port, client_id, version=mqtt.MQTTv311, tls=None):
+    """A paho client over ws://127.0.0.1:port/ws (``tls``: tls_set's keywords, for wss://), looping in its
+    thread; returns it, its messages and its events (the CONNACK's reason code first, then SUBACK codes
+    and ("gone", rc) at a disconnect), or raises what the TLS handshake raised."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, transport="websockets")
+    c.ws_set_options(path="/ws")
+    if tls is not None:
+        c.tls_set(**tls)
+    got, events = queue.Queue(), queue.Queue()
+    c.on_message = lambda cl, u, m: got.put(m)
+    c.on_connect = lambda cl, u, f, rc, p=None: events.put(rc)
+    c.on_subscribe = lambda cl, u, mid, rcs, p=None: events.put(rcs)
+    c.on_disconnect = lambda cl, u, f, rc, p=None: events.put(("gone", rc))
+    c.connect("127.0.0.1", port, 30)
+    c.loop_start()
+    return c, got, events

@@ -7,19 +7,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from warrenmq.testing import EmbeddedBroker
 
-from .helpers import Client
+from .helpers import Client, ws_client
 
 
-def ws_client(port, client_id, version=mqtt.MQTTv311):
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, transport="websockets")
-    c.ws_set_options(path="/ws")
-    got, acks = queue.Queue(), queue.Queue()
-    c.on_message = lambda cl, u, m: got.put(m)
-    c.on_connect = lambda cl, u, f, rc, p=None: acks.put(rc)
-    c.on_subscribe = lambda cl, u, mid, rcs, p=None: acks.put(rcs)
-    c.on_disconnect = lambda cl, u, f, rc, p=None: acks.put(("gone", rc))
-    c.connect("127.0.0.1", port, 30)
-    c.loop_start()
+def connected_ws_client(port, client_id, version=mqtt.MQTTv311):
+    c, got, acks = ws_client(port, client_id, version)
     assert not acks.get(timeout=5).is_failure
     return c, got, acks
 
@@ -32,7 +24,7 @@ def test_web_mqtt_with_tcp_mqtt():
         tcp.publish("dash/cfg", b"dark", 1, retain=True)
         tcp.subscribe("back/+", 0)
         for version in (mqtt.MQTTv311, mqtt.MQTTv5):
-            c, got, acks = ws_client(port, f"browser{version}", version)
+            c, got, acks = connected_ws_client(port, f"browser{version}", version)
             c.subscribe("dash/#", 1)
             acks.get(timeout=5)
             m = got.get(timeout=5)  # the retained message, over the WebSocket

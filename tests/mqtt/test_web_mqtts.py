@@ -4,19 +4,17 @@ listener's certificate and verify options, client ids and retained messages with
 port is an ephemeral one."""
 import base64
 import json
-import queue
 import ssl
 import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from warrenmq.testing import EmbeddedBroker
 
 from support.pki import make_pki
 
-from .helpers import Client
+from .helpers import Client, ws_client
 
 trustme = pytest.importorskip("trustme")
 
@@ -31,19 +29,8 @@ def tls_options(pki, **extra):
 
 
 def wss_client(port, client_id, pki, version=mqtt.MQTTv311, cert=None, key=None, ca="ca"):
-    """A paho client over wss://127.0.0.1:port/ws; returns it, its messages and its events (the CONNACK's
-    reason code first), or raises what the TLS handshake raised."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, transport="websockets")
-    c.ws_set_options(path="/ws")
-    c.tls_set(ca_certs=pki[ca], certfile=cert, keyfile=key)
-    got, events = queue.Queue(), queue.Queue()
-    c.on_message = lambda cl, u, m: got.put(m)
-    c.on_connect = lambda cl, u, f, rc, p=None: events.put(rc)
-    c.on_subscribe = lambda cl, u, mid, rcs, p=None: events.put(rcs)
-    c.on_disconnect = lambda cl, u, f, rc, p=None: events.put(("gone", rc))
-    c.connect("127.0.0.1", port, 30)
-    c.loop_start()
-    return c, got, events
+    """A paho client over wss://127.0.0.1:port/ws trusting ``pki[ca]``, with a client certificate if given."""
+    return ws_client(port, client_id, version, tls=dict(ca_certs=pki[ca], certfile=cert, keyfile=key))
 
 
 def api(b, path):
