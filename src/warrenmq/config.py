@@ -175,6 +175,10 @@ class BrokerConfig:
     mqtt_allow_anonymous: bool = True  # mqtt.allow_anonymous: no user name logs in as the default user
     mqtt_default_user: str = "guest"
     mqtt_default_pass: str = "guest"
+    # a CONNECT without user name and password over TLS with a verified client certificate logs in as the
+    # certificate's name (RabbitMQ's mqtt.ssl_cert_login; needs tls_verify_peer; ssl_cert_login_from), before
+    # the anonymous login
+    mqtt_ssl_cert_login: bool = False
     mqtt_prefetch: int = 10  # mqtt.prefetch: unacknowledged QoS 1/2 deliveries per subscription queue
     mqtt_subscription_ttl_ms: int = 86_400_000  # mqtt.subscription_ttl: x-expires of a persistent session's queue
     mqtt_max_packet_size: int = 268_435_455  # after the login (64 KiB before it)

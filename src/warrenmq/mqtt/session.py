@@ -6,7 +6,8 @@ Theory of operation: an :class:`MQTTSession` per connection owns a
 (docs/mqtt.md has the table):
 
 * CONNECT: the user name is ``vhost:user`` or ``user`` (then the ``mqtt_vhost``); no user name is
-  the anonymous login (``mqtt_default_user``/``mqtt_default_pass``) when ``mqtt_allow_anonymous``.
+  the anonymous login (``mqtt_default_user``/``mqtt_default_pass``) when ``mqtt_allow_anonymous``,
+  unless ``mqtt_ssl_cert_login`` and a verified client certificate name the user (broker/certlogin.py).
   Bad credentials: return code 4 (MQTT 5: 0x86); no access to the vhost: 5 (0x87).  A client id
   already connected in the vhost is taken over: the older connection is closed (MQTT 5: DISCONNECT
   0x8E first).  A clean session deletes the client's queues first; a persistent one resumes them.
@@ -47,6 +48,7 @@ import struct
 import time
 from collections import deque
 
+from ..broker.certlogin import peer_cert_auth_name
 from ..broker.channel import Channel
 from ..broker.exchanges import args_key
 from ..protocol.codec import encode_shortstr
@@ -535,7 +537,10 @@ class MQTTSession:
                 props["assigned_client_identifier"] = client_id
         username = pkt.username
         password = pkt.password
-        if username is None and password is None:
+        cert_name = self._certificate_name() if username is None and password is None else None
+        if cert_name is not None:  # mqtt.ssl_cert_login: the verified certificate's name, no password
+            username = cert_name
+        elif username is None and password is None:
             if not self.config.mqtt_allow_anonymous:
                 conn.refuse(codec.BAD_USER_NAME_OR_PASSWORD if v5 else codec.NOT_AUTHORIZED)
                 return self._refused("anonymous login refused")
@@ -547,8 +552,11 @@ class MQTTSession:
             pw = (password or b"").decode("utf-8")
         except UnicodeDecodeError:
             pw = None
-        user = self.broker.authenticate((username, pw) if pw is not None and username else None, self.peer,
-                                        "mqtt")
+        if cert_name is not None:
+            user = self.broker.authenticate_certificate(username, self.peer, "mqtt")
+        else:
+            user = self.broker.authenticate((username, pw) if pw is not None and username else None, self.peer,
+                                            "mqtt")
         if user is None:
             conn.refuse(codec.BAD_USER_NAME_OR_PASSWORD)
             return self._refused(f"user '{username}' - invalid credentials")
@@ -636,6 +644,15 @@ class MQTTSession:
         log.info("accepting MQTT connection %s (%s, client id: %s, user: '%s', vhost: '%s')", id(self),
                  self._peer_text(), client_id, user.name, vhost_name)
         self.listener.keepalive(self)
+
+    def _certificate_name(self) -> str | None:
+        """The user name of the client's verified TLS certificate when ``mqtt_ssl_cert_login`` is on
+        (:mod:`warrenmq.broker.certlogin`), else ``None``."""
+        cfg = self.config
+        if not cfg.mqtt_ssl_cert_login or self.reader is None:
+            return None
+        return peer_cert_auth_name(self.reader.get_extra_info("peercert"), cfg.ssl_cert_login_from,
+                                   cfg.tls_verify_peer)
 
     @staticmethod
     def _connect_properties_refused(p: dict):
