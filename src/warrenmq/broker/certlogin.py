@@ -2,8 +2,9 @@
 
 Theory of operation: a TLS listener with ``tls_verify_peer`` has verified the client's certificate
 against ``tls_cafile``; a protocol adapter that allows certificate logins (STOMP's
-``stomp_ssl_cert_login``, RabbitMQ's ``stomp.ssl_cert_login``; MQTT's ``mqtt_ssl_cert_login``) asks :func:`peer_cert_auth_name` for the
-name, taken as RabbitMQ's ``rabbit_ssl:peer_cert_auth_name`` takes it, by ``ssl_cert_login_from``:
+``stomp_ssl_cert_login``, RabbitMQ's ``stomp.ssl_cert_login``; MQTT's ``mqtt_ssl_cert_login``, RabbitMQ's
+``mqtt.ssl_cert_login``) asks :func:`peer_cert_auth_name` for the name, taken as RabbitMQ's
+``rabbit_ssl:peer_cert_auth_name`` takes it, by ``ssl_cert_login_from``:
 
 * ``distinguished_name`` (RabbitMQ's default): the subject as an RFC 4514 string, its RDNs in reverse
   order joined by ``,`` (a multi-valued RDN's parts by ``+``), attribute types by RabbitMQ's short names
