@@ -24,7 +24,7 @@ import time
 
 from ..broker.channel import Channel
 from ..protocol.errors import AMQPError
-from ..protocol.spec import CONNECTION_FORCED, REPLY_NAMES
+from ..protocol.spec import REPLY_NAMES
 from .base import Link, LinkClosed
 
 

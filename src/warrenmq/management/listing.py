@@ -96,7 +96,7 @@ def name_filter(query, field: str = "name"):
     if _bool(query, "use_regex"):
         try:
             rx = re.compile(pattern, re.IGNORECASE)
-        except re.error as e:
+        except re.error:
             raise bad_request(INVALID) from None  # RabbitMQ 3.10's text for a bad regex too
         return lambda item: rx.search(str(item.get(field, ""))) is not None
     needle = pattern.lower()

@@ -56,7 +56,7 @@ from ..protocol.errors import AMQPError
 from ..protocol.properties import content_header
 from ..protocol.spec import BasicProperties
 from . import codec
-from .codec import (MQTT5, PUBACK, PUBCOMP, PUBREC, PUBREL, Disconnect, MQTTError, Publish, Suback, Unsuback)
+from .codec import (MQTT5, PUBACK, PUBCOMP, PUBREC, PUBREL, MQTTError, Publish, Suback, Unsuback)
 from .connection import CONNECTED, ServerConnection
 
 log = logging.getLogger("warrenmq.mqtt")
