@@ -2,15 +2,14 @@
 without user name and password over MQTT or Web MQTT over TLS, with a certificate the broker verified, logs
 in as the certificate's distinguished name (or common name, ``ssl_cert_login_from``); paho with tls_set
 against the embedded broker, certificates made by trustme."""
-import base64
-import json
-import urllib.parse
-import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from warrenmq.testing import EmbeddedBroker
+
+from support.http import http
+from support.pki import add_certificate_user
 
 from .helpers import Client, ws_client
 
@@ -37,19 +36,7 @@ def pki(tmp_path_factory):
 
 
 def api(b, method, path, body=None):
-    req = urllib.request.Request(b.management_url + path, method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode(),
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        data = r.read()
-        return json.loads(data) if data else None
-
-
-def add_user(b, name):
-    q = urllib.parse.quote(name, safe="")
-    api(b, "PUT", f"/api/users/{q}", {"password_hash": "", "tags": ""})  # no password: a certificate only
-    api(b, "PUT", f"/api/permissions/%2F/{q}", {"configure": ".*", "write": ".*", "read": ".*"})
+    return http(b.management_url, method, path, body)[2]
 
 
 def broker(pki, **extra):
@@ -75,7 +62,7 @@ def users(b):
 def test_a_verified_certificate_logs_in_as_its_distinguished_name(pki, version):
     assert pki["dn"].startswith("CN=Device 7,OU=Testing cert #") and pki["dn"].endswith(",O=trustme v1.2.1")
     with broker(pki) as b:
-        add_user(b, pki["dn"])
+        add_certificate_user(b, pki["dn"])
         dev = tls_client(b, pki, "dev7", version)
         dev.connect()  # no user name, no password
         assert dev.subscribe("plant/+/t", 1)[0].value == 1  # the certificate user's permissions apply
@@ -110,7 +97,7 @@ def test_an_unknown_name_is_refused_and_common_name_mode(pki, version):
         c.c.loop_stop()
         assert api(b, "GET", "/api/connections") == []
     with broker(pki, ssl_cert_login_from="common_name") as b:
-        add_user(b, "Device 7")
+        add_certificate_user(b, "Device 7")
         c = tls_client(b, pki, "cn", version)
         c.connect()
         assert users(b) == [("cn", "Device 7")]
@@ -120,19 +107,19 @@ def test_an_unknown_name_is_refused_and_common_name_mode(pki, version):
 def test_off_by_default_and_without_peer_verification(pki):
     # mqtt_ssl_cert_login off (the default): no credentials is the anonymous login, or refused without it
     with broker(pki, mqtt_ssl_cert_login=False, mqtt_allow_anonymous=False) as b:
-        add_user(b, pki["dn"])
+        add_certificate_user(b, pki["dn"])
         c = tls_client(b, pki, "anon")
         assert c.connect(expect_ok=False)[1].value == 0x87  # 3.1.1's 5, as without a certificate
         c.c.loop_stop()
     with broker(pki, mqtt_ssl_cert_login=False) as b:
-        add_user(b, pki["dn"])
+        add_certificate_user(b, pki["dn"])
         c = tls_client(b, pki, "anon")
         c.connect()
         assert users(b) == [("anon", "guest")]
         c.close()
     # on, but nobody verified the certificate (no tls_verify_peer): it names nobody, the anonymous login
     with broker(pki, tls_verify_peer=False) as b:
-        add_user(b, pki["dn"])
+        add_certificate_user(b, pki["dn"])
         c = tls_client(b, pki, "unverified")
         c.connect()
         assert users(b) == [("unverified", "guest")]

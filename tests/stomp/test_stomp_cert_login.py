@@ -3,8 +3,6 @@ without a login header over STOMP or Web STOMP over TLS, with a certificate the 
 as the certificate's distinguished name (or common name, ``ssl_cert_login_from``); stomp.py and aiohttp
 against the embedded broker, certificates made by trustme."""
 import asyncio
-import base64
-import json
 import socket
 import ssl
 import urllib.parse
@@ -16,6 +14,9 @@ import stomp
 
 from warrenmq.broker.certlogin import distinguished_name, escape_rdn_value, peer_cert_auth_name
 from warrenmq.testing import EmbeddedBroker
+
+from support.http import http
+from support.pki import add_certificate_user
 
 trustme = pytest.importorskip("trustme")
 x509 = pytest.importorskip("cryptography.x509")
@@ -43,20 +44,8 @@ def pki(tmp_path_factory):
     return out
 
 
-def api(b, method, path, body=None, auth=b"guest:guest"):
-    req = urllib.request.Request(b.management_url + path, method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": "Basic " + base64.b64encode(auth).decode(),
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        data = r.read()
-        return json.loads(data) if data else None
-
-
-def add_user(b, name):
-    q = urllib.parse.quote(name, safe="")
-    api(b, "PUT", f"/api/users/{q}", {"password_hash": "", "tags": ""})  # no password: a certificate only
-    api(b, "PUT", f"/api/permissions/%2F/{q}", {"configure": ".*", "write": ".*", "read": ".*"})
+def api(b, method, path, body=None):
+    return http(b.management_url, method, path, body)[2]
 
 
 def broker(pki, **extra):
@@ -88,7 +77,7 @@ CONNECT = b"CONNECT\naccept-version:1.2\nhost:/\n\n\0"
 def test_a_verified_certificate_logs_in_as_its_distinguished_name(pki):
     assert pki["dn"].startswith("CN=Client One,OU=Testing cert #") and pki["dn"].endswith(",O=trustme v1.2.1")
     with broker(pki, tls_verify_peer=True) as b:
-        add_user(b, pki["dn"])
+        add_certificate_user(b, pki["dn"])
         c = stomp.Connection12([("localhost", b.stomps_port)], vhost="/", try_loopback_connect=False)
         c.set_ssl(for_hosts=[("localhost", b.stomps_port)], ca_certs=pki["ca"], cert_file=pki["client"],
                   key_file=pki["client_key"])
@@ -135,14 +124,14 @@ def test_an_unknown_name_is_refused_and_common_name_mode(pki):
         got = raw_connect(b.stomps_port, pki, CONNECT)
         assert got.startswith("ERROR\nmessage:Bad CONNECT\n") and f"Access refused for user '{pki['dn']}'" in got
     with broker(pki, tls_verify_peer=True, ssl_cert_login_from="common_name") as b:
-        add_user(b, "Client One")
+        add_certificate_user(b, "Client One")
         got, conns = raw_connect(b.stomps_port, pki, CONNECT, then=lambda: api(b, "GET", "/api/connections"))
         assert got.startswith("CONNECTED\n") and [x["user"] for x in conns] == ["Client One"]
 
 
 def test_without_peer_verification_or_the_option_the_certificate_names_nobody(pki):
     with broker(pki) as b:  # tls_verify_peer off: no certificate is asked for, the default login applies
-        add_user(b, pki["dn"])
+        add_certificate_user(b, pki["dn"])
         got, conns = raw_connect(b.stomps_port, pki, CONNECT, then=lambda: api(b, "GET", "/api/connections"))
         assert got.startswith("CONNECTED\n") and [x["user"] for x in conns] == ["guest"]
         assert conns[0]["ssl_protocol"] == "tlsv1.3" and conns[0]["peer_cert_subject"] is None
@@ -156,7 +145,7 @@ def test_without_peer_verification_or_the_option_the_certificate_names_nobody(pk
                            "peer_cert_issuer", "peer_cert_validity"))]
     with EmbeddedBroker(stomp=True, management=True, tls_port=0, tls_certfile=pki["server"],
                         tls_keyfile=pki["server_key"], tls_cafile=pki["ca"], tls_verify_peer=True) as b:
-        add_user(b, pki["dn"])  # stomp_ssl_cert_login off (the default)
+        add_certificate_user(b, pki["dn"])  # stomp_ssl_cert_login off (the default)
         got, conns = raw_connect(b.stomps_port, pki, CONNECT, then=lambda: api(b, "GET", "/api/connections"))
         assert got.startswith("CONNECTED\n") and [x["user"] for x in conns] == ["guest"]
 

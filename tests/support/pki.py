@@ -21,3 +21,16 @@ def make_pki(trustme, d: Path) -> dict:
     bad.cert_chain_pems[0].write_to_path(str(files["rogue"]))
     bad.private_key_pem.write_to_path(str(files["rogue_key"]))
     return {k: str(v) for k, v in files.items()}
+
+
+def add_certificate_user(b, name: str) -> None:
+    """A user of the embedded broker ``b`` with no password (a certificate login only) and every permission
+    on vhost "/", made through its management API."""
+    from urllib.parse import quote
+
+    from .http import http
+    q = quote(name, safe="")
+    for path, body in ((f"/api/users/{q}", {"password_hash": "", "tags": ""}),
+                       (f"/api/permissions/%2F/{q}", {"configure": ".*", "write": ".*", "read": ".*"})):
+        status = http(b.management_url, "PUT", path, body)[0]
+        assert status in (201, 204), (path, status)
