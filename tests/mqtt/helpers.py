@@ -89,3 +89,18 @@ def ws_client(port, client_id, version=mqtt.MQTTv311, tls=None):
     c.connect("127.0.0.1", port, 30)
     c.loop_start()
     return c, got, events
+
+
+def browser_round_trip(c, got, events, tcp) -> None:
+    """What a browser does over Web MQTT beside a TCP client ``tcp`` subscribed to ``back/+``, with the
+    retained ``dash/cfg`` = ``dark`` published: subscribes to ``dash/#`` (gets the retained message, then a
+    live QoS 1 one) and publishes to ``back/1``, which ``tcp`` gets."""
+    c.subscribe("dash/#", 1)
+    events.get(timeout=5)
+    m = got.get(timeout=5)  # the retained message, over the WebSocket
+    assert (m.topic, m.payload, m.retain) == ("dash/cfg", b"dark", True)
+    tcp.publish("dash/d1", b"21.5", 1)
+    m = got.get(timeout=5)
+    assert (m.topic, m.payload, m.qos) == ("dash/d1", b"21.5", 1)
+    c.publish("back/1", b"from the browser", 1).wait_for_publish(5)
+    assert tcp.get().payload == b"from the browser"

@@ -7,7 +7,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from warrenmq.testing import EmbeddedBroker
 
-from .helpers import Client, ws_client
+from .helpers import Client, browser_round_trip, ws_client
 
 
 def connected_ws_client(port, client_id, version=mqtt.MQTTv311):
@@ -25,15 +25,7 @@ def test_web_mqtt_with_tcp_mqtt():
         tcp.subscribe("back/+", 0)
         for version in (mqtt.MQTTv311, mqtt.MQTTv5):
             c, got, acks = connected_ws_client(port, f"browser{version}", version)
-            c.subscribe("dash/#", 1)
-            acks.get(timeout=5)
-            m = got.get(timeout=5)  # the retained message, over the WebSocket
-            assert (m.topic, m.payload, m.retain) == ("dash/cfg", b"dark", True)
-            tcp.publish("dash/d1", b"21.5", 1)
-            m = got.get(timeout=5)
-            assert (m.topic, m.payload, m.qos) == ("dash/d1", b"21.5", 1)
-            c.publish("back/1", b"from the browser", 1).wait_for_publish(5)
-            assert tcp.get().payload == b"from the browser"
+            browser_round_trip(c, got, acks, tcp)
             # the same client id over TCP takes the WebSocket session over
             other = Client(b.mqtt_port, f"browser{version}")
             assert acks.get(timeout=5)[0] == "gone"

@@ -14,7 +14,7 @@ from warrenmq.testing import EmbeddedBroker
 
 from support.pki import make_pki
 
-from .helpers import Client, ws_client
+from .helpers import Client, browser_round_trip, ws_client
 
 trustme = pytest.importorskip("trustme")
 
@@ -51,15 +51,7 @@ def test_web_mqtt_over_tls_with_tcp_mqtt(pki, version):
         c, got, events = wss_client(port, "browser", pki, version)
         assert not events.get(timeout=5).is_failure
         assert isinstance(c.socket()._socket, ssl.SSLSocket)  # paho's WebSocket wrapper holds a TLS socket
-        c.subscribe("dash/#", 1)
-        events.get(timeout=5)
-        m = got.get(timeout=5)  # the retained message, over wss://
-        assert (m.topic, m.payload, m.retain) == ("dash/cfg", b"dark", True)
-        tcp.publish("dash/d1", b"21.5", 1)
-        m = got.get(timeout=5)
-        assert (m.topic, m.payload, m.qos) == ("dash/d1", b"21.5", 1)
-        c.publish("back/1", b"from the browser", 1).wait_for_publish(5)
-        assert tcp.get().payload == b"from the browser"
+        browser_round_trip(c, got, events, tcp)
         conns = api(b, "/api/connections")
         assert sorted((c["client_properties"]["client_id"], c["ssl"], c["port"]) for c in conns) == [
             ("browser", True, port), ("tcp", False, b.mqtt_port)]
